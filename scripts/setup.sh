@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Creates .venv (Python 3.10) with every dependency pinned by requirements.lock,
+# installs this project into it (editable), and makes TF_USE_LEGACY_KERAS=1 hold
+# in every interpreter the venv starts: TFX 1.16 needs Keras 2, and Beam workers,
+# Airflow tasks and notebook kernels are separate processes that never see a
+# variable exported by one shell.
+#
+# Override the interpreter with PYTHON=/path/to/python3.10, the venv with VENV=dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+UV_VERSION=$(sed -n 's/^uv==//p' requirements.lock)
+
+find_python() {
+  if [[ -n "${PYTHON:-}" ]]; then echo "$PYTHON"; return; fi
+  for candidate in "env PYENV_VERSION=3.10.13 python3.10" python3.10; do
+    if $candidate -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+      echo "$candidate"; return
+    fi
+  done
+  echo "error: TFX 1.16 needs Python 3.10; none found (set PYTHON=/path/to/python3.10)" >&2
+  exit 1
+}
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  py=$(find_python)
+  echo "==> creating $VENV with $($py --version)"
+  # The stdlib venv module seeds pip, which TFX uses to install module files.
+  $py -m venv "$VENV"
+fi
+
+if ! "$VENV/bin/uv" --version 2>/dev/null | grep -q " $UV_VERSION"; then
+  echo "==> installing uv $UV_VERSION into $VENV (pip's resolver backtracks for >10 min on this set)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+
+echo "==> syncing $VENV with requirements.lock"
+"$VENV/bin/uv" pip sync --quiet --python "$VENV/bin/python" requirements.lock
+"$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
+
+site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# A .pth line starting with `import` runs at every interpreter start-up, before
+# any user code imports TensorFlow.
+echo "import os; os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')" > "$site/cfpb_legacy_keras.pth"
+
+"$VENV/bin/python" -c 'import os, tfx, tf_keras; assert os.environ["TF_USE_LEGACY_KERAS"] == "1"; print("==> ready: tfx", tfx.__version__)'

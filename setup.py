@@ -1,0 +1,20 @@
+"""Installs the project so TFX executors can import its functions by module path.
+
+Dependencies are pinned in requirements.lock and installed by scripts/setup.sh;
+`install_requires` only names the direct ones for people installing elsewhere.
+"""
+from setuptools import setup
+
+setup(
+    name="cfpb-tfx-pipeline",
+    version="0.1.0",
+    description="Reference TFX pipeline on CFPB consumer complaints",
+    python_requires=">=3.9,<3.11",
+    packages=["components", "data", "models", "pipeline", "runners"],
+    package_data={"data": ["raw/*.csv.gz"]},
+    install_requires=[
+        "tfx[kfp]==1.16.0",
+        "apache-beam[gcp]==2.59.0",
+        "tf-keras==2.16.0",
+    ],
+)
