@@ -1,0 +1,81 @@
+"""The feature spec: every feature the model uses, named once.
+
+Transform's `preprocessing_fn`, the Keras model's inputs and both serving
+signatures read these definitions, so adding or resizing a feature is a change
+here and nowhere else.
+
+Vocabulary sizes follow the values seen in the 2015 export (top-k keeps the
+most frequent values; one extra out-of-vocabulary index catches the rest).
+`company` and `submitted_via` are in the canonical data but not features: the
+2015 export has neither, so a model using them would learn from one span only.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+LABEL_KEY = "consumer_disputed"
+# Out-of-vocabulary values share one extra index after the top-k vocabulary.
+OOV_BUCKETS = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalFeature:
+    """A string feature mapped to an index by a tf.Transform vocabulary.
+
+    `embedding_dim` None means the model one-hot encodes the index; otherwise
+    it learns an embedding of that size (for vocabularies too large to one-hot
+    cheaply).
+    """
+
+    name: str
+    vocab_size: int
+    embedding_dim: Optional[int] = None
+
+    @property
+    def num_indices(self) -> int:
+        return self.vocab_size + OOV_BUCKETS
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketizedFeature:
+    """A numeric feature cut into quantile buckets (boundaries from train data).
+
+    Index 0 is reserved for a missing value, so the model sees `num_buckets + 1`
+    indices and a missing ZIP is never confused with the lowest bucket.
+    """
+
+    name: str
+    num_buckets: int
+
+    @property
+    def num_indices(self) -> int:
+        return self.num_buckets + 1
+
+
+CATEGORICAL_FEATURES: Tuple[CategoricalFeature, ...] = (
+    CategoricalFeature("product", vocab_size=11),
+    CategoricalFeature("company_response", vocab_size=6),
+    CategoricalFeature("timely_response", vocab_size=2),
+    CategoricalFeature("sub_product", vocab_size=45, embedding_dim=5),
+    CategoricalFeature("issue", vocab_size=90, embedding_dim=5),
+    CategoricalFeature("sub_issue", vocab_size=50, embedding_dim=5),
+    CategoricalFeature("state", vocab_size=60, embedding_dim=5),
+)
+
+BUCKETIZED_FEATURES: Tuple[BucketizedFeature, ...] = (
+    # ZIP codes are five digits (masked digits as 0, see data.prepare); their
+    # numeric order is roughly geographic, so quantile buckets are regions.
+    BucketizedFeature("zip_code", num_buckets=10),
+)
+
+ALL_FEATURES = CATEGORICAL_FEATURES + BUCKETIZED_FEATURES
+FEATURE_NAMES: Tuple[str, ...] = tuple(f.name for f in ALL_FEATURES)
+
+
+def transformed_name(name: str) -> str:
+    """Name of a feature after Transform (the book's `_xf` convention)."""
+    return f"{name}_xf"
+
+
+TRANSFORMED_LABEL_KEY = transformed_name(LABEL_KEY)

@@ -1,0 +1,93 @@
+"""The Keras model and the Trainer's `run_fn` (referenced as `models.model.run_fn`).
+
+The book's tabular model: small categoricals one-hot, larger ones embedded,
+ZIP buckets one-hot, then Dense 100 -> 50 -> 10 (relu) and a sigmoid output.
+The book's TF-Hub text embeddings for `issue`/`sub_issue` are replaced by
+in-graph vocabularies (no downloads at run time; see docs in README).
+
+Keras 2 is required (TFX 1.16): scripts/setup.sh makes TF_USE_LEGACY_KERAS=1
+hold in every interpreter of the venv, so `tf.keras` is tf-keras here.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from models import features, signatures
+
+HIDDEN_UNITS = (100, 50, 10)
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_LEARNING_RATE = 1e-3
+
+
+def _encoded_input(feature, indices: tf.Tensor) -> tf.Tensor:
+    if getattr(feature, "embedding_dim", None):
+        return tf.keras.layers.Embedding(
+            feature.num_indices, feature.embedding_dim,
+            name=f"{feature.name}_embedding")(indices)
+    return tf.keras.layers.CategoryEncoding(
+        num_tokens=feature.num_indices, output_mode="one_hot",
+        name=f"{feature.name}_one_hot")(indices)
+
+
+def build_keras_model(learning_rate: float = DEFAULT_LEARNING_RATE) -> tf.keras.Model:
+    """Builds the compiled model; its inputs are Transform's `_xf` outputs."""
+    inputs = {
+        features.transformed_name(f.name): tf.keras.Input(
+            shape=(), dtype=tf.int64, name=features.transformed_name(f.name))
+        for f in features.ALL_FEATURES
+    }
+    encoded = [_encoded_input(f, inputs[features.transformed_name(f.name)])
+               for f in features.ALL_FEATURES]
+    x = tf.keras.layers.concatenate(encoded)
+    for units in HIDDEN_UNITS:
+        x = tf.keras.layers.Dense(units, activation="relu")(x)
+    output = tf.keras.layers.Dense(1, activation="sigmoid", name="dispute_probability")(x)
+
+    model = tf.keras.Model(inputs=inputs, outputs=output)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=tf.keras.losses.BinaryCrossentropy(),
+        metrics=[tf.keras.metrics.AUC(name="auc"),
+                 tf.keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def _dataset(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
+             tf_transform_output: tft.TFTransformOutput, batch_size: int) -> tf.data.Dataset:
+    """Batches of (transformed features, label), repeated indefinitely."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size, label_key=features.TRANSFORMED_LABEL_KEY),
+        tf_transform_output.transformed_metadata.schema,
+    ).repeat()
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Trains the model and saves it with the serving signatures."""
+    custom = fn_args.custom_config or {}
+    batch_size = int(custom.get("batch_size", DEFAULT_BATCH_SIZE))
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+
+    train = _dataset(fn_args.train_files, fn_args.data_accessor,
+                     tf_transform_output, batch_size)
+    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor,
+                          tf_transform_output, batch_size)
+
+    model = build_keras_model(float(custom.get("learning_rate", DEFAULT_LEARNING_RATE)))
+    model.fit(
+        train,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
+        verbose=2,
+    )
+    model.save(fn_args.serving_model_dir, save_format="tf",
+               signatures=signatures.serving_signatures(model, tf_transform_output))

@@ -1,0 +1,72 @@
+"""tf.Transform preprocessing, driven entirely by `models.features`.
+
+Transform references this function by path (`models.preprocessing.preprocessing_fn`)
+instead of a module file, so TFX imports it from the installed project rather
+than building a wheel at run time. Its graph is saved with the model, so
+serving applies exactly the same vocabularies and bucket boundaries.
+"""
+from __future__ import annotations
+
+from typing import Dict, Union
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+Tensor = Union[tf.Tensor, tf.SparseTensor]
+
+
+def fill_in_missing(x: Tensor, default) -> tf.Tensor:
+    """Returns a dense rank-1 tensor with `default` where a value is missing.
+
+    CsvExampleGen leaves empty cells out of the tf.Example, so a feature that is
+    sometimes empty arrives as a SparseTensor of shape [batch, 1]; one that is
+    always present arrives dense.
+    """
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(
+            tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default)
+    return tf.reshape(x, [-1])
+
+
+def _vocabulary_index(feature: features.CategoricalFeature, x: Tensor) -> tf.Tensor:
+    # An empty string stands for "not given", a value the model may learn from
+    # (e.g. no sub-issue), so it competes for the top-k like any other value.
+    values = fill_in_missing(x, "")
+    return tft.compute_and_apply_vocabulary(
+        values,
+        top_k=feature.vocab_size,
+        num_oov_buckets=features.OOV_BUCKETS,
+        vocab_filename=feature.name,
+    )
+
+
+def _bucket_index(feature: features.BucketizedFeature, x: Tensor) -> tf.Tensor:
+    if x.dtype == tf.string:
+        raise TypeError(
+            f"{feature.name} arrived as text; data.prepare writes it as digits. "
+            "Was ExampleGen pointed at unprepared CSV files?")
+    present = fill_in_missing(
+        tf.SparseTensor(x.indices, tf.ones_like(x.values), x.dense_shape)
+        if isinstance(x, tf.SparseTensor) else tf.ones_like(x), 0)
+    values = tf.cast(fill_in_missing(x, 0), tf.float32)
+    # Missing values get zero weight, so they do not pull the quantile
+    # boundaries, and the reserved index 0 rather than a real bucket.
+    buckets = tft.bucketize(values, feature.num_buckets,
+                            weights=tf.cast(present, tf.float32))
+    return tf.where(present > 0, buckets + 1, tf.zeros_like(buckets))
+
+
+def preprocessing_fn(inputs: Dict[str, Tensor]) -> Dict[str, tf.Tensor]:
+    """Maps raw canonical columns to the model's integer inputs and the label."""
+    outputs = {}
+    for feature in features.CATEGORICAL_FEATURES:
+        outputs[features.transformed_name(feature.name)] = _vocabulary_index(
+            feature, inputs[feature.name])
+    for feature in features.BUCKETIZED_FEATURES:
+        outputs[features.transformed_name(feature.name)] = _bucket_index(
+            feature, inputs[feature.name])
+    outputs[features.TRANSFORMED_LABEL_KEY] = tf.cast(
+        fill_in_missing(inputs[features.LABEL_KEY], 0), tf.int64)
+    return outputs

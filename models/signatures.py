@@ -1,0 +1,70 @@
+"""Serving signatures: raw complaints in, dispute probability out.
+
+Both signatures apply the saved Transform graph before the model, so clients
+send raw values and never re-implement preprocessing:
+
+- `serving_default` takes serialized `tf.Example`s (`examples`), what TF
+  Serving's predict/classify APIs and TFMA's Evaluator send;
+- `serving_raw` takes one string/int tensor per raw feature, which is what a
+  JSON client sends to TF Serving's REST predict API. An empty string (or 0 for
+  a ZIP code) means "not given", like an empty cell in the CSV.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+PREDICTION_KEY = "dispute_probability"
+EXAMPLES_INPUT = "examples"
+RAW_SIGNATURE = "serving_raw"
+
+
+def raw_feature_spec(tf_transform_output: tft.TFTransformOutput) -> Dict[str, tf.io.FixedLenFeature]:
+    """Parsing spec of the model's raw inputs, typed as Transform saw them.
+
+    Only the features in the feature spec: a client need not send the label
+    or columns the model does not use.
+    """
+    spec = tf_transform_output.raw_feature_spec()
+    return {name: spec[name] for name in features.FEATURE_NAMES}
+
+
+def _as_transform_input(value: tf.Tensor, spec) -> tf.Tensor:
+    """Turns a dense [batch] tensor into what the Transform graph expects."""
+    column = tf.expand_dims(value, -1)
+    if isinstance(spec, tf.io.VarLenFeature):
+        # from_dense drops '' and 0 entries: they become missing values.
+        return tf.sparse.from_dense(column)
+    return column
+
+
+def serving_signatures(model: tf.keras.Model,
+                       tf_transform_output: tft.TFTransformOutput) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+    # Attached to the model so its vocabularies are saved as the model's assets.
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    spec = raw_feature_spec(tf_transform_output)
+
+    def predict(raw_features):
+        transformed = model.tft_layer(raw_features)
+        model_inputs = {features.transformed_name(name): transformed[features.transformed_name(name)]
+                        for name in features.FEATURE_NAMES}
+        return {PREDICTION_KEY: model(model_inputs)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serve_tf_examples(examples):
+        return predict(tf.io.parse_example(examples, spec))
+
+    @tf.function(input_signature=[{
+        name: tf.TensorSpec([None], feature_spec.dtype, name=name)
+        for name, feature_spec in spec.items()}])
+    def serve_raw(raw):
+        return predict({name: _as_transform_input(raw[name], spec[name]) for name in spec})
+
+    return {
+        "serving_default": serve_tf_examples.get_concrete_function(),
+        RAW_SIGNATURE: serve_raw.get_concrete_function(),
+    }
