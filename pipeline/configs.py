@@ -1,0 +1,183 @@
+"""All pipeline settings in one typed config.
+
+Every field has a default that works on a laptop. Each can be overridden by an
+environment variable `CFPB_<FIELD>` (e.g. `CFPB_TRAIN_STEPS=500`) and then by
+the runner's flag `--<field-with-dashes>`; `PipelineConfig.from_args` applies
+both, so every runner offers the same options with the same meaning.
+
+Paths default to folders inside the repository checkout (`build/`,
+`serving_model/`), never to a home directory; absolute paths, `gs://` or
+`s3://` URIs work wherever TFX's filesystem layer supports them.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import typing
+from pathlib import Path
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "CFPB_"
+
+
+def _build(*parts: str) -> str:
+    return str(REPO_ROOT.joinpath("build", *parts))
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    pipeline_name: str = dataclasses.field(
+        default="cfpb-disputes",
+        metadata={"help": "pipeline name, also the MLMD pipeline context"})
+    model_name: str = dataclasses.field(
+        default="cfpb_disputes",
+        metadata={"help": "model name under the serving directory (TF Serving's model name)"})
+    raw_data_dir: str = dataclasses.field(
+        default=str(REPO_ROOT / "data" / "raw"),
+        metadata={"help": "CFPB exports (.csv/.csv.gz); the N-th by file name becomes span N"})
+    data_root: str = dataclasses.field(
+        default=_build("data", "spans"),
+        metadata={"help": "prepared spans (span-<N>/complaints.csv) that CsvExampleGen reads"})
+    max_rows_per_span: Optional[int] = dataclasses.field(
+        default=None,
+        metadata={"help": "keep at most this many rows per span (evenly spaced), for quick runs"})
+    span: Optional[int] = dataclasses.field(
+        default=None,
+        metadata={"help": "span to train on; default: the latest"})
+    pipeline_root: str = dataclasses.field(
+        default=_build("pipeline_root"),
+        metadata={"help": "where components write artifacts"})
+    serving_model_dir: str = dataclasses.field(
+        default=str(REPO_ROOT / "serving_model"),
+        metadata={"help": "Pusher writes <this>/<model_name>/<version>/ (TF Serving layout)"})
+    metadata_path: str = dataclasses.field(
+        default=_build("metadata", "metadata.sqlite"),
+        metadata={"help": "SQLite ML Metadata file (used unless --mysql-host is set)"})
+    mysql_host: Optional[str] = dataclasses.field(
+        default=None, metadata={"help": "use ML Metadata on this MySQL server instead of SQLite"})
+    mysql_port: int = dataclasses.field(default=3306, metadata={"help": "MySQL port"})
+    mysql_database: str = dataclasses.field(
+        default="mlmd", metadata={"help": "MySQL database for ML Metadata"})
+    mysql_user: str = dataclasses.field(default="mlmd", metadata={"help": "MySQL user"})
+    mysql_password_file: Optional[str] = dataclasses.field(
+        default=None,
+        metadata={"help": "file holding the MySQL password (or set CFPB_MYSQL_PASSWORD)"})
+    train_steps: int = dataclasses.field(default=2000, metadata={"help": "training steps"})
+    eval_steps: int = dataclasses.field(
+        default=100, metadata={"help": "validation steps during training"})
+    batch_size: int = dataclasses.field(default=64, metadata={"help": "training batch size"})
+    learning_rate: float = dataclasses.field(default=1e-3, metadata={"help": "Adam learning rate"})
+    min_auc: float = dataclasses.field(
+        default=0.6,
+        metadata={"help": "Evaluator blesses a model only if eval AUC is at least this"})
+    max_auc_regression: float = dataclasses.field(
+        default=0.0,
+        metadata={"help": "how much lower than the blessed baseline's AUC a new model may be"})
+    enable_cache: bool = dataclasses.field(
+        default=True, metadata={"help": "reuse outputs of components whose inputs did not change"})
+    beam_pipeline_args: List[str] = dataclasses.field(
+        default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+        metadata={"help": "Beam options for the components' Beam jobs, one string, e.g. "
+                          "'--direct_running_mode=multi_processing --direct_num_workers=2'"})
+
+    @property
+    def uses_mysql(self) -> bool:
+        return bool(self.mysql_host)
+
+    def mysql_password(self, environ: Mapping[str, str] = os.environ) -> str:
+        """The MySQL password, from a file or the environment, never from flags."""
+        if self.mysql_password_file:
+            return Path(self.mysql_password_file).read_text().strip()
+        return environ.get(f"{ENV_PREFIX}MYSQL_PASSWORD", "")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides) -> "PipelineConfig":
+        values = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is not None:
+                values[field.name] = _parse(field, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Adds one flag per field; unset flags keep the environment/default value."""
+        group = parser.add_argument_group(
+            "pipeline settings (each also read from the environment as CFPB_<NAME>)")
+        for field in dataclasses.fields(cls):
+            flag = "--" + field.name.replace("_", "-")
+            default = _default(field)
+            help_text = f"{field.metadata['help']} (default: {default})"
+            if _base_type(field) is bool:
+                group.add_argument(flag, dest=field.name, default=None,
+                                   action=argparse.BooleanOptionalAction, help=help_text)
+            else:
+                group.add_argument(flag, dest=field.name, default=None, metavar=field.name.upper(),
+                                   help=help_text)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace,
+                  environ: Mapping[str, str] = os.environ) -> "PipelineConfig":
+        overrides = {}
+        for field in dataclasses.fields(cls):
+            value = getattr(args, field.name, None)
+            if value is not None:
+                overrides[field.name] = value if isinstance(value, bool) else _parse(field, value)
+        return cls.from_env(environ, **overrides)
+
+
+def _field_type(field: dataclasses.Field):
+    # Annotations are strings under `from __future__ import annotations`.
+    return typing.get_type_hints(PipelineConfig)[field.name]
+
+
+def _is_optional(field: dataclasses.Field) -> bool:
+    return type(None) in typing.get_args(_field_type(field))
+
+
+def _base_type(field: dataclasses.Field) -> type:
+    kind = _field_type(field)
+    if _is_optional(field):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    return typing.get_origin(kind) or kind
+
+
+def _default(field: dataclasses.Field):
+    if field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+        return shlex.join(value) if isinstance(value, list) else value
+    return field.default
+
+
+def _parse(field: dataclasses.Field, raw: str):
+    kind = _base_type(field)
+    if raw == "" and _is_optional(field):
+        return None
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is list:
+            return shlex.split(raw)
+        return kind(raw)
+    except ValueError:
+        raise ValueError(
+            f"setting {field.name}: {raw!r} is not a valid {kind.__name__}") from None
+
+
+def parse_args(parser: argparse.ArgumentParser,
+               argv: Optional[Sequence[str]] = None) -> Tuple[PipelineConfig, argparse.Namespace]:
+    """Adds the config flags to a runner's parser and parses its command line."""
+    PipelineConfig.add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return PipelineConfig.from_args(args), args
+    except ValueError as e:
+        parser.error(str(e))

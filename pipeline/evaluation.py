@@ -1,0 +1,52 @@
+"""The Evaluator's TFMA config: which metrics, which slices, what blesses a model."""
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+from google.protobuf.wrappers_pb2 import BoolValue
+
+from models import features
+from pipeline.configs import PipelineConfig
+
+SLICE_FEATURES = ("product", "state")
+BLESSING_METRIC = "AUC"
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """Metrics overall and per product/state; AUC gates the blessing.
+
+    TFMA blesses only models that pass every threshold, and blesses nothing
+    without one, so AUC carries both: an absolute floor (`min_auc`) and a
+    no-regression bound against the latest blessed model (the baseline). The
+    first model has no baseline and is judged on the floor alone.
+
+    The thresholds apply to the overall slice only: a threshold on the metric
+    itself would apply to every slice, and a state with ten complaints and no
+    dispute (AUC undefined, reported as 0) would veto every model.
+    """
+    auc_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            # -1e-10 rather than 0: an identical model is not a regression.
+            absolute={"value": -max(config.max_auc_regression, 1e-10)}),
+    )
+    return tfma.EvalConfig(
+        # Only the metrics below: TFMA would also re-compute the model's Keras
+        # compile metrics, whose `auc` clashes by name with TFMA's own.
+        options=tfma.Options(include_default_metrics=BoolValue(value=False)),
+        model_specs=[tfma.ModelSpec(signature_name="serving_default",
+                                    label_key=features.LABEL_KEY)],
+        slicing_specs=[tfma.SlicingSpec()] + [
+            tfma.SlicingSpec(feature_keys=[name]) for name in SLICE_FEATURES],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
+                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                             threshold=auc_threshold)]),
+            tfma.MetricConfig(class_name="Precision"),
+            tfma.MetricConfig(class_name="Recall"),
+            tfma.MetricConfig(class_name="BinaryAccuracy"),
+            tfma.MetricConfig(class_name="Calibration"),
+            tfma.MetricConfig(class_name="CalibrationPlot"),
+        ])],
+    )

@@ -1,0 +1,34 @@
+"""ML Metadata connection: SQLite under build/ by default, MySQL when configured."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from pipeline.configs import PipelineConfig
+
+
+def connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
+    """The MLMD connection every runner and the notebook use for `config`."""
+    if config.uses_mysql:
+        return tfx.orchestration.metadata.mysql_metadata_connection_config(
+            host=config.mysql_host,
+            port=config.mysql_port,
+            database=config.mysql_database,
+            username=config.mysql_user,
+            password=config.mysql_password(),
+        )
+    if "://" not in config.metadata_path:
+        Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        os.fspath(config.metadata_path))
+
+
+def describe(config: PipelineConfig) -> str:
+    """Where the store lives, for run summaries (never prints the password)."""
+    if config.uses_mysql:
+        return (f"mysql://{config.mysql_user}@{config.mysql_host}:{config.mysql_port}/"
+                f"{config.mysql_database}")
+    return config.metadata_path

@@ -1,0 +1,112 @@
+"""The component graph, defined once; every runner and the notebook build it here.
+
+CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
+             -> Transform -> Trainer -> Evaluator (vs. latest blessed model) -> Pusher
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Set, Tuple
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from pipeline import evaluation
+from pipeline.configs import PipelineConfig
+
+SPAN_PATTERN = "span-{SPAN}/*.csv"
+SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
+RESOLVER_ID = "latest_blessed_model_resolver"
+
+
+def _example_gen(config: PipelineConfig) -> tfx.components.CsvExampleGen:
+    range_config = None
+    if config.span is not None:
+        range_config = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
+            start_span_number=config.span, end_span_number=config.span))
+    return tfx.components.CsvExampleGen(
+        input_base=os.fspath(config.data_root),
+        # Without a range config ExampleGen picks the latest span it finds.
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="single_split", pattern=SPAN_PATTERN)]),
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
+            for name, buckets in SPLITS.items()])),
+        range_config=range_config,
+    )
+
+
+def create_components(config: PipelineConfig) -> List[tfx.types.BaseNode]:
+    """The pipeline's components in topological order (the notebook runs them one by one)."""
+    example_gen = _example_gen(config)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn="models.preprocessing.preprocessing_fn",
+        # Vocabularies and quantiles come from train only; eval/test must not
+        # leak into them, but must be transformed for evaluation and benchmarks.
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
+    )
+    trainer = tfx.components.Trainer(
+        run_fn="models.model.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        custom_config={"batch_size": config.batch_size, "learning_rate": config.learning_rate},
+    )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(RESOLVER_ID)
+    evaluator = tfx.components.Evaluator(
+        # Raw examples: the model's serving signature applies Transform itself,
+        # so evaluation exercises the same path as serving.
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        example_splits=["eval"],
+        eval_config=evaluation.eval_config(config),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=os.path.join(config.serving_model_dir, config.model_name))),
+    )
+    return [example_gen, statistics_gen, schema_gen, example_validator, transform,
+            trainer, model_resolver, evaluator, pusher]
+
+
+def create_pipeline(config: PipelineConfig,
+                    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+                    ) -> tfx.dsl.Pipeline:
+    """The whole graph. Runners pass their MLMD connection (None on Kubeflow,
+    where the cluster provides the store)."""
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=os.fspath(config.pipeline_root),
+        components=create_components(config),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )
+
+
+def component_edges(pipeline: tfx.dsl.Pipeline) -> Set[Tuple[str, str]]:
+    """(upstream id, downstream id) pairs: the graph every backend must reproduce."""
+    return {(upstream.id, component.id)
+            for component in pipeline.components
+            for upstream in component.upstream_nodes}
+
+
+def component_ids(pipeline: tfx.dsl.Pipeline) -> Dict[str, tfx.types.BaseNode]:
+    return {component.id: component for component in pipeline.components}

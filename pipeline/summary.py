@@ -1,0 +1,278 @@
+"""What a pipeline run did, read back from ML Metadata and its artifacts.
+
+Every runner ends with this summary, so it reads only what any orchestrator
+records: executions and artifacts in MLMD, and the files those artifacts point
+to (statistics, anomalies, TFMA metrics and validation, the pushed model).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Tuple
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import metadata
+from pipeline.configs import PipelineConfig
+
+# Slices smaller than this are too noisy to call the "worst" one.
+MIN_SLICE_EXAMPLES = 50
+_STATE_WORDS = {
+    metadata_store_pb2.Execution.COMPLETE: "finished",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "FAILED",
+    metadata_store_pb2.Execution.RUNNING: "running",
+    metadata_store_pb2.Execution.NEW: "new",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+}
+
+
+@dataclasses.dataclass
+class NodeRun:
+    node_id: str
+    state: str
+    seconds: float
+    outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+
+    def artifact(self, key: str) -> Optional[metadata_store_pb2.Artifact]:
+        artifacts = self.outputs.get(key) or []
+        return artifacts[-1] if artifacts else None
+
+
+@dataclasses.dataclass
+class SliceMetric:
+    slice_name: str
+    value: float
+    examples: int
+
+
+@dataclasses.dataclass
+class RunSummary:
+    run_id: Optional[str]
+    nodes: Dict[str, NodeRun]
+    split_rows: Dict[str, int]
+    anomalies: Dict[str, List[str]]
+    auc_overall: Optional[SliceMetric]
+    auc_worst_slice: Optional[SliceMetric]
+    blessed: Optional[bool]
+    blessing_reason: str
+    pushed_path: Optional[str]
+    pushed_version: Optional[str]
+    metadata_location: str
+
+    def render(self) -> str:
+        if not self.nodes:
+            return f"No pipeline run recorded in ML Metadata ({self.metadata_location})."
+        states = [n.state for n in self.nodes.values()]
+        lines = [f"Run summary: run {self.run_id}, {len(states)} components "
+                 f"({states.count('finished')} ran, {states.count('cached')} cached"
+                 + (f", {states.count('FAILED')} FAILED" if "FAILED" in states else "") + ")"]
+        lines.append("  components  " + ", ".join(
+            f"{n.node_id} {n.seconds:.0f}s" + ("" if n.state == "finished" else f" ({n.state})")
+            for n in self.nodes.values()))
+        if self.split_rows:
+            lines.append("  rows        " + ", ".join(
+                f"{split} {rows:,}" for split, rows in self.split_rows.items()))
+        if "ExampleValidator" in self.nodes:
+            if any(self.anomalies.values()):
+                lines.append("  anomalies   " + "; ".join(
+                    f"{split}: {', '.join(found)}"
+                    for split, found in self.anomalies.items() if found))
+            else:
+                lines.append("  anomalies   none")
+        if self.auc_overall:
+            text = (f"  eval AUC    {self.auc_overall.value:.3f} overall "
+                    f"({self.auc_overall.examples:,} examples)")
+            if self.auc_worst_slice:
+                w = self.auc_worst_slice
+                text += f"; worst slice {w.slice_name}: {w.value:.3f} ({w.examples:,} examples)"
+            lines.append(text)
+        if self.blessed is not None:
+            lines.append(f"  blessed     {'yes' if self.blessed else 'NO'}: {self.blessing_reason}")
+        if self.pushed_path:
+            lines.append(f"  pushed      {self.pushed_path} (version {self.pushed_version})")
+        elif "Pusher" in self.nodes:
+            lines.append("  pushed      nothing: the model was not blessed; "
+                         "the previously pushed model stays the served one")
+        lines.append(f"  MLMD        {self.metadata_location}")
+        return "\n".join(lines)
+
+
+def _node_context_name(pipeline_name: str, node_id: str) -> str:
+    return f"{pipeline_name}.{node_id}"
+
+
+def latest_node_state(connection_config, pipeline_name: str, node_id: str) -> str:
+    """'finished', 'cached', ... for the newest execution of one component."""
+    store = metadata_store.MetadataStore(connection_config)
+    context = store.get_context_by_type_and_name(
+        "node", _node_context_name(pipeline_name, node_id))
+    executions = store.get_executions_by_context(context.id) if context else []
+    if not executions:
+        return "done (no execution recorded)"
+    latest = max(executions, key=lambda e: e.id)
+    return _STATE_WORDS.get(latest.last_known_state, "unknown")
+
+
+def _latest_run(store, pipeline_name: str) -> Tuple[Optional[str], List]:
+    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_context is None:
+        return None, []
+    executions = store.get_executions_by_context(pipeline_context.id)
+    if not executions:
+        return None, []
+    newest = max(executions, key=lambda e: e.id)
+    run_type_id = store.get_context_type("pipeline_run").id
+    for context in store.get_contexts_by_execution(newest.id):
+        if context.type_id == run_type_id:
+            return context.name, store.get_executions_by_context(context.id)
+    return None, [newest]
+
+
+def _node_runs(store, pipeline_name: str, executions) -> Dict[str, NodeRun]:
+    node_type_id = store.get_context_type("node").id
+    prefix = pipeline_name + "."
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    artifact_ids = {ev.artifact_id for ev in events
+                    if ev.type in (metadata_store_pb2.Event.OUTPUT,
+                                   metadata_store_pb2.Event.DECLARED_OUTPUT)}
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))}
+    runs = {}
+    for execution in sorted(executions, key=lambda e: e.id):
+        node_id = next((c.name[len(prefix):] for c in store.get_contexts_by_execution(execution.id)
+                        if c.type_id == node_type_id and c.name.startswith(prefix)), None)
+        if node_id is None:
+            continue
+        outputs: Dict[str, List] = {}
+        for ev in events:
+            if ev.execution_id == execution.id and ev.artifact_id in artifacts:
+                key = ev.path.steps[0].key if ev.path.steps else ""
+                outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
+        seconds = (execution.last_update_time_since_epoch
+                   - execution.create_time_since_epoch) / 1000.0
+        runs[node_id] = NodeRun(node_id, _STATE_WORDS.get(execution.last_known_state, "unknown"),
+                                seconds, outputs)
+    return runs
+
+
+def _split_names(artifact) -> List[str]:
+    value = artifact.properties.get("split_names") or artifact.custom_properties.get("split_names")
+    return json.loads(value.string_value) if value else []
+
+
+def _split_rows(statistics) -> Dict[str, int]:
+    import tensorflow_data_validation as tfdv
+    rows = {}
+    for split in _split_names(statistics):
+        stats = tfdv.load_stats_binary(
+            os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb"))
+        rows[split] = stats.datasets[0].num_examples
+    return rows
+
+
+def _anomalies(anomalies_artifact) -> Dict[str, List[str]]:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+    from tfx.utils import io_utils
+    found = {}
+    for split in _split_names(anomalies_artifact):
+        path = os.path.join(anomalies_artifact.uri, f"Split-{split}", "SchemaDiff.pb")
+        proto = anomalies_pb2.Anomalies()
+        proto.ParseFromString(io_utils.read_bytes_file(path))
+        found[split] = [f"{name} ({info.short_description})"
+                        for name, info in sorted(proto.anomaly_info.items())]
+    return found
+
+
+def _auc_by_slice(evaluation_uri: str) -> Dict[str, SliceMetric]:
+    import tensorflow_model_analysis as tfma
+    by_slice = {}
+    for metrics in tfma.load_metrics(evaluation_uri):
+        slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
+        slice_name = tfma.slicer.stringify_slice_key(slice_key) if slice_key else "overall"
+        auc, examples = None, 0
+        for entry in metrics.metric_keys_and_values:
+            if entry.key.is_diff or entry.key.model_name == "baseline":
+                continue
+            if entry.key.name == "auc":
+                auc = entry.value.double_value.value
+            elif entry.key.name == "example_count":
+                examples = int(entry.value.double_value.value)
+        if auc is not None:
+            by_slice[slice_name] = SliceMetric(slice_name, auc, examples)
+    return by_slice
+
+
+def _blessing_reason(evaluation_uri: str, blessed: bool, has_baseline: bool) -> str:
+    import tensorflow_model_analysis as tfma
+    result = tfma.load_validation_result(evaluation_uri)
+    if blessed:
+        return ("passed the AUC floor and did not regress against the blessed baseline"
+                if has_baseline else "passed the AUC floor (no blessed baseline yet)")
+    reasons = []
+    for slice_validation in result.metric_validations_per_slice:
+        for failure in slice_validation.failures:
+            reasons.append(f"{failure.metric_key.name}"
+                           f"{' change vs baseline' if failure.metric_key.is_diff else ''}"
+                           f" = {failure.metric_value.double_value.value:.4f} "
+                           f"fails {_threshold_text(failure.metric_threshold)}")
+    return "; ".join(reasons) or "validation failed (see the Evaluator's validation result)"
+
+
+def _threshold_text(threshold) -> str:
+    if threshold.HasField("value_threshold"):
+        return f"lower bound {threshold.value_threshold.lower_bound.value}"
+    if threshold.HasField("change_threshold"):
+        return f"no-regression bound {threshold.change_threshold.absolute.value}"
+    return str(threshold).strip()
+
+
+def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
+    """Summarizes the newest run of `config.pipeline_name` recorded in MLMD."""
+    connection_config = connection_config or metadata.connection_config(config)
+    store = metadata_store.MetadataStore(connection_config)
+    run_id, executions = _latest_run(store, config.pipeline_name)
+    nodes = _node_runs(store, config.pipeline_name, executions) if executions else {}
+
+    def output(node_id: str, key: str):
+        node = nodes.get(node_id)
+        return node.artifact(key) if node else None
+
+    statistics = output("StatisticsGen", "statistics")
+    anomalies = output("ExampleValidator", "anomalies")
+    evaluation = output("Evaluator", "evaluation")
+    blessing = output("Evaluator", "blessing")
+    pushed = output("Pusher", "pushed_model")
+
+    auc_overall = auc_worst = None
+    if evaluation is not None:
+        by_slice = _auc_by_slice(evaluation.uri)
+        auc_overall = by_slice.pop("overall", None)
+        candidates = [m for m in by_slice.values() if m.examples >= MIN_SLICE_EXAMPLES]
+        auc_worst = min(candidates, key=lambda m: m.value) if candidates else None
+
+    blessed, reason = None, ""
+    if blessing is not None:
+        blessed = bool(blessing.custom_properties["blessed"].int_value)
+        has_baseline = "baseline_model" in blessing.custom_properties
+        reason = _blessing_reason(evaluation.uri, blessed, has_baseline)
+
+    pushed_path = pushed_version = None
+    if pushed is not None and pushed.custom_properties["pushed"].int_value:
+        pushed_path = pushed.custom_properties["pushed_destination"].string_value
+        pushed_version = pushed.custom_properties["pushed_version"].string_value
+
+    return RunSummary(
+        run_id=run_id,
+        nodes=nodes,
+        split_rows=_split_rows(statistics) if statistics is not None else {},
+        anomalies=_anomalies(anomalies) if anomalies is not None else {},
+        auc_overall=auc_overall,
+        auc_worst_slice=auc_worst,
+        blessed=blessed,
+        blessing_reason=reason,
+        pushed_path=pushed_path,
+        pushed_version=pushed_version,
+        metadata_location=metadata.describe(config),
+    )
