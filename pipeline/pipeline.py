@@ -10,7 +10,9 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
+from components import idempotent_pusher
 from pipeline import evaluation
 from pipeline.configs import PipelineConfig
 
@@ -59,7 +61,8 @@ def create_components(config: PipelineConfig) -> List[tfx.types.BaseNode]:
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
-        custom_config={"batch_size": config.batch_size, "learning_rate": config.learning_rate},
+        custom_config={"batch_size": config.batch_size, "learning_rate": config.learning_rate,
+                       "seed": config.seed},
     )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -76,6 +79,8 @@ def create_components(config: PipelineConfig) -> List[tfx.types.BaseNode]:
         eval_config=evaluation.eval_config(config),
     )
     pusher = tfx.components.Pusher(
+        # Re-blessing an unchanged model must not push it again as a new version.
+        custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(

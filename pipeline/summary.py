@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.idempotent_pusher import REUSED_VERSION_KEY
 from pipeline import metadata
 from pipeline.configs import PipelineConfig
 
@@ -60,6 +61,7 @@ class RunSummary:
     blessing_reason: str
     pushed_path: Optional[str]
     pushed_version: Optional[str]
+    push_reused_version: bool
     metadata_location: str
 
     def render(self) -> str:
@@ -91,7 +93,10 @@ class RunSummary:
             lines.append(text)
         if self.blessed is not None:
             lines.append(f"  blessed     {'yes' if self.blessed else 'NO'}: {self.blessing_reason}")
-        if self.pushed_path:
+        if self.pushed_path and self.push_reused_version:
+            lines.append(f"  pushed      nothing new: version {self.pushed_version} is this "
+                         f"same model ({self.pushed_path})")
+        elif self.pushed_path:
             lines.append(f"  pushed      {self.pushed_path} (version {self.pushed_version})")
         elif "Pusher" in self.nodes:
             lines.append("  pushed      nothing: the model was not blessed; "
@@ -259,9 +264,11 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
         reason = _blessing_reason(evaluation.uri, blessed, has_baseline)
 
     pushed_path = pushed_version = None
+    reused = False
     if pushed is not None and pushed.custom_properties["pushed"].int_value:
         pushed_path = pushed.custom_properties["pushed_destination"].string_value
         pushed_version = pushed.custom_properties["pushed_version"].string_value
+        reused = bool(pushed.custom_properties[REUSED_VERSION_KEY].int_value)
 
     return RunSummary(
         run_id=run_id,
@@ -274,5 +281,6 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
         blessing_reason=reason,
         pushed_path=pushed_path,
         pushed_version=pushed_version,
+        push_reused_version=reused,
         metadata_location=metadata.describe(config),
     )

@@ -1,0 +1,68 @@
+"""A Pusher that never pushes the same SavedModel twice.
+
+After the first model is blessed, the next run's Resolver returns that model as
+the baseline, so Evaluator's inputs change and it re-evaluates even when the
+Trainer was served from cache. TFX's Pusher would then copy the identical model
+into a new version folder, and TF Serving would load a "new" version that is
+the old one. This executor first looks for a version folder holding the same
+SavedModel (same `fingerprint.pb`, which hashes the graph, signatures and
+checkpoint) and, if there is one, records that version as the push instead of
+copying.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+from tfx import types
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+FINGERPRINT_FILE = "fingerprint.pb"
+# Custom property on the PushedModel artifact: 1 when an existing version was
+# recognized instead of copying the model again.
+REUSED_VERSION_KEY = "reused_existing_version"
+
+
+def _read(path: str) -> Optional[bytes]:
+    if not fileio.exists(path):
+        return None
+    with fileio.open(path, "rb") as f:
+        return f.read()
+
+
+def find_identical_version(model_path: str, base_directory: str) -> Optional[Tuple[str, str]]:
+    """(version, path) of an already pushed copy of the model, if any."""
+    fingerprint = _read(os.path.join(model_path, FINGERPRINT_FILE))
+    if fingerprint is None or not fileio.isdir(base_directory):
+        return None
+    for version in sorted(fileio.listdir(base_directory), reverse=True):
+        version = version.rstrip("/")
+        path = os.path.join(base_directory, version)
+        if version.isdigit() and _read(os.path.join(path, FINGERPRINT_FILE)) == fingerprint:
+            return version, path
+    return None
+
+
+class Executor(pusher_executor.Executor):
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        destination = proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
+            pusher_pb2.PushDestination())
+        if self.CheckBlessing(input_dict) and destination.HasField("filesystem"):
+            existing = find_identical_version(self.GetModelPath(input_dict),
+                                              destination.filesystem.base_directory)
+            if existing:
+                version, path = existing
+                model_push = artifact_utils.get_single_instance(
+                    output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+                self._MarkPushed(model_push, pushed_destination=path, pushed_version=version)
+                model_push.set_int_custom_property(REUSED_VERSION_KEY, 1)
+                return
+        super().Do(input_dict, output_dict, exec_properties)
