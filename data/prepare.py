@@ -25,7 +25,6 @@ import gzip
 import hashlib
 import io
 import json
-import math
 import re
 import sys
 from pathlib import Path
@@ -210,8 +209,7 @@ def _evenly_spaced(rows: List[Dict[str, str]], max_rows: Optional[int]):
     by date, so the first N rows would be one week of complaints)."""
     if max_rows is None or len(rows) <= max_rows:
         return rows
-    stride = math.ceil(len(rows) / max_rows)
-    return rows[::stride][:max_rows]
+    return [rows[i * len(rows) // max_rows] for i in range(max_rows)]
 
 
 def prepare_export(source: Path, span_dir: Path, span: int,

@@ -60,19 +60,21 @@ def build_keras_model(learning_rate: float = DEFAULT_LEARNING_RATE) -> tf.keras.
 
 def _dataset(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
              tf_transform_output: tft.TFTransformOutput, batch_size: int) -> tf.data.Dataset:
-    """Batches of (transformed features, label), repeated indefinitely."""
+    """Batches of (transformed features, label); the factory repeats indefinitely."""
     return data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(
             batch_size=batch_size, label_key=features.TRANSFORMED_LABEL_KEY),
         tf_transform_output.transformed_metadata.schema,
-    ).repeat()
+    )
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains the model and saves it with the serving signatures."""
     custom = fn_args.custom_config or {}
     batch_size = int(custom.get("batch_size", DEFAULT_BATCH_SIZE))
+    if "seed" in custom:
+        tf.keras.utils.set_random_seed(int(custom["seed"]))
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
     train = _dataset(fn_args.train_files, fn_args.data_accessor,
