@@ -44,4 +44,10 @@ site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 # any user code imports TensorFlow.
 echo "import os; os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')" > "$site/cfpb_legacy_keras.pth"
 
-"$VENV/bin/python" -c 'import os, tfx, tf_keras; assert os.environ["TF_USE_LEGACY_KERAS"] == "1"; print("==> ready: tfx", tfx.__version__)'
+"$VENV/bin/python" - <<'PY'
+import os
+from importlib.metadata import version
+assert os.environ.get("TF_USE_LEGACY_KERAS") == "1", "the legacy-Keras .pth hook is not active"
+print(f"==> ready: tfx {version('tfx')}, tensorflow {version('tensorflow')}, "
+      f"tf-keras {version('tf-keras')}, apache-beam {version('apache-beam')}")
+PY

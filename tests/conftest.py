@@ -1,0 +1,82 @@
+"""Shared fixtures. One small end-to-end pipeline run serves every test that
+needs pipeline outputs, so the suite pays for Transform/Trainer/Evaluator once.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from data import prepare
+from pipeline.configs import PipelineConfig
+
+# A few thousand real rows per span and few training steps: enough for the
+# model to beat a coin flip, small enough for CI.
+E2E_ROWS_PER_SPAN = 3000
+E2E_TRAIN_STEPS = 150
+
+
+def pytest_configure(config):
+    assert os.environ.get("TF_USE_LEGACY_KERAS") == "1", (
+        "TF_USE_LEGACY_KERAS is not 1: run the tests with the venv that "
+        "scripts/setup.sh creates (make test)")
+
+
+def small_config(root: Path, **overrides) -> PipelineConfig:
+    """A config whose every path is under `root`, on a small slice of real data."""
+    values = dict(
+        data_root=str(root / "spans"),
+        pipeline_root=str(root / "pipeline_root"),
+        metadata_path=str(root / "metadata.sqlite"),
+        serving_model_dir=str(root / "serving_model"),
+        max_rows_per_span=E2E_ROWS_PER_SPAN,
+        train_steps=E2E_TRAIN_STEPS,
+        eval_steps=10,
+        min_auc=0.55,
+    )
+    values.update(overrides)
+    return PipelineConfig(**values)
+
+
+def config_flags(config: PipelineConfig) -> list:
+    """The runner command line that reproduces `config`'s paths and sizes."""
+    return [
+        f"--data-root={config.data_root}",
+        f"--pipeline-root={config.pipeline_root}",
+        f"--metadata-path={config.metadata_path}",
+        f"--serving-model-dir={config.serving_model_dir}",
+        f"--max-rows-per-span={config.max_rows_per_span}",
+        f"--train-steps={config.train_steps}",
+        f"--eval-steps={config.eval_steps}",
+        f"--min-auc={config.min_auc}",
+    ]
+
+
+def run_beam_runner(argv) -> tuple:
+    """Runs `runners/beam_runner.py`'s main in-process; returns (exit code, stdout)."""
+    from runners import beam_runner
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = beam_runner.main(argv)
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory):
+    """The Beam runner, run once on a small real sample: config, exit code, output."""
+    config = small_config(tmp_path_factory.mktemp("e2e"))
+    code, output = run_beam_runner(config_flags(config))
+    print(output)
+    assert code == 0, output
+    return config, output
+
+
+@pytest.fixture(scope="session")
+def prepared_span(tmp_path_factory) -> Path:
+    """The 2015 export (span 2) prepared into the canonical CSV, small slice."""
+    spans = tmp_path_factory.mktemp("spans")
+    prepare.prepare_all(prepare.RAW_DIR, spans, max_rows=E2E_ROWS_PER_SPAN)
+    return prepare.span_dir(spans, 2) / prepare.SPAN_FILE_NAME

@@ -1,0 +1,45 @@
+import numpy as np
+import tensorflow as tf
+
+from models import features, model
+
+
+def _batch(size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = {features.transformed_name(f.name): rng.integers(0, f.num_indices, size)
+              for f in features.ALL_FEATURES}
+    labels = rng.integers(0, 2, size)
+    return inputs, labels
+
+
+def test_tf_keras_is_keras_2():
+    # TFX 1.16 needs Keras 2; TF_USE_LEGACY_KERAS=1 routes tf.keras to tf-keras.
+    assert tf.keras.Model.__module__.startswith("tf_keras."), tf.keras.Model.__module__
+
+
+def test_model_takes_one_input_per_spec_feature():
+    keras_model = model.build_keras_model()
+    assert sorted(keras_model.input) == sorted(
+        features.transformed_name(n) for n in features.FEATURE_NAMES)
+
+
+def test_one_training_step_changes_the_weights_and_outputs_probabilities():
+    keras_model = model.build_keras_model()
+    inputs, labels = _batch()
+    before = [w.copy() for w in keras_model.get_weights()]
+
+    history = keras_model.fit(inputs, labels, batch_size=32, epochs=1, verbose=0)
+
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, keras_model.get_weights()))
+    probabilities = keras_model.predict(inputs, verbose=0)
+    assert probabilities.shape == (32, 1)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+def test_large_vocabularies_are_embedded_and_small_ones_one_hot():
+    keras_model = model.build_keras_model()
+    layer_names = {layer.name for layer in keras_model.layers}
+    for feature in features.CATEGORICAL_FEATURES:
+        kind = "embedding" if feature.embedding_dim else "one_hot"
+        assert f"{feature.name}_{kind}" in layer_names

@@ -1,0 +1,92 @@
+"""Both serving signatures of the pushed model, on raw complaints (end to end)."""
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data import prepare
+from models import features, signatures
+
+pytestmark = pytest.mark.e2e
+
+
+def _pushed_model_dir(config) -> Path:
+    versions = sorted((Path(config.serving_model_dir) / config.model_name).iterdir())
+    assert versions, "nothing was pushed"
+    return versions[-1]
+
+
+@pytest.fixture(scope="module")
+def pushed(e2e):
+    config, _ = e2e
+    return tf.saved_model.load(str(_pushed_model_dir(config)))
+
+
+@pytest.fixture(scope="module")
+def complaints(e2e):
+    """Three real complaints from the run's data, one with empty fields."""
+    config, _ = e2e
+    path = prepare.span_dir(Path(config.data_root), 2) / prepare.SPAN_FILE_NAME
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    sparse = next(r for r in rows if not r["sub_product"] and not r["sub_issue"])
+    full = [r for r in rows if all(r[n] for n in features.FEATURE_NAMES)][:2]
+    return full + [sparse]
+
+
+def _example(row) -> bytes:
+    feature = {}
+    for name in features.FEATURE_NAMES:
+        if not row[name]:
+            continue  # as CsvExampleGen does for empty cells
+        if name == "zip_code":
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(row[name])]))
+        else:
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[row[name].encode()]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _raw_tensors(rows):
+    return {name: tf.constant([int(r[name] or 0) for r in rows], tf.int64) if name == "zip_code"
+            else tf.constant([r[name] for r in rows]) for name in features.FEATURE_NAMES}
+
+
+def test_pushed_model_is_in_tf_serving_layout(e2e):
+    model_dir = _pushed_model_dir(e2e[0])
+    assert model_dir.name.isdigit()  # TF Serving loads numeric version folders
+    assert (model_dir / "saved_model.pb").is_file()
+    assert (model_dir / "variables").is_dir()
+
+
+def test_the_model_has_exactly_the_two_signatures(pushed):
+    assert set(pushed.signatures) == {"serving_default", signatures.RAW_SIGNATURE}
+    default = pushed.signatures["serving_default"]
+    assert set(default.structured_input_signature[1]) == {signatures.EXAMPLES_INPUT}
+    raw = pushed.signatures[signatures.RAW_SIGNATURE]
+    assert set(raw.structured_input_signature[1]) == set(features.FEATURE_NAMES)
+    assert set(raw.structured_outputs) == {signatures.PREDICTION_KEY}
+
+
+def test_tf_example_signature_returns_probabilities(pushed, complaints):
+    serialized = tf.constant([_example(r) for r in complaints])
+    probabilities = pushed.signatures["serving_default"](examples=serialized)[
+        signatures.PREDICTION_KEY].numpy()
+    assert probabilities.shape == (3, 1)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+def test_raw_signature_agrees_with_the_tf_example_signature(pushed, complaints):
+    from_examples = pushed.signatures["serving_default"](
+        examples=tf.constant([_example(r) for r in complaints]))[signatures.PREDICTION_KEY]
+    from_raw = pushed.signatures[signatures.RAW_SIGNATURE](**_raw_tensors(complaints))[
+        signatures.PREDICTION_KEY]
+    np.testing.assert_allclose(from_raw.numpy(), from_examples.numpy(), rtol=1e-5)
+    assert ((from_raw.numpy() >= 0) & (from_raw.numpy() <= 1)).all()
+
+
+def test_predictions_depend_on_the_input(pushed, complaints):
+    probabilities = pushed.signatures[signatures.RAW_SIGNATURE](**_raw_tensors(complaints))[
+        signatures.PREDICTION_KEY].numpy().ravel()
+    assert len(set(np.round(probabilities, 6))) > 1

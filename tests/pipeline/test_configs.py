@@ -1,0 +1,55 @@
+import argparse
+
+import pytest
+
+from pipeline import configs
+from pipeline.configs import PipelineConfig
+
+
+def test_defaults_live_inside_the_checkout():
+    config = PipelineConfig()
+    for path in (config.data_root, config.pipeline_root, config.metadata_path,
+                 config.serving_model_dir, config.raw_data_dir):
+        assert path.startswith(str(configs.REPO_ROOT)), path
+
+
+def test_flags_override_environment_which_overrides_defaults():
+    env = {"CFPB_TRAIN_STEPS": "500", "CFPB_MIN_AUC": "0.7", "CFPB_ENABLE_CACHE": "false"}
+    parser = argparse.ArgumentParser()
+    PipelineConfig.add_arguments(parser)
+    args = parser.parse_args(["--train-steps", "9", "--span", "1",
+                              "--beam-pipeline-args=--direct_num_workers=2 --x=y"])
+
+    config = PipelineConfig.from_args(args, environ=env)
+
+    assert config.train_steps == 9          # flag beats environment
+    assert config.min_auc == 0.7            # environment beats default
+    assert config.enable_cache is False
+    assert config.span == 1
+    assert config.beam_pipeline_args == ["--direct_num_workers=2", "--x=y"]
+    assert config.batch_size == 64          # default
+
+
+def test_bad_values_name_the_setting():
+    with pytest.raises(ValueError, match="train_steps: 'many' is not a valid int"):
+        PipelineConfig.from_env({"CFPB_TRAIN_STEPS": "many"})
+    with pytest.raises(ValueError, match="enable_cache"):
+        PipelineConfig.from_env({"CFPB_ENABLE_CACHE": "perhaps"})
+
+
+def test_bad_flag_exits_with_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        configs.parse_args(argparse.ArgumentParser(prog="runner"), ["--min-auc", "high"])
+    assert exit_info.value.code == 2
+    assert "min_auc: 'high' is not a valid float" in capsys.readouterr().err
+
+
+def test_empty_optional_setting_means_unset():
+    assert PipelineConfig.from_env({"CFPB_SPAN": ""}).span is None
+
+
+def test_mysql_password_comes_from_a_file_or_the_environment(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    assert PipelineConfig(mysql_password_file=str(secret)).mysql_password() == "s3cret"
+    assert PipelineConfig().mysql_password({"CFPB_MYSQL_PASSWORD": "env"}) == "env"

@@ -1,0 +1,30 @@
+from pipeline import evaluation
+from pipeline.configs import PipelineConfig
+
+
+def _auc_config(eval_config):
+    return next(m for spec in eval_config.metrics_specs for m in spec.metrics
+                if m.class_name == "AUC")
+
+
+def test_auc_floor_and_no_regression_bound_apply_to_the_overall_slice_only():
+    auc = _auc_config(evaluation.eval_config(PipelineConfig(min_auc=0.61, max_auc_regression=0.01)))
+    assert not auc.HasField("threshold")
+    (per_slice,) = auc.per_slice_thresholds
+    assert [str(s) for s in per_slice.slicing_specs] == [""]  # the overall slice
+    assert per_slice.threshold.value_threshold.lower_bound.value == 0.61
+    assert per_slice.threshold.change_threshold.absolute.value == -0.01
+
+
+def test_an_equal_model_is_not_a_regression_but_any_drop_is():
+    auc = _auc_config(evaluation.eval_config(PipelineConfig(max_auc_regression=0.0)))
+    bound = auc.per_slice_thresholds[0].threshold.change_threshold.absolute.value
+    assert -1e-9 < bound < 0
+
+
+def test_metrics_and_slices():
+    config = evaluation.eval_config(PipelineConfig())
+    names = {m.class_name for spec in config.metrics_specs for m in spec.metrics}
+    assert {"AUC", "Precision", "Recall", "Calibration", "ExampleCount"} <= names
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["product"], ["state"]]
+    assert config.model_specs[0].label_key == "consumer_disputed"

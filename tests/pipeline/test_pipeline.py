@@ -1,0 +1,73 @@
+from google.protobuf import json_format
+from tfx import v1 as tfx
+
+from pipeline import pipeline
+from pipeline.configs import PipelineConfig
+
+# The graph, stated once. Backend tests (Airflow, Kubeflow) compare their
+# compiled graphs against pipeline.component_edges(), which this pins down.
+EXPECTED_EDGES = {
+    ("CsvExampleGen", "StatisticsGen"),
+    ("StatisticsGen", "SchemaGen"),
+    ("StatisticsGen", "ExampleValidator"),
+    ("SchemaGen", "ExampleValidator"),
+    ("CsvExampleGen", "Transform"),
+    ("SchemaGen", "Transform"),
+    ("Transform", "Trainer"),
+    ("SchemaGen", "Trainer"),
+    ("CsvExampleGen", "Evaluator"),
+    ("Trainer", "Evaluator"),
+    (pipeline.RESOLVER_ID, "Evaluator"),
+    ("Trainer", "Pusher"),
+    ("Evaluator", "Pusher"),
+}
+
+
+def _proto(component, key, message):
+    """Components keep proto parameters as JSON strings."""
+    return json_format.Parse(component.exec_properties[key], message)
+
+
+def test_graph_has_the_expected_components_and_edges(tmp_path):
+    built = pipeline.create_pipeline(PipelineConfig(pipeline_root=str(tmp_path)))
+    assert set(pipeline.component_ids(built)) == {
+        "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+        "Trainer", pipeline.RESOLVER_ID, "Evaluator", "Pusher"}
+    assert pipeline.component_edges(built) == EXPECTED_EDGES
+
+
+def test_transform_analyzes_train_only_and_transforms_every_split():
+    transform = pipeline.component_ids(pipeline.create_pipeline(PipelineConfig()))["Transform"]
+    splits = _proto(transform, "splits_config", tfx.proto.SplitsConfig())
+    assert list(splits.analyze) == ["train"]
+    assert list(splits.transform) == ["train", "eval", "test"]
+    assert transform.exec_properties["preprocessing_fn"] == "models.preprocessing.preprocessing_fn"
+
+
+def test_latest_span_by_default_and_a_fixed_span_on_request():
+    latest = pipeline.component_ids(pipeline.create_pipeline(PipelineConfig()))["CsvExampleGen"]
+    assert latest.exec_properties["range_config"] is None
+    assert "span-{SPAN}" in latest.exec_properties["input_config"]
+
+    fixed = pipeline.component_ids(
+        pipeline.create_pipeline(PipelineConfig(span=1)))["CsvExampleGen"]
+    range_config = _proto(fixed, "range_config", tfx.proto.RangeConfig())
+    assert range_config.static_range.start_span_number == 1
+    assert range_config.static_range.end_span_number == 1
+
+
+def test_pusher_writes_under_the_model_name(tmp_path):
+    config = PipelineConfig(serving_model_dir=str(tmp_path), model_name="m")
+    pusher = pipeline.component_ids(pipeline.create_pipeline(config))["Pusher"]
+    destination = _proto(pusher, "push_destination", tfx.proto.PushDestination())
+    assert destination.filesystem.base_directory == str(tmp_path / "m")
+
+
+def test_settings_reach_the_pipeline():
+    config = PipelineConfig(enable_cache=False, beam_pipeline_args=["--direct_num_workers=2"],
+                            train_steps=7)
+    built = pipeline.create_pipeline(config)
+    assert built.enable_cache is False
+    assert built.beam_pipeline_args == ["--direct_num_workers=2"]
+    trainer = pipeline.component_ids(built)["Trainer"]
+    assert _proto(trainer, "train_args", tfx.proto.TrainArgs()).num_steps == 7
