@@ -70,6 +70,8 @@ class PipelineConfig:
         default=100, metadata={"help": "validation steps during training"})
     batch_size: int = dataclasses.field(default=64, metadata={"help": "training batch size"})
     learning_rate: float = dataclasses.field(default=1e-3, metadata={"help": "Adam learning rate"})
+    seed: int = dataclasses.field(
+        default=42, metadata={"help": "random seed for weight init and shuffling (reproducible runs)"})
     min_auc: float = dataclasses.field(
         default=0.6,
         metadata={"help": "Evaluator blesses a model only if eval AUC is at least this"})
@@ -82,6 +84,18 @@ class PipelineConfig:
         default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
         metadata={"help": "Beam options for the components' Beam jobs, one string, e.g. "
                           "'--direct_running_mode=multi_processing --direct_num_workers=2'"})
+
+    # Orchestrator settings: read only by the runner they name.
+    airflow_schedule: Optional[str] = dataclasses.field(
+        default=None,
+        metadata={"help": "Airflow schedule (cron or preset such as '@weekly'); unset: manual"})
+    airflow_start_date: str = dataclasses.field(
+        default="2026-01-01", metadata={"help": "Airflow DAG start date (YYYY-MM-DD)"})
+    airflow_retries: int = dataclasses.field(
+        default=1, metadata={"help": "Airflow retries per task"})
+    airflow_tags: List[str] = dataclasses.field(
+        default_factory=lambda: ["tfx", "cfpb"],
+        metadata={"help": "Airflow DAG tags, one string, space separated"})
 
     @property
     def uses_mysql(self) -> bool:
