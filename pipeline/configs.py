@@ -44,6 +44,10 @@ class PipelineConfig:
     max_rows_per_span: Optional[int] = dataclasses.field(
         default=None,
         metadata={"help": "keep at most this many rows per span (evenly spaced), for quick runs"})
+    input_pattern: str = dataclasses.field(
+        default="span-{SPAN}/*.csv",
+        metadata={"help": "files CsvExampleGen reads under the data root; {SPAN} makes TFX's "
+                          "ExampleGen driver pick the span"})
     span: Optional[int] = dataclasses.field(
         default=None,
         metadata={"help": "span to train on; default: the latest"})
@@ -78,6 +82,10 @@ class PipelineConfig:
     max_auc_regression: float = dataclasses.field(
         default=0.0,
         metadata={"help": "how much lower than the blessed baseline's AUC a new model may be"})
+    compare_with_baseline: bool = dataclasses.field(
+        default=True,
+        metadata={"help": "evaluate against the latest blessed model (needs an orchestrator that "
+                          "runs TFX resolvers; open-source KFP v2 does not)"})
     enable_cache: bool = dataclasses.field(
         default=True, metadata={"help": "reuse outputs of components whose inputs did not change"})
     beam_pipeline_args: List[str] = dataclasses.field(
@@ -96,6 +104,16 @@ class PipelineConfig:
     airflow_tags: List[str] = dataclasses.field(
         default_factory=lambda: ["tfx", "cfpb"],
         metadata={"help": "Airflow DAG tags, one string, space separated"})
+
+    kubeflow_image: str = dataclasses.field(
+        default="cfpb-tfx-pipeline:latest",
+        metadata={"help": "container image every Kubeflow task runs (built from the Dockerfile)"})
+    kubeflow_output: Optional[str] = dataclasses.field(
+        default=None, metadata={"help": "compiled KFP YAML path; default build/<pipeline_name>.yaml"})
+    kubeflow_target: str = dataclasses.field(
+        default="oss",
+        metadata={"help": "'oss' (open-source KFP v2: no resolver, so no baseline comparison) "
+                          "or 'vertex' (Vertex AI Pipelines: the full graph)"})
 
     @property
     def uses_mysql(self) -> bool:

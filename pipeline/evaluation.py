@@ -24,12 +24,12 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     dispute (AUC undefined, reported as 0) would veto every model.
     """
     auc_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
-        change_threshold=tfma.GenericChangeThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}))
+    if config.compare_with_baseline:
+        auc_threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             # -1e-10 rather than 0: an identical model is not a regression.
-            absolute={"value": -max(config.max_auc_regression, 1e-10)}),
-    )
+            absolute={"value": -max(config.max_auc_regression, 1e-10)}))
     return tfma.EvalConfig(
         # Only the metrics below: TFMA would also re-compute the model's Keras
         # compile metrics, whose `auc` clashes by name with TFMA's own.

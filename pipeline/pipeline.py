@@ -5,6 +5,7 @@ CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -16,21 +17,35 @@ from components import idempotent_pusher
 from pipeline import evaluation
 from pipeline.configs import PipelineConfig
 
-SPAN_PATTERN = "span-{SPAN}/*.csv"
+RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
+
+
+@dataclasses.dataclass
+class RuntimeParameters:
+    """Settings an orchestrator lets users change per run (e.g. in the KFP UI).
+
+    None means the value is fixed when the pipeline is built, from the config.
+    `train_args` is a JSON TrainArgs string (`{"num_steps": 2000}`): TFX's
+    Kubeflow V2 compiler turns only top-level parameters into pipeline inputs.
+    """
+
+    data_root: Optional[RuntimeParameter] = None
+    train_args: Optional[RuntimeParameter] = None
 SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
 RESOLVER_ID = "latest_blessed_model_resolver"
 
 
-def _example_gen(config: PipelineConfig) -> tfx.components.CsvExampleGen:
+def _example_gen(config: PipelineConfig,
+                 runtime: RuntimeParameters) -> tfx.components.CsvExampleGen:
     range_config = None
-    if config.span is not None:
+    if config.span is not None and "{SPAN}" in config.input_pattern:
         range_config = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
             start_span_number=config.span, end_span_number=config.span))
     return tfx.components.CsvExampleGen(
-        input_base=os.fspath(config.data_root),
+        input_base=runtime.data_root or os.fspath(config.data_root),
         # Without a range config ExampleGen picks the latest span it finds.
         input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name="single_split", pattern=SPAN_PATTERN)]),
+            tfx.proto.Input.Split(name="single_split", pattern=config.input_pattern)]),
         output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
             tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
             for name, buckets in SPLITS.items()])),
@@ -38,9 +53,11 @@ def _example_gen(config: PipelineConfig) -> tfx.components.CsvExampleGen:
     )
 
 
-def create_components(config: PipelineConfig) -> List[tfx.types.BaseNode]:
+def create_components(config: PipelineConfig,
+                      runtime: Optional[RuntimeParameters] = None) -> List[tfx.types.BaseNode]:
     """The pipeline's components in topological order (the notebook runs them one by one)."""
-    example_gen = _example_gen(config)
+    runtime = runtime or RuntimeParameters()
+    example_gen = _example_gen(config, runtime)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
@@ -59,7 +76,7 @@ def create_components(config: PipelineConfig) -> List[tfx.types.BaseNode]:
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        train_args=runtime.train_args or tfx.proto.TrainArgs(num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
         custom_config={"batch_size": config.batch_size, "learning_rate": config.learning_rate,
                        "seed": config.seed},
@@ -68,13 +85,13 @@ def create_components(config: PipelineConfig) -> List[tfx.types.BaseNode]:
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(RESOLVER_ID)
+    ).with_id(RESOLVER_ID) if config.compare_with_baseline else None
     evaluator = tfx.components.Evaluator(
         # Raw examples: the model's serving signature applies Transform itself,
         # so evaluation exercises the same path as serving.
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=model_resolver.outputs["model"] if model_resolver else None,
         example_splits=["eval"],
         eval_config=evaluation.eval_config(config),
     )
@@ -87,19 +104,20 @@ def create_components(config: PipelineConfig) -> List[tfx.types.BaseNode]:
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=os.path.join(config.serving_model_dir, config.model_name))),
     )
-    return [example_gen, statistics_gen, schema_gen, example_validator, transform,
-            trainer, model_resolver, evaluator, pusher]
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
+                  trainer, model_resolver, evaluator, pusher]
+    return [c for c in components if c is not None]
 
 
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-                    ) -> tfx.dsl.Pipeline:
+                    runtime: Optional[RuntimeParameters] = None) -> tfx.dsl.Pipeline:
     """The whole graph. Runners pass their MLMD connection (None on Kubeflow,
     where the cluster provides the store)."""
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=os.fspath(config.pipeline_root),
-        components=create_components(config),
+        components=create_components(config, runtime),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

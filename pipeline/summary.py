@@ -190,23 +190,28 @@ def _anomalies(anomalies_artifact) -> Dict[str, List[str]]:
     return found
 
 
-def _auc_by_slice(evaluation_uri: str) -> Dict[str, SliceMetric]:
+def metrics_by_slice(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+    """{slice name: {metric name: value}} of the candidate model's scalar metrics.
+
+    A plain structure (pandas.DataFrame(...).T renders it as a table) for
+    viewers where TFMA's widgets do not render.
+    """
     import tensorflow_model_analysis as tfma
     by_slice = {}
     for metrics in tfma.load_metrics(evaluation_uri):
         slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
         slice_name = tfma.slicer.stringify_slice_key(slice_key) if slice_key else "overall"
-        auc, examples = None, 0
-        for entry in metrics.metric_keys_and_values:
-            if entry.key.is_diff or entry.key.model_name == "baseline":
-                continue
-            if entry.key.name == "auc":
-                auc = entry.value.double_value.value
-            elif entry.key.name == "example_count":
-                examples = int(entry.value.double_value.value)
-        if auc is not None:
-            by_slice[slice_name] = SliceMetric(slice_name, auc, examples)
+        by_slice[slice_name] = {
+            entry.key.name: entry.value.double_value.value
+            for entry in metrics.metric_keys_and_values
+            if not entry.key.is_diff and entry.key.model_name != "baseline"
+            and entry.value.HasField("double_value")}
     return by_slice
+
+
+def _auc_by_slice(evaluation_uri: str) -> Dict[str, SliceMetric]:
+    return {name: SliceMetric(name, values["auc"], int(values.get("example_count", 0)))
+            for name, values in metrics_by_slice(evaluation_uri).items() if "auc" in values}
 
 
 def _blessing_reason(evaluation_uri: str, blessed: bool, has_baseline: bool) -> str:

@@ -28,3 +28,9 @@ def test_metrics_and_slices():
     assert {"AUC", "Precision", "Recall", "Calibration", "ExampleCount"} <= names
     assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["product"], ["state"]]
     assert config.model_specs[0].label_key == "consumer_disputed"
+
+
+def test_without_a_baseline_only_the_floor_applies():
+    auc = _auc_config(evaluation.eval_config(PipelineConfig(compare_with_baseline=False)))
+    threshold = auc.per_slice_thresholds[0].threshold
+    assert threshold.HasField("value_threshold") and not threshold.HasField("change_threshold")

@@ -71,3 +71,17 @@ def test_settings_reach_the_pipeline():
     assert built.beam_pipeline_args == ["--direct_num_workers=2"]
     trainer = pipeline.component_ids(built)["Trainer"]
     assert _proto(trainer, "train_args", tfx.proto.TrainArgs()).num_steps == 7
+
+
+def test_without_baseline_comparison_the_resolver_is_left_out():
+    built = pipeline.create_pipeline(PipelineConfig(compare_with_baseline=False))
+    assert pipeline.RESOLVER_ID not in pipeline.component_ids(built)
+    assert pipeline.component_edges(built) == {
+        edge for edge in EXPECTED_EDGES if pipeline.RESOLVER_ID not in edge}
+
+
+def test_a_pattern_without_span_reads_files_directly():
+    example_gen = pipeline.component_ids(pipeline.create_pipeline(
+        PipelineConfig(input_pattern="*.csv", span=2)))["CsvExampleGen"]
+    assert _proto(example_gen, "input_config", tfx.proto.Input()).splits[0].pattern == "*.csv"
+    assert example_gen.exec_properties["range_config"] is None

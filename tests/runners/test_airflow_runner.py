@@ -23,7 +23,7 @@ AIRFLOW = "airflow"  # from the venv, put first on PATH by scripts/airflow_env.s
 def airflow(tmp_path_factory):
     """(config, env, run) for an Airflow home whose DAGs folder is runners/."""
     home = tmp_path_factory.mktemp("airflow_home")
-    config = small_config(home / "pipeline", train_steps=50)
+    config = small_config(home / "pipeline")
     # The environment the README's commands use: scripts/airflow_env.sh.
     sourced = subprocess.run(
         ["bash", "-c", 'source scripts/airflow_env.sh && python -c '
