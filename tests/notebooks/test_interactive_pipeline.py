@@ -1,0 +1,53 @@
+"""The notebook: committed without outputs, and executed headless on a small
+slice (every cell must run) with ML Metadata and the pushed model checked after."""
+from pathlib import Path
+
+import nbformat
+import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import metadata
+from pipeline.configs import PipelineConfig
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "interactive_pipeline.ipynb"
+COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+              "Transform", "Trainer", "Evaluator", "Pusher")
+
+
+def test_committed_without_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+def test_components_come_from_the_pipeline_factory():
+    source = "\n".join(c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells)
+    assert "pipeline.create_components(config)" in source
+    assert "tfx.components." not in source  # no copied wiring
+
+
+@pytest.mark.e2e
+def test_notebook_runs_headless_end_to_end(tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+    work_dir = tmp_path / "notebook"
+    monkeypatch.setenv("CFPB_NOTEBOOK_DIR", str(work_dir))
+    monkeypatch.setenv("CFPB_NOTEBOOK_ROWS", "2000")
+    monkeypatch.setenv("CFPB_NOTEBOOK_TRAIN_STEPS", "50")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+
+    # Raises CellExecutionError, naming the cell, if any cell fails.
+    NotebookClient(notebook, timeout=1200, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+
+    store = metadata_store.MetadataStore(metadata.connection_config(
+        PipelineConfig(metadata_path=str(work_dir / "metadata.sqlite"))))
+    executed = {store.get_execution_types_by_id([e.type_id])[0].name.rsplit(".", 1)[-1]
+                for e in store.get_executions()
+                if e.last_known_state == metadata_store_pb2.Execution.COMPLETE}
+    assert set(COMPONENTS) <= executed, executed
+    pushed = list((work_dir / "serving_model" / "cfpb_disputes").glob("*/saved_model.pb"))
+    assert len(pushed) == 1
+    last_output = notebook.cells[-1].outputs[-1]["data"]["text/plain"]
+    assert "dispute_probability" in last_output
