@@ -117,39 +117,75 @@ def latest_node_state(connection_config, pipeline_name: str, node_id: str) -> st
     executions = store.get_executions_by_context(context.id) if context else []
     if not executions:
         return "done (no execution recorded)"
-    latest = max(executions, key=lambda e: e.id)
-    return _STATE_WORDS.get(latest.last_known_state, "unknown")
+    return _state(max(executions, key=lambda e: e.id))
 
 
-def _latest_run(store, pipeline_name: str) -> Tuple[Optional[str], List]:
-    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline_context is None:
-        return None, []
-    executions = store.get_executions_by_context(pipeline_context.id)
-    if not executions:
-        return None, []
-    newest = max(executions, key=lambda e: e.id)
-    run_type_id = store.get_context_type("pipeline_run").id
-    for context in store.get_contexts_by_execution(newest.id):
-        if context.type_id == run_type_id:
-            return context.name, store.get_executions_by_context(context.id)
-    return None, [newest]
+def _context_types(store) -> Dict[int, str]:
+    return {t.id: t.name for t in store.get_context_types()}
 
 
-def _node_runs(store, pipeline_name: str, executions) -> Dict[str, NodeRun]:
-    node_type_id = store.get_context_type("node").id
+def _node_id(store, execution, pipeline_name: str, type_names: Dict[int, str]) -> Optional[str]:
+    """The component id of an execution, in either MLMD layout TFX writes.
+
+    IR-based runners (Beam, Kubeflow) put it in a `node` context named
+    `<pipeline>.<id>`; the legacy launchers (Airflow, InteractiveContext) in
+    the execution's `component_id` property.
+    """
+    if "component_id" in execution.properties:
+        return execution.properties["component_id"].string_value
     prefix = pipeline_name + "."
-    events = store.get_events_by_execution_ids([e.id for e in executions])
+    return next((c.name[len(prefix):] for c in store.get_contexts_by_execution(execution.id)
+                 if type_names.get(c.type_id) == "node" and c.name.startswith(prefix)), None)
+
+
+def _run_id(store, execution, type_names: Dict[int, str]) -> Optional[str]:
+    if "run_id" in execution.properties:
+        return execution.properties["run_id"].string_value
+    return next((c.name for c in store.get_contexts_by_execution(execution.id)
+                 if type_names.get(c.type_id) == "pipeline_run"), None)
+
+
+def _state(execution) -> str:
+    if execution.HasField("last_known_state"):
+        return _STATE_WORDS.get(execution.last_known_state, "unknown")
+    legacy = execution.properties.get("state")  # legacy launchers: 'complete', 'cached'
+    return {"complete": "finished"}.get(legacy.string_value, legacy.string_value) if legacy else "unknown"
+
+
+def _latest_executions(store, pipeline_name: str) -> Tuple[Optional[str], Dict[str, object]]:
+    """The newest run id, and the newest execution of every component in it.
+
+    IR-based runners record every component in each run (cached ones too), so
+    a run is read whole, and a failed run never borrows an older run's push.
+    The legacy launchers' runs are read per component instead: an interactive
+    notebook runs each component in a run of its own.
+    """
+    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    executions = store.get_executions_by_context(pipeline_context.id) if pipeline_context else []
+    if not executions:
+        return None, {}
+    type_names = _context_types(store)
+    newest = max(executions, key=lambda e: e.id)
+    run_id = _run_id(store, newest, type_names)
+    if "run_id" not in newest.properties and run_id is not None:
+        run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
+        executions = store.get_executions_by_context(run_context.id)
+    latest = {}
+    for execution in sorted(executions, key=lambda e: e.id):
+        node_id = _node_id(store, execution, pipeline_name, type_names)
+        if node_id is not None:
+            latest[node_id] = execution
+    return run_id, latest
+
+
+def _node_runs(store, executions: Dict[str, object]) -> Dict[str, NodeRun]:
+    events = store.get_events_by_execution_ids([e.id for e in executions.values()])
     artifact_ids = {ev.artifact_id for ev in events
                     if ev.type in (metadata_store_pb2.Event.OUTPUT,
                                    metadata_store_pb2.Event.DECLARED_OUTPUT)}
     artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))}
     runs = {}
-    for execution in sorted(executions, key=lambda e: e.id):
-        node_id = next((c.name[len(prefix):] for c in store.get_contexts_by_execution(execution.id)
-                        if c.type_id == node_type_id and c.name.startswith(prefix)), None)
-        if node_id is None:
-            continue
+    for node_id, execution in sorted(executions.items(), key=lambda item: item[1].id):
         outputs: Dict[str, List] = {}
         for ev in events:
             if ev.execution_id == execution.id and ev.artifact_id in artifacts:
@@ -157,8 +193,7 @@ def _node_runs(store, pipeline_name: str, executions) -> Dict[str, NodeRun]:
                 outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
         seconds = (execution.last_update_time_since_epoch
                    - execution.create_time_since_epoch) / 1000.0
-        runs[node_id] = NodeRun(node_id, _STATE_WORDS.get(execution.last_known_state, "unknown"),
-                                seconds, outputs)
+        runs[node_id] = NodeRun(node_id, _state(execution), seconds, outputs)
     return runs
 
 
@@ -239,11 +274,11 @@ def _threshold_text(threshold) -> str:
 
 
 def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
-    """Summarizes the newest run of `config.pipeline_name` recorded in MLMD."""
+    """Summarizes the newest execution of each component of `config.pipeline_name`."""
     connection_config = connection_config or metadata.connection_config(config)
     store = metadata_store.MetadataStore(connection_config)
-    run_id, executions = _latest_run(store, config.pipeline_name)
-    nodes = _node_runs(store, config.pipeline_name, executions) if executions else {}
+    run_id, executions = _latest_executions(store, config.pipeline_name)
+    nodes = _node_runs(store, executions) if executions else {}
 
     def output(node_id: str, key: str):
         node = nodes.get(node_id)

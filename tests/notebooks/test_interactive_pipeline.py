@@ -9,6 +9,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import metadata
 from pipeline.configs import PipelineConfig
+from tests.conftest import E2E_ROWS_PER_SPAN, E2E_TRAIN_STEPS
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "interactive_pipeline.ipynb"
 COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
@@ -33,8 +34,8 @@ def test_notebook_runs_headless_end_to_end(tmp_path, monkeypatch):
     from nbclient import NotebookClient
     work_dir = tmp_path / "notebook"
     monkeypatch.setenv("CFPB_NOTEBOOK_DIR", str(work_dir))
-    monkeypatch.setenv("CFPB_NOTEBOOK_ROWS", "2000")
-    monkeypatch.setenv("CFPB_NOTEBOOK_TRAIN_STEPS", "50")
+    monkeypatch.setenv("CFPB_NOTEBOOK_ROWS", str(E2E_ROWS_PER_SPAN))
+    monkeypatch.setenv("CFPB_NOTEBOOK_TRAIN_STEPS", str(E2E_TRAIN_STEPS))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
 
     # Raises CellExecutionError, naming the cell, if any cell fails.
