@@ -17,6 +17,9 @@ from pipeline.configs import PipelineConfig
 # model to beat a coin flip, small enough for CI.
 E2E_ROWS_PER_SPAN = 3000
 E2E_TRAIN_STEPS = 150
+# Every component that runs an executor (the Resolver only queries MLMD).
+EXECUTING_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
+                        "Transform", "Trainer", "Evaluator", "Pusher")
 
 
 def pytest_configure(config):
@@ -53,6 +56,18 @@ def config_flags(config: PipelineConfig) -> list:
         f"--eval-steps={config.eval_steps}",
         f"--min-auc={config.min_auc}",
     ]
+
+
+def completed_component_types(config: PipelineConfig) -> set:
+    """Component class names with a completed (or cached) execution in MLMD."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    from pipeline import metadata
+    store = metadata_store.MetadataStore(metadata.connection_config(config))
+    return {store.get_execution_types_by_id([e.type_id])[0].name.rsplit(".", 1)[-1]
+            for e in store.get_executions()
+            if e.last_known_state in (metadata_store_pb2.Execution.COMPLETE,
+                                      metadata_store_pb2.Execution.CACHED)}
 
 
 def run_beam_runner(argv) -> tuple:

@@ -4,16 +4,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import metadata
 from pipeline.configs import PipelineConfig
-from tests.conftest import E2E_ROWS_PER_SPAN, E2E_TRAIN_STEPS
+from tests.conftest import (E2E_ROWS_PER_SPAN, E2E_TRAIN_STEPS, EXECUTING_COMPONENTS,
+                            completed_component_types)
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "interactive_pipeline.ipynb"
-COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-              "Transform", "Trainer", "Evaluator", "Pusher")
 
 
 def test_committed_without_outputs():
@@ -42,12 +38,9 @@ def test_notebook_runs_headless_end_to_end(tmp_path, monkeypatch):
     NotebookClient(notebook, timeout=1200, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
 
-    store = metadata_store.MetadataStore(metadata.connection_config(
-        PipelineConfig(metadata_path=str(work_dir / "metadata.sqlite"))))
-    executed = {store.get_execution_types_by_id([e.type_id])[0].name.rsplit(".", 1)[-1]
-                for e in store.get_executions()
-                if e.last_known_state == metadata_store_pb2.Execution.COMPLETE}
-    assert set(COMPONENTS) <= executed, executed
+    executed = completed_component_types(
+        PipelineConfig(metadata_path=str(work_dir / "metadata.sqlite")))
+    assert set(EXECUTING_COMPONENTS) <= executed, executed
     pushed = list((work_dir / "serving_model" / "cfpb_disputes").glob("*/saved_model.pb"))
     assert len(pushed) == 1
     last_output = notebook.cells[-1].outputs[-1]["data"]["text/plain"]
