@@ -30,6 +30,14 @@ def fill_in_missing(x: Tensor, default) -> tf.Tensor:
     return tf.reshape(x, [-1])
 
 
+def _presence(x: Tensor) -> tf.Tensor:
+    """1.0 where a value was given, 0.0 where the cell was empty."""
+    if isinstance(x, tf.SparseTensor):
+        return fill_in_missing(
+            tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.float32), x.dense_shape), 0.0)
+    return tf.ones_like(tf.reshape(x, [-1]), tf.float32)
+
+
 def _vocabulary_index(feature: features.CategoricalFeature, x: Tensor) -> tf.Tensor:
     # An empty string stands for "not given", a value the model may learn from
     # (e.g. no sub-issue), so it competes for the top-k like any other value.
@@ -47,14 +55,11 @@ def _bucket_index(feature: features.BucketizedFeature, x: Tensor) -> tf.Tensor:
         raise TypeError(
             f"{feature.name} arrived as text; data.prepare writes it as digits. "
             "Was ExampleGen pointed at unprepared CSV files?")
-    present = fill_in_missing(
-        tf.SparseTensor(x.indices, tf.ones_like(x.values), x.dense_shape)
-        if isinstance(x, tf.SparseTensor) else tf.ones_like(x), 0)
+    present = _presence(x)
     values = tf.cast(fill_in_missing(x, 0), tf.float32)
     # Missing values get zero weight, so they do not pull the quantile
     # boundaries, and the reserved index 0 rather than a real bucket.
-    buckets = tft.bucketize(values, feature.num_buckets,
-                            weights=tf.cast(present, tf.float32))
+    buckets = tft.bucketize(values, feature.num_buckets, weights=present)
     return tf.where(present > 0, buckets + 1, tf.zeros_like(buckets))
 
 

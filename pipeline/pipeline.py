@@ -17,6 +17,8 @@ from components import idempotent_pusher
 from pipeline import evaluation
 from pipeline.configs import PipelineConfig
 
+SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
+RESOLVER_ID = "latest_blessed_model_resolver"
 RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
 
 
@@ -31,8 +33,6 @@ class RuntimeParameters:
 
     data_root: Optional[RuntimeParameter] = None
     train_args: Optional[RuntimeParameter] = None
-SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
-RESOLVER_ID = "latest_blessed_model_resolver"
 
 
 def _example_gen(config: PipelineConfig,

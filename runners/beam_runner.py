@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Optional, Sequence
 
 
@@ -61,8 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"Preparing spans from {config.raw_data_dir} into {config.data_root}")
     try:
         reports = prepare.prepare_all(
-            prepare.Path(config.raw_data_dir), prepare.Path(config.data_root),
-            config.max_rows_per_span)
+            Path(config.raw_data_dir), Path(config.data_root), config.max_rows_per_span)
     except prepare.PreparationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
