@@ -145,8 +145,7 @@ def _normalize_zip(value: str) -> Optional[str]:
     return digits.zfill(5)
 
 
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
+def _decode(raw: bytes, path: Path) -> str:
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
     # utf-8-sig: some exports start with a byte-order mark.
@@ -231,7 +230,7 @@ def prepare_export(source: Path, span_dir: Path, span: int,
 
     report = SpanReport(span=span, source=source.name, source_sha256=digest,
                         max_rows=max_rows)
-    rows = _evenly_spaced(list(canonical_rows(_read_text(source), report)), max_rows)
+    rows = _evenly_spaced(list(canonical_rows(_decode(raw, source), report)), max_rows)
     if not rows:
         raise PreparationError(
             f"{source.name}: no usable rows ({report.rows_read} read, all "

@@ -70,23 +70,19 @@ def task_order(spec) -> List[str]:
 
 
 def _root_parameters(spec, overrides: Dict[str, str]) -> Dict[str, object]:
+    from google.protobuf import json_format
     values = {}
     for name, definition in spec.root.input_definitions.parameters.items():
         if name in overrides:
             values[name] = overrides[name]
         elif definition.HasField("default_value"):
-            values[name] = json.loads(_value_json(definition.default_value))
+            values[name] = json_format.MessageToDict(definition.default_value)
         else:
             raise UnsupportedSpec(f"runtime parameter {name!r} has no default; pass --param")
     unknown = set(overrides) - set(values)
     if unknown:
         raise UnsupportedSpec(f"unknown runtime parameters: {sorted(unknown)}")
     return values
-
-
-def _value_json(value) -> str:
-    from google.protobuf import json_format
-    return json_format.MessageToJson(value)
 
 
 def _executor_input(spec, task_name: str, root_values, outputs_by_task, run_root: str):
