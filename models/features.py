@@ -15,6 +15,8 @@ import dataclasses
 from typing import Optional, Tuple
 
 LABEL_KEY = "consumer_disputed"
+# Names of label 0 and label 1, as TF Serving's classify API reports them.
+LABEL_CLASSES = ("not_disputed", "disputed")
 # Out-of-vocabulary values share one extra index after the top-k vocabulary.
 OOV_BUCKETS = 1
 

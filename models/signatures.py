@@ -1,13 +1,19 @@
 """Serving signatures: raw complaints in, dispute probability out.
 
-Both signatures apply the saved Transform graph before the model, so clients
+Every signature applies the saved Transform graph before the model, so clients
 send raw values and never re-implement preprocessing:
 
-- `serving_default` takes serialized `tf.Example`s (`examples`), what TF
-  Serving's predict/classify APIs and TFMA's Evaluator send;
+- `serving_default` takes serialized `tf.Example`s (`examples`) and returns
+  `dispute_probability`: TF Serving's predict API, and what TFMA's Evaluator
+  sends;
 - `serving_raw` takes one string/int tensor per raw feature, which is what a
   JSON client sends to TF Serving's REST predict API. An empty string (or 0 for
-  a ZIP code) means "not given", like an empty cell in the CSV.
+  a ZIP code) means "not given", like an empty cell in the CSV;
+- `classification` and `regression` have the shapes TF Serving's classify and
+  regress APIs require (one serialized-`tf.Example` input named `inputs`;
+  `classes` + `scores`, or `outputs`), as TF Estimator exported for binary
+  classifiers. TF2 saves every signature with the predict method name; TF
+  Serving accepts that unless it runs with `--enable_signature_method_name_check`.
 """
 from __future__ import annotations
 
@@ -21,6 +27,15 @@ from models import features
 PREDICTION_KEY = "dispute_probability"
 EXAMPLES_INPUT = "examples"
 RAW_SIGNATURE = "serving_raw"
+CLASSIFICATION_SIGNATURE = "classification"
+REGRESSION_SIGNATURE = "regression"
+# Input and output keys TF Serving's classify/regress APIs look up
+# (tensorflow/cc/saved_model/signature_constants.h).
+CLASSIFY_INPUTS = "inputs"
+CLASSIFY_CLASSES = "classes"
+CLASSIFY_SCORES = "scores"
+REGRESS_INPUTS = "inputs"
+REGRESS_OUTPUTS = "outputs"
 
 
 def raw_feature_spec(tf_transform_output: tft.TFTransformOutput) -> Dict[str, tf.io.FixedLenFeature]:
@@ -58,6 +73,17 @@ def serving_signatures(model: tf.keras.Model,
     def serve_tf_examples(examples):
         return predict(tf.io.parse_example(examples, spec))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
+    def classify_tf_examples(inputs):
+        positive = predict(tf.io.parse_example(inputs, spec))[PREDICTION_KEY]
+        scores = tf.concat([1.0 - positive, positive], axis=1)
+        classes = tf.tile(tf.constant([features.LABEL_CLASSES]), [tf.shape(scores)[0], 1])
+        return {CLASSIFY_CLASSES: classes, CLASSIFY_SCORES: scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=REGRESS_INPUTS)])
+    def regress_tf_examples(inputs):
+        return {REGRESS_OUTPUTS: predict(tf.io.parse_example(inputs, spec))[PREDICTION_KEY]}
+
     @tf.function(input_signature=[{
         name: tf.TensorSpec([None], feature_spec.dtype, name=name)
         for name, feature_spec in spec.items()}])
@@ -67,4 +93,6 @@ def serving_signatures(model: tf.keras.Model,
     return {
         "serving_default": serve_tf_examples.get_concrete_function(),
         RAW_SIGNATURE: serve_raw.get_concrete_function(),
+        CLASSIFICATION_SIGNATURE: classify_tf_examples.get_concrete_function(),
+        REGRESSION_SIGNATURE: regress_tf_examples.get_concrete_function(),
     }

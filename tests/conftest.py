@@ -70,6 +70,14 @@ def completed_component_types(config: PipelineConfig) -> set:
                                       metadata_store_pb2.Execution.CACHED)}
 
 
+def pushed_model_dir(config: PipelineConfig) -> Path:
+    """The newest version folder the Pusher wrote."""
+    model_dir = Path(config.serving_model_dir) / config.model_name
+    versions = sorted(model_dir.iterdir(), key=lambda p: int(p.name)) if model_dir.is_dir() else []
+    assert versions, f"nothing was pushed to {model_dir}"
+    return versions[-1]
+
+
 def run_beam_runner(argv) -> tuple:
     """Runs `runners/beam_runner.py`'s main in-process; returns (exit code, stdout)."""
     from runners import beam_runner

@@ -8,20 +8,15 @@ import tensorflow as tf
 
 from data import prepare
 from models import features, signatures
+from tests.conftest import pushed_model_dir
 
 pytestmark = pytest.mark.e2e
-
-
-def _pushed_model_dir(config) -> Path:
-    versions = sorted((Path(config.serving_model_dir) / config.model_name).iterdir())
-    assert versions, "nothing was pushed"
-    return versions[-1]
 
 
 @pytest.fixture(scope="module")
 def pushed(e2e):
     config, _ = e2e
-    return tf.saved_model.load(str(_pushed_model_dir(config)))
+    return tf.saved_model.load(str(pushed_model_dir(config)))
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +49,16 @@ def _raw_tensors(rows):
 
 
 def test_pushed_model_is_in_tf_serving_layout(e2e):
-    model_dir = _pushed_model_dir(e2e[0])
+    model_dir = pushed_model_dir(e2e[0])
     assert model_dir.name.isdigit()  # TF Serving loads numeric version folders
     assert (model_dir / "saved_model.pb").is_file()
     assert (model_dir / "variables").is_dir()
 
 
-def test_the_model_has_exactly_the_two_signatures(pushed):
-    assert set(pushed.signatures) == {"serving_default", signatures.RAW_SIGNATURE}
+def test_the_model_has_exactly_the_four_signatures(pushed):
+    assert set(pushed.signatures) == {"serving_default", signatures.RAW_SIGNATURE,
+                                      signatures.CLASSIFICATION_SIGNATURE,
+                                      signatures.REGRESSION_SIGNATURE}
     default = pushed.signatures["serving_default"]
     assert set(default.structured_input_signature[1]) == {signatures.EXAMPLES_INPUT}
     raw = pushed.signatures[signatures.RAW_SIGNATURE]
@@ -84,6 +81,20 @@ def test_raw_signature_agrees_with_the_tf_example_signature(pushed, complaints):
         signatures.PREDICTION_KEY]
     np.testing.assert_allclose(from_raw.numpy(), from_examples.numpy(), rtol=1e-5)
     assert ((from_raw.numpy() >= 0) & (from_raw.numpy() <= 1)).all()
+
+
+def test_classification_and_regression_agree_with_the_predict_signature(pushed, complaints):
+    serialized = tf.constant([_example(r) for r in complaints])
+    probability = pushed.signatures["serving_default"](examples=serialized)[
+        signatures.PREDICTION_KEY].numpy()
+    classified = pushed.signatures[signatures.CLASSIFICATION_SIGNATURE](inputs=serialized)
+    assert classified[signatures.CLASSIFY_CLASSES].numpy().tolist() == [
+        [c.encode() for c in features.LABEL_CLASSES]] * 3
+    scores = classified[signatures.CLASSIFY_SCORES].numpy()
+    np.testing.assert_allclose(scores[:, 1:], probability, rtol=1e-5)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
+    regressed = pushed.signatures[signatures.REGRESSION_SIGNATURE](inputs=serialized)
+    np.testing.assert_allclose(regressed[signatures.REGRESS_OUTPUTS].numpy(), probability, rtol=1e-5)
 
 
 def test_predictions_depend_on_the_input(pushed, complaints):
