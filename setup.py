@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="Reference TFX pipeline on CFPB consumer complaints",
     python_requires=">=3.9,<3.11",
-    packages=["components", "data", "models", "pipeline", "runners"],
+    packages=["components", "data", "models", "pipeline", "runners", "serving"],
     package_data={"data": ["raw/*.csv.gz"]},
     install_requires=[
         "tfx[kfp]==1.16.0",

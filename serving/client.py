@@ -1,0 +1,306 @@
+"""Asks TF Serving whether consumers will dispute complaints.
+
+    python -m serving.client --input complaint.json                 # REST predict
+    python -m serving.client --product "Mortgage" --state CA --zip-code 94110
+    python -m serving.client --input c.json --protocol grpc --label stable
+    python -m serving.client --api metadata
+
+A complaint is a JSON object of raw fields (a file may hold one object or a
+list); fields left out count as missing, like empty CSV cells. Other columns of
+the prepared CSV (the label, dates) are ignored; unknown names are an error.
+Prints each complaint's dispute probability and the model version that
+answered. Exit status: 0 answered, 1 the server failed or refused, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+from data import prepare
+from models import features
+from pipeline.configs import PipelineConfig
+from serving import urls
+
+# Signature names and keys (models/signatures.py); repeated here as plain
+# strings so the REST client does not import TensorFlow.
+RAW_SIGNATURE = "serving_raw"
+CLASSIFICATION_SIGNATURE = "classification"
+PREDICTION_KEY = "dispute_probability"
+POSITIVE_CLASS = features.LABEL_CLASSES[1]
+INTEGER_FEATURES = ("zip_code",)
+
+Complaint = Dict[str, Union[str, int]]
+
+
+class InputError(ValueError):
+    """A complaint the client will not send (unknown field, wrong type)."""
+
+
+class ServingError(RuntimeError):
+    """The server could not be reached, or refused or failed the request."""
+
+
+@dataclass
+class Answer:
+    probabilities: List[float]
+    version: int
+
+
+def normalize(raw: dict) -> Complaint:
+    """Only the model's features, typed; raises InputError on unknown names or bad values."""
+    if not isinstance(raw, dict):
+        raise InputError(f"a complaint is a JSON object of fields, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(prepare.CANONICAL_COLUMNS))
+    if unknown:
+        raise InputError(f"unknown field(s) {', '.join(unknown)}; the model reads "
+                         f"{', '.join(features.FEATURE_NAMES)}")
+    complaint = {}
+    for name in features.FEATURE_NAMES:
+        value = raw.get(name)
+        if value in (None, ""):
+            continue
+        if name in INTEGER_FEATURES:
+            if isinstance(value, bool) or not (isinstance(value, int) or str(value).isdigit()):
+                raise InputError(f"{name} must be a number (a five-digit ZIP), got {value!r}")
+            complaint[name] = int(value)
+        elif isinstance(value, str):
+            complaint[name] = value
+        else:
+            raise InputError(f"{name} must be a string, got {value!r}")
+    return complaint
+
+
+def raw_instance(complaint: Complaint) -> Complaint:
+    """serving_raw takes every feature: missing ones as '' (or 0 for a ZIP)."""
+    return {name: complaint.get(name, 0 if name in INTEGER_FEATURES else "")
+            for name in features.FEATURE_NAMES}
+
+
+class RestClient:
+    def __init__(self, host: str, port: int, model_name: str, version: Optional[int] = None,
+                 label: Optional[str] = None, timeout: float = 10.0):
+        self.base = urls.base_url(host, port)
+        self.model = (model_name, version, label)
+        urls.model_path(*self.model)  # fail early on a name/version/label that cannot be a URL
+        self.timeout = timeout
+
+    def _call(self, path: str, body: Optional[dict] = None) -> dict:
+        url = self.base + path
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("error", detail)
+            except ValueError:
+                pass
+            hint = " (unknown model, version or label?)" if error.code == 404 else ""
+            raise ServingError(f"TF Serving answered {error.code} {error.reason} for "
+                               f"{'POST' if body is not None else 'GET'} {url}{hint}: {detail}")
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ServingError(f"cannot reach TF Serving at {self.base} ({reason}); is it running? "
+                               "See serving/README.md")
+
+    def metadata(self) -> dict:
+        return self._call(urls.metadata_path(*self.model))
+
+    def served_version(self) -> int:
+        # REST predict/classify replies carry no version: ask the same URL's metadata.
+        return int(self.metadata()["model_spec"]["version"])
+
+    def predict(self, complaints: Sequence[Complaint]) -> Answer:
+        reply = self._call(urls.verb_path("predict", *self.model), {
+            "signature_name": RAW_SIGNATURE,
+            "instances": [raw_instance(c) for c in complaints]})
+        return Answer([_scalar(p) for p in reply["predictions"]], self.served_version())
+
+    def classify(self, complaints: Sequence[Complaint]) -> Answer:
+        reply = self._call(urls.verb_path("classify", *self.model), {
+            "signature_name": CLASSIFICATION_SIGNATURE, "examples": list(complaints)})
+        return Answer([dict(map(tuple, r))[POSITIVE_CLASS] for r in reply["result"]],
+                      self.served_version())
+
+
+class GrpcClient:
+    def __init__(self, host: str, port: int, model_name: str, version: Optional[int] = None,
+                 label: Optional[str] = None, timeout: float = 10.0):
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+        urls.model_path(model_name, version, label)  # same name/version/label rules as REST
+        self.target = f"{host}:{port}"
+        self.channel = grpc.insecure_channel(self.target)
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.model = (model_name, version, label)
+        self.timeout = timeout
+
+    def _spec(self, spec, signature_name: str) -> None:
+        name, version, label = self.model
+        spec.name = name
+        spec.signature_name = signature_name
+        if version is not None:
+            spec.version.value = version
+        elif label is not None:
+            spec.version_label = label
+
+    def _call(self, method, request):
+        import grpc
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            code = error.code()
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise ServingError(f"cannot reach TF Serving over gRPC at {self.target} "
+                                   f"({code.name}: {error.details()}); is it running? "
+                                   "See serving/README.md")
+            hint = " (unknown model, version or label?)" if code == grpc.StatusCode.NOT_FOUND else ""
+            raise ServingError(f"TF Serving answered {code.name}{hint}: {error.details()}")
+
+    def metadata(self) -> dict:
+        from google.protobuf import json_format
+        from tensorflow_serving.apis import get_model_metadata_pb2
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec, "")
+        response = self._call(self.stub.GetModelMetadata, request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return {"model_spec": {"name": response.model_spec.name, "signature_name": "",
+                               "version": str(response.model_spec.version.value)},
+                "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)}}
+
+    def predict(self, complaints: Sequence[Complaint]) -> Answer:
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, RAW_SIGNATURE)
+        instances = [raw_instance(c) for c in complaints]
+        for name in features.FEATURE_NAMES:
+            dtype = tf.int64 if name in INTEGER_FEATURES else tf.string
+            request.inputs[name].CopyFrom(tf.make_tensor_proto([i[name] for i in instances], dtype))
+        response = self._call(self.stub.Predict, request)
+        values = tf.make_ndarray(response.outputs[PREDICTION_KEY]).reshape(len(instances))
+        return Answer([float(v) for v in values], response.model_spec.version.value)
+
+    def classify(self, complaints: Sequence[Complaint]) -> Answer:
+        from tensorflow_serving.apis import classification_pb2
+        request = classification_pb2.ClassificationRequest()
+        self._spec(request.model_spec, CLASSIFICATION_SIGNATURE)
+        for complaint in complaints:
+            feature = request.input.example_list.examples.add().features.feature
+            for name, value in complaint.items():
+                if isinstance(value, int):
+                    feature[name].int64_list.value.append(value)
+                else:
+                    feature[name].bytes_list.value.append(value.encode())
+        response = self._call(self.stub.Classify, request)
+        return Answer([{c.label: c.score for c in row.classes}[POSITIVE_CLASS]
+                       for row in response.result.classifications],
+                      response.model_spec.version.value)
+
+
+def _scalar(value) -> float:
+    while isinstance(value, list):  # [batch, 1] outputs arrive as one-element lists
+        (value,) = value
+    return float(value)
+
+
+def read_complaints(path: Path) -> List[dict]:
+    try:
+        loaded = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}")
+    except ValueError as error:
+        raise InputError(f"{path} is not JSON: {error}")
+    return loaded if isinstance(loaded, list) else [loaded]
+
+
+def _parser(config: PipelineConfig) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="localhost")
+    server.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    server.add_argument("--rest-port", type=int, default=8501)
+    server.add_argument("--grpc-port", type=int, default=8500)
+    server.add_argument("--model-name", default=config.model_name, help="default: %(default)s")
+    which = server.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="ask this model version")
+    which.add_argument("--label", help="ask the version behind this label (stable, canary)")
+    server.add_argument("--api", choices=("predict", "classify", "metadata"), default="predict",
+                        help="predict (serving_raw signature), classify (classification "
+                             "signature, tf.Examples) or metadata (signatures and version)")
+    server.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    complaint = parser.add_argument_group("complaint (a JSON file, or one complaint as flags)")
+    complaint.add_argument("--input", type=Path, help="JSON object or list of objects")
+    for name in features.FEATURE_NAMES:
+        complaint.add_argument(f"--{name.replace('_', '-')}", dest=name,
+                               type=int if name in INTEGER_FEATURES else str)
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser(PipelineConfig.from_env()).parse_args(argv)
+    try:
+        flags = {n: getattr(args, n) for n in features.FEATURE_NAMES if getattr(args, n) is not None}
+        if args.api == "metadata":
+            raw = []
+        elif args.input and flags:
+            raise InputError("give complaints either as --input or as field flags, not both")
+        else:
+            raw = read_complaints(args.input) if args.input else [flags]
+            if not raw or raw == [{}]:
+                raise InputError("no complaint given: use --input FILE or field flags "
+                                 "(see --help)")
+        complaints = [normalize(c) for c in raw]
+        client_class = RestClient if args.protocol == "rest" else GrpcClient
+        port = args.rest_port if args.protocol == "rest" else args.grpc_port
+        client = client_class(args.host, port, args.model_name, args.version, args.label,
+                              args.timeout)
+    except (InputError, urls.UrlError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.api == "metadata":
+            metadata = client.metadata()
+            print(json.dumps(metadata, indent=2) if args.json else _describe(metadata))
+            return 0
+        answer = getattr(client, args.api)(complaints)
+    except ServingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"model": args.model_name, "version": answer.version,
+                          PREDICTION_KEY: answer.probabilities}))
+    else:
+        pinned = f", label {args.label}" if args.label else ""
+        print(f"model {args.model_name} version {answer.version}{pinned} answered "
+              f"({args.protocol} {args.api}):")
+        for i, probability in enumerate(answer.probabilities, 1):
+            print(f"  complaint {i}: dispute probability {probability:.4f}")
+    return 0
+
+
+def _describe(metadata: dict) -> str:
+    spec = metadata["model_spec"]
+    lines = [f"model {spec['name']} version {spec['version']}; signatures:"]
+    signature_defs = metadata["metadata"]["signature_def"]["signature_def"]
+    for name, signature in sorted(signature_defs.items()):
+        if name.startswith("__"):
+            continue  # TF's internal init op, not callable
+        lines.append(f"  {name}: inputs {sorted(signature.get('inputs', {}))} -> "
+                     f"outputs {sorted(signature.get('outputs', {}))}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The client end to end against the development stand-in on the real pushed
+model (two versions, labelled by `serving.model_config`), over REST and gRPC,
+including the error paths. The stand-in is not TF Serving; it speaks its
+protocol for this model (serving/standin_server.py).
+"""
+import json
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import features, signatures
+from serving import client, model_config, standin_server
+from tests.conftest import pushed_model_dir
+
+pytestmark = pytest.mark.e2e
+
+STABLE, CANARY = 100, 200
+COMPLAINTS = [
+    {"product": "Debt collection", "issue": "Communication tactics", "state": "TX",
+     "zip_code": 76119, "company_response": "In progress", "timely_response": "Yes"},
+    {"product": "Mortgage", "sub_product": "Conventional fixed mortgage",
+     "issue": "Loan servicing, payments, escrow account", "state": "CA", "zip_code": "94110",
+     "company_response": "Closed with explanation", "timely_response": "No",
+     "consumer_disputed": "1"},  # a column of the data, ignored by the client
+]
+
+
+@pytest.fixture(scope="module")
+def served(e2e, tmp_path_factory):
+    """Stand-in serving the pushed model as versions 100 (stable) and 200 (canary)."""
+    root = tmp_path_factory.mktemp("serving")
+    model_dir = root / "serving_model" / e2e[0].model_name
+    for version in (STABLE, CANARY):
+        shutil.copytree(pushed_model_dir(e2e[0]), model_dir / str(version))
+    config_path = root / "models.config"
+    assert model_config.main(["--serving-model-dir", str(model_dir.parent), "--model-name",
+                              model_dir.name, "--output", str(config_path)]) == 0
+    model = standin_server.ServedModel.from_config(config_path, base_path=model_dir)
+    server = standin_server.StandIn(model, rest_port=0, grpc_port=0)
+    yield server, model_dir
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def input_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("client") / "complaints.json"
+    path.write_text(json.dumps(COMPLAINTS))
+    return path
+
+
+@pytest.fixture(scope="module")
+def expected(served):
+    """Probabilities from the SavedModel called directly, without any server."""
+    loaded = tf.saved_model.load(str(served[1] / str(CANARY)))
+    complaints = [client.raw_instance(client.normalize(c)) for c in COMPLAINTS]
+    tensors = {n: tf.constant([c[n] for c in complaints],
+                              tf.int64 if n in client.INTEGER_FEATURES else tf.string)
+               for n in features.FEATURE_NAMES}
+    return loaded.signatures[signatures.RAW_SIGNATURE](**tensors)[
+        signatures.PREDICTION_KEY].numpy().ravel()
+
+
+def _run(served, capsys, *argv):
+    server, _ = served
+    code = client.main(["--host", "127.0.0.1", "--rest-port", str(server.rest_port),
+                        "--grpc-port", str(server.grpc_port), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+@pytest.mark.parametrize("api", ["predict", "classify"])
+def test_answers_with_the_models_probabilities_and_version(served, input_file, expected, capsys,
+                                                           protocol, api):
+    code, out, err = _run(served, capsys, "--input", str(input_file), "--protocol", protocol,
+                          "--api", api, "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["version"] == CANARY  # no label: TF Serving's latest version
+    np.testing.assert_allclose(answer[signatures.PREDICTION_KEY], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_labels_and_versions_pick_the_answering_version(served, input_file, capsys, protocol):
+    for pin, version in ((["--label", "stable"], STABLE), (["--label", "canary"], CANARY),
+                         (["--version", str(STABLE)], STABLE)):
+        code, out, err = _run(served, capsys, "--input", str(input_file), "--protocol", protocol, *pin)
+        assert code == 0, err
+        assert f"version {version}" in out.splitlines()[0]
+        assert len(out.splitlines()) == 1 + len(COMPLAINTS)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_metadata_lists_the_signatures(served, capsys, protocol):
+    code, out, err = _run(served, capsys, "--api", "metadata", "--protocol", protocol)
+    assert code == 0, err
+    assert f"version {CANARY}" in out
+    for name in ("serving_default", signatures.RAW_SIGNATURE,
+                 signatures.CLASSIFICATION_SIGNATURE, signatures.REGRESSION_SIGNATURE):
+        assert f"  {name}: " in out
+
+
+def test_complaint_from_flags(served, capsys):
+    code, out, err = _run(served, capsys, "--product", "Mortgage", "--state", "CA",
+                          "--zip-code", "94110")
+    assert code == 0, err
+    assert "complaint 1: dispute probability 0." in out
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+@pytest.mark.parametrize("pin, expected", [
+    (["--model-name", "no_such_model"], "no_such_model"),
+    (["--version", "7"], "Specific(cfpb_disputes, 7)"),
+    (["--label", "beta"], "label: beta"),
+])
+def test_server_refusals_are_reported(served, input_file, capsys, protocol, pin, expected):
+    code, out, err = _run(served, capsys, "--input", str(input_file), "--protocol", protocol, *pin)
+    assert code == 1 and out == ""
+    assert err.startswith("error: TF Serving answered ") and expected in err
+
+
+def test_server_side_rejection_of_a_bad_value(served):
+    server, _ = served
+    rest = client.RestClient("127.0.0.1", server.rest_port, "cfpb_disputes")
+    # Bypasses the client's own checks, as another client might.
+    with pytest.raises(client.ServingError, match="400 Bad Request.*zip_code"):
+        rest.predict([{"zip_code": "not a zip"}])
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_server_down_is_reported(input_file, capsys, protocol):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    code = client.main(["--host", "127.0.0.1", "--rest-port", str(port), "--grpc-port", str(port),
+                        "--protocol", protocol, "--timeout", "5", "--input", str(input_file)])
+    assert code == 1
+    assert "cannot reach TF Serving" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("complaint, message", [
+    ({"product": "Mortgage", "zip_code": "9411O"}, "zip_code must be a number"),
+    ({"product": "Mortgage", "colour": "red"}, "unknown field(s) colour"),
+    ({"product": ["Mortgage"]}, "product must be a string"),
+])
+def test_bad_input_is_refused_before_sending(tmp_path, capsys, complaint, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(complaint))
+    # Port 9 (discard): the request must never be sent, so no server is needed.
+    assert client.main(["--rest-port", "9", "--input", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_signature_names_match_the_model_package():
+    assert client.RAW_SIGNATURE == signatures.RAW_SIGNATURE
+    assert client.CLASSIFICATION_SIGNATURE == signatures.CLASSIFICATION_SIGNATURE
+    assert client.PREDICTION_KEY == signatures.PREDICTION_KEY
+
+
+def test_command_line_as_users_run_it(served, input_file):
+    server, _ = served
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.client", "--host", "127.0.0.1",
+         "--rest-port", str(server.rest_port), "--input", str(input_file), "--label", "stable"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"model cfpb_disputes version {STABLE}, label stable answered")
