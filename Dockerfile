@@ -25,6 +25,7 @@ COPY data ./data
 COPY models ./models
 COPY pipeline ./pipeline
 COPY runners ./runners
+COPY serving ./serving
 RUN uv pip install --system --no-cache --no-deps . \
  && python -c "import models.preprocessing, components.idempotent_pusher, tfx"
 
