@@ -51,6 +51,18 @@ class PipelineConfig:
     span: Optional[int] = dataclasses.field(
         default=None,
         metadata={"help": "span to train on; default: the latest"})
+    schema_path: str = dataclasses.field(
+        default=str(REPO_ROOT / "data" / "schema" / "schema.pbtxt"),
+        metadata={"help": "curated schema that ImportSchemaGen imports (python -m data.schema "
+                          "re-bootstraps it)"})
+    infer_schema: bool = dataclasses.field(
+        default=False,
+        metadata={"help": "infer the schema from each span with SchemaGen instead of importing "
+                          "the curated one"})
+    drift_blocks: bool = dataclasses.field(
+        default=False,
+        metadata={"help": "stop the run when a feature drifts beyond its schema threshold "
+                          "against the previous run's statistics (default: report only)"})
     pipeline_root: str = dataclasses.field(
         default=_build("pipeline_root"),
         metadata={"help": "where components write artifacts"})
@@ -84,8 +96,9 @@ class PipelineConfig:
         metadata={"help": "how much lower than the blessed baseline's AUC a new model may be"})
     compare_with_baseline: bool = dataclasses.field(
         default=True,
-        metadata={"help": "evaluate against the latest blessed model (needs an orchestrator that "
-                          "runs TFX resolvers; open-source KFP v2 does not)"})
+        metadata={"help": "resolve baselines from earlier runs: the latest blessed model for the "
+                          "Evaluator, the latest statistics for drift (needs an orchestrator "
+                          "that runs TFX resolvers; open-source KFP v2 does not)"})
     enable_cache: bool = dataclasses.field(
         default=True, metadata={"help": "reuse outputs of components whose inputs did not change"})
     beam_pipeline_args: List[str] = dataclasses.field(

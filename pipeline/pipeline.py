@@ -1,7 +1,8 @@
 """The component graph, defined once; every runner and the notebook build it here.
 
-CsvExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator
-             -> Transform -> Trainer -> Evaluator (vs. latest blessed model) -> Pusher
+CsvExampleGen -> StatisticsGen -> ImportSchemaGen (curated; or SchemaGen) -> ExampleValidator
+  -> DataValidationGate (anomalies stop the run; drift vs. the previous run's statistics)
+  -> Transform -> Trainer -> Evaluator (vs. latest blessed model) -> Pusher
 """
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import idempotent_pusher
+from components import idempotent_pusher, validation_gate
 from pipeline import evaluation
 from pipeline.configs import PipelineConfig
 
 SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
 RESOLVER_ID = "latest_blessed_model_resolver"
+STATISTICS_RESOLVER_ID = "previous_statistics_resolver"
 RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
 
 
@@ -54,15 +56,47 @@ def _example_gen(config: PipelineConfig,
 
 
 def create_components(config: PipelineConfig,
-                      runtime: Optional[RuntimeParameters] = None) -> List[tfx.types.BaseNode]:
-    """The pipeline's components in topological order (the notebook runs them one by one)."""
+                      runtime: Optional[RuntimeParameters] = None,
+                      builtin_resolvers_only: bool = False) -> List[tfx.types.BaseNode]:
+    """The pipeline's components in topological order (the notebook runs them one by one).
+
+    `builtin_resolvers_only`: for orchestrators that run resolvers themselves
+    and know only TFX's built-in strategies (Vertex); the statistics resolver
+    then takes the latest statistics, validated or not.
+    """
     runtime = runtime or RuntimeParameters()
     example_gen = _example_gen(config, runtime)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    if config.infer_schema:
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    else:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=os.fspath(config.schema_path))
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    # The latest statistics that passed validation in an earlier run (the
+    # previous span, once a new span arrives). StatisticsGen waits for it, so it
+    # never resolves this run's own, also where independent tasks run at once.
+    statistics_resolver = tfx.dsl.Resolver(
+        strategy_class=(tfx.dsl.experimental.LatestArtifactStrategy if builtin_resolvers_only
+                        else validation_gate.LatestValidatedStatisticsStrategy),
+        # StatisticsGen's only: Transform writes ExampleStatistics too.
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                   producer_component_id=statistics_gen.id,
+                                   output_key="statistics"),
+    ).with_id(STATISTICS_RESOLVER_ID) if config.compare_with_baseline else None
+    if statistics_resolver:
+        statistics_gen.add_upstream_node(statistics_resolver)
+    validation = validation_gate.DataValidationGate(
+        examples=example_gen.outputs["examples"],
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        anomalies=example_validator.outputs["anomalies"],
+        baseline_statistics=(statistics_resolver.outputs["statistics"]
+                             if statistics_resolver else None),
+        data_location=os.path.join(os.fspath(config.data_root), config.input_pattern),
+        drift_blocks=config.drift_blocks,
+    )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -71,6 +105,9 @@ def create_components(config: PipelineConfig,
         # leak into them, but must be transformed for evaluation and benchmarks.
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
     )
+    # Order only, no artifact: a re-validated span must not invalidate
+    # Transform's cache, but nothing trains until the gate has passed.
+    transform.add_upstream_node(validation)
     trainer = tfx.components.Trainer(
         run_fn="models.model.run_fn",
         examples=transform.outputs["transformed_examples"],
@@ -104,20 +141,22 @@ def create_components(config: PipelineConfig,
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=os.path.join(config.serving_model_dir, config.model_name))),
     )
-    components = [example_gen, statistics_gen, schema_gen, example_validator, transform,
-                  trainer, model_resolver, evaluator, pusher]
+    components = [example_gen, statistics_resolver, statistics_gen, schema_gen,
+                  example_validator, validation, transform, trainer, model_resolver,
+                  evaluator, pusher]
     return [c for c in components if c is not None]
 
 
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-                    runtime: Optional[RuntimeParameters] = None) -> tfx.dsl.Pipeline:
+                    runtime: Optional[RuntimeParameters] = None,
+                    builtin_resolvers_only: bool = False) -> tfx.dsl.Pipeline:
     """The whole graph. Runners pass their MLMD connection (None on Kubeflow,
     where the cluster provides the store)."""
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=os.fspath(config.pipeline_root),
-        components=create_components(config, runtime),
+        components=create_components(config, runtime, builtin_resolvers_only),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

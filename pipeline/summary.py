@@ -14,10 +14,12 @@ from typing import Dict, List, Optional, Tuple
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components import validation_gate
 from components.idempotent_pusher import REUSED_VERSION_KEY
 from pipeline import metadata
 from pipeline.configs import PipelineConfig
 
+GATE_ID = validation_gate.DataValidationGate.__name__
 # Slices smaller than this are too noisy to call the "worst" one.
 MIN_SLICE_EXAMPLES = 50
 _STATE_WORDS = {
@@ -55,6 +57,7 @@ class RunSummary:
     nodes: Dict[str, NodeRun]
     split_rows: Dict[str, int]
     anomalies: Dict[str, List[str]]
+    validation_report: Optional[dict]
     auc_overall: Optional[SliceMetric]
     auc_worst_slice: Optional[SliceMetric]
     blessed: Optional[bool]
@@ -84,6 +87,12 @@ class RunSummary:
                     for split, found in self.anomalies.items() if found))
             else:
                 lines.append("  anomalies   none")
+        gate = self.nodes.get(GATE_ID)
+        if gate is not None and gate.state == "FAILED":
+            lines.append("  validation  FAILED: bad data stopped the run before Transform; "
+                         "the previously pushed model stays the served one")
+        if self.validation_report is not None:
+            lines.append("  drift       " + _drift_text(self.validation_report))
         if self.auc_overall:
             text = (f"  eval AUC    {self.auc_overall.value:.3f} overall "
                     f"({self.auc_overall.examples:,} examples)")
@@ -273,6 +282,18 @@ def _threshold_text(threshold) -> str:
     return str(threshold).strip()
 
 
+def _drift_text(report: dict) -> str:
+    baseline = report.get("drift_baseline")
+    if baseline is None:
+        return "not measured: no earlier statistics to compare with"
+    against = f"vs the latest earlier statistics ({baseline['uri']})"
+    if not report["drift"]:
+        return f"none beyond the schema's thresholds {against}"
+    effect = "blocking" if report["drift_blocks"] else "reported, not blocking"
+    return f"{against}, {effect}: " + "; ".join(
+        f"{d['feature']}: {d['detail']}" for d in report["drift"])
+
+
 def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
     """Summarizes the newest execution of each component of `config.pipeline_name`."""
     connection_config = connection_config or metadata.connection_config(config)
@@ -286,6 +307,7 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
 
     statistics = output("StatisticsGen", "statistics")
     anomalies = output("ExampleValidator", "anomalies")
+    validation = output(GATE_ID, "validation")
     evaluation = output("Evaluator", "evaluation")
     blessing = output("Evaluator", "blessing")
     pushed = output("Pusher", "pushed_model")
@@ -315,6 +337,8 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
         nodes=nodes,
         split_rows=_split_rows(statistics) if statistics is not None else {},
         anomalies=_anomalies(anomalies) if anomalies is not None else {},
+        validation_report=(validation_gate.read_report(validation.uri)
+                           if validation is not None else None),
         auc_overall=auc_overall,
         auc_worst_slice=auc_worst,
         blessed=blessed,

@@ -129,8 +129,11 @@ def _run_container(container, executor_input, log_path: Path) -> None:
     if command[:1] == ["python"]:
         command[0] = sys.executable  # the venv stands in for the image
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    from pipeline.configs import REPO_ROOT
     with open(log_path, "w") as log:
-        result = subprocess.run(command + args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # The project folder stands in for the image's working directory.
+        result = subprocess.run(command + args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=REPO_ROOT)
     if result.returncode != 0:
         tail = log_path.read_text()[-3000:]
         raise RuntimeError(f"container exited {result.returncode}; log {log_path}:\n{tail}")

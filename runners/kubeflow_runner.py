@@ -82,6 +82,16 @@ def _for_open_source_kfp(config):
         if "://" not in config.data_root else f"{config.data_root.rstrip('/')}/span-{span}")
 
 
+def _image_relative_schema(config):
+    """The curated schema as the image sees it: relative to the project folder,
+    which is the image's working directory (Dockerfile WORKDIR)."""
+    from pipeline.configs import REPO_ROOT
+    schema = Path(config.schema_path)
+    if schema.is_absolute() and REPO_ROOT in schema.parents:
+        return dataclasses.replace(config, schema_path=str(schema.relative_to(REPO_ROOT)))
+    return config
+
+
 def compile_pipeline(config) -> Path:
     """Writes the KFP v2 pipeline YAML for `config`; returns its path."""
     import yaml
@@ -93,9 +103,13 @@ def compile_pipeline(config) -> Path:
         raise ValueError(f"kubeflow_target must be one of {TARGETS}, not {config.kubeflow_target!r}")
     if config.kubeflow_target == "oss":
         config = _for_open_source_kfp(config)
+    config = _image_relative_schema(config)
     # No MLMD connection: on Kubeflow the cluster's metadata store is used.
     runtime = runtime_parameters(config)
-    tfx_pipeline = pipeline.create_pipeline(config, runtime=runtime)
+    # Vertex runs resolvers itself and compiles only TFX's built-in strategies
+    # (untested there: no Vertex project here).
+    tfx_pipeline = pipeline.create_pipeline(
+        config, runtime=runtime, builtin_resolvers_only=config.kubeflow_target == "vertex")
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
             default_image=config.kubeflow_image,

@@ -4,6 +4,7 @@ needs pipeline outputs, so the suite pays for Transform/Trainer/Evaluator once.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -17,9 +18,9 @@ from pipeline.configs import PipelineConfig
 # model to beat a coin flip, small enough for CI.
 E2E_ROWS_PER_SPAN = 3000
 E2E_TRAIN_STEPS = 150
-# Every component that runs an executor (the Resolver only queries MLMD).
-EXECUTING_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator",
-                        "Transform", "Trainer", "Evaluator", "Pusher")
+# Every component that runs an executor (the Resolvers only query MLMD).
+EXECUTING_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                        "DataValidationGate", "Transform", "Trainer", "Evaluator", "Pusher")
 
 
 def pytest_configure(config):
@@ -79,12 +80,23 @@ def pushed_model_dir(config: PipelineConfig) -> Path:
 
 
 def run_beam_runner(argv) -> tuple:
-    """Runs `runners/beam_runner.py`'s main in-process; returns (exit code, stdout)."""
+    """Runs `runners/beam_runner.py`'s main in-process; returns (exit code,
+    stdout and stderr: progress, summary and errors)."""
     from runners import beam_runner
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         code = beam_runner.main(argv)
     return code, out.getvalue()
+
+
+def tree_digest(root: Path) -> str:
+    """One hash of every file name and byte under `root` (e.g. the serving directory)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 @pytest.fixture(scope="session")

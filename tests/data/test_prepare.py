@@ -81,7 +81,8 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path):
     ]
     export = _write_export(tmp_path / "later.csv", header, rows)
 
-    report = prepare.prepare_export(export, tmp_path / "span-3", span=3)
+    # Four bad rows in six would be refused (see below); here every kind is counted.
+    report = prepare.prepare_export(export, tmp_path / "span-3", span=3, max_rejected_fraction=1)
 
     assert report.rows_read == 6
     assert report.rows_written == 2
@@ -104,14 +105,43 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path):
 
 @pytest.mark.parametrize("content,message", [
     ("", "no header row"),
-    ("Product,Issue\nMortgage,Servicing\n", "no column maps to 'consumer_disputed'"),
-    ("Product,Date received,Consumer disputed?\n", "no usable rows"),
+    ("Product,Issue\nMortgage,Servicing\n", "no column maps to 'sub_product', .*'consumer_disputed'"),
+    ("Product,Sub-product,Issue,Sub-issue,State,ZIP code,Date received,Company response,"
+     "Timely response?,Consumer disputed?\n", "no usable rows"),  # header only
 ])
 def test_unusable_exports_fail_loudly(tmp_path, content, message):
     export = tmp_path / "broken.csv"
     export.write_text(content)
     with pytest.raises(prepare.PreparationError, match=message):
         prepare.prepare_export(export, tmp_path / "span-1", span=1)
+
+
+def _real_rows(n):
+    """Header and the first n rows of the 2015 export, as an export would have them."""
+    text = prepare._decode(EXPORT_2015.read_bytes(), EXPORT_2015)
+    rows = list(csv.reader(text.splitlines()))
+    return rows[0], rows[1:n + 1]
+
+
+@pytest.mark.parametrize("breakage,message", [
+    ("label", r"50 of 100 rows rejected, more than 5%: .*consumer_disputed not Yes/No/empty"),
+    ("zip", r"zip_code: 100 of 100 values are not ZIP codes"),
+    ("issue_column", r"required column\(s\) missing: no column maps to 'issue'"),
+])
+def test_exports_broken_beyond_quirks_are_refused(tmp_path, breakage, message):
+    header, rows = _real_rows(100)
+    if breakage == "issue_column":
+        keep = [i for i, h in enumerate(header) if h != "Issue"]
+        header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
+    else:
+        column = header.index("Consumer disputed?" if breakage == "label" else "ZIP code")
+        for i, row in enumerate(rows):
+            if breakage == "zip" or i % 2:  # half the labels: more than the 5% allowed
+                row[column] = "unknown" if breakage == "label" else "N/A"
+    export = _write_export(tmp_path / "broken.csv", header, rows)
+    with pytest.raises(prepare.PreparationError, match=message):
+        prepare.prepare_export(export, tmp_path / "span-3", span=3)
+    assert not (tmp_path / "span-3").exists()
 
 
 def test_unchanged_spans_are_not_rewritten(tmp_path):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from google.protobuf import json_format
 from tfx import v1 as tfx
 
@@ -8,13 +10,19 @@ from pipeline.configs import PipelineConfig
 # compiled graphs against pipeline.component_edges(), which this pins down.
 EXPECTED_EDGES = {
     ("CsvExampleGen", "StatisticsGen"),
-    ("StatisticsGen", "SchemaGen"),
+    (pipeline.STATISTICS_RESOLVER_ID, "StatisticsGen"),
     ("StatisticsGen", "ExampleValidator"),
-    ("SchemaGen", "ExampleValidator"),
+    ("ImportSchemaGen", "ExampleValidator"),
+    ("CsvExampleGen", "DataValidationGate"),
+    ("StatisticsGen", "DataValidationGate"),
+    ("ImportSchemaGen", "DataValidationGate"),
+    ("ExampleValidator", "DataValidationGate"),
+    (pipeline.STATISTICS_RESOLVER_ID, "DataValidationGate"),
     ("CsvExampleGen", "Transform"),
-    ("SchemaGen", "Transform"),
+    ("ImportSchemaGen", "Transform"),
+    ("DataValidationGate", "Transform"),
     ("Transform", "Trainer"),
-    ("SchemaGen", "Trainer"),
+    ("ImportSchemaGen", "Trainer"),
     ("CsvExampleGen", "Evaluator"),
     ("Trainer", "Evaluator"),
     (pipeline.RESOLVER_ID, "Evaluator"),
@@ -31,9 +39,30 @@ def _proto(component, key, message):
 def test_graph_has_the_expected_components_and_edges(tmp_path):
     built = pipeline.create_pipeline(PipelineConfig(pipeline_root=str(tmp_path)))
     assert set(pipeline.component_ids(built)) == {
-        "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-        "Trainer", pipeline.RESOLVER_ID, "Evaluator", "Pusher"}
+        "CsvExampleGen", pipeline.STATISTICS_RESOLVER_ID, "StatisticsGen", "ImportSchemaGen",
+        "ExampleValidator", "DataValidationGate", "Transform", "Trainer", pipeline.RESOLVER_ID,
+        "Evaluator", "Pusher"}
     assert pipeline.component_edges(built) == EXPECTED_EDGES
+
+
+def test_curated_schema_is_imported_unless_inference_is_asked_for(tmp_path):
+    config = PipelineConfig(pipeline_root=str(tmp_path))
+    imported = pipeline.component_ids(pipeline.create_pipeline(config))["ImportSchemaGen"]
+    assert imported.exec_properties["schema_file"] == config.schema_path
+    assert Path(config.schema_path).is_file()
+
+    inferred = pipeline.create_pipeline(PipelineConfig(pipeline_root=str(tmp_path),
+                                                       infer_schema=True))
+    renamed = {(a.replace("ImportSchemaGen", "SchemaGen"), b.replace("ImportSchemaGen", "SchemaGen"))
+               for a, b in EXPECTED_EDGES}
+    assert pipeline.component_edges(inferred) == renamed | {("StatisticsGen", "SchemaGen")}
+
+
+def test_the_gate_gets_the_data_location_and_drift_policy():
+    config = PipelineConfig(drift_blocks=True)
+    gate = pipeline.component_ids(pipeline.create_pipeline(config))["DataValidationGate"]
+    assert gate.exec_properties["drift_blocks"] is True
+    assert gate.exec_properties["data_location"].endswith("span-{SPAN}/*.csv")
 
 
 def test_transform_analyzes_train_only_and_transforms_every_split():
@@ -73,11 +102,12 @@ def test_settings_reach_the_pipeline():
     assert _proto(trainer, "train_args", tfx.proto.TrainArgs()).num_steps == 7
 
 
-def test_without_baseline_comparison_the_resolver_is_left_out():
+def test_without_baseline_comparison_the_resolvers_are_left_out():
     built = pipeline.create_pipeline(PipelineConfig(compare_with_baseline=False))
-    assert pipeline.RESOLVER_ID not in pipeline.component_ids(built)
+    resolvers = {pipeline.RESOLVER_ID, pipeline.STATISTICS_RESOLVER_ID}
+    assert not resolvers & set(pipeline.component_ids(built))
     assert pipeline.component_edges(built) == {
-        edge for edge in EXPECTED_EDGES if pipeline.RESOLVER_ID not in edge}
+        edge for edge in EXPECTED_EDGES if not resolvers & set(edge)}
 
 
 def test_a_pattern_without_span_reads_files_directly():

@@ -27,11 +27,13 @@ def _compile(tmp_path, target, **overrides):
 
 
 def _task_edges(spec):
-    """(upstream, downstream) task pairs, the resolver's two KFP tasks folded
+    """(upstream, downstream) task pairs, each resolver's two KFP tasks folded
     back into the one TFX node they come from."""
     def node(task_name):
-        return (pipeline.RESOLVER_ID if task_name.startswith(pipeline.RESOLVER_ID + "-")
-                else task_name)
+        for resolver_id in (pipeline.RESOLVER_ID, pipeline.STATISTICS_RESOLVER_ID):
+            if task_name.startswith(resolver_id + "-"):
+                return resolver_id
+        return task_name
     return {(node(upstream), node(name)) for name, task in spec.root.dag.tasks.items()
             for upstream in task.dependent_tasks if node(upstream) != node(name)}
 

@@ -1,0 +1,173 @@
+"""The data validation gate: the run stops here, before Transform and Trainer,
+when a span breaks the schema.
+
+TFX's ExampleValidator only records anomalies; a run goes on to train on bad
+data unless something refuses. This component reads ExampleValidator's
+anomalies for every split and fails the run with a message naming the span,
+its files, each feature and its anomaly. Nothing downstream executes, so the
+Pusher never replaces the served model.
+
+It also measures drift: the span's train statistics against the statistics of
+the latest earlier run (the previous span after new data arrives), with the
+schema's drift comparators (L-infinity for categoricals, Jensen-Shannon for
+numerics). Drift is reported, and blocks only with `drift_blocks` (config
+`--drift-blocks`): distributions legitimately move between monthly exports
+and the Evaluator's thresholds already guard the served model, while a schema
+anomaly is a data bug.
+"""
+# No `from __future__ import annotations`: TFX reads the typehints at runtime.
+import json
+import os
+from typing import Dict, List
+
+from tfx.dsl.component.experimental.decorators import component
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.components.common import resolver
+from tfx.types import artifact, standard_artifacts
+
+REPORT_FILE = "validation_report.json"
+DRIFT_SPLIT = "train"
+_DRIFT_REASONS = ("COMPARATOR_L_INFTY_HIGH", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH")
+
+
+class DataValidation(artifact.Artifact):
+    """The gate's verdict: `validation_report.json` (anomalies, drift, baseline)."""
+    # "<namespace>.<Name>": the form KFP v2 accepts for custom artifact types.
+    TYPE_NAME = "cfpb.DataValidation"
+
+
+class DataValidationError(RuntimeError):
+    """Bad data: the run stopped before Transform."""
+
+
+class LatestValidatedStatisticsStrategy(resolver.ResolverStrategy):
+    """The newest statistics that passed this gate in an earlier run, or none.
+
+    Not simply the newest statistics: a run stopped by the gate leaves the bad
+    span's statistics behind, and the fixed span would then be compared with
+    them. TFX's LatestArtifactStrategy would also fail the resolver on a first
+    run, when there is nothing to resolve yet.
+    """
+
+    def resolve_artifacts(self, store, input_dict):
+        return {key: self._latest_validated(store, artifacts)
+                for key, artifacts in input_dict.items()}
+
+    @staticmethod
+    def _latest_validated(store, artifacts) -> list:
+        from ml_metadata.proto import metadata_store_pb2
+        passed = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+        gate_type = f"{__name__}.DataValidationGate"
+        for candidate in sorted(artifacts, key=lambda a: a.id, reverse=True):
+            consumer_ids = [e.execution_id for e in store.get_events_by_artifact_ids([candidate.id])
+                            if e.type == metadata_store_pb2.Event.INPUT]
+            for execution in store.get_executions_by_id(consumer_ids):
+                execution_type = store.get_execution_types_by_id([execution.type_id])[0]
+                # Legacy orchestration (Airflow, InteractiveContext) records the
+                # outcome as a "state" property instead.
+                legacy = (execution.properties.get("state") or
+                          execution.custom_properties.get("state"))
+                if execution_type.name == gate_type and (
+                        execution.last_known_state in passed
+                        or (legacy and legacy.string_value in ("complete", "cached"))):
+                    return [candidate]
+        return []
+
+
+def span_of(artifact_) -> int:
+    # TFX 1.16 records an Examples artifact's span as a custom property, and
+    # StatisticsGen then copies a 0 into its statistics' span property.
+    if artifact_.has_custom_property("span"):
+        return artifact_.get_int_custom_property("span")
+    return artifact_.span
+
+
+def _split_names(artifact_) -> List[str]:
+    return json.loads(artifact_.split_names) if artifact_.split_names else []
+
+
+def _load_anomalies(anomalies_artifact) -> Dict[str, list]:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+    from tfx.utils import io_utils
+    found = {}
+    for split in _split_names(anomalies_artifact):
+        proto = anomalies_pb2.Anomalies()
+        proto.ParseFromString(io_utils.read_bytes_file(
+            os.path.join(anomalies_artifact.uri, f"Split-{split}", "SchemaDiff.pb")))
+        found[split] = [{"feature": name, "anomaly": info.short_description,
+                         "detail": info.description}
+                        for name, info in sorted(proto.anomaly_info.items())]
+        if proto.HasField("dataset_anomaly_info"):
+            info = proto.dataset_anomaly_info
+            found[split].append({"feature": "(dataset)", "anomaly": info.short_description,
+                                 "detail": info.description})
+    return found
+
+
+def _load_statistics(statistics_artifact, split: str):
+    import tensorflow_data_validation as tfdv
+    return tfdv.load_stats_binary(
+        os.path.join(statistics_artifact.uri, f"Split-{split}", "FeatureStats.pb"))
+
+
+def measure_drift(current, baseline, schema) -> List[dict]:
+    """Features whose drift comparator fires, with TFDV's description of by how much."""
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+    drift_types = {anomalies_pb2.AnomalyInfo.Type.Value(t) for t in _DRIFT_REASONS}
+    result = tfdv.validate_statistics(current, schema, previous_statistics=baseline)
+    drifted = []
+    for name, info in sorted(result.anomaly_info.items()):
+        for reason in info.reason:
+            if reason.type in drift_types:
+                drifted.append({"feature": name, "detail": reason.description})
+    return drifted
+
+
+def _problem_lines(report: dict) -> List[str]:
+    lines = [f"  {split}: {a['feature']}: {a['anomaly']}: {a['detail']}"
+             for split, found in report["anomalies"].items() for a in found]
+    if report["drift_blocks"]:
+        lines += [f"  drift: {d['feature']}: {d['detail']}" for d in report["drift"]]
+    return lines
+
+
+@component
+def DataValidationGate(
+    examples: InputArtifact[standard_artifacts.Examples],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    validation: OutputArtifact[DataValidation],
+    baseline_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
+    data_location: Parameter[str] = "",
+    drift_blocks: Parameter[bool] = False,
+) -> None:
+    import tensorflow_data_validation as tfdv
+    from tfx.utils import io_utils
+
+    span = span_of(examples)
+    location = data_location.replace("{SPAN}", str(span))
+    schema_proto = tfdv.load_schema_text(os.path.join(schema.uri, "schema.pbtxt"))
+    report = {"span": span, "data": location, "anomalies": _load_anomalies(anomalies),
+              "drift": [], "drift_baseline": None, "drift_blocks": bool(drift_blocks)}
+    if baseline_statistics is not None:
+        report["drift_baseline"] = {"uri": baseline_statistics.uri}
+        report["drift"] = measure_drift(_load_statistics(statistics, DRIFT_SPLIT),
+                                        _load_statistics(baseline_statistics, DRIFT_SPLIT),
+                                        schema_proto)
+    io_utils.write_string_file(os.path.join(validation.uri, REPORT_FILE),
+                               json.dumps(report, indent=2))
+    problems = _problem_lines(report)
+    if problems:
+        raise DataValidationError(
+            f"data validation stopped the run before Transform: span {span} ({location}):\n"
+            + "\n".join(problems)
+            + "\nNothing after validation ran; the previously pushed model stays the served "
+              "one. Fix the data, or after a deliberate change update the schema "
+              "(README, 'Data validation').")
+
+
+def read_report(validation_uri: str) -> dict:
+    from tfx.utils import io_utils
+    return json.loads(io_utils.read_string_file(os.path.join(validation_uri, REPORT_FILE)))

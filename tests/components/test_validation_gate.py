@@ -1,0 +1,151 @@
+"""Bad data stops the run before Transform, and the served model stays.
+
+Each case is a new span 3 built from real rows of the end-to-end run's data,
+broken in one way, run through the Beam runner against a copy of that run's
+spans and pushed model. Raw exports broken the same ways are refused earlier,
+by data preparation (tests/data/test_prepare.py and the last test here).
+"""
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from data import prepare
+from tests.conftest import (completed_component_types, config_flags, run_beam_runner,
+                            small_config, tree_digest)
+
+pytestmark = pytest.mark.e2e
+
+NEW_SPAN = 3
+UP_TO_VALIDATION = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator"}
+
+
+@pytest.fixture(scope="module")
+def real_rows(e2e):
+    """Header and 1,000 real rows of the e2e run's prepared 2015 span."""
+    path = prepare.span_dir(Path(e2e[0].data_root), 2) / prepare.SPAN_FILE_NAME
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return list(rows[0]), rows[:1000]
+
+
+def _write(path: Path, header, rows) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _missing_column(path, header, rows):
+    _write(path, [h for h in header if h != "issue"], rows)
+
+
+def _text_in_zip_code(path, header, rows):
+    _write(path, header, [{**r, "zip_code": "N/A"} for r in rows])
+
+
+def _empty_file(path, header, rows):
+    path.write_text("")
+
+
+def _header_only(path, header, rows):
+    _write(path, header, [])
+
+
+def _unknown_labels(path, header, rows):
+    _write(path, header, [{**r, "consumer_disputed": "unknown"} for r in rows])
+
+
+def _new_product_flood(path, header, rows):
+    _write(path, header, [{**r, "product": "Crypto-asset services"} if i % 2 else r
+                          for i, r in enumerate(rows)])
+
+
+@pytest.mark.parametrize("write_span, expected", [
+    (_missing_column, ["issue: Column dropped"]),
+    (_text_in_zip_code, ["zip_code: ", "INT"]),
+    (_empty_file, ["span-3"]),
+    (_header_only, ["span-3"]),
+    (_unknown_labels, ["consumer_disputed: "]),
+    (_new_product_flood, ["product: Unexpected string values", "Crypto-asset services"]),
+], ids=lambda v: v.__name__.strip("_") if callable(v) else "")
+def test_a_broken_span_stops_the_run_before_transform(e2e, real_rows, tmp_path, write_span,
+                                                      expected):
+    source, _ = e2e
+    shutil.copytree(source.data_root, tmp_path / "spans")
+    shutil.copytree(source.serving_model_dir, tmp_path / "serving_model")
+    span_dir = prepare.span_dir(tmp_path / "spans", NEW_SPAN)
+    span_dir.mkdir()
+    write_span(span_dir / prepare.SPAN_FILE_NAME, *real_rows)
+    config = small_config(tmp_path)
+    served_before = tree_digest(tmp_path / "serving_model")
+
+    code, output = run_beam_runner(config_flags(config))
+
+    assert code == 1, output
+    for text in expected:
+        assert text in output, output
+    executed = completed_component_types(config)
+    assert executed <= UP_TO_VALIDATION, executed
+    assert "  > Transform" not in output
+    assert tree_digest(tmp_path / "serving_model") == served_before
+
+
+def test_drift_between_the_real_exports_is_reported_and_can_block(e2e, tmp_path):
+    """Span 3 = the 2014 rows, after the e2e run's 2015 statistics: the latest
+    earlier statistics are the baseline, and company_response moved beyond its
+    threshold (measured 0.115 on the full exports against 0.05)."""
+    source, _ = e2e
+    shutil.copytree(source.data_root, tmp_path / "spans")
+    shutil.copytree(source.serving_model_dir, tmp_path / "serving_model")
+    shutil.copy(source.metadata_path, tmp_path / "metadata.sqlite")  # the e2e run's history
+    shutil.copytree(prepare.span_dir(tmp_path / "spans", 1),
+                    prepare.span_dir(tmp_path / "spans", NEW_SPAN))
+    config = small_config(tmp_path, drift_blocks=True)
+    served_before = tree_digest(tmp_path / "serving_model")
+
+    code, output = run_beam_runner(config_flags(config) + ["--drift-blocks"])
+
+    assert code == 1, output
+    drifted = [line for line in output.splitlines() if line.startswith("  drift: ")]
+    assert any(line.startswith("  drift: company_response: ") for line in drifted), output
+    assert "  > DataValidationGate" in output and "  > Transform" not in output
+    assert tree_digest(tmp_path / "serving_model") == served_before
+
+
+def test_a_broken_raw_export_is_refused_before_the_pipeline(e2e, tmp_path):
+    source, _ = e2e
+    raw = tmp_path / "raw"
+    shutil.copytree(prepare.RAW_DIR, raw)
+    (raw / "complaints_2016.csv").write_text("")  # sorts last: would become span 3
+    shutil.copytree(source.serving_model_dir, tmp_path / "serving_model")
+    config = small_config(tmp_path)
+    served_before = tree_digest(tmp_path / "serving_model")
+
+    code, output = run_beam_runner(config_flags(config) + [f"--raw-data-dir={raw}"])
+
+    assert code == 1
+    assert "error: complaints_2016.csv: file is empty (no header row)" in output
+    assert "Running pipeline" not in output
+    assert tree_digest(tmp_path / "serving_model") == served_before
+
+
+def test_drift_thresholds_on_the_full_real_exports(tmp_path):
+    """The schema's thresholds against the whole 2014 and 2015 exports: only
+    company_response moved beyond its threshold (README, 'Data validation')."""
+    import tensorflow_data_validation as tfdv
+    from components import validation_gate
+    from data import schema
+
+    prepare.prepare_all(prepare.RAW_DIR, tmp_path)
+    statistics = [tfdv.generate_statistics_from_csv(
+        str(prepare.span_dir(tmp_path, span) / prepare.SPAN_FILE_NAME)) for span in (1, 2)]
+    curated = tfdv.load_schema_text(str(schema.SCHEMA_PATH))
+
+    drifted = validation_gate.measure_drift(statistics[1], statistics[0], curated)
+
+    assert [d["feature"] for d in drifted] == ["company_response"]
+    assert "0.115" in drifted[0]["detail"] and "In progress" in drifted[0]["detail"]
+    # And no drift at all against itself.
+    assert validation_gate.measure_drift(statistics[1], statistics[1], curated) == []
