@@ -104,6 +104,22 @@ def _load_anomalies(anomalies_artifact) -> Dict[str, list]:
     return found
 
 
+def _too_few_examples(statistics, schema, anomalies: Dict[str, list]) -> None:
+    """Adds a dataset anomaly for splits below the schema's minimum example count.
+
+    TFDV reports nothing at all for a split without examples (an empty or
+    header-only span), so the gate checks the count itself.
+    """
+    minimum = max(schema.dataset_constraints.min_examples_count, 1)
+    for split in _split_names(statistics):
+        datasets = _load_statistics(statistics, split).datasets
+        count = datasets[0].num_examples if datasets else 0
+        found = anomalies.setdefault(split, [])
+        if count < minimum and not any(a["feature"] == "(dataset)" for a in found):
+            found.append({"feature": "(dataset)", "anomaly": "Too few examples",
+                          "detail": f"{count} examples; the schema requires at least {minimum}"})
+
+
 def _load_statistics(statistics_artifact, split: str):
     import tensorflow_data_validation as tfdv
     return tfdv.load_stats_binary(
@@ -149,7 +165,9 @@ def DataValidationGate(
     span = span_of(examples)
     location = data_location.replace("{SPAN}", str(span))
     schema_proto = tfdv.load_schema_text(os.path.join(schema.uri, "schema.pbtxt"))
-    report = {"span": span, "data": location, "anomalies": _load_anomalies(anomalies),
+    found = _load_anomalies(anomalies)
+    _too_few_examples(statistics, schema_proto, found)
+    report = {"span": span, "data": location, "anomalies": found,
               "drift": [], "drift_baseline": None, "drift_blocks": bool(drift_blocks)}
     if baseline_statistics is not None:
         report["drift_baseline"] = {"uri": baseline_statistics.uri}

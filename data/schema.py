@@ -17,6 +17,8 @@ repeatable:
 - drift comparators (L-infinity for categoricals, Jensen-Shannon for numerics)
   with thresholds set from the measured 2014 -> 2015 change (see DRIFT);
 - skew comparators with the same thresholds, for serving statistics;
+- every split needs at least MIN_EXAMPLES_PER_SPLIT examples (an empty or
+  header-only span is an anomaly, not a model trained on nothing);
 - `company`, `submitted_via` and `date_received` are not model features (the
   2015 export has no company or channel): `date_received` keeps its presence
   requirement but no domain, the other two are marked deprecated so their
@@ -64,6 +66,10 @@ LINF_THRESHOLDS: Dict[str, float] = {
 }
 JS_THRESHOLDS: Dict[str, float] = {"zip_code": 0.01, "consumer_disputed": 0.01}
 DEPRECATED = ("company", "submitted_via")
+# Per split: an empty or header-only span must not reach the Trainer (an eval
+# split of 50 is also too small to bless a model on). Real spans have
+# thousands per split; the tests' small samples hundreds.
+MIN_EXAMPLES_PER_SPLIT = 50
 LABEL = "consumer_disputed"
 
 
@@ -74,6 +80,7 @@ def curate(schema, statistics_by_span: Sequence) -> None:
 
     for later in statistics_by_span[1:]:
         schema.CopyFrom(tfdv.update_schema(schema, later))  # union of known-good values
+    schema.dataset_constraints.min_examples_count = MIN_EXAMPLES_PER_SPLIT
     for name in DEPRECATED:
         tfdv.get_feature(schema, name).lifecycle_stage = schema_pb2.DEPRECATED
     date = tfdv.get_feature(schema, "date_received")

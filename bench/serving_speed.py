@@ -1,0 +1,52 @@
+"""Latency and throughput of the pushed model's signatures, in-process, next
+to the bare Keras model on pre-transformed inputs (what the signatures add:
+tf.Example parsing and the Transform graph)."""
+from __future__ import annotations
+
+import time
+from typing import Callable, List, Sequence
+
+import numpy as np
+
+from models import features
+
+BATCH_SIZES = (1, 32, 256)
+
+
+def _time(call: Callable[[], object], seconds: float) -> List[float]:
+    for _ in range(3):  # warm-up: tracing, first-call allocations
+        call()
+    latencies, deadline = [], time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(latencies) < 20:
+        started = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def serving_speed(model_dir: str, transform_dir: str, serialized: Sequence[bytes],
+                  seconds_per_case: float = 3.0, batch_sizes=BATCH_SIZES) -> List[dict]:
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from models import signatures
+    raw_spec = signatures.raw_feature_spec(tft.TFTransformOutput(transform_dir))
+    loaded = tf.saved_model.load(model_dir)
+    keras_model = tf.keras.models.load_model(model_dir)
+    default = loaded.signatures["serving_default"]
+    rows = []
+    for batch_size in batch_sizes:
+        batch = tf.constant([serialized[i % len(serialized)] for i in range(batch_size)])
+        parsed = tf.io.parse_example(batch, raw_spec)
+        transformed = loaded.tft_layer(parsed)
+        model_inputs = {features.transformed_name(f.name): transformed[features.transformed_name(f.name)]
+                        for f in features.ALL_FEATURES}
+        cases = [("serving_default (tf.Example in)", lambda: default(examples=batch)),
+                 ("bare Keras model (transformed in)", lambda: keras_model(model_inputs, training=False))]
+        for name, call in cases:
+            latencies = np.array(_time(call, seconds_per_case))
+            rows.append({"case": name, "batch_size": batch_size,
+                         "p50_ms": 1000 * np.percentile(latencies, 50),
+                         "p99_ms": 1000 * np.percentile(latencies, 99),
+                         "examples_per_s": batch_size / latencies.mean()})
+    return rows
