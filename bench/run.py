@@ -151,6 +151,9 @@ def render(results: dict) -> str:
         f"batch {b}: {v['serving_default'] / v['bare Keras model']:.2f}x"
         for b, v in by_batch.items()) + ".", "",
         "## Model quality on the pipeline's test split", "",
+        "The cold run's trained model, " + (f"blessed and pushed ({results['pushed']})."
+                                            if results["pushed"] else "NOT blessed (not pushed)."),
+        "",
         "| model | test rows | AUC | PR-AUC | log loss |", "| --- | ---: | ---: | ---: | ---: |"]
     for row in results["quality"]:
         lines.append(f"| {row['model']} | {row['test_rows']:,} | {row['auc']:.3f} | "
@@ -191,6 +194,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     run = cold["run"]
     examples_uri = _output_uri(run, "CsvExampleGen", "examples")
+    # The model the cold run trained (also what it pushed, if it was blessed).
+    model_dir = os.path.join(_output_uri(run, "Trainer", "model"), "Format-Serving")
     model_run = _output_uri(run, "Trainer", "model_run")
     from models import model as pipeline_model
     fit_seconds = json.loads((Path(model_run) / pipeline_model.FIT_TIME_FILE).read_text())["fit_seconds"]
@@ -206,7 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from bench import examples, quality, serving_speed
     print("[bench] serving speed", flush=True)
     _, _, serialized = examples.read_split(examples_uri, "test")
-    serving = serving_speed.serving_speed(run.pushed_path, _output_uri(run, "Transform", "transform_graph"),
+    serving = serving_speed.serving_speed(model_dir, _output_uri(run, "Transform", "transform_graph"),
                                           serialized, args.serving_seconds)
     print("[bench] model quality", flush=True)
     results = {
@@ -215,7 +220,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "rows": f"{args.rows:,} rows" if args.rows else "all rows",
         "train_steps": args.train_steps, "cold": cold, "reruns": reruns, "multi": multi,
         "fit_seconds": fit_seconds, "bare": bare, "serving": serving,
-        "quality": quality.quality(examples_uri, run.pushed_path),
+        "quality": quality.quality(examples_uri, model_dir),
+        "pushed": run.pushed_path,
     }
     text = render(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,10 @@ _DRIFT_REASONS = ("COMPARATOR_L_INFTY_HIGH", "COMPARATOR_JENSEN_SHANNON_DIVERGEN
 
 class DataValidation(artifact.Artifact):
     """The gate's verdict: `validation_report.json` (anomalies, drift, baseline)."""
-    # "<namespace>.<Name>": the form KFP v2 accepts for custom artifact types.
-    TYPE_NAME = "cfpb.DataValidation"
+    # KFP v2 accepts custom types named "<module>.<Class>" (one module segment)
+    # and its container imports the class by that name: components/__init__.py
+    # exports it.
+    TYPE_NAME = "components.DataValidation"
 
 
 class DataValidationError(RuntimeError):
