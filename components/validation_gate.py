@@ -25,6 +25,8 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact, standard_artifacts
 
+from components import validation_files
+
 REPORT_FILE = "validation_report.json"
 DRIFT_SPLIT = "train"
 _DRIFT_REASONS = ("COMPARATOR_L_INFTY_HIGH", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH")
@@ -84,28 +86,6 @@ def span_of(artifact_) -> int:
     return artifact_.span
 
 
-def _split_names(artifact_) -> List[str]:
-    return json.loads(artifact_.split_names) if artifact_.split_names else []
-
-
-def _load_anomalies(anomalies_artifact) -> Dict[str, list]:
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
-    from tfx.utils import io_utils
-    found = {}
-    for split in _split_names(anomalies_artifact):
-        proto = anomalies_pb2.Anomalies()
-        proto.ParseFromString(io_utils.read_bytes_file(
-            os.path.join(anomalies_artifact.uri, f"Split-{split}", "SchemaDiff.pb")))
-        found[split] = [{"feature": name, "anomaly": info.short_description,
-                         "detail": info.description}
-                        for name, info in sorted(proto.anomaly_info.items())]
-        if proto.HasField("dataset_anomaly_info"):
-            info = proto.dataset_anomaly_info
-            found[split].append({"feature": "(dataset)", "anomaly": info.short_description,
-                                 "detail": info.description})
-    return found
-
-
 def _too_few_examples(statistics, schema, anomalies: Dict[str, list]) -> None:
     """Adds a dataset anomaly for splits below the schema's minimum example count.
 
@@ -113,19 +93,12 @@ def _too_few_examples(statistics, schema, anomalies: Dict[str, list]) -> None:
     header-only span), so the gate checks the count itself.
     """
     minimum = max(schema.dataset_constraints.min_examples_count, 1)
-    for split in _split_names(statistics):
-        datasets = _load_statistics(statistics, split).datasets
-        count = datasets[0].num_examples if datasets else 0
+    for split in validation_files.split_names(statistics.split_names):
+        count = validation_files.num_examples(statistics.uri, split)
         found = anomalies.setdefault(split, [])
-        if count < minimum and not any(a["feature"] == "(dataset)" for a in found):
-            found.append({"feature": "(dataset)", "anomaly": "Too few examples",
+        if count < minimum and not any(a["feature"] == validation_files.DATASET for a in found):
+            found.append({"feature": validation_files.DATASET, "anomaly": "Too few examples",
                           "detail": f"{count} examples; the schema requires at least {minimum}"})
-
-
-def _load_statistics(statistics_artifact, split: str):
-    import tensorflow_data_validation as tfdv
-    return tfdv.load_stats_binary(
-        os.path.join(statistics_artifact.uri, f"Split-{split}", "FeatureStats.pb"))
 
 
 def measure_drift(current, baseline, schema) -> List[dict]:
@@ -167,15 +140,17 @@ def DataValidationGate(
     span = span_of(examples)
     location = data_location.replace("{SPAN}", str(span))
     schema_proto = tfdv.load_schema_text(os.path.join(schema.uri, "schema.pbtxt"))
-    found = _load_anomalies(anomalies)
+    found = {split: validation_files.read_anomalies(anomalies.uri, split)
+             for split in validation_files.split_names(anomalies.split_names)}
     _too_few_examples(statistics, schema_proto, found)
     report = {"span": span, "data": location, "anomalies": found,
               "drift": [], "drift_baseline": None, "drift_blocks": bool(drift_blocks)}
     if baseline_statistics is not None:
         report["drift_baseline"] = {"uri": baseline_statistics.uri}
-        report["drift"] = measure_drift(_load_statistics(statistics, DRIFT_SPLIT),
-                                        _load_statistics(baseline_statistics, DRIFT_SPLIT),
-                                        schema_proto)
+        report["drift"] = measure_drift(
+            validation_files.read_statistics(statistics.uri, DRIFT_SPLIT),
+            validation_files.read_statistics(baseline_statistics.uri, DRIFT_SPLIT),
+            schema_proto)
     io_utils.write_string_file(os.path.join(validation.uri, REPORT_FILE),
                                json.dumps(report, indent=2))
     problems = _problem_lines(report)

@@ -7,14 +7,12 @@ to (statistics, anomalies, TFMA metrics and validation, the pushed model).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Dict, List, Optional, Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components import validation_gate
+from components import validation_files, validation_gate
 from components.idempotent_pusher import REUSED_VERSION_KEY
 from pipeline import metadata
 from pipeline.configs import PipelineConfig
@@ -208,30 +206,18 @@ def _node_runs(store, executions: Dict[str, object]) -> Dict[str, NodeRun]:
 
 def _split_names(artifact) -> List[str]:
     value = artifact.properties.get("split_names") or artifact.custom_properties.get("split_names")
-    return json.loads(value.string_value) if value else []
+    return validation_files.split_names(value.string_value if value else "")
 
 
 def _split_rows(statistics) -> Dict[str, int]:
-    import tensorflow_data_validation as tfdv
-    rows = {}
-    for split in _split_names(statistics):
-        stats = tfdv.load_stats_binary(
-            os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb"))
-        rows[split] = stats.datasets[0].num_examples
-    return rows
+    return {split: validation_files.num_examples(statistics.uri, split)
+            for split in _split_names(statistics)}
 
 
 def _anomalies(anomalies_artifact) -> Dict[str, List[str]]:
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
-    from tfx.utils import io_utils
-    found = {}
-    for split in _split_names(anomalies_artifact):
-        path = os.path.join(anomalies_artifact.uri, f"Split-{split}", "SchemaDiff.pb")
-        proto = anomalies_pb2.Anomalies()
-        proto.ParseFromString(io_utils.read_bytes_file(path))
-        found[split] = [f"{name} ({info.short_description})"
-                        for name, info in sorted(proto.anomaly_info.items())]
-    return found
+    return {split: [f"{a['feature']} ({a['anomaly']})"
+                    for a in validation_files.read_anomalies(anomalies_artifact.uri, split)]
+            for split in _split_names(anomalies_artifact)}
 
 
 def metrics_by_slice(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
