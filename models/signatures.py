@@ -23,19 +23,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features
+from models.signature_names import (
+    CLASSIFICATION_SIGNATURE, CLASSIFY_CLASSES, CLASSIFY_INPUTS, CLASSIFY_SCORES, EXAMPLES_INPUT,
+    PREDICTION_KEY, RAW_SIGNATURE, REGRESS_INPUTS, REGRESS_OUTPUTS, REGRESSION_SIGNATURE)
 
-PREDICTION_KEY = "dispute_probability"
-EXAMPLES_INPUT = "examples"
-RAW_SIGNATURE = "serving_raw"
-CLASSIFICATION_SIGNATURE = "classification"
-REGRESSION_SIGNATURE = "regression"
-# Input and output keys TF Serving's classify/regress APIs look up
-# (tensorflow/cc/saved_model/signature_constants.h).
-CLASSIFY_INPUTS = "inputs"
-CLASSIFY_CLASSES = "classes"
-CLASSIFY_SCORES = "scores"
-REGRESS_INPUTS = "inputs"
-REGRESS_OUTPUTS = "outputs"
 
 
 def raw_feature_spec(tf_transform_output: tft.TFTransformOutput) -> Dict[str, tf.io.FixedLenFeature]:

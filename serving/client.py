@@ -24,14 +24,10 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from data import prepare
 from models import features
+from models.signature_names import CLASSIFICATION_SIGNATURE, PREDICTION_KEY, RAW_SIGNATURE
 from pipeline.configs import PipelineConfig
 from serving import urls
 
-# Signature names and keys (models/signatures.py); repeated here as plain
-# strings so the REST client does not import TensorFlow.
-RAW_SIGNATURE = "serving_raw"
-CLASSIFICATION_SIGNATURE = "classification"
-PREDICTION_KEY = "dispute_probability"
 POSITIVE_CLASS = features.LABEL_CLASSES[1]
 INTEGER_FEATURES = ("zip_code",)
 

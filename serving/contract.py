@@ -13,7 +13,7 @@ from typing import Dict, List
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from models import features, signatures
+from models import features, signature_names
 
 SERVE_TAG = "serve"
 
@@ -39,13 +39,13 @@ def classify_problems(signature: meta_graph_pb2.SignatureDef) -> List[str]:
     """Why TF Serving's Classify would reject this signature (empty: it would not)."""
     problems = _one_string_input(signature)
     outputs = signature.outputs
-    known = {signatures.CLASSIFY_CLASSES: types_pb2.DT_STRING,
-             signatures.CLASSIFY_SCORES: types_pb2.DT_FLOAT}
+    known = {signature_names.CLASSIFY_CLASSES: types_pb2.DT_STRING,
+             signature_names.CLASSIFY_SCORES: types_pb2.DT_FLOAT}
     if not 1 <= len(outputs) <= 2:
         problems.append(f"expected one or two outputs, found {len(outputs)}")
     if not set(outputs) & set(known):
-        problems.append(f"outputs must include {signatures.CLASSIFY_CLASSES!r} or "
-                        f"{signatures.CLASSIFY_SCORES!r}, found {sorted(outputs)}")
+        problems.append(f"outputs must include {signature_names.CLASSIFY_CLASSES!r} or "
+                        f"{signature_names.CLASSIFY_SCORES!r}, found {sorted(outputs)}")
     for key, info in outputs.items():
         if key not in known:
             problems.append(f"unexpected output {key!r}")
@@ -59,11 +59,11 @@ def regress_problems(signature: meta_graph_pb2.SignatureDef) -> List[str]:
     """Why TF Serving's Regress would reject this signature (empty: it would not)."""
     problems = _one_string_input(signature)
     outputs = signature.outputs
-    if set(outputs) != {signatures.REGRESS_OUTPUTS}:
-        problems.append(f"expected exactly one output {signatures.REGRESS_OUTPUTS!r}, "
+    if set(outputs) != {signature_names.REGRESS_OUTPUTS}:
+        problems.append(f"expected exactly one output {signature_names.REGRESS_OUTPUTS!r}, "
                         f"found {sorted(outputs)}")
-    elif outputs[signatures.REGRESS_OUTPUTS].dtype != types_pb2.DT_FLOAT:
-        problems.append(f"output {signatures.REGRESS_OUTPUTS!r} must be DT_FLOAT")
+    elif outputs[signature_names.REGRESS_OUTPUTS].dtype != types_pb2.DT_FLOAT:
+        problems.append(f"output {signature_names.REGRESS_OUTPUTS!r} must be DT_FLOAT")
     return problems
 
 
@@ -86,8 +86,8 @@ def model_problems(model_dir: Path) -> List[str]:
         return [str(error)]
     problems = []
     expected_inputs = {
-        "serving_default": {signatures.EXAMPLES_INPUT},
-        signatures.RAW_SIGNATURE: set(features.FEATURE_NAMES),
+        "serving_default": {signature_names.EXAMPLES_INPUT},
+        signature_names.RAW_SIGNATURE: set(features.FEATURE_NAMES),
     }
     for name, inputs in expected_inputs.items():
         if name not in defs:
@@ -96,11 +96,11 @@ def model_problems(model_dir: Path) -> List[str]:
         if set(defs[name].inputs) != inputs:
             problems.append(f"signature {name!r} inputs {sorted(defs[name].inputs)}, "
                             f"expected {sorted(inputs)}")
-        if set(defs[name].outputs) != {signatures.PREDICTION_KEY}:
+        if set(defs[name].outputs) != {signature_names.PREDICTION_KEY}:
             problems.append(f"signature {name!r} outputs {sorted(defs[name].outputs)}, "
-                            f"expected [{signatures.PREDICTION_KEY!r}]")
-    for name, check in ((signatures.CLASSIFICATION_SIGNATURE, classify_problems),
-                        (signatures.REGRESSION_SIGNATURE, regress_problems)):
+                            f"expected [{signature_names.PREDICTION_KEY!r}]")
+    for name, check in ((signature_names.CLASSIFICATION_SIGNATURE, classify_problems),
+                        (signature_names.REGRESSION_SIGNATURE, regress_problems)):
         if name not in defs:
             problems.append(f"signature {name!r} missing")
         else:

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from data import prepare
-from models import features, signatures
+from models import features, signature_names
 from tests.conftest import pushed_model_dir
 
 pytestmark = pytest.mark.e2e
@@ -56,29 +56,29 @@ def test_pushed_model_is_in_tf_serving_layout(e2e):
 
 
 def test_the_model_has_exactly_the_four_signatures(pushed):
-    assert set(pushed.signatures) == {"serving_default", signatures.RAW_SIGNATURE,
-                                      signatures.CLASSIFICATION_SIGNATURE,
-                                      signatures.REGRESSION_SIGNATURE}
+    assert set(pushed.signatures) == {"serving_default", signature_names.RAW_SIGNATURE,
+                                      signature_names.CLASSIFICATION_SIGNATURE,
+                                      signature_names.REGRESSION_SIGNATURE}
     default = pushed.signatures["serving_default"]
-    assert set(default.structured_input_signature[1]) == {signatures.EXAMPLES_INPUT}
-    raw = pushed.signatures[signatures.RAW_SIGNATURE]
+    assert set(default.structured_input_signature[1]) == {signature_names.EXAMPLES_INPUT}
+    raw = pushed.signatures[signature_names.RAW_SIGNATURE]
     assert set(raw.structured_input_signature[1]) == set(features.FEATURE_NAMES)
-    assert set(raw.structured_outputs) == {signatures.PREDICTION_KEY}
+    assert set(raw.structured_outputs) == {signature_names.PREDICTION_KEY}
 
 
 def test_tf_example_signature_returns_probabilities(pushed, complaints):
     serialized = tf.constant([_example(r) for r in complaints])
     probabilities = pushed.signatures["serving_default"](examples=serialized)[
-        signatures.PREDICTION_KEY].numpy()
+        signature_names.PREDICTION_KEY].numpy()
     assert probabilities.shape == (3, 1)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
 
 def test_raw_signature_agrees_with_the_tf_example_signature(pushed, complaints):
     from_examples = pushed.signatures["serving_default"](
-        examples=tf.constant([_example(r) for r in complaints]))[signatures.PREDICTION_KEY]
-    from_raw = pushed.signatures[signatures.RAW_SIGNATURE](**_raw_tensors(complaints))[
-        signatures.PREDICTION_KEY]
+        examples=tf.constant([_example(r) for r in complaints]))[signature_names.PREDICTION_KEY]
+    from_raw = pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors(complaints))[
+        signature_names.PREDICTION_KEY]
     np.testing.assert_allclose(from_raw.numpy(), from_examples.numpy(), rtol=1e-5)
     assert ((from_raw.numpy() >= 0) & (from_raw.numpy() <= 1)).all()
 
@@ -86,18 +86,18 @@ def test_raw_signature_agrees_with_the_tf_example_signature(pushed, complaints):
 def test_classification_and_regression_agree_with_the_predict_signature(pushed, complaints):
     serialized = tf.constant([_example(r) for r in complaints])
     probability = pushed.signatures["serving_default"](examples=serialized)[
-        signatures.PREDICTION_KEY].numpy()
-    classified = pushed.signatures[signatures.CLASSIFICATION_SIGNATURE](inputs=serialized)
-    assert classified[signatures.CLASSIFY_CLASSES].numpy().tolist() == [
+        signature_names.PREDICTION_KEY].numpy()
+    classified = pushed.signatures[signature_names.CLASSIFICATION_SIGNATURE](inputs=serialized)
+    assert classified[signature_names.CLASSIFY_CLASSES].numpy().tolist() == [
         [c.encode() for c in features.LABEL_CLASSES]] * 3
-    scores = classified[signatures.CLASSIFY_SCORES].numpy()
+    scores = classified[signature_names.CLASSIFY_SCORES].numpy()
     np.testing.assert_allclose(scores[:, 1:], probability, rtol=1e-5)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
-    regressed = pushed.signatures[signatures.REGRESSION_SIGNATURE](inputs=serialized)
-    np.testing.assert_allclose(regressed[signatures.REGRESS_OUTPUTS].numpy(), probability, rtol=1e-5)
+    regressed = pushed.signatures[signature_names.REGRESSION_SIGNATURE](inputs=serialized)
+    np.testing.assert_allclose(regressed[signature_names.REGRESS_OUTPUTS].numpy(), probability, rtol=1e-5)
 
 
 def test_predictions_depend_on_the_input(pushed, complaints):
-    probabilities = pushed.signatures[signatures.RAW_SIGNATURE](**_raw_tensors(complaints))[
-        signatures.PREDICTION_KEY].numpy().ravel()
+    probabilities = pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors(complaints))[
+        signature_names.PREDICTION_KEY].numpy().ravel()
     assert len(set(np.round(probabilities, 6))) > 1

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from data import prepare
-from models import features, signatures
+from models import features, signature_names
 from serving import contract, rest_format
 from tests.conftest import pushed_model_dir
 
@@ -51,7 +51,7 @@ def _direct(loaded, rows):
     tensors = {n: tf.constant([r[n] or (0 if n == "zip_code" else "") for r in rows],
                               tf.int64 if n == "zip_code" else tf.string)
                for n in features.FEATURE_NAMES}
-    return loaded.signatures[signatures.RAW_SIGNATURE](**tensors)[signatures.PREDICTION_KEY].numpy()
+    return loaded.signatures[signature_names.RAW_SIGNATURE](**tensors)[signature_names.PREDICTION_KEY].numpy()
 
 
 def _example(row) -> bytes:
@@ -63,11 +63,11 @@ def test_pushed_model_meets_the_serving_contract(model_dir):
 
 
 def test_classify_and_regress_signatures_pass_tf_servings_rules(signature_defs):
-    assert contract.classify_problems(signature_defs[signatures.CLASSIFICATION_SIGNATURE]) == []
-    assert contract.regress_problems(signature_defs[signatures.REGRESSION_SIGNATURE]) == []
+    assert contract.classify_problems(signature_defs[signature_names.CLASSIFICATION_SIGNATURE]) == []
+    assert contract.regress_problems(signature_defs[signature_names.REGRESSION_SIGNATURE]) == []
     # ...and the rules do reject the signatures that are not meant for those APIs.
     assert contract.classify_problems(signature_defs["serving_default"])
-    assert contract.regress_problems(signature_defs[signatures.RAW_SIGNATURE])
+    assert contract.regress_problems(signature_defs[signature_names.RAW_SIGNATURE])
 
 
 def test_a_folder_without_a_savedmodel_is_reported(tmp_path):
@@ -76,11 +76,11 @@ def test_a_folder_without_a_savedmodel_is_reported(tmp_path):
 
 
 def test_rest_predict_row_format_gives_the_direct_probabilities(loaded, signature_defs, rows):
-    body = {"signature_name": signatures.RAW_SIGNATURE,
+    body = {"signature_name": signature_names.RAW_SIGNATURE,
             "instances": [{n: r[n] or (0 if n == "zip_code" else "") for n in features.FEATURE_NAMES}
                           for r in rows]}
-    inputs = rest_format.predict_inputs(body, signature_defs[signatures.RAW_SIGNATURE])
-    outputs = loaded.signatures[signatures.RAW_SIGNATURE](
+    inputs = rest_format.predict_inputs(body, signature_defs[signature_names.RAW_SIGNATURE])
+    outputs = loaded.signatures[signature_names.RAW_SIGNATURE](
         **{k: tf.constant(v) for k, v in inputs.items()})
     reply = rest_format.predict_reply({k: v.numpy() for k, v in outputs.items()}, row_format=True)
     got = np.array(reply["predictions"])  # one output: a plain value per instance
@@ -92,18 +92,18 @@ def test_rest_predict_on_b64_examples_matches_the_raw_signature(loaded, signatur
     body = {"instances": [{"b64": base64.b64encode(_example(r)).decode()} for r in rows]}
     inputs = rest_format.predict_inputs(body, signature_defs["serving_default"])
     got = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
-    np.testing.assert_allclose(got[signatures.PREDICTION_KEY].numpy(), _direct(loaded, rows),
+    np.testing.assert_allclose(got[signature_names.PREDICTION_KEY].numpy(), _direct(loaded, rows),
                                rtol=1e-5)
 
 
 def test_rest_classify_and_regress_examples_match_the_direct_probabilities(loaded, rows):
     body = {"examples": [{k: v for k, v in r.items() if v != ""} for r in rows]}
     serialized = tf.constant(rest_format.examples(body))
-    classified = loaded.signatures[signatures.CLASSIFICATION_SIGNATURE](inputs=serialized)
+    classified = loaded.signatures[signature_names.CLASSIFICATION_SIGNATURE](inputs=serialized)
     reply = rest_format.classify_reply(classified["classes"].numpy(), classified["scores"].numpy())
     disputed = [dict(map(tuple, result))[features.LABEL_CLASSES[1]] for result in reply["result"]]
     np.testing.assert_allclose(disputed, _direct(loaded, rows).ravel(), rtol=1e-5)
-    regressed = loaded.signatures[signatures.REGRESSION_SIGNATURE](inputs=serialized)
+    regressed = loaded.signatures[signature_names.REGRESSION_SIGNATURE](inputs=serialized)
     np.testing.assert_allclose(rest_format.regress_reply(regressed["outputs"].numpy())["result"],
                                _direct(loaded, rows).ravel(), rtol=1e-5)
 
@@ -116,4 +116,4 @@ def test_rest_classify_and_regress_examples_match_the_direct_probabilities(loade
 ])
 def test_bad_rest_predict_bodies_are_rejected(signature_defs, body, message):
     with pytest.raises(rest_format.RequestError, match=message):
-        rest_format.predict_inputs(body, signature_defs[signatures.RAW_SIGNATURE])
+        rest_format.predict_inputs(body, signature_defs[signature_names.RAW_SIGNATURE])
