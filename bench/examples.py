@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -14,6 +14,8 @@ from models import features
 
 CATEGORICAL = [f.name for f in features.CATEGORICAL_FEATURES]
 NUMERIC = [f.name for f in features.BUCKETIZED_FEATURES]
+# (columns: {feature: values}, labels, serialized tf.Examples) of one split.
+Split = Tuple[Dict[str, np.ndarray], np.ndarray, List[bytes]]
 
 
 def split_files(examples_uri: str, split: str) -> List[str]:
@@ -23,8 +25,8 @@ def split_files(examples_uri: str, split: str) -> List[str]:
     return files
 
 
-def read_split(examples_uri: str, split: str):
-    """(columns: {feature: np.ndarray}, labels, serialized tf.Examples) of one split."""
+def read_split(examples_uri: str, split: str) -> Split:
+    """One split of the pipeline's examples, as columns, labels and serialized records."""
     import tensorflow as tf
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(
         split_files(examples_uri, split), compression_type="GZIP")]

@@ -23,14 +23,15 @@ def _tabular(columns) -> np.ndarray:
     return np.column_stack([columns[n] for n in examples.CATEGORICAL] + [region])
 
 
-def quality(examples_uri: str, model_dir: str) -> List[dict]:
+def quality(train: examples.Split, test: examples.Split, model_dir: str) -> List[dict]:
+    """Metrics of the pipeline model and each baseline on `test`, baselines fit on `train`."""
     import tensorflow as tf
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-    train_columns, train_labels, _ = examples.read_split(examples_uri, "train")
-    test_columns, test_labels, serialized = examples.read_split(examples_uri, "test")
+    train_columns, train_labels, _ = train
+    test_columns, test_labels, serialized = test
     x_train, x_test = _tabular(train_columns), _tabular(test_columns)
 
     loaded = tf.saved_model.load(model_dir)

@@ -209,10 +209,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bare = json.loads(bare_run.stdout.strip().splitlines()[-1])
 
     from bench import examples, quality, serving_speed
+    train, test = (examples.read_split(examples_uri, split) for split in ("train", "test"))
     print("[bench] serving speed", flush=True)
-    _, _, serialized = examples.read_split(examples_uri, "test")
     serving = serving_speed.serving_speed(model_dir, _output_uri(run, "Transform", "transform_graph"),
-                                          serialized, args.serving_seconds)
+                                          test[2], args.serving_seconds)
     print("[bench] model quality", flush=True)
     results = {
         "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -220,7 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "rows": f"{args.rows:,} rows" if args.rows else "all rows",
         "train_steps": args.train_steps, "cold": cold, "reruns": reruns, "multi": multi,
         "fit_seconds": fit_seconds, "bare": bare, "serving": serving,
-        "quality": quality.quality(examples_uri, model_dir),
+        "quality": quality.quality(train, test, model_dir),
         "pushed": run.pushed_path,
     }
     text = render(results)
