@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# MariaDB (ML Metadata) and PostgreSQL (Airflow's metadata DB) on loopback, for
+# local runs and the integration tests: the "team server" stack on one machine.
+#
+#   scripts/dev_services.sh start     install the Debian packages if missing,
+#                                     initialize, start both, write the env file
+#   scripts/dev_services.sh status    what runs, on which ports
+#   scripts/dev_services.sh stop      clean shutdown of both (data is kept)
+#   source build/services/env.sh      point the runners, the notebook and
+#                                     Airflow (LocalExecutor) at them
+#
+# Data, logs, sockets and generated passwords live in $CFPB_SERVICES_DIR
+# (default build/services, git-ignored). Ports are free ones picked at the
+# first start and kept. Servers listen on 127.0.0.1 only.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+dir=${CFPB_SERVICES_DIR:-$repo/build/services}
+mysql_db=mlmd
+mysql_user=mlmd
+pg_db=airflow
+pg_user=airflow
+
+usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; }
+
+die() { echo "dev_services: $*" >&2; exit 1; }
+
+pg_bin() {
+  local found
+  found=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [[ -n $found ]] && echo "$found"
+}
+
+install_packages() {
+  local missing=()
+  command -v mariadbd >/dev/null || missing+=(mariadb-server)
+  [[ -n $(pg_bin) ]] || missing+=(postgresql)
+  ((${#missing[@]})) || return 0
+  command -v apt-get >/dev/null || die "missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})"
+  ((EUID == 0)) || die "missing ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}"
+  echo "==> installing ${missing[*]} (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  # Fresh machines have no package lists yet.
+  apt-get install -y -q "${missing[@]}" >"$dir/apt.log" 2>&1 ||
+    { apt-get update -q >>"$dir/apt.log" 2>&1 && apt-get install -y -q "${missing[@]}" >>"$dir/apt.log" 2>&1; } ||
+    die "apt-get install ${missing[*]} failed, see $dir/apt.log"
+}
+
+# Both servers refuse to run as root: as root, run them as the users the
+# Debian packages create, owning their data folders.
+as_user() {
+  local user=$1; shift
+  if ((EUID == 0)); then runuser -u "$user" -- "$@"; else "$@"; fi
+}
+
+own() {
+  if ((EUID == 0)); then chown -R "$1:$1" "$2"; fi
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+secret() {
+  [[ -s $1 ]] || (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$1")
+}
+
+port_of() {
+  [[ -s $dir/$1.port ]] || free_port >"$dir/$1.port"
+  cat "$dir/$1.port"
+}
+
+# mariadbd writes its pid and log after dropping to the mysql user: both go
+# in a folder that user owns.
+mysql_pid=mariadb-run/mariadbd.pid
+mysql_running() { [[ -s $dir/$mysql_pid ]] && kill -0 "$(cat "$dir/$mysql_pid")" 2>/dev/null; }
+pg_running() { [[ -d $dir/postgres ]] && as_user postgres "$(pg_bin)/pg_ctl" -D "$dir/postgres" status >/dev/null 2>&1; }
+
+start_mariadb() {
+  local port; port=$(port_of mariadb)
+  mkdir -p "$dir/mariadb-run"
+  own mysql "$dir/mariadb-run"
+  if [[ ! -d $dir/mariadb/mysql ]]; then
+    echo "==> initializing MariaDB in $dir/mariadb"
+    mkdir -p "$dir/mariadb"; own mysql "$dir/mariadb"
+    mariadb-install-db --no-defaults --datadir="$dir/mariadb" --user=mysql \
+      --skip-test-db --auth-root-authentication-method=socket >"$dir/mariadb-init.log" 2>&1 ||
+      die "mariadb-install-db failed, see $dir/mariadb-init.log"
+  fi
+  if ! mysql_running; then
+    echo "==> starting MariaDB on 127.0.0.1:$port"
+    # --user is honoured only when started as root.
+    mariadbd --no-defaults --datadir="$dir/mariadb" --user=mysql \
+      --bind-address=127.0.0.1 --port="$port" --socket="$dir/mariadb-run/mysqld.sock" \
+      --pid-file="$dir/$mysql_pid" --log-error="$dir/mariadb-run/mariadb.log" \
+      --skip-name-resolve >/dev/null 2>&1 &
+    for _ in $(seq 60); do
+      mariadb-admin --no-defaults --socket="$dir/mariadb-run/mysqld.sock" -uroot ping >/dev/null 2>&1 && break
+      sleep 1
+    done
+    mariadb-admin --no-defaults --socket="$dir/mariadb-run/mysqld.sock" -uroot ping >/dev/null 2>&1 ||
+      die "MariaDB did not start, see $dir/mariadb-run/mariadb.log"
+  fi
+  # ML Metadata creates its database on first use; the user may create any
+  # database named mlmd* (the tests use one per store).
+  local password; password=$(cat "$dir/mysql_password")
+  mariadb --no-defaults --socket="$dir/mariadb-run/mysqld.sock" -uroot <<SQL
+CREATE DATABASE IF NOT EXISTS $mysql_db;
+CREATE USER IF NOT EXISTS '$mysql_user'@'127.0.0.1' IDENTIFIED BY '$password';
+CREATE USER IF NOT EXISTS '$mysql_user'@'localhost' IDENTIFIED BY '$password';
+GRANT ALL ON \`mlmd%\`.* TO '$mysql_user'@'127.0.0.1';
+GRANT ALL ON \`mlmd%\`.* TO '$mysql_user'@'localhost';
+SQL
+}
+
+start_postgres() {
+  local port bin; port=$(port_of postgres); bin=$(pg_bin)
+  mkdir -p "$dir/postgres-run"; own postgres "$dir/postgres-run"
+  if [[ ! -s $dir/postgres/PG_VERSION ]]; then
+    echo "==> initializing PostgreSQL in $dir/postgres"
+    mkdir -p "$dir/postgres"; own postgres "$dir/postgres"
+    cp "$dir/postgres_password" "$dir/postgres-run/pwfile"; own postgres "$dir/postgres-run"
+    as_user postgres "$bin/initdb" -D "$dir/postgres" -U "$pg_user" --pwfile="$dir/postgres-run/pwfile" \
+      --auth-host=scram-sha-256 --auth-local=peer >"$dir/postgres-init.log" 2>&1 ||
+      die "initdb failed, see $dir/postgres-init.log"
+    rm -f "$dir/postgres-run/pwfile"
+  fi
+  if ! pg_running; then
+    echo "==> starting PostgreSQL on 127.0.0.1:$port"
+    touch "$dir/postgres.log"; own postgres "$dir/postgres.log"
+    as_user postgres "$bin/pg_ctl" -D "$dir/postgres" -l "$dir/postgres.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/postgres-run" start >/dev/null ||
+      die "PostgreSQL did not start, see $dir/postgres.log"
+  fi
+  PGPASSWORD=$(cat "$dir/postgres_password") psql -h 127.0.0.1 -p "$port" -U "$pg_user" -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$pg_db'" | grep -q 1 ||
+    PGPASSWORD=$(cat "$dir/postgres_password") psql -h 127.0.0.1 -p "$port" -U "$pg_user" -d postgres -qc \
+      "CREATE DATABASE $pg_db"
+}
+
+write_env() {
+  local pg_password; pg_password=$(cat "$dir/postgres_password")
+  (umask 077; cat >"$dir/env.sh") <<EOF
+# Written by scripts/dev_services.sh: source it to use the loopback servers.
+export CFPB_MYSQL_HOST=127.0.0.1
+export CFPB_MYSQL_PORT=$(cat "$dir/mariadb.port")
+export CFPB_MYSQL_DATABASE=$mysql_db
+export CFPB_MYSQL_USER=$mysql_user
+export CFPB_MYSQL_PASSWORD_FILE=$dir/mysql_password
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://$pg_user:$pg_password@127.0.0.1:$(cat "$dir/postgres.port")/$pg_db
+export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+EOF
+}
+
+start() {
+  mkdir -p "$dir"
+  install_packages
+  secret "$dir/mysql_password"
+  secret "$dir/postgres_password"
+  start_mariadb
+  start_postgres
+  write_env
+  status
+  echo "==> source $dir/env.sh to use them"
+}
+
+stop() {
+  if mysql_running; then
+    echo "==> stopping MariaDB"
+    local pid; pid=$(cat "$dir/$mysql_pid")
+    kill "$pid"
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && die "MariaDB (pid $pid) did not stop within 60 s"
+  fi
+  if pg_running; then
+    echo "==> stopping PostgreSQL"
+    as_user postgres "$(pg_bin)/pg_ctl" -D "$dir/postgres" -m fast -w stop >/dev/null
+  fi
+  return 0
+}
+
+status() {
+  local code=0
+  if mysql_running; then echo "mariadb     running  127.0.0.1:$(cat "$dir/mariadb.port")  database $mysql_db, user $mysql_user"
+  else echo "mariadb     stopped"; code=3; fi
+  if pg_running; then echo "postgresql  running  127.0.0.1:$(cat "$dir/postgres.port")  database $pg_db, user $pg_user"
+  else echo "postgresql  stopped"; code=3; fi
+  echo "data        $dir"
+  return $code
+}
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  -h|--help|help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac
