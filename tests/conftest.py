@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from data import prepare
-from pipeline.configs import PipelineConfig
+from pipeline.configs import REPO_ROOT, PipelineConfig
 
 # A few thousand real rows per span and few training steps: enough for the
 # model to beat a coin flip, small enough for CI.
@@ -115,3 +117,41 @@ def prepared_span(tmp_path_factory) -> Path:
     spans = tmp_path_factory.mktemp("spans")
     prepare.prepare_all(prepare.RAW_DIR, spans, max_rows=E2E_ROWS_PER_SPAN)
     return prepare.span_dir(spans, 2) / prepare.SPAN_FILE_NAME
+
+
+def sourced_env(script: str, env: dict) -> dict:
+    """The environment after `source <script>` in bash (as the README's commands do)."""
+    dumped = subprocess.run(
+        ["bash", "-c", f'source "{script}" && python3 -c '
+                       '"import json, os; print(json.dumps(dict(os.environ)))"'],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return json.loads(dumped.stdout.strip().splitlines()[-1])
+
+
+def mysql_settings(servers: dict, database: str) -> dict:
+    """Config settings for ML Metadata on the `servers` MariaDB, in its own database."""
+    return dict(mysql_host=servers["CFPB_MYSQL_HOST"], mysql_port=int(servers["CFPB_MYSQL_PORT"]),
+                mysql_user=servers["CFPB_MYSQL_USER"],
+                mysql_password_file=servers["CFPB_MYSQL_PASSWORD_FILE"], mysql_database=database)
+
+
+@pytest.fixture(scope="session")
+def servers():
+    """MariaDB and PostgreSQL on loopback (scripts/dev_services.sh), stopped when
+    the session ends, also after a failure: the environment of their env.sh.
+
+    Data goes under build/test-services: the servers run as their own users
+    when tests run as root, and those cannot enter pytest's private tmp.
+    """
+    script = str(REPO_ROOT / "scripts" / "dev_services.sh")
+    data = REPO_ROOT / "build" / "test-services"
+    env = {**os.environ, "CFPB_SERVICES_DIR": str(data)}
+    subprocess.run([script, "stop"], env=env, check=True)  # left by a killed session
+    subprocess.run(["rm", "-rf", str(data)], check=True)
+    try:
+        started = subprocess.run([script, "start"], env=env, capture_output=True, text=True,
+                                 timeout=900)
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield sourced_env(str(data / "env.sh"), env)
+    finally:
+        subprocess.run([script, "stop"], env=env, check=True)

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.configs import PipelineConfig
 from tests.conftest import (E2E_ROWS_PER_SPAN, E2E_TRAIN_STEPS, EXECUTING_COMPONENTS,
-                            completed_component_types)
+                            completed_component_types, mysql_settings)
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "interactive_pipeline.ipynb"
 
@@ -45,3 +45,25 @@ def test_notebook_runs_headless_end_to_end(tmp_path, monkeypatch):
     assert len(pushed) == 1
     last_output = notebook.cells[-1].outputs[-1]["data"]["text/plain"]
     assert "dispute_probability" in last_output
+
+
+@pytest.mark.integration
+def test_notebook_keeps_ml_metadata_on_mysql_when_configured(servers, tmp_path, monkeypatch):
+    """The notebook's first cells, up to CsvExampleGen, with the MySQL settings
+    in the environment: the execution lands in MySQL, no SQLite file appears."""
+    from nbclient import NotebookClient
+    settings = mysql_settings(servers, "mlmd_notebook")
+    for name, value in settings.items():
+        monkeypatch.setenv(f"CFPB_{name.upper()}", str(value))
+    monkeypatch.setenv("CFPB_NOTEBOOK_DIR", str(tmp_path))
+    monkeypatch.setenv("CFPB_NOTEBOOK_ROWS", str(E2E_ROWS_PER_SPAN))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    first_run = next(i for i, c in enumerate(notebook.cells)
+                     if c.source.startswith('context.run(components["CsvExampleGen"])'))
+    notebook.cells = notebook.cells[:first_run + 1]
+
+    NotebookClient(notebook, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+
+    assert "CsvExampleGen" in completed_component_types(PipelineConfig(**settings))
+    assert not list(tmp_path.rglob("*.sqlite"))

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import pipeline
-from tests.conftest import EXECUTING_COMPONENTS, completed_component_types, small_config
+from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types, small_config,
+                            sourced_env)
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -23,12 +24,7 @@ def airflow(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow_home")
     config = small_config(home / "pipeline")
     # The environment the README's commands use: scripts/airflow_env.sh.
-    sourced = subprocess.run(
-        ["bash", "-c", 'source scripts/airflow_env.sh && python -c '
-                       '"import json, os; print(json.dumps(dict(os.environ)))"'],
-        env={**os.environ, "AIRFLOW_HOME": str(home)}, cwd=REPO,
-        capture_output=True, text=True, check=True)
-    env = json.loads(sourced.stdout.strip().splitlines()[-1])
+    env = sourced_env("scripts/airflow_env.sh", {**os.environ, "AIRFLOW_HOME": str(home)})
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "runners")
     env.update({
         "CFPB_DATA_ROOT": config.data_root,

@@ -1,0 +1,77 @@
+"""scripts/dev_services.sh and its Compose twin. The servers themselves run in
+the integration tests (the `servers` fixture); these check what a user relies
+on besides: secrets stay private, servers listen on loopback only, and the
+Compose file describes the same databases, users and versions."""
+import os
+import re
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "dev_services.sh"
+COMPOSE = REPO / "scripts" / "dev_services.compose.yml"
+
+
+def _script_setting(name: str) -> str:
+    return re.search(rf"^{name}=(\S+)$", SCRIPT.read_text(), re.MULTILINE).group(1)
+
+
+def test_help_and_usage_errors(tmp_path):
+    env = {**os.environ, "CFPB_SERVICES_DIR": str(tmp_path)}
+    shown = subprocess.run([str(SCRIPT), "--help"], env=env, capture_output=True, text=True)
+    assert shown.returncode == 0 and "start" in shown.stdout and "stop" in shown.stdout
+    assert subprocess.run([str(SCRIPT), "restart"], env=env, capture_output=True).returncode == 2
+    status = subprocess.run([str(SCRIPT), "status"], env=env, capture_output=True, text=True)
+    assert status.returncode == 3 and "mariadb     stopped" in status.stdout
+
+
+def test_compose_runs_the_same_databases_users_and_versions():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    mariadb, postgres = services["mariadb"], services["postgres"]
+    assert mariadb["environment"]["MARIADB_DATABASE"] == _script_setting("mysql_db")
+    assert mariadb["environment"]["MARIADB_USER"] == _script_setting("mysql_user")
+    assert postgres["environment"]["POSTGRES_DB"] == _script_setting("pg_db")
+    assert postgres["environment"]["POSTGRES_USER"] == _script_setting("pg_user")
+    # Debian 12's packages, which the script and the tests use.
+    assert mariadb["image"] == "mariadb:10.11" and postgres["image"] == "postgres:15"
+    for service in (mariadb, postgres):
+        assert all(port.startswith("127.0.0.1:") for port in service["ports"])
+    # Passwords from the script's git-ignored files, never inline.
+    secrets = yaml.safe_load(COMPOSE.read_text())["secrets"]
+    assert {s["file"] for s in secrets.values()} == {
+        "../build/services/mysql_password", "../build/services/postgres_password"}
+    assert not any("PASSWORD" in k and not k.endswith("_FILE") and k != "MARIADB_RANDOM_ROOT_PASSWORD"
+                   for s in (mariadb, postgres) for k in s["environment"])
+
+
+def _non_loopback_address():
+    """This host's address on its default route (a UDP connect sends nothing)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+@pytest.mark.integration
+def test_secrets_are_private_and_servers_listen_on_loopback_only(servers):
+    data = Path(servers["CFPB_MYSQL_PASSWORD_FILE"]).parent
+    for name in ("env.sh", "mysql_password", "postgres_password"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    port = int(servers["CFPB_MYSQL_PORT"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
+    outside = _non_loopback_address()
+    if outside is None:
+        pytest.skip("this host has no non-loopback address to try")
+    with pytest.raises(OSError):
+        socket.create_connection((outside, port), timeout=5).close()
