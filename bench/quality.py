@@ -8,12 +8,32 @@ import numpy as np
 
 from bench import examples
 
+BOOTSTRAP_RESAMPLES = 1000
+
 
 def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> Dict[str, float]:
     from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
     p = np.clip(probabilities, 1e-7, 1 - 1e-7)
     return {"auc": roc_auc_score(labels, p), "pr_auc": average_precision_score(labels, p),
             "log_loss": log_loss(labels, p)}
+
+
+def auc_interval(labels: np.ndarray, probabilities: np.ndarray, reference: np.ndarray,
+                 resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0):
+    """95% bootstrap intervals of AUC and of AUC minus `reference`'s AUC (paired:
+    both scored on the same resampled rows), so a difference can be read against
+    the noise of a few thousand test rows."""
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(seed)
+    aucs, differences = [], []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(labels), len(labels))
+        if labels[rows].min() == labels[rows].max():
+            continue  # one class only: AUC undefined
+        auc = roc_auc_score(labels[rows], probabilities[rows])
+        aucs.append(auc)
+        differences.append(auc - roc_auc_score(labels[rows], reference[rows]))
+    return tuple(np.percentile(aucs, [2.5, 97.5])), tuple(np.percentile(differences, [2.5, 97.5]))
 
 
 def _tabular(columns) -> np.ndarray:
@@ -55,5 +75,10 @@ def quality(train: examples.Split, test: examples.Split, model_dir: str) -> List
         ("logistic regression, one-hot", logistic.predict_proba(one_hot.transform(x_test))[:, 1]),
         ("gradient-boosted trees", boosted.predict_proba(ordinal.transform(x_test))[:, 1]),
     ]
-    return [{"model": name, "test_rows": len(test_labels), **_metrics(test_labels, p)}
-            for name, p in rows]
+    pipeline_probabilities = rows[0][1]
+    results = []
+    for name, p in rows:
+        interval, difference = auc_interval(test_labels, p, pipeline_probabilities)
+        results.append({"model": name, "test_rows": len(test_labels), **_metrics(test_labels, p),
+                        "auc_interval": interval, "auc_minus_pipeline": difference})
+    return results

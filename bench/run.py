@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from bench import quality
 from data import prepare
 from pipeline.configs import REPO_ROOT, PipelineConfig
 
@@ -154,12 +155,20 @@ def render(results: dict) -> str:
         "The cold run's trained model, " + (f"blessed and pushed ({results['pushed']})."
                                             if results["pushed"] else "NOT blessed (not pushed)."),
         "",
-        "| model | test rows | AUC | PR-AUC | log loss |", "| --- | ---: | ---: | ---: | ---: |"]
+        "| model | test rows | AUC | AUC 95% interval | AUC - pipeline's, 95% interval | PR-AUC | log loss |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in results["quality"]:
+        low, high = row["auc_interval"]
+        d_low, d_high = row["auc_minus_pipeline"]
+        difference = "-" if row is results["quality"][0] else f"{d_low:+.3f} .. {d_high:+.3f}"
         lines.append(f"| {row['model']} | {row['test_rows']:,} | {row['auc']:.3f} | "
-                     f"{row['pr_auc']:.3f} | {row['log_loss']:.4f} |")
+                     f"{low:.3f} .. {high:.3f} | {difference} | {row['pr_auc']:.3f} | "
+                     f"{row['log_loss']:.4f} |")
     lines += ["", "All baselines are trained on the pipeline's train split and scored on its "
-              "test split (CsvExampleGen's hash split), the same rows for every model.", ""]
+              "test split (CsvExampleGen's hash split), the same rows for every model. "
+              f"Intervals: {quality.BOOTSTRAP_RESAMPLES} bootstrap resamples of the test rows; "
+              "the difference to the pipeline model is paired (same resampled rows), so an "
+              "interval containing 0 means the test split cannot tell the two apart.", ""]
     return "\n".join(lines)
 
 
@@ -208,7 +217,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise RuntimeError(f"bare script failed:\n{bare_run.stderr[-3000:]}")
     bare = json.loads(bare_run.stdout.strip().splitlines()[-1])
 
-    from bench import examples, quality, serving_speed
+    from bench import examples, serving_speed
     train, test = (examples.read_split(examples_uri, split) for split in ("train", "test"))
     print("[bench] serving speed", flush=True)
     serving = serving_speed.serving_speed(model_dir, _output_uri(run, "Transform", "transform_graph"),
