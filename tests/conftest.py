@@ -61,6 +61,17 @@ def config_flags(config: PipelineConfig) -> list:
     ]
 
 
+def config_env(config: PipelineConfig) -> dict:
+    """The CFPB_* environment that reproduces `config`'s paths and sizes, for
+    runners that read settings only from the environment (the Airflow DAG)."""
+    names = ("data_root", "pipeline_root", "metadata_path", "serving_model_dir",
+             "max_rows_per_span", "train_steps", "eval_steps", "min_auc")
+    env = {f"CFPB_{name.upper()}": str(getattr(config, name)) for name in names}
+    if config.uses_mysql:
+        env["CFPB_MYSQL_DATABASE"] = config.mysql_database
+    return env
+
+
 def completed_component_types(config: PipelineConfig) -> set:
     """Component class names with a completed (or cached) execution in MLMD."""
     from ml_metadata import metadata_store

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import pipeline
-from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types, small_config,
-                            sourced_env)
+from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types, config_env,
+                            small_config, sourced_env)
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -26,16 +26,7 @@ def airflow(tmp_path_factory):
     # The environment the README's commands use: scripts/airflow_env.sh.
     env = sourced_env("scripts/airflow_env.sh", {**os.environ, "AIRFLOW_HOME": str(home)})
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "runners")
-    env.update({
-        "CFPB_DATA_ROOT": config.data_root,
-        "CFPB_PIPELINE_ROOT": config.pipeline_root,
-        "CFPB_METADATA_PATH": config.metadata_path,
-        "CFPB_SERVING_MODEL_DIR": config.serving_model_dir,
-        "CFPB_MAX_ROWS_PER_SPAN": str(config.max_rows_per_span),
-        "CFPB_TRAIN_STEPS": str(config.train_steps),
-        "CFPB_EVAL_STEPS": str(config.eval_steps),
-        "CFPB_MIN_AUC": str(config.min_auc),
-    })
+    env.update(config_env(config))
 
     def run(*args, timeout=600):
         result = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True,

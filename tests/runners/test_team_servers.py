@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import pipeline, summary
-from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types, config_flags,
-                            mysql_settings, small_config, sourced_env)
+from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types, config_env,
+                            config_flags, mysql_settings, small_config, sourced_env)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
@@ -59,18 +59,7 @@ def airflow_run(servers, tmp_path_factory):
     config = small_config(home / "pipeline", **mysql_settings(servers, "mlmd_airflow"))
     env = sourced_env("scripts/airflow_env.sh", {**servers, "AIRFLOW_HOME": str(home / "airflow")})
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    env.update({
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "CFPB_MYSQL_DATABASE": config.mysql_database,
-        "CFPB_DATA_ROOT": config.data_root,
-        "CFPB_PIPELINE_ROOT": config.pipeline_root,
-        "CFPB_METADATA_PATH": config.metadata_path,
-        "CFPB_SERVING_MODEL_DIR": config.serving_model_dir,
-        "CFPB_MAX_ROWS_PER_SPAN": str(config.max_rows_per_span),
-        "CFPB_TRAIN_STEPS": str(config.train_steps),
-        "CFPB_EVAL_STEPS": str(config.eval_steps),
-        "CFPB_MIN_AUC": str(config.min_auc),
-    })
+    env.update(config_env(config), AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False")
     subprocess.run(["airflow", "db", "migrate"], env=env, cwd=REPO, check=True,
                    capture_output=True, timeout=600)
 
