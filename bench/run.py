@@ -224,7 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                           test[2], args.serving_seconds)
     print("[bench] model quality", flush=True)
     results = {
-        "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d"), "machine": _machine(),
         "rows": f"{args.rows:,} rows" if args.rows else "all rows",
         "train_steps": args.train_steps, "cold": cold, "reruns": reruns, "multi": multi,

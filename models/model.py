@@ -17,7 +17,7 @@ from typing import List
 
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
 from models import features, signatures
@@ -62,7 +62,7 @@ def build_keras_model(learning_rate: float = DEFAULT_LEARNING_RATE) -> tf.keras.
     return model
 
 
-def _dataset(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
+def _dataset(file_pattern: List[str], data_accessor: DataAccessor,
              tf_transform_output: tft.TFTransformOutput, batch_size: int) -> tf.data.Dataset:
     """Batches of (transformed features, label); the factory repeats indefinitely."""
     return data_accessor.tf_dataset_factory(
@@ -73,7 +73,7 @@ def _dataset(file_pattern: List[str], data_accessor: tfx.components.DataAccessor
     )
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """Trains the model and saves it with the serving signatures."""
     custom = fn_args.custom_config or {}
     batch_size = int(custom.get("batch_size", DEFAULT_BATCH_SIZE))

@@ -5,7 +5,8 @@ import os
 from pathlib import Path
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+# tfx.orchestration.metadata, not tfx.v1 (see pipeline/pipeline.py: import cost).
+from tfx.orchestration import metadata as tfx_metadata
 
 from pipeline.configs import PipelineConfig
 
@@ -13,7 +14,7 @@ from pipeline.configs import PipelineConfig
 def connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
     """The MLMD connection every runner and the notebook use for `config`."""
     if config.uses_mysql:
-        return tfx.orchestration.metadata.mysql_metadata_connection_config(
+        return tfx_metadata.mysql_metadata_connection_config(
             host=config.mysql_host,
             port=config.mysql_port,
             database=config.mysql_database,
@@ -22,7 +23,7 @@ def connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionCo
         )
     if "://" not in config.metadata_path:
         Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(
+    return tfx_metadata.sqlite_metadata_connection_config(
         os.fspath(config.metadata_path))
 
 

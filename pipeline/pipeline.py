@@ -11,8 +11,23 @@ import os
 from typing import Dict, List, Optional, Set, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+# TFX's modules, not the `tfx.v1` facade: importing `tfx.v1` also imports its
+# Google Cloud extensions (~19 s per process here), paid again by every
+# Airflow task and Kubeflow container. These are the classes tfx.v1 re-exports.
+from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, Pusher, SchemaGen,
+                            StatisticsGen, Trainer, Transform)
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base.base_node import BaseNode
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy)
+from tfx.orchestration.data_types import RuntimeParameter
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import (example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2,
+                       transform_pb2)
+from tfx.types import Channel, standard_artifacts
 
 from components import idempotent_pusher, validation_gate
 from pipeline import evaluation
@@ -21,7 +36,6 @@ from pipeline.configs import PipelineConfig
 SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
 RESOLVER_ID = "latest_blessed_model_resolver"
 STATISTICS_RESOLVER_ID = "previous_statistics_resolver"
-RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
 
 
 @dataclasses.dataclass
@@ -38,18 +52,18 @@ class RuntimeParameters:
 
 
 def _example_gen(config: PipelineConfig,
-                 runtime: RuntimeParameters) -> tfx.components.CsvExampleGen:
+                 runtime: RuntimeParameters) -> CsvExampleGen:
     range_config = None
     if config.span is not None and "{SPAN}" in config.input_pattern:
-        range_config = tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(
+        range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
             start_span_number=config.span, end_span_number=config.span))
-    return tfx.components.CsvExampleGen(
+    return CsvExampleGen(
         input_base=runtime.data_root or os.fspath(config.data_root),
         # Without a range config ExampleGen picks the latest span it finds.
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name="single_split", pattern=config.input_pattern)]),
-        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-            tfx.proto.SplitConfig.Split(name=name, hash_buckets=buckets)
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name="single_split", pattern=config.input_pattern)]),
+        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
             for name, buckets in SPLITS.items()])),
         range_config=range_config,
     )
@@ -57,7 +71,7 @@ def _example_gen(config: PipelineConfig,
 
 def create_components(config: PipelineConfig,
                       runtime: Optional[RuntimeParameters] = None,
-                      builtin_resolvers_only: bool = False) -> List[tfx.types.BaseNode]:
+                      builtin_resolvers_only: bool = False) -> List[BaseNode]:
     """The pipeline's components in topological order (the notebook runs them one by one).
 
     `builtin_resolvers_only`: for orchestrators that run resolvers themselves
@@ -66,22 +80,22 @@ def create_components(config: PipelineConfig,
     """
     runtime = runtime or RuntimeParameters()
     example_gen = _example_gen(config, runtime)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     if config.infer_schema:
-        schema_gen = tfx.components.SchemaGen(
+        schema_gen = SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     else:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=os.fspath(config.schema_path))
-    example_validator = tfx.components.ExampleValidator(
+        schema_gen = ImportSchemaGen(schema_file=os.fspath(config.schema_path))
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     # The latest statistics that passed validation in an earlier run (the
     # previous span, once a new span arrives). StatisticsGen waits for it, so it
     # never resolves this run's own, also where independent tasks run at once.
-    statistics_resolver = tfx.dsl.Resolver(
-        strategy_class=(tfx.dsl.experimental.LatestArtifactStrategy if builtin_resolvers_only
+    statistics_resolver = Resolver(
+        strategy_class=(LatestArtifactStrategy if builtin_resolvers_only
                         else validation_gate.LatestValidatedStatisticsStrategy),
         # StatisticsGen's only: Transform writes ExampleStatistics too.
-        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+        statistics=Channel(type=standard_artifacts.ExampleStatistics,
                                    producer_component_id=statistics_gen.id,
                                    output_key="statistics"),
     ).with_id(STATISTICS_RESOLVER_ID) if config.compare_with_baseline else None
@@ -97,33 +111,33 @@ def create_components(config: PipelineConfig,
         data_location=os.path.join(os.fspath(config.data_root), config.input_pattern),
         drift_blocks=config.drift_blocks,
     )
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn="models.preprocessing.preprocessing_fn",
         # Vocabularies and quantiles come from train only; eval/test must not
         # leak into them, but must be transformed for evaluation and benchmarks.
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
+        splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
     )
     # Order only, no artifact: a re-validated span must not invalidate
     # Transform's cache, but nothing trains until the gate has passed.
     transform.add_upstream_node(validation)
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn="models.model.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=runtime.train_args or tfx.proto.TrainArgs(num_steps=config.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        train_args=runtime.train_args or trainer_pb2.TrainArgs(num_steps=config.train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
         custom_config={"batch_size": config.batch_size, "learning_rate": config.learning_rate,
                        "seed": config.seed},
     )
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    model_resolver = Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
     ).with_id(RESOLVER_ID) if config.compare_with_baseline else None
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         # Raw examples: the model's serving signature applies Transform itself,
         # so evaluation exercises the same path as serving.
         examples=example_gen.outputs["examples"],
@@ -132,13 +146,13 @@ def create_components(config: PipelineConfig,
         example_splits=["eval"],
         eval_config=evaluation.eval_config(config),
     )
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         # Re-blessing an unchanged model must not push it again as a new version.
         custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=os.path.join(config.serving_model_dir, config.model_name))),
     )
     components = [example_gen, statistics_resolver, statistics_gen, schema_gen,
@@ -150,10 +164,10 @@ def create_components(config: PipelineConfig,
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     runtime: Optional[RuntimeParameters] = None,
-                    builtin_resolvers_only: bool = False) -> tfx.dsl.Pipeline:
+                    builtin_resolvers_only: bool = False) -> Pipeline:
     """The whole graph. Runners pass their MLMD connection (None on Kubeflow,
     where the cluster provides the store)."""
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=os.fspath(config.pipeline_root),
         components=create_components(config, runtime, builtin_resolvers_only),
@@ -163,12 +177,12 @@ def create_pipeline(config: PipelineConfig,
     )
 
 
-def component_edges(pipeline: tfx.dsl.Pipeline) -> Set[Tuple[str, str]]:
+def component_edges(pipeline: Pipeline) -> Set[Tuple[str, str]]:
     """(upstream id, downstream id) pairs: the graph every backend must reproduce."""
     return {(upstream.id, component.id)
             for component in pipeline.components
             for upstream in component.upstream_nodes}
 
 
-def component_ids(pipeline: tfx.dsl.Pipeline) -> Dict[str, tfx.types.BaseNode]:
+def component_ids(pipeline: Pipeline) -> Dict[str, BaseNode]:
     return {component.id: component for component in pipeline.components}

@@ -39,12 +39,11 @@ def output_path(config) -> Path:
 
 def runtime_parameters(config):
     """Knobs users may set per run in the KFP UI, defaulting to the config."""
-    from tfx import v1 as tfx
-    from pipeline.pipeline import RuntimeParameters
+    from pipeline.pipeline import RuntimeParameter, RuntimeParameters
     return RuntimeParameters(
-        data_root=tfx.dsl.experimental.RuntimeParameter(
+        data_root=RuntimeParameter(
             name="data_root", ptype=str, default=config.data_root),
-        train_args=tfx.dsl.experimental.RuntimeParameter(
+        train_args=RuntimeParameter(
             name="train_args", ptype=str,
             default=json.dumps({"num_steps": config.train_steps})),
     )
