@@ -29,6 +29,12 @@ def pytest_configure(config):
     assert os.environ.get("TF_USE_LEGACY_KERAS") == "1", (
         "TF_USE_LEGACY_KERAS is not 1: run the tests with the venv that "
         "scripts/setup.sh creates (make test)")
+    # Every test sets its own settings. A developer's shell that sourced
+    # build/services/env.sh or scripts/airflow_env.sh would otherwise send the
+    # SQLite tests to their MySQL store and the Airflow tests to their Airflow.
+    for name in [n for n in os.environ
+                 if n.startswith(("CFPB_", "AIRFLOW__")) or n == "AIRFLOW_HOME"]:
+        del os.environ[name]
 
 
 def small_config(root: Path, **overrides) -> PipelineConfig:
