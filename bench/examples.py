@@ -4,13 +4,16 @@ Every baseline and the bare script use exactly the rows the pipeline used.
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
+from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
 
 from models import features
+from pipeline.configs import PipelineConfig
 
 CATEGORICAL = [f.name for f in features.CATEGORICAL_FEATURES]
 NUMERIC = [f.name for f in features.BUCKETIZED_FEATURES]
@@ -42,3 +45,35 @@ def read_split(examples_uri: str, split: str) -> Split:
             columns[name].append(values[0] if values else -1)  # -1: missing
         labels.append(feature[features.LABEL_KEY].int64_list.value[0])
     return ({k: np.array(v) for k, v in columns.items()}, np.array(labels), serialized)
+
+
+def concatenate(splits: List[Split]) -> Split:
+    columns, labels, serialized = zip(*splits)
+    return ({name: np.concatenate([c[name] for c in columns]) for name in columns[0]},
+            np.concatenate(labels), [record for records in serialized for record in records])
+
+
+def span_examples(config: PipelineConfig, span: int, work_dir: Path) -> Split:
+    """Every row of `span`, encoded by the pipeline's own CsvExampleGen (run
+    alone, in-process, with its own ML Metadata under `work_dir`), all hash
+    splits together: a test set from months the model never saw."""
+    from ml_metadata import metadata_store
+    from tfx.components import CsvExampleGen
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.orchestration.pipeline import Pipeline
+
+    from pipeline import metadata, pipeline
+    span_config = dataclasses.replace(config, span=span,
+                                      pipeline_root=str(work_dir / "pipeline_root"),
+                                      metadata_path=str(work_dir / "metadata.sqlite"),
+                                      mysql_host=None)  # a fresh store, whatever the config
+    example_gen = next(c for c in pipeline.create_components(span_config)
+                       if isinstance(c, CsvExampleGen))
+    LocalDagRunner().run(Pipeline(
+        pipeline_name=f"{config.pipeline_name}-span-{span}", components=[example_gen],
+        pipeline_root=span_config.pipeline_root,
+        metadata_connection_config=metadata.connection_config(span_config),
+        beam_pipeline_args=list(config.beam_pipeline_args)))
+    store = metadata_store.MetadataStore(metadata.connection_config(span_config))
+    (examples,) = store.get_artifacts_by_type("Examples")  # a fresh store: this run's only
+    return concatenate([read_split(examples.uri, split) for split in pipeline.SPLITS])

@@ -1,5 +1,6 @@
-"""Model quality on the pipeline's held-out test split, next to baselines
-trained on the same train split (scikit-learn)."""
+"""Model quality on the pipeline's held-out test split (and on other test sets,
+such as a span from other months), next to baselines trained on the same train
+split (scikit-learn)."""
 from __future__ import annotations
 
 from typing import Dict, List
@@ -43,23 +44,18 @@ def _tabular(columns) -> np.ndarray:
     return np.column_stack([columns[n] for n in examples.CATEGORICAL] + [region])
 
 
-def quality(train: examples.Split, test: examples.Split, model_dir: str) -> List[dict]:
-    """Metrics of the pipeline model and each baseline on `test`, baselines fit on `train`."""
+def quality(train: examples.Split, test_sets: Dict[str, examples.Split],
+            model_dir: str) -> Dict[str, List[dict]]:
+    """Metrics of the pipeline model and each baseline on every test set,
+    baselines fit on `train`: {test set name: one row per model}."""
     import tensorflow as tf
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
     train_columns, train_labels, _ = train
-    test_columns, test_labels, serialized = test
-    x_train, x_test = _tabular(train_columns), _tabular(test_columns)
-
+    x_train = _tabular(train_columns)
     loaded = tf.saved_model.load(model_dir)
-    model_probabilities = np.concatenate([
-        loaded.signatures["serving_default"](examples=tf.constant(serialized[i:i + 1024]))[
-            "dispute_probability"].numpy().ravel()
-        for i in range(0, len(serialized), 1024)])
-
     one_hot = OneHotEncoder(handle_unknown="ignore").fit(x_train)
     logistic = LogisticRegression(max_iter=2000).fit(one_hot.transform(x_train), train_labels)
     ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan).fit(x_train)
@@ -69,16 +65,23 @@ def quality(train: examples.Split, test: examples.Split, model_dir: str) -> List
         categorical_features=list(range(len(examples.CATEGORICAL))), random_state=0).fit(
         ordinal.transform(x_train), train_labels)
 
-    rows = [
-        ("pipeline model (serving_default)", model_probabilities),
-        ("majority class (train base rate)", np.full(len(test_labels), train_labels.mean())),
-        ("logistic regression, one-hot", logistic.predict_proba(one_hot.transform(x_test))[:, 1]),
-        ("gradient-boosted trees", boosted.predict_proba(ordinal.transform(x_test))[:, 1]),
-    ]
-    pipeline_probabilities = rows[0][1]
-    results = []
-    for name, p in rows:
-        interval, difference = auc_interval(test_labels, p, pipeline_probabilities)
-        results.append({"model": name, "test_rows": len(test_labels), **_metrics(test_labels, p),
-                        "auc_interval": interval, "auc_minus_pipeline": difference})
+    results = {}
+    for test_name, (test_columns, test_labels, serialized) in test_sets.items():
+        x_test = _tabular(test_columns)
+        pipeline_probabilities = np.concatenate([
+            loaded.signatures["serving_default"](examples=tf.constant(serialized[i:i + 1024]))[
+                "dispute_probability"].numpy().ravel()
+            for i in range(0, len(serialized), 1024)])
+        rows = [
+            ("pipeline model (serving_default)", pipeline_probabilities),
+            ("majority class (train base rate)", np.full(len(test_labels), train_labels.mean())),
+            ("logistic regression, one-hot", logistic.predict_proba(one_hot.transform(x_test))[:, 1]),
+            ("gradient-boosted trees", boosted.predict_proba(ordinal.transform(x_test))[:, 1]),
+        ]
+        results[test_name] = []
+        for name, p in rows:
+            interval, difference = auc_interval(test_labels, p, pipeline_probabilities)
+            results[test_name].append({
+                "model": name, "test_rows": len(test_labels), **_metrics(test_labels, p),
+                "auc_interval": interval, "auc_minus_pipeline": difference})
     return results

@@ -18,13 +18,17 @@ def test_bench_writes_every_section(tmp_path, capsys):
     assert text in capsys.readouterr().out
     for heading in ("## Pipeline cost and cache", "## Overhead against a bare script",
                     "## Serving: the pushed SavedModel in-process",
-                    "## Model quality on the pipeline's test split"):
+                    "## Model quality", "### test split of span 2",
+                    "### all of span 1 (complaints_2014-10_2014-11.csv"):
         assert heading in text
     # The second re-run is served from cache, read back from ML Metadata.
     assert re.search(r"\| Transform \| [\d.]+ \| [\d.]+ \(cached\) \|", text), text
     for batch in (1, 32, 256):
         assert re.search(rf"\| serving_default \(tf.Example in\) \| {batch} \|", text)
+    # Every model on both test sets: the test split and the earlier span.
     for model in ("pipeline model", "majority class", "logistic regression", "gradient-boosted"):
-        assert re.search(rf"\| {model}[^|]*\| [\d,]+ \| 0\.\d{{3}} \|", text), model
+        assert len(re.findall(rf"\| {model}[^|]*\| [\d,]+ \| 0\.\d{{3}} \|", text)) == 2, model
+    # All 1,500 rows of span 1 (the slice --rows keeps), every hash split of it.
+    assert re.search(r"\| pipeline model \(serving_default\) \| 1,500 \|", text), text
     # The majority-class baseline ranks nothing: its AUC is exactly 0.5.
     assert "| majority class (train base rate) |" in text and "| 0.500 |" in text
