@@ -6,6 +6,7 @@
 #                                     initialize, start both, write the env file
 #   scripts/dev_services.sh status    what runs, on which ports
 #   scripts/dev_services.sh stop      clean shutdown of both (data is kept)
+#   scripts/dev_services.sh destroy   stop, then delete all their data
 #   source build/services/env.sh      point the runners, the notebook and
 #                                     Airflow (LocalExecutor) at them
 #
@@ -21,7 +22,7 @@ mysql_user=mlmd
 pg_db=airflow
 pg_user=airflow
 
-usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
 
 die() { echo "dev_services: $*" >&2; exit 1; }
 
@@ -70,41 +71,60 @@ port_of() {
   cat "$dir/$1.port"
 }
 
+# Where the servers' own files go (data, sockets, pid, server logs): $dir,
+# unless the servers run as mysql/postgres (as root) and cannot enter $dir
+# because a parent folder is private (a clone under /root or in `mktemp -d`).
+# Then they go to a folder of their own under /var/lib, recorded in
+# $dir/server_dir so that stop, status and destroy find it.
+external_root=/var/lib/cfpb-dev-services
+srv=$dir
+[[ -s $dir/server_dir ]] && srv=$(cat "$dir/server_dir")
+
+choose_server_dir() {
+  [[ -s $dir/server_dir ]] && return 0
+  if ((EUID == 0)) && ! { runuser -u mysql -- test -x "$dir" && runuser -u postgres -- test -x "$dir"; } 2>/dev/null; then
+    srv=$external_root/$(printf %s "$dir" | sha256sum | cut -c1-16)
+    mkdir -p "$srv"; chmod 755 "$external_root" "$srv"
+    echo "==> $dir is not reachable by the mysql/postgres users: their files go to $srv"
+  fi
+  echo "$srv" >"$dir/server_dir"
+}
+
 # mariadbd writes its pid and log after dropping to the mysql user: both go
 # in a folder that user owns.
 mysql_pid=mariadb-run/mariadbd.pid
-mysql_running() { [[ -s $dir/$mysql_pid ]] && kill -0 "$(cat "$dir/$mysql_pid")" 2>/dev/null; }
-pg_running() { [[ -d $dir/postgres ]] && as_user postgres "$(pg_bin)/pg_ctl" -D "$dir/postgres" status >/dev/null 2>&1; }
+mysql_running() { [[ -s $srv/$mysql_pid ]] && kill -0 "$(cat "$srv/$mysql_pid")" 2>/dev/null; }
+pg_running() { [[ -d $srv/postgres ]] && as_user postgres "$(pg_bin)/pg_ctl" -D "$srv/postgres" status >/dev/null 2>&1; }
 
 start_mariadb() {
   local port; port=$(port_of mariadb)
-  mkdir -p "$dir/mariadb-run"
-  own mysql "$dir/mariadb-run"
-  if [[ ! -d $dir/mariadb/mysql ]]; then
-    echo "==> initializing MariaDB in $dir/mariadb"
-    mkdir -p "$dir/mariadb"; own mysql "$dir/mariadb"
-    mariadb-install-db --no-defaults --datadir="$dir/mariadb" --user=mysql \
+  mkdir -p "$srv/mariadb-run"
+  own mysql "$srv/mariadb-run"
+  if [[ ! -d $srv/mariadb/mysql ]]; then
+    echo "==> initializing MariaDB in $srv/mariadb"
+    mkdir -p "$srv/mariadb"; own mysql "$srv/mariadb"
+    mariadb-install-db --no-defaults --datadir="$srv/mariadb" --user=mysql \
       --skip-test-db --auth-root-authentication-method=socket >"$dir/mariadb-init.log" 2>&1 ||
       die "mariadb-install-db failed, see $dir/mariadb-init.log"
   fi
   if ! mysql_running; then
     echo "==> starting MariaDB on 127.0.0.1:$port"
     # --user is honoured only when started as root.
-    mariadbd --no-defaults --datadir="$dir/mariadb" --user=mysql \
-      --bind-address=127.0.0.1 --port="$port" --socket="$dir/mariadb-run/mysqld.sock" \
-      --pid-file="$dir/$mysql_pid" --log-error="$dir/mariadb-run/mariadb.log" \
+    mariadbd --no-defaults --datadir="$srv/mariadb" --user=mysql \
+      --bind-address=127.0.0.1 --port="$port" --socket="$srv/mariadb-run/mysqld.sock" \
+      --pid-file="$srv/$mysql_pid" --log-error="$srv/mariadb-run/mariadb.log" \
       --skip-name-resolve >/dev/null 2>&1 &
     for _ in $(seq 60); do
-      mariadb-admin --no-defaults --socket="$dir/mariadb-run/mysqld.sock" -uroot ping >/dev/null 2>&1 && break
+      mariadb-admin --no-defaults --socket="$srv/mariadb-run/mysqld.sock" -uroot ping >/dev/null 2>&1 && break
       sleep 1
     done
-    mariadb-admin --no-defaults --socket="$dir/mariadb-run/mysqld.sock" -uroot ping >/dev/null 2>&1 ||
-      die "MariaDB did not start, see $dir/mariadb-run/mariadb.log"
+    mariadb-admin --no-defaults --socket="$srv/mariadb-run/mysqld.sock" -uroot ping >/dev/null 2>&1 ||
+      die "MariaDB did not start, see $srv/mariadb-run/mariadb.log"
   fi
   # ML Metadata creates its database on first use; the user may create any
   # database named mlmd* (the tests use one per store).
   local password; password=$(cat "$dir/mysql_password")
-  mariadb --no-defaults --socket="$dir/mariadb-run/mysqld.sock" -uroot <<SQL
+  mariadb --no-defaults --socket="$srv/mariadb-run/mysqld.sock" -uroot <<SQL
 CREATE DATABASE IF NOT EXISTS $mysql_db;
 CREATE USER IF NOT EXISTS '$mysql_user'@'127.0.0.1' IDENTIFIED BY '$password';
 CREATE USER IF NOT EXISTS '$mysql_user'@'localhost' IDENTIFIED BY '$password';
@@ -115,22 +135,22 @@ SQL
 
 start_postgres() {
   local port bin; port=$(port_of postgres); bin=$(pg_bin)
-  mkdir -p "$dir/postgres-run"; own postgres "$dir/postgres-run"
-  if [[ ! -s $dir/postgres/PG_VERSION ]]; then
-    echo "==> initializing PostgreSQL in $dir/postgres"
-    mkdir -p "$dir/postgres"; own postgres "$dir/postgres"
-    cp "$dir/postgres_password" "$dir/postgres-run/pwfile"; own postgres "$dir/postgres-run"
-    as_user postgres "$bin/initdb" -D "$dir/postgres" -U "$pg_user" --pwfile="$dir/postgres-run/pwfile" \
+  mkdir -p "$srv/postgres-run"; own postgres "$srv/postgres-run"
+  if [[ ! -s $srv/postgres/PG_VERSION ]]; then
+    echo "==> initializing PostgreSQL in $srv/postgres"
+    mkdir -p "$srv/postgres"; own postgres "$srv/postgres"
+    cp "$dir/postgres_password" "$srv/postgres-run/pwfile"; own postgres "$srv/postgres-run"
+    as_user postgres "$bin/initdb" -D "$srv/postgres" -U "$pg_user" --pwfile="$srv/postgres-run/pwfile" \
       --auth-host=scram-sha-256 --auth-local=peer >"$dir/postgres-init.log" 2>&1 ||
       die "initdb failed, see $dir/postgres-init.log"
-    rm -f "$dir/postgres-run/pwfile"
+    rm -f "$srv/postgres-run/pwfile"
   fi
   if ! pg_running; then
     echo "==> starting PostgreSQL on 127.0.0.1:$port"
-    touch "$dir/postgres.log"; own postgres "$dir/postgres.log"
-    as_user postgres "$bin/pg_ctl" -D "$dir/postgres" -l "$dir/postgres.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/postgres-run" start >/dev/null ||
-      die "PostgreSQL did not start, see $dir/postgres.log"
+    touch "$srv/postgres.log"; own postgres "$srv/postgres.log"
+    as_user postgres "$bin/pg_ctl" -D "$srv/postgres" -l "$srv/postgres.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $srv/postgres-run" start >/dev/null ||
+      die "PostgreSQL did not start, see $srv/postgres.log"
   fi
   PGPASSWORD=$(cat "$dir/postgres_password") psql -h 127.0.0.1 -p "$port" -U "$pg_user" -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = '$pg_db'" | grep -q 1 ||
@@ -155,6 +175,7 @@ EOF
 start() {
   mkdir -p "$dir"
   install_packages
+  choose_server_dir
   secret "$dir/mysql_password"
   secret "$dir/postgres_password"
   start_mariadb
@@ -167,14 +188,14 @@ start() {
 stop() {
   if mysql_running; then
     echo "==> stopping MariaDB"
-    local pid; pid=$(cat "$dir/$mysql_pid")
+    local pid; pid=$(cat "$srv/$mysql_pid")
     kill "$pid"
     for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
     kill -0 "$pid" 2>/dev/null && die "MariaDB (pid $pid) did not stop within 60 s"
   fi
   if pg_running; then
     echo "==> stopping PostgreSQL"
-    as_user postgres "$(pg_bin)/pg_ctl" -D "$dir/postgres" -m fast -w stop >/dev/null
+    as_user postgres "$(pg_bin)/pg_ctl" -D "$srv/postgres" -m fast -w stop >/dev/null
   fi
   return 0
 }
@@ -186,13 +207,23 @@ status() {
   if pg_running; then echo "postgresql  running  127.0.0.1:$(cat "$dir/postgres.port")  database $pg_db, user $pg_user"
   else echo "postgresql  stopped"; code=3; fi
   echo "data        $dir"
+  [[ $srv == "$dir" ]] || echo "server files $srv"
   return $code
+}
+
+destroy() {
+  stop
+  # Only a folder this script made under /var/lib, never an arbitrary path.
+  if [[ $srv != "$dir" && $srv == "$external_root"/* ]]; then rm -rf "$srv"; fi
+  rm -rf "$dir"
+  echo "==> deleted $dir"
 }
 
 case ${1:-} in
   start) start ;;
   stop) stop ;;
   status) status ;;
+  destroy) destroy ;;
   -h|--help|help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

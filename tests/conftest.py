@@ -157,14 +157,13 @@ def servers():
     """MariaDB and PostgreSQL on loopback (scripts/dev_services.sh), stopped when
     the session ends, also after a failure: the environment of their env.sh.
 
-    Data goes under build/test-services: the servers run as their own users
-    when tests run as root, and those cannot enter pytest's private tmp.
+    Data goes under build/test-services, a fixed place where a killed
+    session's servers are found and stopped by the next one.
     """
     script = str(REPO_ROOT / "scripts" / "dev_services.sh")
     data = REPO_ROOT / "build" / "test-services"
     env = {**os.environ, "CFPB_SERVICES_DIR": str(data)}
-    subprocess.run([script, "stop"], env=env, check=True)  # left by a killed session
-    subprocess.run(["rm", "-rf", str(data)], check=True)
+    subprocess.run([script, "destroy"], env=env, check=True)  # left by a killed session
     try:
         started = subprocess.run([script, "start"], env=env, capture_output=True, text=True,
                                  timeout=900)

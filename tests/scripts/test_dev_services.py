@@ -75,3 +75,28 @@ def test_secrets_are_private_and_servers_listen_on_loopback_only(servers):
         pytest.skip("this host has no non-loopback address to try")
     with pytest.raises(OSError):
         socket.create_connection((outside, port), timeout=5).close()
+
+
+@pytest.mark.integration
+def test_servers_start_under_a_private_folder_and_destroy_deletes_everything(tmp_path_factory):
+    """As root the servers run as the mysql/postgres users, which cannot enter
+    a folder under a private parent: pytest's tmp (mode 700) is one, like a
+    clone under /root or in `mktemp -d` (a clean-clone CI failed so)."""
+    data = tmp_path_factory.mktemp("svc") / "services"  # short: socket paths max 107 bytes
+    env = {**os.environ, "CFPB_SERVICES_DIR": str(data)}
+    server_files = None
+    try:
+        started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True,
+                                 timeout=900)
+        assert started.returncode == 0, started.stdout + started.stderr
+        server_files = Path((data / "server_dir").read_text().strip())
+        if os.geteuid() == 0:
+            assert not str(server_files).startswith(str(data)), "servers cannot reach the data folder"
+        status = subprocess.run([str(SCRIPT), "status"], env=env, capture_output=True, text=True)
+        assert status.returncode == 0, status.stdout
+        assert "mariadb     running" in status.stdout and "postgresql  running" in status.stdout
+    finally:
+        destroyed = subprocess.run([str(SCRIPT), "destroy"], env=env, capture_output=True, text=True)
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert not data.exists()
+    assert server_files is not None and not server_files.exists()
