@@ -3,11 +3,15 @@
 Every runner ends with this summary, so it reads only what any orchestrator
 records: executions and artifacts in MLMD, and the files those artifacts point
 to (statistics, anomalies, TFMA metrics and validation, the pushed model).
+`python -m pipeline.summary` prints it for the newest run in the configured
+store (SQLite or MySQL), e.g. after an Airflow or another machine's run.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -334,3 +338,19 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
         push_reused_version=reused,
         metadata_location=metadata.describe(config),
     )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from pipeline import configs
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.summary",
+        description="Print what the newest run of the pipeline did, read from ML Metadata "
+                    "(the store the settings select: SQLite, or MySQL with CFPB_MYSQL_*).")
+    config, _ = configs.parse_args(parser, argv)
+    summary = run_summary(config)
+    print(summary.render())
+    return 0 if summary.nodes else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
