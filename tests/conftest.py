@@ -153,12 +153,15 @@ def mysql_settings(servers: dict, database: str) -> dict:
 
 
 @pytest.fixture(scope="session")
-def servers():
+def servers(request):
     """MariaDB and PostgreSQL on loopback (scripts/dev_services.sh), stopped when
     the session ends, also after a failure: the environment of their env.sh.
 
     Data goes under build/test-services, a fixed place where a killed
-    session's servers are found and stopped by the next one.
+    session's servers are found and stopped by the next one. After a green
+    session the data is deleted (in a clone under a private folder it lives
+    in /var/lib and would outlive the clone); after a failure it is kept to
+    look at.
     """
     script = str(REPO_ROOT / "scripts" / "dev_services.sh")
     data = REPO_ROOT / "build" / "test-services"
@@ -170,4 +173,5 @@ def servers():
         assert started.returncode == 0, started.stdout + started.stderr
         yield sourced_env(str(data / "env.sh"), env)
     finally:
-        subprocess.run([script, "stop"], env=env, check=True)
+        ending = "stop" if request.session.testsfailed else "destroy"
+        subprocess.run([script, ending], env=env, check=True)
