@@ -1,12 +1,12 @@
-# The image every Kubeflow task runs: the project and its locked dependencies,
-# so executors in the cluster import the same code as local runs
-# (`models.preprocessing.preprocessing_fn`, `components.idempotent_pusher.Executor`).
+# The image every Kubeflow task runs (`python -m runners.node_launcher`): the
+# project and only what its tasks import, pinned by requirements-task.lock (the
+# tested versions from requirements.lock, without Airflow, the KFP SDK or the
+# test tools). `python scripts/estimate_image_size.py` estimates its size.
 #
-#   docker build -t REGISTRY/cfpb-tfx-pipeline:TAG .
-#   docker push REGISTRY/cfpb-tfx-pipeline:TAG
+#   docker build -t REGISTRY/cfpb-tfx-pipeline-task:TAG .
+#   docker push REGISTRY/cfpb-tfx-pipeline-task:TAG
 #
-# Python 3.10 as TFX 1.16 requires; the same requirements.lock as `make setup`
-# rather than the tensorflow/tfx image, so the cluster runs exactly the tested set.
+# Python 3.10 as TFX 1.16 requires.
 FROM python:3.10-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -15,9 +15,9 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /pipeline
-COPY requirements.lock ./
-RUN pip install --no-cache-dir "uv==$(sed -n 's/^uv==//p' requirements.lock)" \
- && uv pip install --system --no-cache -r requirements.lock
+COPY requirements-task.lock ./
+# The lock is complete, so pip installs it as it is, without resolving.
+RUN pip install --no-cache-dir --no-deps -r requirements-task.lock
 
 COPY setup.py ./
 COPY components ./components
@@ -26,7 +26,7 @@ COPY models ./models
 COPY pipeline ./pipeline
 COPY runners ./runners
 COPY serving ./serving
-RUN uv pip install --system --no-cache --no-deps . \
- && python -c "import models.preprocessing, components.idempotent_pusher, tfx"
+RUN pip install --no-cache-dir --no-deps . \
+ && python -c "import models.preprocessing, components.idempotent_pusher, runners.node_launcher, tfx"
 
-# KFP sets each task's command (TFX's v2 container entrypoint); no ENTRYPOINT.
+# KFP sets each task's command (runners/kubeflow_runner.py); no ENTRYPOINT.

@@ -23,6 +23,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "CFPB_"
 
 
+def is_remote(path: str) -> bool:
+    """A URI (gs://, s3://, ...) rather than a local path: the one rule for that."""
+    return "://" in path
+
+
 def _build(*parts: str) -> str:
     return str(REPO_ROOT.joinpath("build", *parts))
 
@@ -125,8 +130,13 @@ class PipelineConfig:
         default=None, metadata={"help": "compiled KFP YAML path; default build/<pipeline_name>.yaml"})
     kubeflow_target: str = dataclasses.field(
         default="oss",
-        metadata={"help": "'oss' (open-source KFP v2: no resolver, so no baseline comparison) "
-                          "or 'vertex' (Vertex AI Pipelines: the full graph)"})
+        metadata={"help": "'oss' (open-source KFP 2.5+: each task runs one TFX node against "
+                          "the cluster's ML Metadata; the full graph) or 'vertex' (TFX's "
+                          "Vertex AI spec; no drift baseline there)"})
+    kubeflow_metadata_grpc: str = dataclasses.field(
+        default="metadata-grpc-service.kubeflow:8080",
+        metadata={"help": "HOST:PORT of the ML Metadata gRPC service the 'oss' tasks use "
+                          "(every KFP install runs one; this is its in-cluster address)"})
 
     @property
     def uses_mysql(self) -> bool:

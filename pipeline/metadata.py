@@ -8,7 +8,7 @@ from ml_metadata.proto import metadata_store_pb2
 # tfx.orchestration.metadata, not tfx.v1 (see pipeline/pipeline.py: import cost).
 from tfx.orchestration import metadata as tfx_metadata
 
-from pipeline.configs import PipelineConfig
+from pipeline.configs import PipelineConfig, is_remote
 
 
 def connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
@@ -21,7 +21,7 @@ def connection_config(config: PipelineConfig) -> metadata_store_pb2.ConnectionCo
             username=config.mysql_user,
             password=config.mysql_password(),
         )
-    if "://" not in config.metadata_path:
+    if not is_remote(config.metadata_path):
         Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
     return tfx_metadata.sqlite_metadata_connection_config(
         os.fspath(config.metadata_path))

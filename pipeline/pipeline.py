@@ -20,7 +20,6 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_node import BaseNode
 from tfx.dsl.components.common.resolver import Resolver
-from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     LatestBlessedModelStrategy)
 from tfx.orchestration.data_types import RuntimeParameter
@@ -71,12 +70,12 @@ def _example_gen(config: PipelineConfig,
 
 def create_components(config: PipelineConfig,
                       runtime: Optional[RuntimeParameters] = None,
-                      builtin_resolvers_only: bool = False) -> List[BaseNode]:
+                      drift_baseline: bool = True) -> List[BaseNode]:
     """The pipeline's components in topological order (the notebook runs them one by one).
 
-    `builtin_resolvers_only`: for orchestrators that run resolvers themselves
-    and know only TFX's built-in strategies (Vertex); the statistics resolver
-    then takes the latest statistics, validated or not.
+    `drift_baseline=False` leaves out the statistics resolver (drift is then
+    not measured): for orchestrators that run resolvers themselves and cannot
+    run its strategy (Vertex; see runners/kubeflow_runner.py).
     """
     runtime = runtime or RuntimeParameters()
     example_gen = _example_gen(config, runtime)
@@ -92,13 +91,12 @@ def create_components(config: PipelineConfig,
     # previous span, once a new span arrives). StatisticsGen waits for it, so it
     # never resolves this run's own, also where independent tasks run at once.
     statistics_resolver = Resolver(
-        strategy_class=(LatestArtifactStrategy if builtin_resolvers_only
-                        else validation_gate.LatestValidatedStatisticsStrategy),
+        strategy_class=validation_gate.LatestValidatedStatisticsStrategy,
         # StatisticsGen's only: Transform writes ExampleStatistics too.
         statistics=Channel(type=standard_artifacts.ExampleStatistics,
                                    producer_component_id=statistics_gen.id,
                                    output_key="statistics"),
-    ).with_id(STATISTICS_RESOLVER_ID) if config.compare_with_baseline else None
+    ).with_id(STATISTICS_RESOLVER_ID) if config.compare_with_baseline and drift_baseline else None
     if statistics_resolver:
         statistics_gen.add_upstream_node(statistics_resolver)
     validation = validation_gate.DataValidationGate(
@@ -164,13 +162,13 @@ def create_components(config: PipelineConfig,
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     runtime: Optional[RuntimeParameters] = None,
-                    builtin_resolvers_only: bool = False) -> Pipeline:
+                    drift_baseline: bool = True) -> Pipeline:
     """The whole graph. Runners pass their MLMD connection (None on Kubeflow,
     where the cluster provides the store)."""
     return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=os.fspath(config.pipeline_root),
-        components=create_components(config, runtime, builtin_resolvers_only),
+        components=create_components(config, runtime, drift_baseline),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

@@ -16,7 +16,7 @@ from tfx.orchestration.airflow.airflow_dag_runner import (AirflowDagRunner,
 
 from data import prepare
 from pipeline import metadata, pipeline
-from pipeline.configs import PipelineConfig
+from pipeline.configs import PipelineConfig, is_remote
 
 
 def airflow_dag_config(config: PipelineConfig) -> dict:
@@ -33,7 +33,7 @@ def airflow_dag_config(config: PipelineConfig) -> dict:
 
 
 def create_dag(config: PipelineConfig):
-    if "://" not in config.data_root:
+    if not is_remote(config.data_root):
         # Local data: lay out the bundled exports as spans. Idempotent and
         # cheap when nothing changed (Airflow re-parses this file often).
         prepare.prepare_all(Path(config.raw_data_dir), Path(config.data_root),

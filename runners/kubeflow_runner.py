@@ -1,23 +1,36 @@
-"""Compiles the pipeline to Kubeflow Pipelines v2 YAML with TFX's KubeflowV2DagRunner.
+"""Compiles the pipeline to Kubeflow Pipelines v2 YAML.
 
     python runners/kubeflow_runner.py --help
     python runners/kubeflow_runner.py --pipeline-root gs://BUCKET/root \\
         --data-root gs://BUCKET/spans --serving-model-dir gs://BUCKET/serving_model \\
-        --kubeflow-image REGISTRY/cfpb-tfx-pipeline:TAG
+        --kubeflow-image REGISTRY/cfpb-tfx-pipeline-task:TAG
 
 Writes build/<pipeline_name>.yaml (or --kubeflow-output), ready to upload in
 the KFP UI or with the kfp client. Orchestrator settings only: the graph is
-pipeline.create_pipeline. `data_root` and `train_args` are pipeline runtime
-parameters users can change per run in the KFP UI.
+pipeline.create_pipeline. `data_root` and `train_args` are runtime parameters
+users can change per run in the KFP UI.
 
-Two targets, because TFX's v2 spec and the open-source KFP v2 backend differ:
-- `oss` (default): open-source KFP v2. Its backend compiler runs only
-  container and importer executors ("non-container and non-importer executor
-  not implemented"), so the latest-blessed-model Resolver, which TFX compiles
-  to a Vertex ResolverSpec, is left out; the Evaluator then blesses on the
-  absolute AUC floor only. It runs no lifecycle hooks either, so ExampleGen
-  reads one span folder (see `_for_open_source_kfp`).
-- `vertex`: Vertex AI Pipelines, which runs ResolverSpecs: the full graph.
+Two targets:
+- `oss` (default): open-source KFP 2.5 or newer. Its backend runs only
+  container and importer executors (backend/src/v2/compiler/visitor.go), never
+  runs lifecycle hooks (nothing under backend/ reads `pre_cache_check`), and
+  hands upstream artifacts to a task without their type
+  (backend/src/v2/metadata/client.go, `Schema: ""`), which TFX's own v2
+  container entrypoint cannot read. So KFP only schedules containers here:
+  each task runs one node of the compiled TFX IR with TFX's portable launcher
+  (runners/node_launcher.py) against the cluster's ML Metadata service. The
+  Resolvers, ExampleGen's span driver and TFX's cache then run as in the Beam
+  run: the full graph, the span chosen when the run starts. KFP's own task
+  cache is off on every task, because a task's answer depends on ML Metadata
+  state that is not among its KFP inputs (which model is blessed, which span
+  is newest); TFX's cache decides instead. The cost: KFP's UI lists no
+  artifacts for these tasks (they are in ML Metadata; `python -m
+  pipeline.summary` and the task logs show them).
+- `vertex`: TFX's Vertex AI Pipelines spec (untested here: no Vertex project).
+  Vertex runs the model Resolver itself, but compiles a resolver to a query on
+  the artifact type alone (TFX's step_builder.py), so the drift baseline
+  could be Transform's statistics: that resolver is left out and drift is not
+  measured on Vertex; `--drift-blocks` is refused.
 """
 from __future__ import annotations
 
@@ -29,6 +42,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 TARGETS = ("oss", "vertex")
+# The run's id as KFP's driver resolves it in a task input (backend/src/v2/
+# driver/resolve.go, `{{$.pipeline_job_uuid}}`; from KFP 2.5.0 on).
+RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
+RUN_ID_INPUT = "run_id"
+NODE_LAUNCHER = ["python", "-m", "runners.node_launcher"]
 _YAML_HEADER = "# PIPELINE DEFINITION\n"
 
 
@@ -49,36 +67,22 @@ def runtime_parameters(config):
     )
 
 
-def _with_parameter_defaults(spec: dict, runtime) -> dict:
-    """Writes each runtime parameter's default into the root input definitions.
-
-    TFX 1.16 compiles RuntimeParameter defaults into nothing (a Vertex job
-    gets values only through `parameter_values` at submission); without a
-    `defaultValue` the KFP UI demands a value for every parameter.
-    """
-    parameters = spec["root"]["inputDefinitions"]["parameters"]
-    for field in dataclasses.fields(runtime):
-        parameter = getattr(runtime, field.name)
-        if parameter is not None:
-            parameters[parameter.name]["defaultValue"] = parameter.default
-            parameters[parameter.name]["isOptional"] = True
-    return spec
+def _declared_parameters(runtime):
+    return [getattr(runtime, f.name) for f in dataclasses.fields(runtime)
+            if getattr(runtime, f.name) is not None]
 
 
-def _for_open_source_kfp(config):
-    """The two changes open-source KFP v2 needs (see the module docstring).
-
-    Its backend also runs no lifecycle hooks, so TFX's ExampleGen driver, which
-    resolves `{SPAN}`, never runs there: ExampleGen reads one span folder
-    instead, `<data_root>/span-<N>`, and `data_root` (a runtime parameter)
-    names that folder. N defaults to `--span`, else the latest bundled span.
-    """
-    from data import prepare
-    span = config.span or len(prepare.raw_exports(Path(config.raw_data_dir)))
-    return dataclasses.replace(
-        config, compare_with_baseline=False, span=None, input_pattern="*.csv",
-        data_root=str(prepare.span_dir(Path(config.data_root), span))
-        if "://" not in config.data_root else f"{config.data_root.rstrip('/')}/span-{span}")
+def check_storage(config) -> None:
+    """Refuses storage TFX's executors cannot write, before anything is compiled."""
+    for name in ("pipeline_root", "data_root", "serving_model_dir"):
+        value = getattr(config, name)
+        if value.startswith("minio://"):
+            raise ValueError(
+                f"{name} {value!r}: TFX executors read and write artifacts with tf.io.gfile, "
+                "which has no minio:// scheme (KFP's launcher maps minio:// to local paths "
+                "only for KFP SDK components). Use gs://BUCKET/PATH, or s3://BUCKET/PATH "
+                "with tensorflow-io added to the task image and S3_ENDPOINT plus AWS "
+                "credentials set for MinIO's S3 API.")
 
 
 def _image_relative_schema(config):
@@ -91,38 +95,118 @@ def _image_relative_schema(config):
     return config
 
 
-def compile_pipeline(config) -> Path:
-    """Writes the KFP v2 pipeline YAML for `config`; returns its path."""
-    import yaml
+def _string_parameter(default: Optional[str] = None) -> dict:
+    parameter = {"parameterType": "STRING"}
+    if default is not None:
+        parameter.update(defaultValue=default, isOptional=True)
+    return parameter
+
+
+def open_source_spec(config) -> dict:
+    """The `oss` PipelineSpec: one node-launcher container task per TFX node."""
+    from kfp.dsl import utils as kfp_names
+    from tfx import version as tfx_version
+    from tfx.dsl.compiler import compiler
+
+    from pipeline import pipeline
+    from runners import node_launcher
+
+    runtime = runtime_parameters(config)
+    parameters = _declared_parameters(runtime)
+    pipeline_ir = compiler.Compiler().compile(pipeline.create_pipeline(config, runtime=runtime))
+    task_names = {node.pipeline_node.node_info.id:
+                  kfp_names.sanitize_task_name(node.pipeline_node.node_info.id)
+                  for node in pipeline_ir.nodes}
+    components, executors, tasks = {}, {}, {}
+    for node_id, task_name in task_names.items():
+        component_name = kfp_names.sanitize_component_name(node_id)
+        executor_label = kfp_names.sanitize_executor_label(node_id)
+        node = node_launcher.node_ir(pipeline_ir, node_id)
+        inputs = [RUN_ID_INPUT] + [p.name for p in parameters]
+        components[component_name] = {
+            "executorLabel": executor_label,
+            "inputDefinitions": {"parameters": {name: _string_parameter() for name in inputs}},
+        }
+        executors[executor_label] = {"container": {
+            "image": config.kubeflow_image,
+            "command": NODE_LAUNCHER,
+            "args": [
+                "--pipeline-ir", node_launcher.encode_ir(node),
+                "--node-id", node_id,
+                "--run-id", "{{$.inputs.parameters['%s']}}" % RUN_ID_INPUT,
+                "--metadata-grpc", config.kubeflow_metadata_grpc,
+            ] + [arg for p in parameters for arg in (
+                "--runtime-parameter", "%s={{$.inputs.parameters['%s']}}" % (p.name, p.name))],
+        }}
+        upstream = node_launcher.upstream_node_ids(node)
+        tasks[task_name] = {
+            "taskInfo": {"name": node_id},
+            "componentRef": {"name": component_name},
+            "dependentTasks": sorted(task_names[u] for u in upstream),
+            # Off: see the module docstring. The run id input also keeps a
+            # cache forced on (enable_caching=True at submission) from ever
+            # matching an earlier run: KFP keys its cache on resolved inputs.
+            "cachingOptions": {"enableCache": False},
+            "inputs": {"parameters": {
+                RUN_ID_INPUT: {"runtimeValue": {"constant": RUN_ID_PLACEHOLDER}},
+                **{p.name: {"componentInputParameter": p.name} for p in parameters}}},
+        }
+    return {
+        "pipelineInfo": {"name": config.pipeline_name},
+        "schemaVersion": "2.1.0",
+        "sdkVersion": f"tfx-{tfx_version.__version__}",
+        "components": components,
+        "deploymentSpec": {"executors": executors},
+        "root": {
+            "dag": {"tasks": tasks},
+            "inputDefinitions": {"parameters": {
+                p.name: _string_parameter(p.default) for p in parameters}},
+        },
+    }
+
+
+def vertex_spec(config) -> dict:
+    """TFX's own Vertex AI spec, without the statistics resolver (module docstring)."""
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     from pipeline import pipeline
 
-    if config.kubeflow_target not in TARGETS:
-        raise ValueError(f"kubeflow_target must be one of {TARGETS}, not {config.kubeflow_target!r}")
-    if config.kubeflow_target == "oss":
-        config = _for_open_source_kfp(config)
-    config = _image_relative_schema(config)
-    # No MLMD connection: on Kubeflow the cluster's metadata store is used.
+    if config.drift_blocks:
+        raise ValueError(
+            "--drift-blocks needs the drift baseline, which the vertex target cannot resolve "
+            "correctly: TFX compiles resolvers for Vertex to a query on the artifact type "
+            "only, so Transform's statistics could become the baseline. Use the oss target, "
+            "or compile without --drift-blocks (drift is then not measured).")
     runtime = runtime_parameters(config)
-    # Vertex runs resolvers itself and compiles only TFX's built-in strategies
-    # (untested there: no Vertex project here).
-    tfx_pipeline = pipeline.create_pipeline(
-        config, runtime=runtime, builtin_resolvers_only=config.kubeflow_target == "vertex")
+    tfx_pipeline = pipeline.create_pipeline(config, runtime=runtime, drift_baseline=False)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
             default_image=config.kubeflow_image,
-            # Schema 2.1 is what KFP 2.x backends expect, and TFX 1.16's YAML
-            # writer fails on runtime parameters with the 2.0 schema.
+            # TFX 1.16's YAML writer fails on runtime parameters with schema 2.0.
             use_pipeline_spec_2_1=True),
     )
-    spec = _with_parameter_defaults(runner.run(tfx_pipeline, write_out=False)["pipelineSpec"],
-                                    runtime)
+    spec = runner.run(tfx_pipeline, write_out=False)["pipelineSpec"]
+    # TFX 1.16 compiles RuntimeParameter defaults into nothing; without a
+    # default the UI demands a value for every parameter.
+    definitions = spec["root"]["inputDefinitions"]["parameters"]
+    for parameter in _declared_parameters(runtime):
+        definitions[parameter.name].update(defaultValue=parameter.default, isOptional=True)
+    return spec
 
+
+def compile_pipeline(config) -> Path:
+    """Writes the KFP v2 pipeline YAML for `config`; returns its path."""
+    import yaml
+
+    if config.kubeflow_target not in TARGETS:
+        raise ValueError(f"kubeflow_target must be one of {TARGETS}, not {config.kubeflow_target!r}")
+    check_storage(config)
+    config = _image_relative_schema(config)
+    spec = (open_source_spec if config.kubeflow_target == "oss" else vertex_spec)(config)
     path = output_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(_YAML_HEADER + f"# Compiled by runners/kubeflow_runner.py for target "
-                    f"'{config.kubeflow_target}' with tfx-{spec.get('sdkVersion', '?')}.\n"
+                    f"'{config.kubeflow_target}' with {spec.get('sdkVersion', '?')}.\n"
                     + yaml.safe_dump(spec, sort_keys=True))
     return path
 
@@ -134,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="python runners/kubeflow_runner.py",
         description="Compile the CFPB dispute pipeline to Kubeflow Pipelines v2 YAML.")
     config, _ = configs.parse_args(parser, argv)
-    if "://" not in config.pipeline_root:
+    if not configs.is_remote(config.pipeline_root):
         print(f"note: pipeline root {config.pipeline_root} is a local path; a cluster needs a "
               "bucket every task can reach (--pipeline-root gs://...)", file=sys.stderr)
     try:

@@ -1,5 +1,7 @@
-"""Kubeflow V2 compilation: the YAML loads with the KFP SDK, matches the Beam
-graph, uses the configured image, exposes runtime parameters, and runs."""
+"""Kubeflow compilation: what the YAML asks a KFP backend to do, read with the KFP SDK.
+
+The runs of the compiled YAML are in test_kfp_standin.py and test_kfp_parity.py.
+"""
 import dataclasses
 import re
 import shutil
@@ -13,82 +15,143 @@ import yaml
 from kfp import components as kfp_components
 
 from pipeline import pipeline
-from runners import kfp_local_launcher, kubeflow_runner
+from runners import kfp_standin, kubeflow_runner, node_launcher
 from tests.conftest import small_config
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = "registry.example/cfpb-tfx-pipeline:test"
+IMAGE = "registry.example/cfpb-tfx-pipeline-task:test"
+METADATA = "metadata.example:9090"
 
 
 def _compile(tmp_path, target, **overrides):
     config = small_config(tmp_path, kubeflow_image=IMAGE, kubeflow_target=target,
+                          kubeflow_metadata_grpc=METADATA,
                           kubeflow_output=str(tmp_path / f"{target}.yaml"), **overrides)
     return config, kubeflow_runner.compile_pipeline(config)
 
 
-def _task_edges(spec):
-    """(upstream, downstream) task pairs, each resolver's two KFP tasks folded
-    back into the one TFX node they come from."""
-    def node(task_name):
-        for resolver_id in (pipeline.RESOLVER_ID, pipeline.STATISTICS_RESOLVER_ID):
-            if task_name.startswith(resolver_id + "-"):
-                return resolver_id
-        return task_name
-    return {(node(upstream), node(name)) for name, task in spec.root.dag.tasks.items()
-            for upstream in task.dependent_tasks if node(upstream) != node(name)}
+def _node_edges(spec):
+    """(upstream, downstream) pairs of TFX node ids, from the tasks' dependencies."""
+    node_of = {name: task.task_info.name for name, task in spec.root.dag.tasks.items()}
+    return {(node_of[upstream], node_of[name]) for name, task in spec.root.dag.tasks.items()
+            for upstream in task.dependent_tasks}
+
+
+def _container_args(spec, task_name):
+    task = spec.root.dag.tasks[task_name]
+    label = spec.components[task.component_ref.name].executor_label
+    return list(kfp_standin.deployment_config(spec).executors[label].container.args)
+
+
+def _arg(args, flag):
+    return args[args.index(flag) + 1]
 
 
 @pytest.fixture(scope="module")
 def oss(tmp_path_factory):
-    return _compile(tmp_path_factory.mktemp("kfp_oss"), "oss")
+    config, path = _compile(tmp_path_factory.mktemp("kfp_oss"), "oss")
+    return config, path, kfp_standin.load_pipeline_spec(path)  # strict proto parse
 
 
 def test_yaml_loads_with_the_kfp_sdk(oss):
-    _, path = oss
-    spec = kfp_local_launcher.load_pipeline_spec(path)  # strict proto parse
+    _, path, spec = oss
     assert spec.schema_version == "2.1.0"
     component = kfp_components.load_component_from_file(str(path))
     assert component.name == "cfpb-disputes"
     assert set(component.component_spec.inputs) == {"data_root", "train_args"}
 
 
-def test_oss_graph_is_the_beam_graph_without_the_resolver(oss):
-    config, path = oss
-    spec = kfp_local_launcher.load_pipeline_spec(path)
-    expected = pipeline.create_pipeline(dataclasses.replace(config, compare_with_baseline=False))
-    assert set(spec.root.dag.tasks) == set(pipeline.component_ids(expected))
-    assert _task_edges(spec) == pipeline.component_edges(expected)
-    # Only containers: open-source KFP v2 runs no resolver executors.
-    assert all(e.HasField("container") for e in kfp_local_launcher.deployment_config(spec).executors.values())
+def test_oss_graph_is_the_full_beam_graph(oss):
+    config, _, spec = oss
+    expected = pipeline.create_pipeline(config)
+    assert {t.task_info.name for t in spec.root.dag.tasks.values()} == set(
+        pipeline.component_ids(expected))
+    assert _node_edges(spec) == pipeline.component_edges(expected)
+    # Both resolvers are there, as node tasks KFP can run.
+    assert {pipeline.RESOLVER_ID, pipeline.STATISTICS_RESOLVER_ID} <= {
+        t.task_info.name for t in spec.root.dag.tasks.values()}
 
 
-def test_vertex_graph_is_the_full_beam_graph(tmp_path):
-    config, path = _compile(tmp_path, "vertex")
-    spec = kfp_local_launcher.load_pipeline_spec(path)
-    assert _task_edges(spec) == pipeline.component_edges(pipeline.create_pipeline(config))
-    assert any(e.HasField("resolver") for e in kfp_local_launcher.deployment_config(spec).executors.values())
+def test_oss_uses_only_what_the_kfp_backend_executes(oss):
+    _, _, spec = oss
+    deployment = kfp_standin.deployment_config(spec)
+    kfp_standin.check_executors(spec, deployment)
+    for executor in deployment.executors.values():
+        assert executor.WhichOneof("spec") == "container"
+        assert not executor.container.HasField("lifecycle")
+        assert list(executor.container.command) == kubeflow_runner.NODE_LAUNCHER
+        assert executor.container.image == IMAGE
 
 
-def test_every_task_runs_the_configured_image(oss):
-    _, path = oss
-    spec = kfp_local_launcher.load_pipeline_spec(path)
-    images = {e.container.image for e in kfp_local_launcher.deployment_config(spec).executors.values()}
-    assert images == {IMAGE}
+def test_every_task_runs_its_own_node_against_the_configured_store(oss):
+    _, _, spec = oss
+    for name, task in spec.root.dag.tasks.items():
+        args = _container_args(spec, name)
+        node_ir = node_launcher.decode_ir(_arg(args, "--pipeline-ir"))
+        assert [n.pipeline_node.node_info.id for n in node_ir.nodes] == [task.task_info.name]
+        assert _arg(args, "--node-id") == task.task_info.name
+        assert _arg(args, "--metadata-grpc") == METADATA
+        assert _arg(args, "--run-id") == "{{$.inputs.parameters['run_id']}}"
+        constant = task.inputs.parameters["run_id"].runtime_value.constant.string_value
+        assert constant == kubeflow_runner.RUN_ID_PLACEHOLDER
 
 
-def test_runtime_parameters_have_defaults(oss):
-    config, path = oss
+def test_kfp_cache_is_off_on_every_task(oss):
+    """Each task's answer depends on ML Metadata state that is not a KFP input."""
+    _, _, spec = oss
+    assert not any(t.caching_options.enable_cache for t in spec.root.dag.tasks.values())
+
+
+def test_the_span_is_not_fixed_at_compile_time(oss):
+    config, path, spec = oss
     parameters = yaml.safe_load(path.read_text())["root"]["inputDefinitions"]["parameters"]
+    assert parameters["data_root"]["defaultValue"] == config.data_root  # the spans, not one
     assert parameters["train_args"]["defaultValue"] == '{"num_steps": %d}' % config.train_steps
-    assert parameters["data_root"]["defaultValue"].endswith("/span-2")
     assert all(p["isOptional"] for p in parameters.values())
+    (task_name,) = [n for n, t in spec.root.dag.tasks.items()
+                    if t.task_info.name == "CsvExampleGen"]
+    node = node_launcher.decode_ir(_arg(_container_args(spec, task_name), "--pipeline-ir"))
+    text = str(node)
+    assert "span-{SPAN}/*.csv" in text and "static_range" not in text
 
 
-def test_help_and_default_output(tmp_path):
+def test_vertex_leaves_out_the_drift_resolver_and_refuses_drift_blocks(tmp_path):
+    config, path = _compile(tmp_path, "vertex")
+    spec = kfp_standin.load_pipeline_spec(path)
+    names = set(spec.root.dag.tasks)
+    assert not any(n.startswith(pipeline.STATISTICS_RESOLVER_ID) for n in names)
+    assert any(n.startswith(pipeline.RESOLVER_ID) for n in names)
+    expected = pipeline.create_pipeline(config, drift_baseline=False)
+    assert pipeline.STATISTICS_RESOLVER_ID not in pipeline.component_ids(expected)
+    with pytest.raises(ValueError, match="drift baseline"):
+        _compile(tmp_path, "vertex", drift_blocks=True)
+
+
+@pytest.mark.parametrize("setting", ["pipeline_root", "data_root", "serving_model_dir"])
+def test_minio_roots_are_refused_with_what_works(tmp_path, setting):
+    with pytest.raises(ValueError, match=r"no minio:// scheme.*gs://.*s3://"):
+        _compile(tmp_path, "oss", **{setting: "minio://mlpipeline/cfpb"})
+
+
+def test_help_minio_refusal_and_default_output(tmp_path):
     result = subprocess.run([sys.executable, "runners/kubeflow_runner.py", "--help"], cwd=REPO,
                             capture_output=True, text=True, check=True)
-    assert "--kubeflow-image" in result.stdout and "--kubeflow-target" in result.stdout
+    assert "--kubeflow-image" in result.stdout and "--kubeflow-metadata-grpc" in result.stdout
+    refused = subprocess.run([sys.executable, "runners/kubeflow_runner.py",
+                              "--pipeline-root", "minio://mlpipeline/x",
+                              "--kubeflow-output", str(tmp_path / "x.yaml")],
+                             cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 2 and "no minio:// scheme" in refused.stderr
+    assert not (tmp_path / "x.yaml").exists()
     assert kubeflow_runner.output_path(small_config(tmp_path)).name == "cfpb-disputes.yaml"
+
+
+def test_node_launcher_help_and_bad_run_id(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "runners.node_launcher", "--help"], cwd=REPO,
+                            capture_output=True, text=True, check=True)
+    assert "--metadata-grpc" in result.stdout
+    with pytest.raises(ValueError, match="older than 2.5"):
+        node_launcher.launch(None, "Trainer", "{{$.pipeline_job_uuid}}", None)
 
 
 def test_dockerfile_installs_every_package_the_project_ships(tmp_path):
@@ -96,7 +159,7 @@ def test_dockerfile_installs_every_package_the_project_ships(tmp_path):
     packages = re.search(r"packages=\[([^\]]*)\]", (REPO / "setup.py").read_text()).group(1)
     for package in re.findall(r'"(\w+)"', packages):
         assert f"COPY {package} ./{package}" in dockerfile, package
-    assert "requirements.lock" in dockerfile and "TF_USE_LEGACY_KERAS=1" in dockerfile
+    assert "requirements-task.lock" in dockerfile and "TF_USE_LEGACY_KERAS=1" in dockerfile
     # What `pip install .` in the image installs: the modules and the bundled data.
     # Built from a copy of what the Dockerfile copies: setuptools writes into the tree.
     source = tmp_path / "src"
@@ -110,34 +173,25 @@ def test_dockerfile_installs_every_package_the_project_ships(tmp_path):
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for module in ("models/preprocessing.py", "components/idempotent_pusher.py",
-                   "pipeline/pipeline.py", "data/raw/complaints_2015-01_2015-03.csv.gz"):
+                   "pipeline/pipeline.py", "runners/node_launcher.py",
+                   "data/raw/complaints_2015-01_2015-03.csv.gz"):
         assert module in names
 
 
-@pytest.mark.e2e
-def test_compiled_yaml_runs_task_by_task_and_pushes_a_model(tmp_path):
-    from data import prepare
-    config = small_config(tmp_path)
-    prepare.prepare_all(prepare.RAW_DIR, Path(config.data_root), config.max_rows_per_span)
-    _, path = _compile(tmp_path, "oss", train_steps=1)
-
-    # The runtime parameter overrides the compiled default (1 step) per run.
-    lines = []
-    outputs = kfp_local_launcher.run(
-        path, tmp_path / "kfp_local", {"train_args": '{"num_steps": %d}' % config.train_steps},
-        echo=lines.append)
-
-    assert [line for line in lines if line.startswith("  = ")][-1].startswith("  = Pusher")
-    blessing = outputs["Evaluator"]["blessing"].artifacts[0]
-    assert blessing.metadata["blessed"] == 1
-    pushed = outputs["Pusher"]["pushed_model"].artifacts[0]
-    assert pushed.metadata["pushed"] == 1
-    version_dir = Path(pushed.metadata["pushed_destination"])
-    assert version_dir.parent == Path(config.serving_model_dir) / config.model_name
-    assert (version_dir / "saved_model.pb").is_file()
+def test_task_lock_is_a_subset_of_the_development_lock():
+    """The image runs the versions the tests ran: same pins, fewer packages."""
+    def pins(name):
+        return dict(re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)", (REPO / name).read_text(), re.M))
+    task, development = pins("requirements-task.lock"), pins("requirements.lock")
+    assert {"tfx", "tensorflow", "apache-beam", "tf-keras"} <= set(task)
+    assert {name: version for name, version in task.items()
+            if development.get(name) != version} == {}
+    # (jupyterlab and scikit-learn stay: TFMA's ipywidgets and TFX itself require them.)
+    assert not {"apache-airflow", "kfp", "pytest", "nbclient", "psycopg2-binary"} & set(task)
 
 
-def test_resolver_specs_are_refused_like_open_source_kfp_does(tmp_path):
-    _, path = _compile(tmp_path, "vertex")
-    with pytest.raises(kfp_local_launcher.UnsupportedSpec, match="resolver executors"):
-        kfp_local_launcher.run(path, tmp_path / "kfp_local")
+def test_only_runtime_parameters_change_per_run(oss):
+    """Compiling twice gives the same YAML: nothing run-specific is baked in."""
+    config, path, _ = oss
+    again = dataclasses.replace(config, kubeflow_output=str(path.with_name("again.yaml")))
+    assert kubeflow_runner.compile_pipeline(again).read_text() == path.read_text()

@@ -1,0 +1,177 @@
+"""Every run's decisions, read back from ML Metadata: one row per pipeline run.
+
+For each run of the pipeline (oldest first): which span CsvExampleGen read,
+which statistics drift was measured against, which model the Evaluator
+compared the candidate with, whether it blessed it, and what the Pusher did.
+Artifacts from earlier runs are named by the run that produced them ("run 1"),
+and pushed versions by their order ("v1"), so the history of two stores can be
+compared row by row: the Beam run and the Kubeflow replay of the same data
+must read the same way (tests/runners/test_kfp_parity.py).
+
+Reads the layout of the IR-based runners (Beam, Kubeflow's node tasks), where
+each run is a `pipeline_run` context.
+
+    python -m pipeline.run_history --metadata-path build/metadata/metadata.sqlite
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Dict, List, Optional, Sequence
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from components.idempotent_pusher import REUSED_VERSION_KEY
+from pipeline.pipeline import RESOLVER_ID, STATISTICS_RESOLVER_ID
+
+COLUMNS = ("run", "span read", "drift measured against", "candidate compared with",
+           "blessed", "pushed")
+
+
+@dataclasses.dataclass
+class RunDecisions:
+    run: int
+    run_id: str
+    span: Optional[int]
+    drift_baseline: str
+    baseline_model: str
+    blessed: Optional[bool]
+    pushed: str
+
+    def cells(self) -> List[str]:
+        blessed = "not reached" if self.blessed is None else ("yes" if self.blessed else "no")
+        return [str(self.run), "-" if self.span is None else str(self.span),
+                self.drift_baseline, self.baseline_model, blessed, self.pushed]
+
+    def decisions(self) -> tuple:
+        """Everything but the run id: what two runners must agree on."""
+        return tuple(self.cells())
+
+
+def _property(artifact, name: str):
+    for properties in (artifact.custom_properties, artifact.properties):
+        if name in properties:
+            value = properties[name]
+            return getattr(value, value.WhichOneof("value"))
+    return None
+
+
+class _Store:
+    def __init__(self, connection_config, pipeline_name: str):
+        self.store = metadata_store.MetadataStore(connection_config)
+        self.prefix = pipeline_name + "."
+        pipeline = self.store.get_context_by_type_and_name("pipeline", pipeline_name)
+        executions = self.store.get_executions_by_context(pipeline.id) if pipeline else []
+        self.node_of: Dict[int, str] = {}
+        run_of: Dict[int, str] = {}
+        for execution in executions:
+            for context in self.store.get_contexts_by_execution(execution.id):
+                if context.name.startswith(self.prefix):
+                    self.node_of[execution.id] = context.name[len(self.prefix):]
+                elif context.type_id == self._run_type_id():
+                    run_of[execution.id] = context.name
+        first_execution: Dict[str, int] = {}
+        for execution_id, run_id in run_of.items():
+            first_execution[run_id] = min(execution_id, first_execution.get(run_id, execution_id))
+        self.run_ids = sorted(first_execution, key=first_execution.get)
+        self.run_of = run_of
+        self.executions = {e.id: e for e in executions}
+        self.events = self.store.get_events_by_execution_ids(list(self.executions))
+        self.artifacts = {a.id: a for a in self.store.get_artifacts_by_id(
+            list({e.artifact_id for e in self.events}))}
+        versions = []
+        for artifact in self.artifacts.values():
+            version = _property(artifact, "pushed_version")
+            if _property(artifact, "pushed") and version not in versions:
+                versions.append(version)
+        self.version_names = {v: f"v{i}" for i, v in enumerate(sorted(versions, key=int), 1)}
+
+    def _run_type_id(self) -> int:
+        if not hasattr(self, "_run_type"):
+            run_type = self.store.get_context_type("pipeline_run")
+            self._run_type = run_type.id
+        return self._run_type
+
+    def run_name(self, run_id: str) -> str:
+        return f"run {self.run_ids.index(run_id) + 1}"
+
+    def producer_run(self, artifact_id: int) -> str:
+        """The run whose component wrote the artifact (a resolver's execution
+        also records what it resolved as its output: not a producer)."""
+        for event in self.events:
+            if (event.artifact_id == artifact_id
+                    and event.type == metadata_store_pb2.Event.OUTPUT
+                    and event.execution_id in self.run_of
+                    and self.node_of.get(event.execution_id) not in (
+                        RESOLVER_ID, STATISTICS_RESOLVER_ID)):
+                return self.run_name(self.run_of[event.execution_id])
+        return "another pipeline"
+
+    def artifacts_of(self, run_id: str, node_id: str, key: str, kind) -> list:
+        ids = [e.id for e in self.executions.values()
+               if self.run_of.get(e.id) == run_id and self.node_of.get(e.id) == node_id]
+        return [self.artifacts[ev.artifact_id] for ev in self.events
+                if ev.execution_id in ids and ev.type == kind
+                and ev.path.steps and ev.path.steps[0].key == key]
+
+
+def history(connection_config, pipeline_name: str) -> List[RunDecisions]:
+    """One RunDecisions per run of `pipeline_name`, oldest first."""
+    store = _Store(connection_config, pipeline_name)
+    inputs, outputs = metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.OUTPUT
+    rows = []
+    for number, run_id in enumerate(store.run_ids, 1):
+        examples = store.artifacts_of(run_id, "CsvExampleGen", "examples", outputs)
+        statistics = store.artifacts_of(run_id, "DataValidationGate", "baseline_statistics", inputs)
+        model = store.artifacts_of(run_id, "Evaluator", "baseline_model", inputs)
+        blessing = store.artifacts_of(run_id, "Evaluator", "blessing", outputs)
+        pushed = store.artifacts_of(run_id, "Pusher", "pushed_model", outputs)
+        gate_ran = any(store.run_of.get(e) == run_id and store.node_of.get(e) == "DataValidationGate"
+                       for e in store.executions)
+        drift = ("-" if not gate_ran else "nothing (first statistics)" if not statistics else
+                 f"span {_property(statistics[0], 'span')} statistics "
+                 f"({store.producer_run(statistics[0].id)})")
+        compared = ("-" if not blessing else "nothing (no blessed model yet)" if not model else
+                    f"{store.producer_run(model[0].id)}'s model")
+        if not pushed:
+            push = "-"
+        elif not _property(pushed[0], "pushed"):
+            push = "nothing"
+        else:
+            version = store.version_names[_property(pushed[0], "pushed_version")]
+            push = (f"nothing new ({version} is this model)"
+                    if _property(pushed[0], REUSED_VERSION_KEY) else f"new version {version}")
+        rows.append(RunDecisions(
+            run=number, run_id=run_id,
+            span=_property(examples[0], "span") if examples else None,
+            drift_baseline=drift, baseline_model=compared,
+            blessed=bool(_property(blessing[0], "blessed")) if blessing else None,
+            pushed=push))
+    return rows
+
+
+def markdown(rows: Sequence[RunDecisions], columns: Sequence[str] = COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from pipeline import configs, metadata
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.run_history",
+        description="Print every run's decisions (span, drift baseline, compared model, "
+                    "blessing, push) from ML Metadata as a Markdown table.")
+    config, _ = configs.parse_args(parser, argv)
+    rows = history(metadata.connection_config(config), config.pipeline_name)
+    if not rows:
+        print(f"No run of {config.pipeline_name} in {metadata.describe(config)}.", file=sys.stderr)
+        return 1
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

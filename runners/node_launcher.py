@@ -1,0 +1,153 @@
+"""Runs one node of the compiled TFX pipeline (its IR) against an ML Metadata store.
+
+Every Kubeflow task of the `oss` target runs this in the task image:
+
+    python -m runners.node_launcher --pipeline-ir IR --node-id Trainer \\
+        --run-id RUN --metadata-grpc metadata-grpc-service.kubeflow:8080 \\
+        --runtime-parameter 'train_args={"num_steps": 2000}'
+
+It does for one node what TFX's BeamDagRunner does for each node in one
+process (`tfx/orchestration/beam/beam_dag_runner.py`, PipelineNodeAsDoFn):
+substitute the run id and runtime parameters into the IR, then launch the node
+with TFX's portable Launcher. So the Resolvers, ExampleGen's span driver
+(`{SPAN}` resolved to the newest span present when the task starts) and TFX's
+own cache run exactly as in a local run, against the cluster's metadata store.
+KFP only schedules the containers; its own task cache is off (see
+runners/kubeflow_runner.py).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import sys
+import zlib
+from typing import Dict, List, Optional, Sequence, Tuple
+
+# What an unresolved KFP run-id placeholder looks like: backends before 2.5
+# pass task-input constants through verbatim (backend/src/v2/driver/driver.go
+# resolves `{{$.pipeline_job_uuid}}` from 2.5.0 on).
+_UNRESOLVED_PLACEHOLDER = "{{$"
+
+
+def encode_ir(pipeline_ir) -> str:
+    """The pipeline IR as one compact command-line word (zlib, then base64)."""
+    return base64.b64encode(zlib.compress(pipeline_ir.SerializeToString(), 9)).decode("ascii")
+
+
+def decode_ir(text: str):
+    from tfx.proto.orchestration import pipeline_pb2
+    pipeline_ir = pipeline_pb2.Pipeline()
+    pipeline_ir.ParseFromString(zlib.decompress(base64.b64decode(text)))
+    return pipeline_ir
+
+
+def node_ir(pipeline_ir, node_id: str):
+    """The IR one node's task needs: the pipeline's info and runtime spec, the
+    node, and only its own deployment entries (a task carries it in its args,
+    so the YAML stays small however many nodes the pipeline has)."""
+    from tfx.proto.orchestration import pipeline_pb2
+    sliced = pipeline_pb2.Pipeline()
+    sliced.CopyFrom(pipeline_ir)
+    del sliced.nodes[:]
+    sliced.nodes.add().pipeline_node.CopyFrom(_node(pipeline_ir, node_id))
+    deployment = pipeline_pb2.IntermediateDeploymentConfig()
+    pipeline_ir.deployment_config.Unpack(deployment)
+    for per_node in (deployment.executor_specs, deployment.custom_driver_specs,
+                     deployment.node_level_platform_configs):
+        for other in [key for key in per_node if key != node_id]:
+            del per_node[other]
+    sliced.deployment_config.Pack(deployment)
+    return sliced
+
+
+def upstream_node_ids(pipeline_ir) -> List[str]:
+    """The ids of the nodes the (single) node of `pipeline_ir` waits for."""
+    (node,) = pipeline_ir.nodes
+    return list(node.pipeline_node.upstream_nodes)
+
+
+def grpc_connection(address: str):
+    """MLMD's gRPC client config for `host:port` (a KFP cluster's metadata service)."""
+    from ml_metadata.proto import metadata_store_pb2
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--metadata-grpc must be HOST:PORT, not {address!r}")
+    return metadata_store_pb2.MetadataStoreClientConfig(host=host, port=int(port))
+
+
+def _parameter(text: str) -> Tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _node(pipeline_ir, node_id: str):
+    for node in pipeline_ir.nodes:
+        if node.WhichOneof("node") == "pipeline_node" and node.pipeline_node.node_info.id == node_id:
+            return node.pipeline_node
+    known = [n.pipeline_node.node_info.id for n in pipeline_ir.nodes]
+    raise ValueError(f"node {node_id!r} is not in the pipeline IR (nodes: {', '.join(known)})")
+
+
+def launch(pipeline_ir, node_id: str, run_id: str, connection_config,
+           parameters: Optional[Dict[str, str]] = None):
+    """Launches `node_id` of `pipeline_ir` in run `run_id` (TFX decides whether
+    its cache answers); raises when the node fails."""
+    from tfx.dsl.compiler import constants
+    from tfx.orchestration import metadata
+    from tfx.orchestration.local import runner_utils
+    from tfx.orchestration.portable import launcher, runtime_parameter_utils
+
+    if not run_id or _UNRESOLVED_PLACEHOLDER in run_id:
+        raise ValueError(
+            f"run id {run_id!r} was not resolved by the orchestrator: this KFP backend is "
+            "older than 2.5, which resolves {{$.pipeline_job_uuid}} in task inputs")
+    bindings: Dict[str, object] = {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
+    bindings.update(parameters or {})
+    runtime_parameter_utils.substitute_runtime_parameter(pipeline_ir, bindings)
+    deployment = runner_utils.extract_local_deployment_config(pipeline_ir)
+    node = _node(pipeline_ir, node_id)
+    launcher.Launcher(
+        pipeline_node=node,
+        mlmd_connection=metadata.Metadata(connection_config),
+        pipeline_info=pipeline_ir.pipeline_info,
+        pipeline_runtime_spec=pipeline_ir.runtime_spec,
+        executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
+        custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
+    ).launch()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m runners.node_launcher",
+        description="Run one node of a compiled TFX pipeline IR with TFX's portable launcher "
+                    "(what each Kubeflow task of the 'oss' target runs).")
+    parser.add_argument("--pipeline-ir", required=True,
+                        help="the pipeline IR, zlib-compressed and base64-encoded")
+    parser.add_argument("--node-id", required=True, help="the TFX component id to run")
+    parser.add_argument("--run-id", required=True,
+                        help="the pipeline run id (on KFP: {{$.pipeline_job_uuid}})")
+    parser.add_argument("--metadata-grpc", required=True, metavar="HOST:PORT",
+                        help="ML Metadata gRPC service (KFP: metadata-grpc-service.kubeflow:8080)")
+    parser.add_argument("--runtime-parameter", type=_parameter, action="append", default=[],
+                        metavar="NAME=VALUE", help="a pipeline runtime parameter (repeatable)")
+    args = parser.parse_args(argv)
+    # Task logs are what the KFP UI shows: TFX's INFO lines name each step.
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        connection = grpc_connection(args.metadata_grpc)
+        pipeline_ir = decode_ir(args.pipeline_ir)
+        parameters: List[Tuple[str, str]] = args.runtime_parameter
+        launch(pipeline_ir, args.node_id, args.run_id, connection, dict(parameters))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"node {args.node_id} of run {args.run_id} finished")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
