@@ -187,7 +187,7 @@ def test_task_lock_is_a_subset_of_the_development_lock():
     assert {name: version for name, version in task.items()
             if development.get(name) != version} == {}
     # (jupyterlab and scikit-learn stay: TFMA's ipywidgets and TFX itself require them.)
-    assert not {"apache-airflow", "kfp", "pytest", "nbclient", "psycopg2-binary"} & set(task)
+    assert not {"apache-airflow", "kfp", "pytest", "psycopg2-binary"} & set(task)
 
 
 def test_only_runtime_parameters_change_per_run(oss):
