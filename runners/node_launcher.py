@@ -32,7 +32,7 @@ _UNRESOLVED_PLACEHOLDER = "{{$"
 
 def encode_ir(pipeline_ir) -> str:
     """The pipeline IR as one compact command-line word (zlib, then base64)."""
-    return base64.b64encode(zlib.compress(pipeline_ir.SerializeToString(), 9)).decode("ascii")
+    return base64.b64encode(zlib.compress(pipeline_ir.SerializeToString(deterministic=True), 9)).decode("ascii")
 
 
 def decode_ir(text: str):
