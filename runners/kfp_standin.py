@@ -220,25 +220,32 @@ class _Metadata:
             props["cache_fingerprint"].string_value = fingerprint
         if cached_id is not None:
             props["cached_execution_id"].string_value = str(cached_id)
-        props["inputs"].struct_value.update(inputs)
-        pairs = [(pb.Artifact(id=artifact_id), _event(pb, pb.Event.INPUT, name))
-                 for name, ids in input_artifact_ids.items() for artifact_id in ids]
+        if inputs:  # as client.go: only when there are any (MLMD aborts on an empty struct)
+            props["inputs"].struct_value.update(inputs)
         with self._lock:
             execution_id, _, _ = self.store.put_execution(
-                execution, pairs, [self.pipeline_context, self.run_context])
+                execution, [], [self.pipeline_context, self.run_context])
+            # Events naming existing artifacts by id, as client.go CreateExecution
+            # does (an artifact in put_execution's pairs would be overwritten).
+            self.store.put_events([_event(pb, pb.Event.INPUT, name, artifact_id, execution_id)
+                                   for name, ids in input_artifact_ids.items()
+                                   for artifact_id in ids])
         execution.id = execution_id
         return execution
 
-    def finish_execution(self, execution, state, output_artifacts: Dict[str, list]):
-        """Records outputs ({key: [(MLMD Artifact, schema)]}) and the final state."""
+    def finish_execution(self, execution, state, new_artifacts: Dict[str, list],
+                         reused_artifacts: Optional[Dict[str, list]] = None):
+        """Records the final state, new output artifacts ({key: [MLMD Artifact]}),
+        and, for a cache hit, events to the cached execution's artifacts."""
         pb = self.pb
         execution.last_known_state = state
-        pairs = []
-        for key, artifacts in output_artifacts.items():
-            for artifact in artifacts:
-                pairs.append((artifact, _event(pb, pb.Event.OUTPUT, key)))
+        pairs = [(artifact, _event(pb, pb.Event.OUTPUT, key))
+                 for key, artifacts in new_artifacts.items() for artifact in artifacts]
         with self._lock:
             self.store.put_execution(execution, pairs, [self.pipeline_context, self.run_context])
+            self.store.put_events([_event(pb, pb.Event.OUTPUT, key, artifact.id, execution.id)
+                                   for key, artifacts in (reused_artifacts or {}).items()
+                                   for artifact in artifacts])
 
     def artifact_type_id(self, schema: str) -> int:
         """metadata/client.go GetOrInsertArtifactType: the type named by the schema's title."""
@@ -258,8 +265,9 @@ class _Metadata:
         return outputs
 
 
-def _event(pb, kind, key: str):
-    event = pb.Event(type=kind)
+def _event(pb, kind, key: str, artifact_id: Optional[int] = None,
+           execution_id: Optional[int] = None):
+    event = pb.Event(type=kind, artifact_id=artifact_id, execution_id=execution_id)
     event.path.steps.add().key = key
     return event
 
@@ -447,7 +455,7 @@ class _Run:
                 execution = self.metadata.start_execution(
                     task_name, container.image, fingerprint, inputs, input_ids, cached.id)
                 reused = self.metadata.outputs_of(cached.id)
-                self.metadata.finish_execution(execution, pb.Execution.CACHED, reused)
+                self.metadata.finish_execution(execution, pb.Execution.CACHED, {}, reused)
                 self.echo(f"  = {task_name} cached by KFP (execution {cached.id})")
                 return TaskResult(task_name, "CACHED", execution.id, {}, None)
 
