@@ -77,6 +77,10 @@ class PipelineConfig:
     metadata_path: str = dataclasses.field(
         default=_build("metadata", "metadata.sqlite"),
         metadata={"help": "SQLite ML Metadata file (used unless --mysql-host is set)"})
+    metadata_grpc: Optional[str] = dataclasses.field(
+        default=None,
+        metadata={"help": "use ML Metadata through this gRPC service (HOST:PORT) instead of "
+                          "SQLite/MySQL, e.g. a Kubeflow cluster's, port-forwarded"})
     mysql_host: Optional[str] = dataclasses.field(
         default=None, metadata={"help": "use ML Metadata on this MySQL server instead of SQLite"})
     mysql_port: int = dataclasses.field(default=3306, metadata={"help": "MySQL port"})

@@ -509,7 +509,7 @@ def run(spec_path: Path, pipeline_root: Path, metadata_grpc: str,
     `metadata_grpc` is the ML Metadata gRPC service (HOST:PORT) KFP records in;
     TFX node tasks compiled for it use the same store.
     """
-    from runners.node_launcher import grpc_connection
+    from pipeline.metadata import grpc_connection
 
     spec = load_pipeline_spec(spec_path)
     check_executors(spec, deployment_config(spec))  # refused before anything runs

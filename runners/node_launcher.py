@@ -67,15 +67,6 @@ def upstream_node_ids(pipeline_ir) -> List[str]:
     return list(node.pipeline_node.upstream_nodes)
 
 
-def grpc_connection(address: str):
-    """MLMD's gRPC client config for `host:port` (a KFP cluster's metadata service)."""
-    from ml_metadata.proto import metadata_store_pb2
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"--metadata-grpc must be HOST:PORT, not {address!r}")
-    return metadata_store_pb2.MetadataStoreClientConfig(host=host, port=int(port))
-
-
 def _parameter(text: str) -> Tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -134,11 +125,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--runtime-parameter", type=_parameter, action="append", default=[],
                         metavar="NAME=VALUE", help="a pipeline runtime parameter (repeatable)")
     args = parser.parse_args(argv)
+    from pipeline import metadata
     # Task logs are what the KFP UI shows: TFX's INFO lines name each step.
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        connection = grpc_connection(args.metadata_grpc)
+        connection = metadata.grpc_connection(args.metadata_grpc)
         pipeline_ir = decode_ir(args.pipeline_ir)
         parameters: List[Tuple[str, str]] = args.runtime_parameter
         launch(pipeline_ir, args.node_id, args.run_id, connection, dict(parameters))

@@ -21,3 +21,27 @@ def test_mysql_when_a_host_is_configured(monkeypatch):
     assert connection.mysql.password == "pw"
     # Summaries name the store but never print the password.
     assert metadata.describe(config) == "mysql://tfx@db.internal:3307/mlmd_prod"
+
+
+def test_grpc_service_when_an_address_is_configured(tmp_path):
+    """A cluster's metadata service (port-forwarded) or the stand-in: the real gRPC client."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    from runners import mlmd_grpc_standin
+    with mlmd_grpc_standin.sqlite_standin(str(tmp_path / "served.sqlite")) as server:
+        config = PipelineConfig(metadata_grpc=server.address, mysql_host="ignored")
+        connection = metadata.connection_config(config)
+        assert isinstance(connection, metadata_store_pb2.MetadataStoreClientConfig)
+        assert metadata.describe(config) == f"grpc://{server.address}"
+        store = metadata_store.MetadataStore(connection)
+        store.put_artifact_type(metadata_store_pb2.ArtifactType(name="Seen"))
+    local = metadata_store.MetadataStore(
+        metadata.connection_config(PipelineConfig(metadata_path=str(tmp_path / "served.sqlite"))))
+    assert local.get_artifact_type("Seen").name == "Seen"
+
+
+def test_grpc_address_must_be_host_and_port():
+    import pytest
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        metadata.grpc_connection("metadata-grpc-service")

@@ -15,7 +15,8 @@ import yaml
 from ml_metadata.metadata_store import metadata_store
 
 from data import prepare
-from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin, node_launcher
+from pipeline import metadata
+from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
 from tests.conftest import small_config
 
 
@@ -28,7 +29,7 @@ def metadata_service(tmp_path_factory):
 
 
 def _store(address):
-    return metadata_store.MetadataStore(node_launcher.grpc_connection(address))
+    return metadata_store.MetadataStore(metadata.grpc_connection(address))
 
 
 def _write_spec(path: Path, tasks: dict, executors: dict, outputs=None, inputs=None) -> Path:

@@ -1,0 +1,95 @@
+"""The compiled Kubeflow YAML, run as open-source KFP runs it, decides what the
+Beam runner decides on the same data.
+
+One scenario for both runners: the first export arrives (span 1); the second
+arrives (span 2: drift is measured against span 1, the new model is compared
+with span 1's); then a deliberately worse model (1 training step) on the same
+span, which must be compared with the blessed one and never pushed. Each run's
+decisions are read back from each runner's ML Metadata store with
+pipeline/run_history.py and must match row for row (the table is in the
+README, "Run on Kubeflow Pipelines").
+"""
+import json
+from pathlib import Path
+from typing import Callable, List
+
+import pytest
+
+from data import prepare
+from pipeline import metadata, run_history
+from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
+from tests.conftest import config_flags, run_beam_runner, small_config
+
+WORSE_MODEL_STEPS = 1
+# (exports present, training steps or None for the config's)
+SCENARIO = ((1, None), (2, None), (2, WORSE_MODEL_STEPS))
+
+
+def run_scenario(root: Path, run_once: Callable[[object, Path, int], None],
+                 **overrides) -> List[run_history.RunDecisions]:
+    """Runs SCENARIO with `run_once(config, raw_dir, train_steps)`; the exports
+    arrive in a raw folder one by one, as they would from a download job."""
+    raw = root / "raw"
+    raw.mkdir()
+    config = small_config(root, raw_data_dir=str(raw), min_auc=0.5, **overrides)
+    exports = prepare.raw_exports(prepare.RAW_DIR)
+    for present, steps in SCENARIO:
+        for export in exports[:present]:
+            if not (raw / export.name).exists():
+                (raw / export.name).symlink_to(export)
+        run_once(config, raw, steps or config.train_steps)
+    return config
+
+
+def _beam_once(config, raw, steps):
+    code, output = run_beam_runner(config_flags(config) + [
+        f"--raw-data-dir={raw}", f"--train-steps={steps}"])
+    assert code == 0, output
+
+
+@pytest.fixture(scope="module")
+def beam_history(tmp_path_factory):
+    config = run_scenario(tmp_path_factory.mktemp("parity_beam"), _beam_once)
+    return run_history.history(metadata.connection_config(config), config.pipeline_name)
+
+
+@pytest.fixture(scope="module")
+def kfp_history(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parity_kfp")
+    with mlmd_grpc_standin.sqlite_standin(str(root / "cluster-metadata.sqlite")) as service:
+        compiled = {}
+
+        def kfp_once(config, raw, steps):
+            if not compiled:  # compiled once, before any data: the span is chosen per run
+                compiled["path"] = kubeflow_runner.compile_pipeline(config)
+            # The cluster's ingestion job lays exports out as spans.
+            prepare.prepare_all(raw, Path(config.data_root), config.max_rows_per_span)
+            result = kfp_standin.run(compiled["path"], root / "kfp_root", service.address,
+                                     {"train_args": json.dumps({"num_steps": steps})})
+            assert result.failed is None, result.tasks[result.failed].log.read_text()[-3000:]
+            assert result.skipped_hooks == []
+
+        config = run_scenario(root, kfp_once, kubeflow_metadata_grpc=service.address,
+                              kubeflow_output=str(root / "oss.yaml"))
+        return run_history.history(metadata.grpc_connection(service.address),
+                                   config.pipeline_name)
+
+
+@pytest.mark.e2e
+def test_kfp_replay_decides_what_the_beam_runner_decides(beam_history, kfp_history):
+    print("\nBeam runner:\n" + run_history.markdown(beam_history))
+    print("\nKFP stand-in, compiled oss YAML:\n" + run_history.markdown(kfp_history))
+    assert [r.decisions() for r in kfp_history] == [r.decisions() for r in beam_history]
+
+
+@pytest.mark.e2e
+def test_the_scenario_exercises_every_decision(kfp_history):
+    """The parity above would be empty if the scenario never used a baseline."""
+    first, second, worse = kfp_history
+    assert [first.span, second.span, worse.span] == [1, 2, 2]
+    assert first.drift_baseline == "nothing (first statistics)"
+    assert second.drift_baseline == "span 1 statistics (run 1)"
+    assert first.baseline_model == "nothing (no blessed model yet)"
+    assert first.blessed and first.pushed == "new version v1"
+    assert worse.baseline_model.endswith("'s model") and worse.baseline_model != "nothing"
+    assert worse.blessed is False and worse.pushed == "nothing"
