@@ -345,7 +345,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.summary",
         description="Print what the newest run of the pipeline did, read from ML Metadata "
-                    "(the store the settings select: SQLite, or MySQL with CFPB_MYSQL_*).")
+                    "(the store the settings select: SQLite, MySQL with CFPB_MYSQL_*, or a "
+                    "gRPC metadata service with --metadata-grpc).")
     config, _ = configs.parse_args(parser, argv)
     summary = run_summary(config)
     print(summary.render())

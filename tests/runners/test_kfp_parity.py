@@ -10,25 +10,30 @@ pipeline/run_history.py and must match row for row (the table is in the
 README, "Run on Kubeflow Pipelines").
 """
 import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable
 
 import pytest
 
 from data import prepare
 from pipeline import metadata, run_history
 from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
-from tests.conftest import config_flags, run_beam_runner, small_config
+from pipeline.configs import REPO_ROOT, PipelineConfig
+from tests.conftest import config_flags, small_config
 
 WORSE_MODEL_STEPS = 1
 # (exports present, training steps or None for the config's)
 SCENARIO = ((1, None), (2, None), (2, WORSE_MODEL_STEPS))
 
 
-def run_scenario(root: Path, run_once: Callable[[object, Path, int], None],
-                 **overrides) -> List[run_history.RunDecisions]:
+def run_scenario(root: Path, run_once: Callable[[PipelineConfig, Path, int], None],
+                 **overrides) -> PipelineConfig:
     """Runs SCENARIO with `run_once(config, raw_dir, train_steps)`; the exports
-    arrive in a raw folder one by one, as they would from a download job."""
+    arrive in a raw folder one by one, as they would from a download job.
+    Returns the config the runs used."""
     raw = root / "raw"
     raw.mkdir()
     config = small_config(root, raw_data_dir=str(raw), min_auc=0.5, **overrides)
@@ -42,20 +47,15 @@ def run_scenario(root: Path, run_once: Callable[[object, Path, int], None],
 
 
 def _beam_once(config, raw, steps):
-    code, output = run_beam_runner(config_flags(config) + [
-        f"--raw-data-dir={raw}", f"--train-steps={steps}"])
-    assert code == 0, output
+    """One run of the Beam runner as its own process (as a user runs it)."""
+    result = subprocess.run(
+        [sys.executable, "runners/beam_runner.py", *config_flags(config),
+         f"--raw-data-dir={raw}", f"--train-steps={steps}"],
+        cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-@pytest.fixture(scope="module")
-def beam_history(tmp_path_factory):
-    config = run_scenario(tmp_path_factory.mktemp("parity_beam"), _beam_once)
-    return run_history.history(metadata.connection_config(config), config.pipeline_name)
-
-
-@pytest.fixture(scope="module")
-def kfp_history(tmp_path_factory):
-    root = tmp_path_factory.mktemp("parity_kfp")
+def _kfp_scenario(root: Path):
     with mlmd_grpc_standin.sqlite_standin(str(root / "cluster-metadata.sqlite")) as service:
         compiled = {}
 
@@ -75,17 +75,43 @@ def kfp_history(tmp_path_factory):
                                    config.pipeline_name)
 
 
+@pytest.fixture(scope="module")
+def histories(tmp_path_factory):
+    """(Beam runner's history, KFP stand-in's history). The two scenarios share
+    nothing, so the Beam runs go on in their own processes during the replay."""
+    beam: dict = {}
+
+    def beam_scenario():
+        try:
+            config = run_scenario(tmp_path_factory.mktemp("parity_beam"), _beam_once)
+            beam["history"] = run_history.history(metadata.connection_config(config),
+                                                  config.pipeline_name)
+        except BaseException as error:  # re-raised in the test's thread
+            beam["error"] = error
+
+    thread = threading.Thread(target=beam_scenario)
+    thread.start()
+    try:
+        kfp = _kfp_scenario(tmp_path_factory.mktemp("parity_kfp"))
+    finally:
+        thread.join()
+    if "error" in beam:
+        raise beam["error"]
+    return beam["history"], kfp
+
+
 @pytest.mark.e2e
-def test_kfp_replay_decides_what_the_beam_runner_decides(beam_history, kfp_history):
+def test_kfp_replay_decides_what_the_beam_runner_decides(histories):
+    beam_history, kfp_history = histories
     print("\nBeam runner:\n" + run_history.markdown(beam_history))
     print("\nKFP stand-in, compiled oss YAML:\n" + run_history.markdown(kfp_history))
     assert [r.decisions() for r in kfp_history] == [r.decisions() for r in beam_history]
 
 
 @pytest.mark.e2e
-def test_the_scenario_exercises_every_decision(kfp_history):
+def test_the_scenario_exercises_every_decision(histories):
     """The parity above would be empty if the scenario never used a baseline."""
-    first, second, worse = kfp_history
+    first, second, worse = histories[1]
     assert [first.span, second.span, worse.span] == [1, 2, 2]
     assert first.drift_baseline == "nothing (first statistics)"
     assert second.drift_baseline == "span 1 statistics (run 1)"
