@@ -109,6 +109,9 @@ class _Store:
                 return self.run_name(self.run_of[event.execution_id])
         return "another pipeline"
 
+    def artifact_id_by_uri(self, uri: str) -> Optional[int]:
+        return next((a.id for a in self.artifacts.values() if a.uri == uri), None)
+
     def artifacts_of(self, run_id: str, node_id: str, key: str, kind) -> list:
         ids = [e.id for e in self.executions.values()
                if self.run_of.get(e.id) == run_id and self.node_of.get(e.id) == node_id]
@@ -118,23 +121,39 @@ class _Store:
 
 
 def history(connection_config, pipeline_name: str) -> List[RunDecisions]:
-    """One RunDecisions per run of `pipeline_name`, oldest first."""
+    """One RunDecisions per run of `pipeline_name`, oldest first.
+
+    Baselines are read from what the components recorded themselves (the
+    gate's report names the statistics it compared with, the blessing names
+    the baseline model's id), not from MLMD input events: when a baseline is
+    the same artifact as another input (a cached StatisticsGen on an unchanged
+    span), MLMD keeps one event for it, and which one depends on input order.
+    """
+    from components import validation_gate
     store = _Store(connection_config, pipeline_name)
-    inputs, outputs = metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.OUTPUT
+    outputs = metadata_store_pb2.Event.OUTPUT
+    span_by_run: Dict[str, Optional[int]] = {}
     rows = []
     for number, run_id in enumerate(store.run_ids, 1):
         examples = store.artifacts_of(run_id, "CsvExampleGen", "examples", outputs)
-        statistics = store.artifacts_of(run_id, "DataValidationGate", "baseline_statistics", inputs)
-        model = store.artifacts_of(run_id, "Evaluator", "baseline_model", inputs)
+        validation = store.artifacts_of(run_id, "DataValidationGate", "validation", outputs)
         blessing = store.artifacts_of(run_id, "Evaluator", "blessing", outputs)
         pushed = store.artifacts_of(run_id, "Pusher", "pushed_model", outputs)
-        gate_ran = any(store.run_of.get(e) == run_id and store.node_of.get(e) == "DataValidationGate"
-                       for e in store.executions)
-        drift = ("-" if not gate_ran else "nothing (first statistics)" if not statistics else
-                 f"span {_property(statistics[0], 'span')} statistics "
-                 f"({store.producer_run(statistics[0].id)})")
-        compared = ("-" if not blessing else "nothing (no blessed model yet)" if not model else
-                    f"{store.producer_run(model[0].id)}'s model")
+        span_by_run[store.run_name(run_id)] = _property(examples[0], "span") if examples else None
+
+        drift = "-"
+        if validation:
+            baseline = validation_gate.read_report(validation[0].uri).get("drift_baseline")
+            if baseline is None:
+                drift = "nothing (first statistics)"
+            else:
+                producer = store.producer_run(store.artifact_id_by_uri(baseline["uri"]))
+                drift = f"span {span_by_run.get(producer)} statistics ({producer})"
+        compared = "-"
+        if blessing:
+            baseline_id = _property(blessing[0], "baseline_model_id")
+            compared = ("nothing (no blessed model yet)" if baseline_id is None
+                        else f"{store.producer_run(baseline_id)}'s model")
         if not pushed:
             push = "-"
         elif not _property(pushed[0], "pushed"):
@@ -144,8 +163,7 @@ def history(connection_config, pipeline_name: str) -> List[RunDecisions]:
             push = (f"nothing new ({version} is this model)"
                     if _property(pushed[0], REUSED_VERSION_KEY) else f"new version {version}")
         rows.append(RunDecisions(
-            run=number, run_id=run_id,
-            span=_property(examples[0], "span") if examples else None,
+            run=number, run_id=run_id, span=span_by_run[store.run_name(run_id)],
             drift_baseline=drift, baseline_model=compared,
             blessed=bool(_property(blessing[0], "blessed")) if blessing else None,
             pushed=push))
