@@ -3,15 +3,23 @@
 CFPB exports differ between years: column names change ("Company response" vs
 "Company response to consumer"), columns come and go (`Company`, `Submitted
 via`), some exports carry a leading unnamed index column, dates are `M/D/YYYY`
-or ISO, and ZIP codes lose leading zeros or are masked (`770XX`). This module
-maps all of that onto CANONICAL_COLUMNS and lays the result out as
+or ISO, ZIP codes lose leading zeros or are masked (`770XX`), and a file saved
+by a spreadsheet may be Windows-1252 instead of UTF-8. This module maps all of
+that onto CANONICAL_COLUMNS and lays the result out as
 
-    <spans_dir>/span-<N>/complaints.csv     (what CsvExampleGen reads)
-    <spans_dir>/span-<N>/report.json        (what was kept, fixed and rejected)
+    <spans_dir>/span-<YYYYMMDD>/complaints.csv      (what CsvExampleGen reads)
+    <spans_dir>/span-<YYYYMMDD>/report.json         (what was kept, fixed, excluded)
+    <spans_dir>/span-<YYYYMMDD>/complaint_ids.txt   (ids of the rows written)
 
-Exports in the raw folder become spans in file-name order (CFPB names carry
-their date range, so the newest export is the latest span). Rows that cannot be
-parsed are counted per reason and reported; none disappear silently.
+A span is named by its data, not by file order: YYYYMMDD is the day of the
+newest complaint in the export, so a newer export is a later span, and adding
+an older one (a backfill) creates an earlier span and changes no existing one.
+A prepared span is never rewritten (ExampleGen fingerprints its files, so the
+pipeline's cache holds), unless its own export is prepared with other settings.
+A complaint already in a prepared span is left out of a new span and counted
+(the first span to hold a complaint keeps it; on a fresh folder spans are
+prepared oldest first). Rows that cannot be used are counted per reason and
+reported; none disappear silently.
 
     python -m data.prepare --help
 """
@@ -27,18 +35,27 @@ import io
 import json
 import re
 import sys
+import zlib
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+from data.listing import shortened
 
 RAW_DIR = Path(__file__).resolve().parent / "raw"
 # An export losing more rows than this to rejection is broken, not quirky (the
 # real exports lose 1 of 8,340 and none of 28,156): refuse it instead of
 # training on the remainder.
 MAX_REJECTED_FRACTION = 0.05
+# Fewer usable rows than this is not a span: its eval split (10%) would hold
+# a handful of complaints. Merge it into the next export instead.
+MIN_SPAN_ROWS = 100
 INVALID_ZIP = "zip_code invalid, written empty"
 SPAN_FILE_NAME = "complaints.csv"
 REPORT_FILE_NAME = "report.json"
+IDS_FILE_NAME = "complaint_ids.txt"
+SPAN_DIR_PATTERN = re.compile(r"^span-(\d+)$")
 LABEL_COLUMN = "consumer_disputed"
+ID_COLUMN = "complaint_id"
 
 CANONICAL_COLUMNS = (
     "product",
@@ -60,6 +77,18 @@ CANONICAL_COLUMNS = (
 # these is refused rather than written with an empty column.
 REQUIRED_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c not in ("company", "submitted_via"))
 
+# The label rule, stated once. `Yes` is a dispute and `No` is none. An empty
+# label is "not disputed" (CFPB leaves it empty when the consumer did not
+# dispute; the 2014 export has no `No` at all) -- except while the company's
+# response is still open: then the outcome is not known yet, and calling it
+# "not disputed" would teach the model "in progress => not disputed" (2,690
+# rows of the 2015 export, none disputed). Such rows are excluded and counted.
+# `Untimely response` rows stay: there is no response to dispute, which is
+# known when the model is asked, so 0 is their true outcome.
+_LABEL_VALUES = {"yes": 1, "no": 0, "": 0}
+OPEN_RESPONSES = ("In progress",)
+UNKNOWN_OUTCOME = "outcome not known yet (company_response In progress)"
+
 # Header spellings seen across CFPB vintages, after `_normalize_header`.
 _HEADER_ALIASES = {
     "company_response_to_consumer": "company_response",
@@ -67,14 +96,15 @@ _HEADER_ALIASES = {
     "zipcode": "zip_code",
 }
 _DATE_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "%m/%d/%y")
-_LABEL_VALUES = {"yes": 1, "no": 0, "": 0}
 # Five characters of digits, or digits then `X` masking (CFPB masks ZIPs of
 # small populations, e.g. `770XX`).
 _ZIP_PATTERN = re.compile(r"^(\d{1,5})(X{0,2})$")
+_OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
 
 class PreparationError(ValueError):
-    """An export cannot be turned into a span at all (no header, no label...)."""
+    """An export cannot be turned into a span: the message names the file and
+    what to do, and is meant to be printed as it is."""
 
 
 @dataclasses.dataclass
@@ -84,13 +114,18 @@ class SpanReport:
     span: int
     source: str
     source_sha256: str
+    encoding: str = "utf-8"
+    first_date: str = ""
+    last_date: str = ""
     rows_read: int = 0
     rows_written: int = 0
     max_rows: Optional[int] = None
     rejected: Dict[str, int] = dataclasses.field(default_factory=dict)
+    excluded: Dict[str, int] = dataclasses.field(default_factory=dict)
     fixed: Dict[str, int] = dataclasses.field(default_factory=dict)
     missing_columns: List[str] = dataclasses.field(default_factory=list)
     ignored_columns: List[str] = dataclasses.field(default_factory=list)
+    notes: List[str] = dataclasses.field(default_factory=list)
     positive_rows: int = 0
 
     @property
@@ -102,20 +137,23 @@ class SpanReport:
 
     def summary(self) -> str:
         share = self.positive_rows / self.rows_written if self.rows_written else 0.0
+        encoding = "" if self.encoding == "utf-8" else f", read as {self.encoding}"
         lines = [
-            f"span {self.span} <- {self.source}: {self.rows_written} rows written "
-            f"({share:.1%} disputed), {self.rows_read} read, "
-            f"{self.rows_rejected} rejected"
+            f"span {self.span} <- {self.source} ({self.first_date} .. {self.last_date}"
+            f"{encoding}): {self.rows_written} rows written ({share:.1%} disputed), "
+            f"{self.rows_read} read, {self.rows_rejected} rejected, "
+            f"{sum(self.excluded.values())} excluded"
         ]
-        for reason, n in sorted(self.rejected.items()):
-            lines.append(f"  rejected {n:>6}  {reason}")
-        for reason, n in sorted(self.fixed.items()):
-            lines.append(f"  fixed    {n:>6}  {reason}")
+        for kind, bucket in (("rejected", self.rejected), ("excluded", self.excluded),
+                             ("fixed", self.fixed)):
+            for reason, n in sorted(bucket.items()):
+                lines.append(f"  {kind:<8} {n:>6}  {reason}")
         if self.missing_columns:
             lines.append(f"  columns absent in this export, written empty: "
                          f"{', '.join(self.missing_columns)}")
         if self.ignored_columns:
             lines.append(f"  columns ignored: {', '.join(self.ignored_columns)}")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -155,29 +193,65 @@ def _normalize_zip(value: str) -> Optional[str]:
     return digits.zfill(5)
 
 
-def _decode(raw: bytes, path: Path) -> str:
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    # utf-8-sig: some exports start with a byte-order mark.
-    return raw.decode("utf-8-sig")
+def decode(raw: bytes, path: Path) -> Tuple[str, str]:
+    """The export's text and the encoding it was read with.
+
+    CFPB publishes UTF-8. A file saved by a spreadsheet on Windows is
+    Windows-1252 (a superset of Latin-1's printable characters): bytes that are
+    not valid UTF-8 are read as that. UTF-16 (NUL bytes, a UTF-16 byte-order
+    mark) and bytes that Windows-1252 leaves undefined are refused.
+    """
+    if path.name.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise PreparationError(
+                f"{path}: not a readable gzip file ({e}); download the export again, or "
+                "save it uncompressed as .csv") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:65536]:
+        raise PreparationError(
+            f"{path}: looks like UTF-16 or a binary file (NUL bytes), not a CSV export; "
+            "save it as CSV in UTF-8")
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"  # -sig: some exports start with a BOM
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError as e:
+        raise PreparationError(
+            f"{path}: neither UTF-8 nor Windows-1252/Latin-1 (byte 0x{raw[e.start]:02x} at "
+            f"offset {e.start} is undefined in both); save the file as CSV in UTF-8") from None
+
+
+def _delimiter_hint(header: Sequence[str]) -> str:
+    if len(header) == 1:
+        for delimiter, name in _OTHER_DELIMITERS.items():
+            if delimiter in header[0]:
+                return (f"; the header is separated by {name}, but CFPB exports are "
+                        "comma-separated: export or save the file as CSV with commas")
+    return ""
 
 
 def canonical_rows(text: str, report: SpanReport) -> Iterator[Dict[str, str]]:
-    """Yields canonical rows from one export's CSV text, counting into `report`."""
+    """Yields canonical rows (plus `complaint_id` when the export has one) from
+    one export's CSV text, counting rejections and exclusions into `report`."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if not header:
         raise PreparationError(f"{report.source}: file is empty (no header row)")
     columns = [_normalize_header(h) for h in header]
-    index_of = {c: i for i, c in enumerate(columns) if c in CANONICAL_COLUMNS}
+    wanted = CANONICAL_COLUMNS + (ID_COLUMN,)
+    index_of = {c: i for i, c in enumerate(columns) if c in wanted}
     report.missing_columns = [c for c in CANONICAL_COLUMNS if c not in index_of]
     report.ignored_columns = [h or "(unnamed index)" for h, c in zip(header, columns)
-                              if c not in CANONICAL_COLUMNS]
+                              if c not in wanted]
     missing = [c for c in REQUIRED_COLUMNS if c not in index_of]
     if missing:
         raise PreparationError(
             f"{report.source}: required column(s) missing: no column maps to "
-            f"{', '.join(repr(c) for c in missing)} (header: {', '.join(header)})")
+            f"{', '.join(repr(c) for c in missing)} (header: "
+            f"{shortened(header, 20)}){_delimiter_hint(header)}")
 
     for fields in reader:
         if not fields:
@@ -201,6 +275,11 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[Dict[str, str]]:
             report.count(report.rejected, "product empty")
             continue
         row["date_received"] = date
+        report.first_date = min(report.first_date or date, date)
+        report.last_date = max(report.last_date, date)
+        if row["company_response"] in OPEN_RESPONSES and label == "":
+            report.count(report.excluded, UNKNOWN_OUTCOME)
+            continue
         row[LABEL_COLUMN] = str(_LABEL_VALUES[label])
         if "zip_code" in row:
             zip_code = _normalize_zip(row["zip_code"])
@@ -210,7 +289,7 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[Dict[str, str]]:
             elif zip_code != row["zip_code"] and zip_code:
                 report.count(report.fixed, "zip_code padded or unmasked")
             row["zip_code"] = zip_code
-        yield {c: row.get(c, "") for c in CANONICAL_COLUMNS}
+        yield {c: row.get(c, "") for c in wanted if c in row or c in CANONICAL_COLUMNS}
 
 
 def _evenly_spaced(rows: List[Dict[str, str]], max_rows: Optional[int]):
@@ -221,54 +300,113 @@ def _evenly_spaced(rows: List[Dict[str, str]], max_rows: Optional[int]):
     return [rows[i * len(rows) // max_rows] for i in range(max_rows)]
 
 
-def prepare_export(source: Path, span_dir: Path, span: int,
-                   max_rows: Optional[int] = None,
-                   max_rejected_fraction: float = MAX_REJECTED_FRACTION) -> SpanReport:
-    """Writes one export as a canonical span; skips work that is already done.
+def span_number(last_date: str) -> int:
+    """The span of an export whose newest complaint is from `last_date` (ISO)."""
+    return int(last_date.replace("-", ""))
 
-    An unchanged span is left untouched on disk: ExampleGen fingerprints input
-    files, so rewriting them would defeat the pipeline's cache.
-    """
-    raw = source.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
-    report_path = span_dir / REPORT_FILE_NAME
-    if report_path.exists() and (span_dir / SPAN_FILE_NAME).exists():
-        previous = json.loads(report_path.read_text())
-        if (previous.get("source_sha256") == digest
-                and previous.get("max_rows") == max_rows
-                and previous.get("span") == span):
-            return SpanReport(**previous)
 
-    report = SpanReport(span=span, source=source.name, source_sha256=digest,
-                        max_rows=max_rows)
-    rows = _evenly_spaced(list(canonical_rows(_decode(raw, source), report)), max_rows)
-    if not rows:
-        raise PreparationError(
-            f"{source.name}: no usable rows ({report.rows_read} read, all "
-            f"rejected: {report.rejected})")
-    rejected = sum(report.rejected.values())
+@dataclasses.dataclass
+class _ParsedExport:
+    """One raw export read and mapped, not yet written: its rows and report."""
+
+    source: Path
+    report: SpanReport
+    rows: List[Dict[str, str]]
+
+    @classmethod
+    def read(cls, source: Path, raw: bytes, digest: str,
+             max_rows: Optional[int]) -> "_ParsedExport":
+        text, encoding = decode(raw, source)
+        report = SpanReport(span=0, source=source.name, source_sha256=digest,
+                            encoding=encoding, max_rows=max_rows)
+        rows = list(canonical_rows(text, report))
+        if not report.last_date:
+            raise PreparationError(
+                f"{source}: no usable rows ({report.rows_read} read; rejected: "
+                f"{report.rejected or 'none'}); is this a CFPB complaints export?")
+        report.span = span_number(report.last_date)
+        return cls(source, report, rows)
+
+
+def _check_rejections(source: Path, report: SpanReport, max_rejected_fraction: float) -> None:
+    rejected = report.rows_rejected
     if rejected > max_rejected_fraction * report.rows_read:
         raise PreparationError(
-            f"{source.name}: {rejected:,} of {report.rows_read:,} rows rejected, more than "
-            f"{max_rejected_fraction:.0%}: {report.rejected}")
+            f"{source}: {rejected:,} of {report.rows_read:,} rows rejected, more than "
+            f"{max_rejected_fraction:.0%}: {report.rejected}; fix the export (a truncated "
+            "download, or a different file format?) or remove it from the raw folder")
     invalid_zips = report.fixed.get(INVALID_ZIP, 0)
     if invalid_zips > max_rejected_fraction * report.rows_read:
         raise PreparationError(
-            f"{source.name}: zip_code: {invalid_zips:,} of {report.rows_read:,} values are not "
+            f"{source}: zip_code: {invalid_zips:,} of {report.rows_read:,} values are not "
             f"ZIP codes (more than {max_rejected_fraction:.0%}; wrong column or type?)")
-    report.rows_written = len(rows)
-    report.positive_rows = sum(r[LABEL_COLUMN] == "1" for r in rows)
 
-    span_dir.mkdir(parents=True, exist_ok=True)
-    with open(span_dir / SPAN_FILE_NAME, "w", newline="", encoding="utf-8") as f:
+
+def _write_span(export: _ParsedExport, directory: Path, others: Dict[int, SpanReport],
+                taken: Dict[str, int], max_rejected_fraction: float) -> SpanReport:
+    """Writes one parsed export as span `export.report.span`, leaving out the
+    complaints that other spans hold (`taken`: complaint id -> span)."""
+    report, source = export.report, export.source
+    _check_rejections(source, report, max_rejected_fraction)
+    rows, seen = [], set()
+    for row in export.rows:
+        complaint = row.pop(ID_COLUMN, "")
+        if complaint and complaint in taken:
+            report.count(report.excluded, f"complaint already in span {taken[complaint]}")
+            continue
+        if complaint and complaint in seen:
+            report.count(report.excluded, "complaint id repeated in this export")
+            continue
+        if complaint:
+            seen.add(complaint)
+        rows.append((complaint, row))
+    overlapping = [s for s, r in sorted(others.items())
+                   if r.first_date <= report.last_date and report.first_date <= r.last_date]
+    if overlapping and not seen:
+        report.notes.append(
+            f"dates overlap span(s) {', '.join(map(str, overlapping))}, and this export has "
+            "no complaint ids: complaints in both are kept twice")
+    rows = _evenly_spaced(rows, report.max_rows)
+    if len(rows) < MIN_SPAN_ROWS:
+        raise PreparationError(
+            f"{source}: too few rows for a span: {len(rows)} usable (at least {MIN_SPAN_ROWS} "
+            f"needed; {report.rows_read} read, excluded: {report.excluded or 'none'}, "
+            f"rejected: {report.rejected or 'none'}); merge it with the next export or "
+            "remove it from the raw folder")
+    report.rows_written = len(rows)
+    report.positive_rows = sum(r[LABEL_COLUMN] == "1" for _, r in rows)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / SPAN_FILE_NAME, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=CANONICAL_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
-    report_path.write_text(json.dumps(dataclasses.asdict(report), indent=2) + "\n")
+        writer.writerows(r for _, r in rows)
+    ids = [c for c, _ in rows if c]
+    if ids:
+        (directory / IDS_FILE_NAME).write_text("\n".join(ids) + "\n")
+    (directory / REPORT_FILE_NAME).write_text(
+        json.dumps(dataclasses.asdict(report), indent=2) + "\n")
     return report
 
 
+def prepare_export(source: Path, directory: Path, max_rows: Optional[int] = None,
+                   max_rejected_fraction: float = MAX_REJECTED_FRACTION) -> SpanReport:
+    """Writes one export as a span in `directory`, with no other span to compare with."""
+    raw = _read_bytes(source)
+    export = _ParsedExport.read(source, raw, hashlib.sha256(raw).hexdigest(), max_rows)
+    return _write_span(export, directory, {}, {}, max_rejected_fraction)
+
+
+def _read_bytes(source: Path) -> bytes:
+    try:
+        return source.read_bytes()
+    except OSError as e:
+        raise PreparationError(f"{source}: cannot be read ({e.strerror})") from None
+
+
 def raw_exports(raw_dir: Path) -> List[Path]:
+    if not raw_dir.is_dir():
+        raise PreparationError(f"raw data folder {raw_dir} does not exist (--raw-data-dir)")
     exports = sorted(p for p in raw_dir.iterdir()
                      if p.name.endswith((".csv", ".csv.gz")))
     if not exports:
@@ -280,21 +418,81 @@ def span_dir(spans_dir: Path, span: int) -> Path:
     return spans_dir / f"span-{span}"
 
 
-def prepare_all(raw_dir: Path, spans_dir: Path,
-                max_rows: Optional[int] = None) -> List[SpanReport]:
-    """Prepares every export in `raw_dir`; span N is the N-th export by name."""
-    return [prepare_export(source, span_dir(spans_dir, span), span, max_rows)
-            for span, source in enumerate(raw_exports(raw_dir), start=1)]
+def prepared_spans(spans_dir: Path) -> Dict[int, SpanReport]:
+    """The spans already in `spans_dir`, by number, from their reports."""
+    spans = {}
+    for directory in sorted(spans_dir.iterdir()) if spans_dir.is_dir() else []:
+        match = SPAN_DIR_PATTERN.match(directory.name)
+        report_path = directory / REPORT_FILE_NAME
+        if not match or not report_path.exists():
+            continue
+        span = int(match.group(1))
+        if len(match.group(1)) != 8:
+            raise PreparationError(
+                f"{directory}: a span numbered by file order, from before spans were named "
+                f"by their newest day (YYYYMMDD); delete {spans_dir} once to re-prepare")
+        fields = {f.name for f in dataclasses.fields(SpanReport)}
+        spans[span] = SpanReport(**{k: v for k, v in json.loads(report_path.read_text()).items()
+                                    if k in fields})
+    return spans
+
+
+def _taken_ids(spans_dir: Path, spans: Sequence[int]) -> Dict[str, int]:
+    taken = {}
+    for span in spans:
+        ids = span_dir(spans_dir, span) / IDS_FILE_NAME
+        if ids.exists():
+            taken.update((complaint, span) for complaint in ids.read_text().split())
+    return taken
+
+
+def prepare_all(raw_dir: Path, spans_dir: Path, max_rows: Optional[int] = None,
+                max_rejected_fraction: float = MAX_REJECTED_FRACTION) -> List[SpanReport]:
+    """Prepares every export in `raw_dir` not prepared yet; returns the reports
+    of the raw folder's spans, oldest first.
+
+    Exports already prepared with the same settings are recognized by their
+    SHA-256 and not even parsed. New exports are written oldest first, each
+    without the complaints that another prepared span holds.
+    """
+    spans = prepared_spans(spans_dir)
+    by_digest = {(r.source_sha256, r.max_rows): r for r in spans.values()}
+    in_raw: Set[int] = set()
+    new: Dict[int, _ParsedExport] = {}
+    for source in raw_exports(raw_dir):
+        raw = _read_bytes(source)
+        digest = hashlib.sha256(raw).hexdigest()
+        known = by_digest.get((digest, max_rows))
+        if known:
+            in_raw.add(known.span)
+            continue
+        export = _ParsedExport.read(source, raw, digest, max_rows)
+        span = export.report.span
+        owner = new[span].report if span in new else spans.get(span)
+        if owner is not None and owner.source_sha256 != digest:
+            raise PreparationError(
+                f"{source}: its newest complaint is from {export.report.last_date}, so it "
+                f"would be span {span}, which {owner.source} already is; two different "
+                "exports cannot end on the same day: keep one of them in the raw folder (or "
+                f"delete {span_dir(spans_dir, span)} if {source.name} replaces it)")
+        new[span] = export
+    for span in sorted(new):
+        others = {s: r for s, r in spans.items() if s != span}
+        spans[span] = _write_span(new[span], span_dir(spans_dir, span), others,
+                                  _taken_ids(spans_dir, others), max_rejected_fraction)
+        in_raw.add(span)
+    return [spans[s] for s in sorted(in_raw)]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m data.prepare",
-        description="Map CFPB complaint exports onto the canonical schema, one span each.")
+        description="Map CFPB complaint exports onto the canonical schema, one span each "
+                    "(span-YYYYMMDD, the day of the export's newest complaint).")
     parser.add_argument("--raw-dir", type=Path, default=RAW_DIR,
                         help="folder of CFPB exports (.csv or .csv.gz); default: %(default)s")
     parser.add_argument("--spans-dir", type=Path, required=True,
-                        help="where span-<N>/complaints.csv are written")
+                        help="where span-<YYYYMMDD>/complaints.csv are written")
     parser.add_argument("--max-rows", type=int, default=None,
                         help="keep at most this many rows per span, evenly spaced")
     args = parser.parse_args(argv)

@@ -6,10 +6,15 @@ reference; a class defined inside `__main__` or a function cannot be pickled.
 from __future__ import annotations
 
 import time
+from typing import List
 
 from tfx.orchestration.beam import beam_dag_runner
 
 from pipeline import summary
+
+# Nodes that failed in this process, their error already printed on their
+# line: the runner names them instead of repeating Beam's wrapped error.
+FAILED_NODES: List[str] = []
 
 
 class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
@@ -23,6 +28,7 @@ class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
         except Exception as error:
             print(f"  x {self._node_id} failed after {time.monotonic() - started:.1f}s: "
                   f"{type(error).__name__}: {error}", flush=True)
+            FAILED_NODES.append(self._node_id)
             raise
         state = summary.latest_node_state(
             self._mlmd_connection_config, self._pipeline_info.id, self._node_id)

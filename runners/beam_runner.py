@@ -2,7 +2,7 @@
 
     python runners/beam_runner.py --help
     python runners/beam_runner.py                         # bundled data, latest span
-    python runners/beam_runner.py --span 1 --train-steps 500
+    python runners/beam_runner.py --span 20141113 --train-steps 500
     python runners/beam_runner.py \\
         --beam-pipeline-args='--direct_running_mode=multi_processing --direct_num_workers=2'
 
@@ -54,11 +54,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config, args = configs.parse_args(parser, argv)
     _quiet_logs(args.verbose)
 
+    # Data first, before TensorFlow is imported (~20 s): a bad export is
+    # reported within seconds.
     from data import prepare
-    from pipeline import metadata, pipeline, summary
-    from runners.beam_progress import ProgressBeamDagRunner
-    _quiet_logs(args.verbose)
-
     print(f"Preparing spans from {config.raw_data_dir} into {config.data_root}")
     try:
         reports = prepare.prepare_all(
@@ -69,15 +67,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for report in reports:
         print(report.summary())
 
+    from pipeline import metadata, pipeline, summary
+    from runners import beam_progress
+    _quiet_logs(args.verbose)
+
     connection = metadata.connection_config(config)
     tfx_pipeline = pipeline.create_pipeline(config, connection)
     print(f"\nRunning pipeline '{config.pipeline_name}' "
           f"(cache {'on' if config.enable_cache else 'off'}, MLMD {metadata.describe(config)})")
     started = time.monotonic()
+    beam_progress.FAILED_NODES.clear()
     try:
-        ProgressBeamDagRunner().run(tfx_pipeline)
-    except Exception as error:  # the failing component already printed its line
-        print(f"\nRun failed after {time.monotonic() - started:.0f}s: {error}", file=sys.stderr)
+        beam_progress.ProgressBeamDagRunner().run(tfx_pipeline)
+    except Exception as error:
+        took = time.monotonic() - started
+        if beam_progress.FAILED_NODES:  # its line above holds the message, said once
+            print(f"\nRun stopped after {took:.0f}s at "
+                  f"{', '.join(beam_progress.FAILED_NODES)} (message above)", file=sys.stderr)
+        else:
+            print(f"\nRun failed after {took:.0f}s: {error}", file=sys.stderr)
         print(summary.run_summary(config, connection).render(), file=sys.stderr)
         return 1
     run = summary.run_summary(config, connection)

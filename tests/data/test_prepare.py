@@ -1,9 +1,15 @@
 import csv
+import hashlib
+import io
 import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 
 from data import prepare
+from tests.conftest import SPAN_2014, SPAN_2015, real_export
 
 EXPORT_2014 = prepare.RAW_DIR / "complaints_2014-10_2014-11.csv.gz"
 EXPORT_2015 = prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz"
@@ -25,7 +31,8 @@ def _write_export(path, header, rows):
 def test_both_vintages_map_onto_the_canonical_columns(tmp_path):
     reports = prepare.prepare_all(prepare.RAW_DIR, tmp_path)
 
-    assert [r.source for r in reports] == [EXPORT_2014.name, EXPORT_2015.name]
+    assert [(r.span, r.source) for r in reports] == [(SPAN_2014, EXPORT_2014.name),
+                                                     (SPAN_2015, EXPORT_2015.name)]
     for report in reports:
         rows = _read_span(prepare.span_dir(tmp_path, report.span) / prepare.SPAN_FILE_NAME)
         assert tuple(rows[0].keys()) == prepare.CANONICAL_COLUMNS
@@ -35,24 +42,29 @@ def test_both_vintages_map_onto_the_canonical_columns(tmp_path):
 
     span_2014, span_2015 = reports
     # The 2014 export has one truncated row; it is counted, not silently lost.
+    # Open complaints ("In progress", no label yet) are excluded and counted.
     assert span_2014.rows_read == 8340
-    assert span_2014.rows_written == 8339
     assert span_2014.rejected == {"wrong field count (expected 14)": 1}
+    assert span_2014.excluded == {prepare.UNKNOWN_OUTCOME: 1758}
+    assert span_2014.rows_written == 8340 - 1 - 1758
     # The 2015 export has no Company / Submitted via columns: written empty.
     assert span_2015.missing_columns == ["company", "submitted_via"]
-    assert span_2015.rows_written == 28156
-    # Label: 4,708 `Yes` among 28,156 rows (16.7%, as the book reports).
+    assert span_2015.excluded == {prepare.UNKNOWN_OUTCOME: 2690}
+    assert span_2015.rows_written == 28156 - 2690
+    # Label: all 4,708 `Yes` are kept (no open complaint is disputed).
     assert span_2015.positive_rows == 4708
+    assert (span_2015.first_date, span_2015.last_date) == ("2015-01-01", "2015-03-19")
 
 
 def test_2015_zip_codes_regain_their_leading_zeros(tmp_path):
     report = prepare.prepare_all(prepare.RAW_DIR, tmp_path)[1]
-    rows = _read_span(prepare.span_dir(tmp_path, 2) / prepare.SPAN_FILE_NAME)
+    rows = _read_span(prepare.span_dir(tmp_path, SPAN_2015) / prepare.SPAN_FILE_NAME)
     zips = [r["zip_code"] for r in rows if r["zip_code"]]
     assert all(len(z) == 5 and z.isdigit() for z in zips)
-    # 2,274 four-digit, 88 three-digit, 5 two-digit and 1 one-digit ZIPs.
-    assert report.fixed == {"zip_code padded or unmasked": 2368}
-    assert sum(z.startswith("0") for z in zips) >= 2274
+    # 2,368 short ZIPs in the export (2,274 four-digit, 88 three-digit, 5
+    # two-digit, 1 one-digit); 2,132 of them in rows with a known outcome.
+    assert report.fixed == {"zip_code padded or unmasked": 2132}
+    assert sum(z.startswith("0") for z in zips) >= 2000
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -63,7 +75,7 @@ def test_zip_normalization(raw, expected):
     assert prepare._normalize_zip(raw) == expected
 
 
-def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path):
+def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
     # Headers as in later CFPB exports: renamed response column, narrative column.
     header = ["Date received", "Product", "Sub-product", "Issue", "Sub-issue",
               "Consumer complaint narrative", "Company", "State", "ZIP code",
@@ -82,7 +94,8 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path):
     export = _write_export(tmp_path / "later.csv", header, rows)
 
     # Four bad rows in six would be refused (see below); here every kind is counted.
-    report = prepare.prepare_export(export, tmp_path / "span-3", span=3, max_rejected_fraction=1)
+    monkeypatch.setattr(prepare, "MIN_SPAN_ROWS", 1)
+    report = prepare.prepare_export(export, tmp_path / "span", max_rejected_fraction=1)
 
     assert report.rows_read == 6
     assert report.rows_written == 2
@@ -94,7 +107,8 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path):
     }
     assert report.fixed == {"zip_code invalid, written empty": 1,
                             "zip_code padded or unmasked": 1}
-    written = _read_span(tmp_path / "span-3" / prepare.SPAN_FILE_NAME)
+    assert report.span == 20160501
+    written = _read_span(tmp_path / "span" / prepare.SPAN_FILE_NAME)
     assert written[0]["company_response"] == "Closed with explanation"
     assert written[0]["zip_code"] == "10000"
     assert written[0]["date_received"] == "2016-05-01"
@@ -113,14 +127,17 @@ def test_unusable_exports_fail_loudly(tmp_path, content, message):
     export = tmp_path / "broken.csv"
     export.write_text(content)
     with pytest.raises(prepare.PreparationError, match=message):
-        prepare.prepare_export(export, tmp_path / "span-1", span=1)
+        prepare.prepare_export(export, tmp_path / "span")
 
 
-def _real_rows(n):
-    """Header and the first n rows of the 2015 export, as an export would have them."""
-    text = prepare._decode(EXPORT_2015.read_bytes(), EXPORT_2015)
-    rows = list(csv.reader(text.splitlines()))
-    return rows[0], rows[1:n + 1]
+def _real_rows(n=None, newest=None):
+    """Header and real rows of the 2015 export with a known outcome (at most
+    n; received on or before `newest`, ISO), as an export would have them."""
+    header, rows = real_export(EXPORT_2015.name)
+    response, received = header.index("Company response"), header.index("Date received")
+    rows = [r for r in rows if r[response] != "In progress"
+            and (newest is None or prepare._parse_date(r[received]) <= newest)]
+    return header, rows[:n]
 
 
 @pytest.mark.parametrize("breakage,message", [
@@ -140,36 +157,182 @@ def test_exports_broken_beyond_quirks_are_refused(tmp_path, breakage, message):
                 row[column] = "unknown" if breakage == "label" else "N/A"
     export = _write_export(tmp_path / "broken.csv", header, rows)
     with pytest.raises(prepare.PreparationError, match=message):
-        prepare.prepare_export(export, tmp_path / "span-3", span=3)
-    assert not (tmp_path / "span-3").exists()
+        prepare.prepare_export(export, tmp_path / "span")
+    assert not (tmp_path / "span").exists()
 
 
 def test_unchanged_spans_are_not_rewritten(tmp_path):
     # ExampleGen fingerprints its input files; rewriting them would defeat caching.
     prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=500)
-    span_file = prepare.span_dir(tmp_path, 1) / prepare.SPAN_FILE_NAME
+    span_file = prepare.span_dir(tmp_path, SPAN_2014) / prepare.SPAN_FILE_NAME
     before = span_file.stat().st_mtime_ns
 
     reports = prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=500)
 
     assert span_file.stat().st_mtime_ns == before
     assert reports[0].rows_written == 500
-    # A different sample size is a different span content: it is rewritten.
+    # The same export with another sample size is rewritten.
     prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=400)
     assert len(_read_span(span_file)) == 400
     assert json.loads((span_file.parent / prepare.REPORT_FILE_NAME).read_text())["max_rows"] == 400
 
 
+def _digests(spans_dir):
+    return {p.relative_to(spans_dir): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(spans_dir.rglob("*")) if p.is_file()}
+
+
+def test_a_backfilled_older_export_changes_no_existing_span(tmp_path):
+    raw, spans = tmp_path / "raw", tmp_path / "spans"
+    raw.mkdir()
+    shutil.copy(EXPORT_2015, raw)
+    assert [r.span for r in prepare.prepare_all(raw, spans)] == [SPAN_2015]
+    before = _digests(spans)
+
+    shutil.copy(EXPORT_2014, raw)  # sorts first by name: file order would renumber
+    reports = prepare.prepare_all(raw, spans)
+
+    assert [r.span for r in reports] == [SPAN_2014, SPAN_2015]
+    after = _digests(spans)
+    assert {k: v for k, v in after.items() if k.parts[0] == f"span-{SPAN_2015}"} == before
+
+
+def test_overlapping_exports_keep_each_complaint_once(tmp_path):
+    # A real January-February cut of the 2015 export, next to the whole export.
+    header, rows = _real_rows(newest="2015-02-28")
+    raw, spans = tmp_path / "raw", tmp_path / "spans"
+    raw.mkdir()
+    _write_export(raw / "complaints_2015-01_2015-02.csv", header, rows)
+    shutil.copy(EXPORT_2015, raw)
+
+    cut, whole = prepare.prepare_all(raw, spans)
+
+    # Oldest first: the cut keeps its complaints, the whole export gives them up.
+    assert (cut.span, whole.span) == (20150228, SPAN_2015)
+    assert cut.rows_written == len(rows)
+    assert whole.excluded["complaint already in span 20150228"] == len(rows)
+    assert whole.rows_written == 28156 - 2690 - len(rows)
+    ids = [set((prepare.span_dir(spans, s) / prepare.IDS_FILE_NAME).read_text().split())
+           for s in (cut.span, SPAN_2015)]
+    assert len(ids[0]) == cut.rows_written and len(ids[1]) == whole.rows_written
+    assert not ids[0] & ids[1]
+    assert "excluded" in whole.summary() and "20150228" in whole.summary()
+
+
+def test_an_export_of_complaints_already_prepared_is_refused_as_too_small(tmp_path):
+    raw, spans = tmp_path / "raw", tmp_path / "spans"
+    raw.mkdir()
+    shutil.copy(EXPORT_2015, raw)
+    prepare.prepare_all(raw, spans)
+    before = _digests(spans)
+    header, rows = _real_rows(newest="2015-02-28")
+    _write_export(raw / "again.csv", header, rows)
+
+    with pytest.raises(prepare.PreparationError,
+                       match=rf"again.csv: too few rows for a span: 0 usable .*complaint already "
+                             rf"in span {SPAN_2015}"):
+        prepare.prepare_all(raw, spans)
+    assert _digests(spans) == before
+
+
+def test_two_different_exports_ending_on_the_same_day_are_refused(tmp_path):
+    header, rows = _real_rows(300)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _write_export(raw / "a.csv", header, rows[:200])
+    _write_export(raw / "b.csv", header, rows[:150] + rows[250:])
+    with pytest.raises(prepare.PreparationError, match=r"b.csv: .* would be span 2015031\d, "
+                                                       r"which a.csv already is"):
+        prepare.prepare_all(raw, tmp_path / "spans")
+
+
+def test_spans_numbered_by_file_order_are_refused(tmp_path):
+    old = tmp_path / "spans" / "span-2"
+    old.mkdir(parents=True)
+    (old / prepare.REPORT_FILE_NAME).write_text("{}")
+    with pytest.raises(prepare.PreparationError, match="delete .*spans once"):
+        prepare.prepare_all(prepare.RAW_DIR, tmp_path / "spans")
+
+
 def test_max_rows_samples_across_the_whole_export(tmp_path):
     prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=1000)
     dates = sorted(r["date_received"] for r in
-                   _read_span(prepare.span_dir(tmp_path, 2) / prepare.SPAN_FILE_NAME))
-    # The export covers 2015-01-01 .. 2015-03-09; the sample must too.
+                   _read_span(prepare.span_dir(tmp_path, SPAN_2015) / prepare.SPAN_FILE_NAME))
+    # The export covers 2015-01-01 .. 2015-03-19; the sample must too.
     assert dates[0] < "2015-01-10" and dates[-1] > "2015-03-01"
+
+
+def _real_text(n=200):
+    header, rows = _real_rows(n)
+    out = io.StringIO(newline="")
+    csv.writer(out).writerows([header] + rows)
+    return out.getvalue()
+
+
+def test_windows_1252_exports_are_read_as_such(tmp_path):
+    # A spreadsheet on Windows saves curly quotes and accents as cp1252 bytes.
+    header, rows = _real_rows(200)
+    issue = header.index("Issue")
+    rows[0][issue] = "Loan servicing \u2019s caf\u00e9"
+    export = tmp_path / "windows.csv"
+    with open(export, "w", newline="", encoding="cp1252") as f:
+        csv.writer(f).writerows([header] + rows)
+    with pytest.raises(UnicodeDecodeError):
+        export.read_bytes().decode("utf-8")
+
+    report = prepare.prepare_export(export, tmp_path / "span")
+
+    assert report.encoding == "cp1252" and "read as cp1252" in report.summary()
+    issues = [r["issue"] for r in _read_span(tmp_path / "span" / prepare.SPAN_FILE_NAME)]
+    assert "Loan servicing \u2019s caf\u00e9" in issues
+
+
+@pytest.mark.parametrize("encode,message", [
+    (lambda text: text.encode("utf-16"), "looks like UTF-16 or a binary file"),
+    (lambda text: text.encode("utf-8").replace(b"Debt", b"D\x81bt"),
+     r"neither UTF-8 nor Windows-1252/Latin-1 \(byte 0x81 at offset \d+"),
+    (lambda text: b"\x1f\x8b" + text.encode()[:50], "not a readable gzip file"),
+])
+def test_unreadable_encodings_are_refused(tmp_path, encode, message):
+    export = tmp_path / ("broken.csv.gz" if "gzip" in message else "broken.csv")
+    export.write_bytes(encode(_real_text()))
+    with pytest.raises(prepare.PreparationError, match=message):
+        prepare.prepare_export(export, tmp_path / "span")
+
+
+def test_another_delimiter_is_named(tmp_path):
+    export = tmp_path / "semicolons.csv"
+    export.write_text(_real_text().replace(",", ";"))
+    with pytest.raises(prepare.PreparationError,
+                       match="separated by semicolons, but CFPB exports are comma-separated"):
+        prepare.prepare_export(export, tmp_path / "span")
+
+
+def test_too_few_rows_is_refused(tmp_path):
+    header, rows = _real_rows(prepare.MIN_SPAN_ROWS - 1)
+    export = _write_export(tmp_path / "tiny.csv", header, rows)
+    with pytest.raises(prepare.PreparationError,
+                       match=rf"tiny.csv: too few rows for a span: {prepare.MIN_SPAN_ROWS - 1} "
+                             rf"usable \(at least {prepare.MIN_SPAN_ROWS} needed"):
+        prepare.prepare_export(export, tmp_path / "span")
+
+
+def test_cli_errors_are_one_line_without_tensorflow(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "broken.csv").write_bytes(_real_text().encode("utf-16"))
+    script = ("import sys; from data import prepare; "
+              f"code = prepare.main(['--raw-dir', {str(raw)!r}, '--spans-dir', {str(tmp_path)!r}]); "
+              "assert 'tensorflow' not in sys.modules; sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "broken.csv" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_cli_prints_the_report(tmp_path, capsys):
     assert prepare.main(["--spans-dir", str(tmp_path), "--max-rows", "100"]) == 0
     out = capsys.readouterr().out
-    assert "span 1 <- complaints_2014-10_2014-11.csv.gz: 100 rows written" in out
+    assert f"span {SPAN_2014} <- complaints_2014-10_2014-11.csv.gz (2014-10-10 .. 2014-11-13)" in out
+    assert "100 rows written" in out
     assert "columns absent in this export, written empty: company, submitted_via" in out

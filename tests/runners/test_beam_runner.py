@@ -1,5 +1,7 @@
 """The Beam runner end to end on a small real sample (one shared run), then a
 cached re-run and a deliberately worse model against the same ML Metadata."""
+import csv
+import io
 import re
 import subprocess
 import sys
@@ -10,7 +12,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import metadata
-from tests.conftest import EXECUTING_COMPONENTS, config_flags, run_beam_runner, tree_digest
+from tests.conftest import (EXECUTING_COMPONENTS, config_flags, real_export, run_beam_runner,
+                            tree_digest)
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +41,7 @@ def test_progress_lines_and_summary(e2e):
     for component in EXECUTING_COMPONENTS:
         assert f"  = {component} finished in" in output
     summary = output[output.index("Run summary"):]
-    assert "11 components (11 ran, 0 cached)" in summary
+    assert "12 components (12 ran, 0 cached)" in summary
     assert "rows        train " in summary and "eval " in summary and "test " in summary
     assert "anomalies   none" in summary
     assert "drift       not measured: no earlier statistics" in summary
@@ -80,7 +83,7 @@ def test_rerun_without_change_is_served_from_cache(e2e):
     for component in EXECUTING_COMPONENTS:
         assert f"  = {component} cached in" in output, output
     # Resolvers only query MLMD and always "run".
-    assert re.search(r"11 components \([0-2] ran, (9|10|11) cached\)", output), output
+    assert re.search(r"12 components \([0-3] ran, (9|10|11|12) cached\)", output), output
     assert tree_digest(Path(config.serving_model_dir)) == pushed_before
 
 
@@ -109,3 +112,56 @@ def test_unusable_raw_data_fails_before_the_pipeline_starts(tmp_path):
                                     f"--data-root={tmp_path / 'spans'}"])
     assert code == 1
     assert "Running pipeline" not in output
+
+
+def _real_csv(rows: int = 300) -> str:
+    header, body = real_export()
+    out = io.StringIO(newline="")
+    csv.writer(out).writerows([header] + body[:rows])
+    return out.getvalue()
+
+
+def _without_issue_column(text: str) -> str:
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    drop = rows[0].index("Issue")
+    out = io.StringIO(newline="")
+    csv.writer(out).writerows([r[:drop] + r[drop + 1:] for r in rows])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("utf16.csv", lambda: _real_csv().encode("utf-16"), "looks like UTF-16"),
+    ("bytes.csv", lambda: _real_csv().encode().replace(b"Debt", b"D\x8fbt"),
+     "neither UTF-8 nor Windows-1252/Latin-1"),
+    ("semicolons.csv", lambda: _real_csv().replace(",", ";").encode(), "separated by semicolons"),
+    ("no_issue.csv", lambda: _without_issue_column(_real_csv()).encode(),
+     "no column maps to 'issue'"),
+    ("tiny.csv", lambda: _real_csv(rows=40).encode(), "too few rows for a span"),
+    ("truncated.csv.gz", lambda: b"\x1f\x8b\x08\x00", "not a readable gzip file"),
+], ids=lambda v: v if isinstance(v, str) and v.endswith(("csv", "gz")) else "")
+def test_a_bad_export_is_one_message_within_seconds(e2e, tmp_path, name, content, message):
+    """Each expected failure: exit 1, one line naming the file and what to do,
+    no traceback, TensorFlow never imported, the served model untouched."""
+    config, _ = e2e
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / name).write_bytes(content())
+    served = tree_digest(Path(config.serving_model_dir))
+    probe = ("import runpy, sys; sys.argv = sys.argv[1:]; "
+             "exit_code = 0\n"
+             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+             "except SystemExit as e:\n    exit_code = e.code\n"
+             "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
+             "sys.exit(exit_code)")
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "runners/beam_runner.py", f"--raw-data-dir={raw}",
+         f"--data-root={tmp_path / 'spans'}", f"--serving-model-dir={config.serving_model_dir}",
+         f"--metadata-path={tmp_path / 'metadata.sqlite'}"],
+        cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {raw / name}") or line.startswith(f"error: {name}"), line
+    assert message in line
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "Running pipeline" not in result.stdout
+    assert tree_digest(Path(config.serving_model_dir)) == served
