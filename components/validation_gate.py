@@ -18,6 +18,7 @@ anomaly is a data bug.
 # No `from __future__ import annotations`: TFX reads the typehints at runtime.
 import json
 import os
+import re
 from typing import Dict, List
 
 from tfx.dsl.component.experimental.decorators import component
@@ -26,6 +27,7 @@ from tfx.dsl.components.common import resolver
 from tfx.types import artifact, standard_artifacts
 
 from components import validation_files
+from data.listing import shortened
 
 REPORT_FILE = "validation_report.json"
 DRIFT_SPLIT = "train"
@@ -44,6 +46,27 @@ class DataValidationError(RuntimeError):
     """Bad data: the run stopped before Transform."""
 
 
+def passed_gate(store, artifact_id: int) -> bool:
+    """Whether a DataValidationGate execution that completed (or was cached)
+    read this artifact: the one test of "validated" for both strategies below."""
+    from ml_metadata.proto import metadata_store_pb2
+    passed = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+    gate_type = f"{__name__}.DataValidationGate"
+    consumer_ids = [e.execution_id for e in store.get_events_by_artifact_ids([artifact_id])
+                    if e.type == metadata_store_pb2.Event.INPUT]
+    for execution in store.get_executions_by_id(consumer_ids):
+        execution_type = store.get_execution_types_by_id([execution.type_id])[0]
+        # Legacy orchestration (Airflow, InteractiveContext) records the
+        # outcome as a "state" property instead.
+        legacy = (execution.properties.get("state") or
+                  execution.custom_properties.get("state"))
+        if execution_type.name == gate_type and (
+                execution.last_known_state in passed
+                or (legacy and legacy.string_value in ("complete", "cached"))):
+            return True
+    return False
+
+
 class LatestValidatedStatisticsStrategy(resolver.ResolverStrategy):
     """The newest statistics that passed this gate in an earlier run, or none.
 
@@ -54,28 +77,38 @@ class LatestValidatedStatisticsStrategy(resolver.ResolverStrategy):
     """
 
     def resolve_artifacts(self, store, input_dict):
-        return {key: self._latest_validated(store, artifacts)
+        return {key: next(([a] for a in sorted(artifacts, key=lambda a: a.id, reverse=True)
+                           if passed_gate(store, a.id)), [])
                 for key, artifacts in input_dict.items()}
 
-    @staticmethod
-    def _latest_validated(store, artifacts) -> list:
-        from ml_metadata.proto import metadata_store_pb2
-        passed = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
-        gate_type = f"{__name__}.DataValidationGate"
-        for candidate in sorted(artifacts, key=lambda a: a.id, reverse=True):
-            consumer_ids = [e.execution_id for e in store.get_events_by_artifact_ids([candidate.id])
-                            if e.type == metadata_store_pb2.Event.INPUT]
-            for execution in store.get_executions_by_id(consumer_ids):
-                execution_type = store.get_execution_types_by_id([execution.type_id])[0]
-                # Legacy orchestration (Airflow, InteractiveContext) records the
-                # outcome as a "state" property instead.
-                legacy = (execution.properties.get("state") or
-                          execution.custom_properties.get("state"))
-                if execution_type.name == gate_type and (
-                        execution.last_known_state in passed
-                        or (legacy and legacy.string_value in ("complete", "cached"))):
-                    return [candidate]
-        return []
+
+class ValidatedSpanWindowStrategy(resolver.ResolverStrategy):
+    """The training window: examples of the newest `num_spans` spans that passed
+    the gate, newest span first (one artifact per span, the latest validated).
+
+    The resolver runs after this run's gate, so this run's span is in it. A
+    span the gate refused never enters a window, also not in a later run.
+    Newest means the highest span number, i.e. the newest data (spans are
+    named by their last day), not the latest ingestion: a backfilled old span
+    joins the window only if it is among the newest `num_spans`.
+    """
+
+    def __init__(self, num_spans: int):
+        if num_spans < 1:
+            raise ValueError(f"the training window needs at least one span, not {num_spans}")
+        self._num_spans = num_spans
+
+    def resolve_artifacts(self, store, input_dict):
+        result = {}
+        for key, artifacts in input_dict.items():
+            validated = {}
+            for candidate in sorted(artifacts, key=lambda a: a.id, reverse=True):
+                span = span_of(candidate)
+                if span not in validated and passed_gate(store, candidate.id):
+                    validated[span] = candidate
+            newest = sorted(validated, reverse=True)[:self._num_spans]
+            result[key] = [validated[span] for span in newest]
+        return result
 
 
 def span_of(artifact_) -> int:
@@ -115,8 +148,19 @@ def measure_drift(current, baseline, schema) -> List[dict]:
     return drifted
 
 
+# TFDV lists every unexpected value as "value (~N%)", comma-separated.
+_VALUE_LIST = re.compile(r"(?<=%\)), ")
+
+
+def _shortened_detail(detail: str) -> str:
+    """TFDV's anomaly text with its value list cut to the first few."""
+    head, colon, values = detail.partition(": ")
+    items = _VALUE_LIST.split(values)
+    return head + colon + shortened(items) if colon and len(items) > 1 else detail
+
+
 def _problem_lines(report: dict) -> List[str]:
-    lines = [f"  {split}: {a['feature']}: {a['anomaly']}: {a['detail']}"
+    lines = [f"  {split}: {a['feature']}: {a['anomaly']}: {_shortened_detail(a['detail'])}"
              for split, found in report["anomalies"].items() for a in found]
     if report["drift_blocks"]:
         lines += [f"  drift: {d['feature']}: {d['detail']}" for d in report["drift"]]
@@ -159,7 +203,8 @@ def DataValidationGate(
             f"data validation stopped the run before Transform: span {span} ({location}):\n"
             + "\n".join(problems)
             + "\nNothing after validation ran; the previously pushed model stays the served "
-              "one. Fix the data, or after a deliberate change update the schema "
+              f"one. Fix the data, or if CFPB's values really changed: `python -m data.schema "
+              f"diff --span {span}` shows what accepting them changes, `accept` writes it "
               "(README, 'Data validation').")
 
 

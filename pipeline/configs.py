@@ -42,10 +42,12 @@ class PipelineConfig:
         metadata={"help": "model name under the serving directory (TF Serving's model name)"})
     raw_data_dir: str = dataclasses.field(
         default=str(REPO_ROOT / "data" / "raw"),
-        metadata={"help": "CFPB exports (.csv/.csv.gz); the N-th by file name becomes span N"})
+        metadata={"help": "CFPB exports (.csv/.csv.gz); each becomes span YYYYMMDD, the day of "
+                          "its newest complaint"})
     data_root: str = dataclasses.field(
         default=_build("data", "spans"),
-        metadata={"help": "prepared spans (span-<N>/complaints.csv) that CsvExampleGen reads"})
+        metadata={"help": "prepared spans (span-<YYYYMMDD>/complaints.csv) that CsvExampleGen "
+                          "reads"})
     max_rows_per_span: Optional[int] = dataclasses.field(
         default=None,
         metadata={"help": "keep at most this many rows per span (evenly spaced), for quick runs"})
@@ -55,7 +57,12 @@ class PipelineConfig:
                           "ExampleGen driver pick the span"})
     span: Optional[int] = dataclasses.field(
         default=None,
-        metadata={"help": "span to train on; default: the latest"})
+        metadata={"help": "span CsvExampleGen ingests (YYYYMMDD, e.g. to backfill an older "
+                          "export); default: the newest"})
+    train_window_spans: int = dataclasses.field(
+        default=3,
+        metadata={"help": "Transform and Trainer read the newest N spans that passed validation "
+                          "(this run's included); the Evaluator judges on their eval rows"})
     schema_path: str = dataclasses.field(
         default=str(REPO_ROOT / "data" / "schema" / "schema.pbtxt"),
         metadata={"help": "curated schema that ImportSchemaGen imports (python -m data.schema "

@@ -1,8 +1,10 @@
 """The component graph, defined once; every runner and the notebook build it here.
 
-CsvExampleGen -> StatisticsGen -> ImportSchemaGen (curated; or SchemaGen) -> ExampleValidator
+CsvExampleGen (one span: the newest, or --span) -> StatisticsGen
+  -> ImportSchemaGen (curated; or SchemaGen) -> ExampleValidator
   -> DataValidationGate (anomalies stop the run; drift vs. the previous run's statistics)
-  -> Transform -> Trainer -> Evaluator (vs. latest blessed model) -> Pusher
+  -> training window (the newest validated spans) -> Transform -> Trainer
+  -> Evaluator (on the window's eval rows, vs. latest blessed model) -> Pusher
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from ml_metadata.proto import metadata_store_pb2
 # Airflow task and Kubeflow container. These are the classes tfx.v1 re-exports.
 from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, Pusher, SchemaGen,
                             StatisticsGen, Trainer, Transform)
-from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_node import BaseNode
 from tfx.dsl.components.common.resolver import Resolver
@@ -28,13 +29,14 @@ from tfx.proto import (example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb
                        transform_pb2)
 from tfx.types import Channel, standard_artifacts
 
-from components import idempotent_pusher, validation_gate
+from components import curated_schema, idempotent_pusher, validation_gate
 from pipeline import evaluation
 from pipeline.configs import PipelineConfig
 
 SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
 RESOLVER_ID = "latest_blessed_model_resolver"
 STATISTICS_RESOLVER_ID = "previous_statistics_resolver"
+WINDOW_RESOLVER_ID = "training_window_resolver"
 
 
 @dataclasses.dataclass
@@ -70,12 +72,14 @@ def _example_gen(config: PipelineConfig,
 
 def create_components(config: PipelineConfig,
                       runtime: Optional[RuntimeParameters] = None,
-                      drift_baseline: bool = True) -> List[BaseNode]:
+                      project_resolvers: bool = True) -> List[BaseNode]:
     """The pipeline's components in topological order (the notebook runs them one by one).
 
-    `drift_baseline=False` leaves out the statistics resolver (drift is then
-    not measured): for orchestrators that run resolvers themselves and cannot
-    run its strategy (Vertex; see runners/kubeflow_runner.py).
+    `project_resolvers=False` leaves out the resolvers with this project's
+    strategies: drift is then not measured, and Transform, Trainer and
+    Evaluator read this run's span only. For orchestrators that run resolvers
+    themselves and cannot run those strategies (Vertex; see
+    runners/kubeflow_runner.py).
     """
     runtime = runtime or RuntimeParameters()
     example_gen = _example_gen(config, runtime)
@@ -84,7 +88,7 @@ def create_components(config: PipelineConfig,
         schema_gen = SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     else:
-        schema_gen = ImportSchemaGen(schema_file=os.fspath(config.schema_path))
+        schema_gen = curated_schema.ImportSchemaGen(schema_file=os.fspath(config.schema_path))
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     # The latest statistics that passed validation in an earlier run (the
@@ -96,7 +100,7 @@ def create_components(config: PipelineConfig,
         statistics=Channel(type=standard_artifacts.ExampleStatistics,
                                    producer_component_id=statistics_gen.id,
                                    output_key="statistics"),
-    ).with_id(STATISTICS_RESOLVER_ID) if config.compare_with_baseline and drift_baseline else None
+    ).with_id(STATISTICS_RESOLVER_ID) if config.compare_with_baseline and project_resolvers else None
     if statistics_resolver:
         statistics_gen.add_upstream_node(statistics_resolver)
     validation = validation_gate.DataValidationGate(
@@ -109,8 +113,20 @@ def create_components(config: PipelineConfig,
         data_location=os.path.join(os.fspath(config.data_root), config.input_pattern),
         drift_blocks=config.drift_blocks,
     )
+    # The training window: the newest validated spans, this run's among them
+    # (it resolves after the gate). Span by span, no month is too small to
+    # train on, and a refused span never enters a later window.
+    window = Resolver(
+        strategy_class=validation_gate.ValidatedSpanWindowStrategy,
+        config={"num_spans": config.train_window_spans},
+        examples=Channel(type=standard_artifacts.Examples,
+                         producer_component_id=example_gen.id, output_key="examples"),
+    ).with_id(WINDOW_RESOLVER_ID) if project_resolvers else None
+    if window:
+        window.add_upstream_node(validation)
+    examples = window.outputs["examples"] if window else example_gen.outputs["examples"]
     transform = Transform(
-        examples=example_gen.outputs["examples"],
+        examples=examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn="models.preprocessing.preprocessing_fn",
         # Vocabularies and quantiles come from train only; eval/test must not
@@ -137,8 +153,12 @@ def create_components(config: PipelineConfig,
     ).with_id(RESOLVER_ID) if config.compare_with_baseline else None
     evaluator = Evaluator(
         # Raw examples: the model's serving signature applies Transform itself,
-        # so evaluation exercises the same path as serving.
-        examples=example_gen.outputs["examples"],
+        # so evaluation exercises the same path as serving. The eval rows of
+        # every span in the window (never trained on: each span is split by
+        # hash): the data the model is trained to represent, and enough rows
+        # for a stable AUC when the newest span is one small month. Candidate
+        # and baseline are judged on the same rows.
+        examples=examples,
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"] if model_resolver else None,
         example_splits=["eval"],
@@ -154,7 +174,7 @@ def create_components(config: PipelineConfig,
                 base_directory=os.path.join(config.serving_model_dir, config.model_name))),
     )
     components = [example_gen, statistics_resolver, statistics_gen, schema_gen,
-                  example_validator, validation, transform, trainer, model_resolver,
+                  example_validator, validation, window, transform, trainer, model_resolver,
                   evaluator, pusher]
     return [c for c in components if c is not None]
 
@@ -162,13 +182,13 @@ def create_components(config: PipelineConfig,
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     runtime: Optional[RuntimeParameters] = None,
-                    drift_baseline: bool = True) -> Pipeline:
+                    project_resolvers: bool = True) -> Pipeline:
     """The whole graph. Runners pass their MLMD connection (None on Kubeflow,
     where the cluster provides the store)."""
     return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=os.fspath(config.pipeline_root),
-        components=create_components(config, runtime, drift_baseline),
+        components=create_components(config, runtime, project_resolvers),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

@@ -1,7 +1,7 @@
 """Every run's decisions, read back from ML Metadata: one row per pipeline run.
 
 For each run of the pipeline (oldest first): which span CsvExampleGen read,
-which statistics drift was measured against, which model the Evaluator
+which spans Transform and Trainer trained on (the window), which statistics drift was measured against, which model the Evaluator
 compared the candidate with, whether it blessed it, and what the Pusher did.
 Artifacts from earlier runs are named by the run that produced them ("run 1"),
 and pushed versions by their order ("v1"), so the history of two stores can be
@@ -24,9 +24,9 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.idempotent_pusher import REUSED_VERSION_KEY
-from pipeline.pipeline import RESOLVER_ID, STATISTICS_RESOLVER_ID
+from pipeline.pipeline import RESOLVER_ID, STATISTICS_RESOLVER_ID, WINDOW_RESOLVER_ID
 
-COLUMNS = ("run", "span read", "drift measured against", "candidate compared with",
+COLUMNS = ("run", "span read", "trained on spans", "drift measured against", "candidate compared with",
            "blessed", "pushed")
 
 
@@ -35,6 +35,7 @@ class RunDecisions:
     run: int
     run_id: str
     span: Optional[int]
+    window: List[int]
     drift_baseline: str
     baseline_model: str
     blessed: Optional[bool]
@@ -43,7 +44,7 @@ class RunDecisions:
     def cells(self) -> List[str]:
         blessed = "not reached" if self.blessed is None else ("yes" if self.blessed else "no")
         return [str(self.run), "-" if self.span is None else str(self.span),
-                self.drift_baseline, self.baseline_model, blessed, self.pushed]
+                ", ".join(map(str, self.window)) or "-", self.drift_baseline, self.baseline_model, blessed, self.pushed]
 
     def decisions(self) -> tuple:
         """Everything but the run id: what two runners must agree on."""
@@ -105,7 +106,7 @@ class _Store:
                     and event.type == metadata_store_pb2.Event.OUTPUT
                     and event.execution_id in self.run_of
                     and self.node_of.get(event.execution_id) not in (
-                        RESOLVER_ID, STATISTICS_RESOLVER_ID)):
+                        RESOLVER_ID, STATISTICS_RESOLVER_ID, WINDOW_RESOLVER_ID)):
                 return self.run_name(self.run_of[event.execution_id])
         return "another pipeline"
 
@@ -131,7 +132,7 @@ def history(connection_config, pipeline_name: str) -> List[RunDecisions]:
     """
     from components import validation_gate
     store = _Store(connection_config, pipeline_name)
-    outputs = metadata_store_pb2.Event.OUTPUT
+    outputs, inputs = metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.INPUT
     span_by_run: Dict[str, Optional[int]] = {}
     rows = []
     for number, run_id in enumerate(store.run_ids, 1):
@@ -139,6 +140,8 @@ def history(connection_config, pipeline_name: str) -> List[RunDecisions]:
         validation = store.artifacts_of(run_id, "DataValidationGate", "validation", outputs)
         blessing = store.artifacts_of(run_id, "Evaluator", "blessing", outputs)
         pushed = store.artifacts_of(run_id, "Pusher", "pushed_model", outputs)
+        window = sorted(_property(a, "span") for a in
+                        store.artifacts_of(run_id, "Transform", "examples", inputs))
         span_by_run[store.run_name(run_id)] = _property(examples[0], "span") if examples else None
 
         drift = "-"
@@ -163,7 +166,7 @@ def history(connection_config, pipeline_name: str) -> List[RunDecisions]:
             push = (f"nothing new ({version} is this model)"
                     if _property(pushed[0], REUSED_VERSION_KEY) else f"new version {version}")
         rows.append(RunDecisions(
-            run=number, run_id=run_id, span=span_by_run[store.run_name(run_id)],
+            run=number, run_id=run_id, span=span_by_run[store.run_name(run_id)], window=window,
             drift_baseline=drift, baseline_model=compared,
             blessed=bool(_property(blessing[0], "blessed")) if blessing else None,
             pushed=push))
@@ -180,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from pipeline import configs, metadata
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.run_history",
-        description="Print every run's decisions (span, drift baseline, compared model, "
+        description="Print every run's decisions (span, training window, drift baseline, compared model, "
                     "blessing, push) from ML Metadata as a Markdown table.")
     config, _ = configs.parse_args(parser, argv)
     rows = history(metadata.connection_config(config), config.pipeline_name)

@@ -20,6 +20,7 @@ from components import validation_files, validation_gate
 from components.idempotent_pusher import REUSED_VERSION_KEY
 from pipeline import metadata
 from pipeline.configs import PipelineConfig
+from pipeline.pipeline import WINDOW_RESOLVER_ID
 
 GATE_ID = validation_gate.DataValidationGate.__name__
 # Slices smaller than this are too noisy to call the "worst" one.
@@ -58,6 +59,7 @@ class RunSummary:
     run_id: Optional[str]
     nodes: Dict[str, NodeRun]
     split_rows: Dict[str, int]
+    window_spans: List[int]
     anomalies: Dict[str, List[str]]
     validation_report: Optional[dict]
     auc_overall: Optional[SliceMetric]
@@ -82,6 +84,9 @@ class RunSummary:
         if self.split_rows:
             lines.append("  rows        " + ", ".join(
                 f"{split} {rows:,}" for split, rows in self.split_rows.items()))
+        if self.window_spans:
+            lines.append("  window      spans " + ", ".join(map(str, self.window_spans))
+                         + " (Transform and Trainer read them; the Evaluator their eval rows)")
         if "ExampleValidator" in self.nodes:
             if any(self.anomalies.values()):
                 lines.append("  anomalies   " + "; ".join(
@@ -191,15 +196,18 @@ def _latest_executions(store, pipeline_name: str) -> Tuple[Optional[str], Dict[s
 
 def _node_runs(store, executions: Dict[str, object]) -> Dict[str, NodeRun]:
     events = store.get_events_by_execution_ids([e.id for e in executions.values()])
+    # Resolvers record what they resolved as INTERNAL_OUTPUT.
     artifact_ids = {ev.artifact_id for ev in events
                     if ev.type in (metadata_store_pb2.Event.OUTPUT,
-                                   metadata_store_pb2.Event.DECLARED_OUTPUT)}
+                                   metadata_store_pb2.Event.DECLARED_OUTPUT,
+                                   metadata_store_pb2.Event.INTERNAL_OUTPUT)}
     artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))}
     runs = {}
     for node_id, execution in sorted(executions.items(), key=lambda item: item[1].id):
         outputs: Dict[str, List] = {}
         for ev in events:
-            if ev.execution_id == execution.id and ev.artifact_id in artifacts:
+            if (ev.execution_id == execution.id and ev.artifact_id in artifacts
+                    and ev.type != metadata_store_pb2.Event.INPUT):
                 key = ev.path.steps[0].key if ev.path.steps else ""
                 outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
         seconds = (execution.last_update_time_since_epoch
@@ -301,6 +309,8 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
     evaluation = output("Evaluator", "evaluation")
     blessing = output("Evaluator", "blessing")
     pushed = output("Pusher", "pushed_model")
+    window = nodes[WINDOW_RESOLVER_ID].outputs.get("examples", []) \
+        if WINDOW_RESOLVER_ID in nodes else []
 
     auc_overall = auc_worst = None
     if evaluation is not None:
@@ -326,6 +336,8 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
         run_id=run_id,
         nodes=nodes,
         split_rows=_split_rows(statistics) if statistics is not None else {},
+        window_spans=sorted({a.custom_properties["span"].int_value for a in window
+                             if "span" in a.custom_properties}, reverse=True),
         anomalies=_anomalies(anomalies) if anomalies is not None else {},
         validation_report=(validation_gate.read_report(validation.uri)
                            if validation is not None else None),

@@ -178,7 +178,7 @@ def vertex_spec(config) -> dict:
             "only, so Transform's statistics could become the baseline. Use the oss target, "
             "or compile without --drift-blocks (drift is then not measured).")
     runtime = runtime_parameters(config)
-    tfx_pipeline = pipeline.create_pipeline(config, runtime=runtime, drift_baseline=False)
+    tfx_pipeline = pipeline.create_pipeline(config, runtime=runtime, project_resolvers=False)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
             default_image=config.kubeflow_image,

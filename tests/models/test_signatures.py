@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from data import prepare
 from models import features, signature_names
-from tests.conftest import pushed_model_dir
+from tests.conftest import SPAN_2015, pushed_model_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ def pushed(e2e):
 def complaints(e2e):
     """Three real complaints from the run's data, one with empty fields."""
     config, _ = e2e
-    path = prepare.span_dir(Path(config.data_root), 2) / prepare.SPAN_FILE_NAME
+    path = prepare.span_dir(Path(config.data_root), SPAN_2015) / prepare.SPAN_FILE_NAME
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     sparse = next(r for r in rows if not r["sub_product"] and not r["sub_issue"])

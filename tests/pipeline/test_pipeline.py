@@ -18,12 +18,13 @@ EXPECTED_EDGES = {
     ("ImportSchemaGen", "DataValidationGate"),
     ("ExampleValidator", "DataValidationGate"),
     (pipeline.STATISTICS_RESOLVER_ID, "DataValidationGate"),
-    ("CsvExampleGen", "Transform"),
+    ("DataValidationGate", pipeline.WINDOW_RESOLVER_ID),
+    (pipeline.WINDOW_RESOLVER_ID, "Transform"),
     ("ImportSchemaGen", "Transform"),
     ("DataValidationGate", "Transform"),
     ("Transform", "Trainer"),
     ("ImportSchemaGen", "Trainer"),
-    ("CsvExampleGen", "Evaluator"),
+    (pipeline.WINDOW_RESOLVER_ID, "Evaluator"),
     ("Trainer", "Evaluator"),
     (pipeline.RESOLVER_ID, "Evaluator"),
     ("Trainer", "Pusher"),
@@ -40,7 +41,8 @@ def test_graph_has_the_expected_components_and_edges(tmp_path):
     built = pipeline.create_pipeline(PipelineConfig(pipeline_root=str(tmp_path)))
     assert set(pipeline.component_ids(built)) == {
         "CsvExampleGen", pipeline.STATISTICS_RESOLVER_ID, "StatisticsGen", "ImportSchemaGen",
-        "ExampleValidator", "DataValidationGate", "Transform", "Trainer", pipeline.RESOLVER_ID,
+        "ExampleValidator", "DataValidationGate", pipeline.WINDOW_RESOLVER_ID, "Transform",
+        "Trainer", pipeline.RESOLVER_ID,
         "Evaluator", "Pusher"}
     assert pipeline.component_edges(built) == EXPECTED_EDGES
 
@@ -79,10 +81,10 @@ def test_latest_span_by_default_and_a_fixed_span_on_request():
     assert "span-{SPAN}" in latest.exec_properties["input_config"]
 
     fixed = pipeline.component_ids(
-        pipeline.create_pipeline(PipelineConfig(span=1)))["CsvExampleGen"]
+        pipeline.create_pipeline(PipelineConfig(span=20141113)))["CsvExampleGen"]
     range_config = _proto(fixed, "range_config", tfx.proto.RangeConfig())
-    assert range_config.static_range.start_span_number == 1
-    assert range_config.static_range.end_span_number == 1
+    assert range_config.static_range.start_span_number == 20141113
+    assert range_config.static_range.end_span_number == 20141113
 
 
 def test_pusher_writes_under_the_model_name(tmp_path):
@@ -112,6 +114,23 @@ def test_without_baseline_comparison_the_resolvers_are_left_out():
 
 def test_a_pattern_without_span_reads_files_directly():
     example_gen = pipeline.component_ids(pipeline.create_pipeline(
-        PipelineConfig(input_pattern="*.csv", span=2)))["CsvExampleGen"]
+        PipelineConfig(input_pattern="*.csv", span=20150319)))["CsvExampleGen"]
     assert _proto(example_gen, "input_config", tfx.proto.Input()).splits[0].pattern == "*.csv"
     assert example_gen.exec_properties["range_config"] is None
+
+
+def test_the_training_window_feeds_transform_and_the_evaluator():
+    built = pipeline.create_pipeline(PipelineConfig(train_window_spans=5))
+    components = pipeline.component_ids(built)
+    window = components[pipeline.WINDOW_RESOLVER_ID]
+    assert window.exec_properties["source_uri"] == {"num_spans": 5}
+    for reader in ("Transform", "Evaluator"):
+        assert components[reader].inputs["examples"].producer_component_id == window.id
+
+
+def test_without_project_resolvers_this_run_s_span_is_all_that_is_read():
+    built = pipeline.create_pipeline(PipelineConfig(), project_resolvers=False)
+    components = pipeline.component_ids(built)
+    assert not {pipeline.WINDOW_RESOLVER_ID, pipeline.STATISTICS_RESOLVER_ID} & set(components)
+    for reader in ("Transform", "Evaluator"):
+        assert components[reader].inputs["examples"].producer_component_id == "CsvExampleGen"

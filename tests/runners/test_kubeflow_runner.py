@@ -121,7 +121,7 @@ def test_vertex_leaves_out_the_drift_resolver_and_refuses_drift_blocks(tmp_path)
     names = set(spec.root.dag.tasks)
     assert not any(n.startswith(pipeline.STATISTICS_RESOLVER_ID) for n in names)
     assert any(n.startswith(pipeline.RESOLVER_ID) for n in names)
-    expected = pipeline.create_pipeline(config, drift_baseline=False)
+    expected = pipeline.create_pipeline(config, project_resolvers=False)
     assert pipeline.STATISTICS_RESOLVER_ID not in pipeline.component_ids(expected)
     with pytest.raises(ValueError, match="drift baseline"):
         _compile(tmp_path, "vertex", drift_blocks=True)

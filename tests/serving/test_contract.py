@@ -16,7 +16,7 @@ import tensorflow as tf
 from data import prepare
 from models import features, signature_names
 from serving import contract, rest_format
-from tests.conftest import pushed_model_dir
+from tests.conftest import SPAN_2015, pushed_model_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +39,7 @@ def loaded(model_dir):
 @pytest.fixture(scope="module")
 def rows(e2e):
     """Ten real complaints from the run's data, as a REST client would send them."""
-    path = prepare.span_dir(Path(e2e[0].data_root), 2) / prepare.SPAN_FILE_NAME
+    path = prepare.span_dir(Path(e2e[0].data_root), SPAN_2015) / prepare.SPAN_FILE_NAME
     with open(path, newline="") as f:
         raw = [r for _, r in zip(range(10), csv.DictReader(f))]
     return [{n: int(r[n]) if n == "zip_code" and r[n] else r[n] for n in features.FEATURE_NAMES}
