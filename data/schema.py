@@ -1,6 +1,8 @@
 """The curated schema: what the pipeline accepts as a span, checked into the repo.
 
-    python -m data.schema --spans 1 2       # re-bootstrap data/schema/schema.pbtxt
+    python -m data.schema diff              # what accepting the newest span would change
+    python -m data.schema accept            # write exactly that into schema.pbtxt
+    python -m data.schema bootstrap --spans 20141113 20150319   # re-infer from scratch
 
 The file is bootstrapped by TFDV's schema inference (what SchemaGen runs) on
 the prepared spans, then curated by the rules below, which are the edits a
@@ -24,16 +26,25 @@ repeatable:
   requirement but no domain, the other two are marked deprecated so their
   absence is not an anomaly.
 
-After a deliberate data change (a new product category, a new export format),
-re-run this command on spans that include the new data, review the diff of
-data/schema/schema.pbtxt, and commit it with the reason.
+Schema evolution is a reviewed step. When the gate refuses a span because
+CFPB's taxonomy moved (new products, sub-products, issues), `diff` lists the
+values the span adds to each domain, with their share of the span's rows, and
+the rows that leave a required value empty; `accept` adds exactly those values
+to the domains in data/schema/schema.pbtxt (nothing else changes), to be
+reviewed with `git diff` and committed with the reason. Neither reads more
+than the prepared span's CSV: no TensorFlow, a few seconds. Empty required
+values are listed but never accepted: the model reads those features as
+always present (models/features.py), so that needs a code change.
 """
 from __future__ import annotations
 
 import argparse
+import collections
+import csv
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
 
@@ -66,10 +77,10 @@ LINF_THRESHOLDS: Dict[str, float] = {
 }
 JS_THRESHOLDS: Dict[str, float] = {"zip_code": 0.01, "consumer_disputed": 0.01}
 DEPRECATED = ("company", "submitted_via")
-# Per split: an empty or header-only span must not reach the Trainer (an eval
-# split of 50 is also too small to bless a model on). Real spans have
-# thousands per split; the tests' small samples hundreds.
-MIN_EXAMPLES_PER_SPLIT = 50
+# Per split: an empty split must not reach the Trainer. Small spans are
+# legitimate (a month of a few hundred complaints trains inside the window);
+# data/prepare.py refuses exports under MIN_SPAN_ROWS rows before this.
+MIN_EXAMPLES_PER_SPLIT = 1
 LABEL = "consumer_disputed"
 
 
@@ -126,19 +137,135 @@ def bootstrap(span_files: Sequence[Path]):
     return schema
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+@dataclasses.dataclass
+class DomainChange:
+    """Values a span has that a feature's domain lacks."""
+
+    feature: str
+    new_values: List[Tuple[str, int]]  # (value, rows), most rows first
+    rows_with_value: int  # rows where the feature is not empty
+    min_domain_mass: float
+
+    @property
+    def new_share(self) -> float:
+        return sum(n for _, n in self.new_values) / max(self.rows_with_value, 1)
+
+    def render(self) -> List[str]:
+        allowed = 1 - self.min_domain_mass
+        verdict = ("refused: more than" if self.new_share > allowed + 1e-9
+                   else "passes: within")
+        lines = [f"  {self.feature}: {len(self.new_values)} new value(s) in "
+                 f"{self.new_share:.1%} of its rows ({verdict} the {allowed:.0%} the schema "
+                 "lets through unseen)"]
+        lines += [f"    + {value!r}  {n} rows ({n / max(self.rows_with_value, 1):.1%})"
+                  for value, n in self.new_values]
+        return lines
+
+
+@dataclasses.dataclass
+class SchemaDiff:
+    span_file: Path
+    rows: int
+    domains: List[DomainChange]
+    empty_required: Dict[str, int]  # feature -> rows without a value
+
+    def render(self, schema_path: Path) -> str:
+        lines = [f"{self.span_file} ({self.rows} rows) against {schema_path}:"]
+        if not self.domains and not self.empty_required:
+            lines.append("  nothing to accept: every value is in the schema's domains")
+        for change in self.domains:
+            lines += change.render()
+        for feature, n in sorted(self.empty_required.items()):
+            lines.append(f"  {feature}: {n} rows without a value, but every row needs one "
+                         "(not accepted by this command: the model reads it as always "
+                         "present; see data/schema.py, REQUIRED_VALUES)")
+        return "\n".join(lines)
+
+
+def load(path: Path = SCHEMA_PATH):
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    return text_format.Parse(path.read_text(), schema_pb2.Schema())
+
+
+def _domains(schema) -> Dict[str, object]:
+    """Feature name -> its string domain (global or inline), for live features."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    global_domains = {d.name: d for d in schema.string_domain}
+    domains = {}
+    for feature in schema.feature:
+        if feature.lifecycle_stage == schema_pb2.DEPRECATED:
+            continue
+        if feature.HasField("domain") and feature.domain in global_domains:
+            domains[feature.name] = global_domains[feature.domain]
+        elif feature.HasField("string_domain"):
+            domains[feature.name] = feature.string_domain
+    return domains
+
+
+def diff(schema, span_file: Path) -> SchemaDiff:
+    """What `span_file` (a prepared span's CSV) has that `schema` does not accept."""
+    with open(span_file, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    domains = _domains(schema)
+    changes = []
+    for feature, domain in domains.items():
+        values = collections.Counter(r[feature] for r in rows if r.get(feature))
+        known = set(domain.value)
+        new = sorted(((v, n) for v, n in values.items() if v not in known),
+                     key=lambda item: (-item[1], item[0]))
+        if new:
+            mass = next(f.distribution_constraints.min_domain_mass for f in schema.feature
+                        if f.name == feature)
+            changes.append(DomainChange(feature, new, sum(values.values()), mass))
+    empty = {feature: n for feature in REQUIRED_VALUES
+             if (n := sum(1 for r in rows if not r.get(feature)))}
+    return SchemaDiff(span_file, len(rows), changes, empty)
+
+
+def accept(schema, changes: Sequence[DomainChange]) -> None:
+    """Adds exactly the changes' new values to their domains, in place."""
+    domains = _domains(schema)
+    for change in changes:
+        domains[change.feature].value.extend(sorted(v for v, _ in change.new_values))
+
+
+def write(schema, path: Path) -> None:
+    from google.protobuf import text_format
+    path.write_text(text_format.MessageToString(schema))
+
+
+def _newest_span(spans_dir: Path) -> Optional[int]:
     from data import prepare
-    from pipeline.configs import PipelineConfig
-    config = PipelineConfig.from_env()
-    parser = argparse.ArgumentParser(prog="python -m data.schema", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spans", type=int, nargs="+", default=[1, 2],
-                        help="known-good spans; the first is inferred from, the others "
-                             "widen the domains (default: %(default)s)")
-    parser.add_argument("--spans-dir", type=Path, default=Path(config.data_root),
-                        help="prepared spans (default: %(default)s)")
-    parser.add_argument("--output", type=Path, default=SCHEMA_PATH)
-    args = parser.parse_args(argv)
+    numbers = [int(m.group(1)) for d in (spans_dir.iterdir() if spans_dir.is_dir() else [])
+               if (m := prepare.SPAN_DIR_PATTERN.match(d.name))
+               and (d / prepare.SPAN_FILE_NAME).is_file()]
+    return max(numbers, default=None)
+
+
+def _evolve(args) -> int:
+    from data import prepare
+    span = args.span or _newest_span(args.spans_dir)
+    span_file = prepare.span_dir(args.spans_dir, span or 0) / prepare.SPAN_FILE_NAME
+    if not span_file.is_file():
+        print(f"error: no prepared span at {span_file} (python -m data.prepare, or run the "
+              "pipeline once)", file=sys.stderr)
+        return 1
+    schema = load(args.schema)
+    found = diff(schema, span_file)
+    print(found.render(args.schema))
+    if args.command == "accept" and found.domains:
+        accept(schema, found.domains)
+        write(schema, args.schema)
+        added = sum(len(c.new_values) for c in found.domains)
+        print(f"wrote {args.schema}: {added} value(s) added to "
+              f"{', '.join(c.feature for c in found.domains)}; review `git diff` and commit "
+              "it with the reason, then run the pipeline again")
+    return 0
+
+
+def _bootstrap(args) -> int:
+    from data import prepare
     files = [prepare.span_dir(args.spans_dir, s) / prepare.SPAN_FILE_NAME for s in args.spans]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -147,10 +274,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     import tensorflow_data_validation as tfdv
     schema = bootstrap(files)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tfdv.write_schema_text(schema, str(args.output))
-    print(f"wrote {args.output} from spans {args.spans}; review `git diff` before committing")
+    args.schema.parent.mkdir(parents=True, exist_ok=True)
+    tfdv.write_schema_text(schema, str(args.schema))
+    print(f"wrote {args.schema} from spans {args.spans}; review `git diff` before committing")
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from pipeline.configs import PipelineConfig
+    config = PipelineConfig.from_env()
+    parser = argparse.ArgumentParser(prog="python -m data.schema", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--spans-dir", type=Path, default=Path(config.data_root),
+                        help="prepared spans (default: %(default)s)")
+    common.add_argument("--schema", type=Path, default=Path(config.schema_path),
+                        help="the curated schema (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("diff", "show what accepting a span would change in the schema"),
+                       ("accept", "write that change into the schema, for review in git")):
+        command = commands.add_parser(name, parents=[common], help=text, description=text)
+        command.add_argument("--span", type=int, default=None,
+                             help="span number (YYYYMMDD); default: the newest prepared")
+    bootstrap_command = commands.add_parser(
+        "bootstrap", parents=[common], help="re-infer the schema from known-good spans",
+        description="Infer the schema with TFDV from known-good spans (the first is "
+                    "inferred from, the others widen the domains) and curate it.")
+    bootstrap_command.add_argument("--spans", type=int, nargs="+", required=True,
+                                   help="span numbers (YYYYMMDD)")
+    args = parser.parse_args(argv)
+    return _bootstrap(args) if args.command == "bootstrap" else _evolve(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,235 @@
+"""New real exports flowing in, one run each, through the Beam runner:
+
+1. a January-February 2015 export arrives (span 20150228) and trains;
+2. after one re-run (validation and the Evaluator re-run once, now with
+   baselines), the older 2014 export is added (a backfill): no existing span
+   changes and the next run is fully cached;
+3. a small March month of a few hundred real rows arrives (span 20150319):
+   the run trains on the window (20150319 and 20150228) and the Evaluator
+   judges on both spans' eval rows, against run 1's model;
+4. an export whose taxonomy moved (real rows, product and sub-product renamed
+   as CFPB later did) is refused; `python -m data.schema diff` lists exactly
+   the new values, `accept` writes them, and the run then passes.
+
+Every export is cut from the real bundled exports.
+"""
+import csv
+from pathlib import Path
+
+import pytest
+
+from data import prepare
+from data import schema as schema_module
+from pipeline import run_history, summary
+from tests.conftest import (SPAN_2014, config_flags, real_export, run_beam_runner, small_config,
+                            tree_digest)
+
+pytestmark = pytest.mark.e2e
+
+EXPORT_2015 = prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz"
+EXPORT_2014 = prepare.RAW_DIR / "complaints_2014-10_2014-11.csv.gz"
+JAN_FEB, MARCH, RENAMED = 20150228, 20150319, 20150227
+MARCH_ROWS = 500
+# CFPB's later names (2017 taxonomy) for two real values.
+RENAMES = {"product": ("Credit reporting",
+                       "Credit reporting, credit repair services, or other personal consumer "
+                       "reports"),
+           "sub_product": ("Other mortgage", "Conventional home mortgage")}
+
+
+def _real_2015_rows():
+    header, rows = real_export(EXPORT_2015.name)
+    received = header.index("Date received")
+    return header, [(prepare._parse_date(r[received]), r) for r in rows]
+
+
+def _write(path: Path, header, rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _run(config, *extra):
+    code, output = run_beam_runner(config_flags(config) + [f"--raw-data-dir={config.raw_data_dir}",
+                                                           f"--schema-path={config.schema_path}",
+                                                           *extra])
+    print(output)
+    return code, output
+
+
+def _span_files(config, span):
+    return tree_digest(prepare.span_dir(Path(config.data_root), span))
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    root = tmp_path_factory.mktemp("new_exports")
+    raw = root / "raw"
+    raw.mkdir()
+    schema_path = root / "schema.pbtxt"
+    schema_path.write_text(schema_module.SCHEMA_PATH.read_text())
+    config = small_config(root, raw_data_dir=str(raw), schema_path=str(schema_path))
+    header, dated = _real_2015_rows()
+    steps = {}
+
+    _write(raw / "complaints_2015-01_2015-02.csv", header,
+           [r for day, r in dated if day and day <= "2015-02-28"])
+    steps["first"] = _run(config)
+    steps["first_history"] = run_history.history(_connection(config), config.pipeline_name)
+    # Nothing new: validation and the Evaluator re-run once against the
+    # baselines run 1 left (its statistics, its model); from now on the
+    # unchanged span is cached.
+    steps["steady"] = _run(config)
+
+    jan_feb_files = _span_files(config, JAN_FEB)
+    served = tree_digest(Path(config.serving_model_dir))
+    (raw / EXPORT_2014.name).write_bytes(EXPORT_2014.read_bytes())
+    steps["backfill"] = _run(config)
+    steps["backfill_unchanged"] = (jan_feb_files == _span_files(config, JAN_FEB)
+                                   and served == tree_digest(Path(config.serving_model_dir)))
+    steps["backfill_summary"] = summary.run_summary(config)
+
+    march = [r for day, r in dated if day and day >= "2015-03-01"]
+    _write(raw / "complaints_2015-03.csv", header,
+           [march[i * len(march) // MARCH_ROWS] for i in range(MARCH_ROWS)])
+    steps["window"] = _run(config)
+    steps["window_summary"] = summary.run_summary(config)
+    steps["window_history"] = run_history.history(_connection(config), config.pipeline_name)
+
+    taken = set((prepare.span_dir(Path(config.data_root), JAN_FEB)
+                 / prepare.IDS_FILE_NAME).read_text().split())
+    complaint = header.index("Complaint ID")
+    renamed = []
+    for day, row in dated:
+        if day and day <= "2015-02-27" and row[complaint] not in taken and len(renamed) < 1500:
+            row = list(row)
+            for feature, (old, new) in RENAMES.items():
+                column = header.index({"product": "Product", "sub_product": "Sub-product"}[feature])
+                row[column] = new if row[column] == old else row[column]
+            renamed.append(row)
+    _write(raw / "complaints_2015-02_renamed.csv", header, renamed)
+    served = tree_digest(Path(config.serving_model_dir))
+    steps["refused"] = _run(config, f"--span={RENAMED}")
+    steps["refused_served_unchanged"] = served == tree_digest(Path(config.serving_model_dir))
+    steps["schema_before"] = schema_module.load(schema_path)
+    steps["diff"] = schema_module.diff(
+        steps["schema_before"],
+        prepare.span_dir(Path(config.data_root), RENAMED) / prepare.SPAN_FILE_NAME)
+    steps["accept_code"] = schema_module.main(
+        ["accept", f"--span={RENAMED}", f"--spans-dir={config.data_root}",
+         f"--schema={schema_path}"])
+    steps["schema_after"] = schema_module.load(schema_path)
+    steps["accepted"] = _run(config, f"--span={RENAMED}")
+    steps["accepted_summary"] = summary.run_summary(config)
+    return config, steps
+
+
+def _connection(config):
+    from pipeline import metadata
+    return metadata.connection_config(config)
+
+
+def test_the_first_export_trains_on_its_own_span(scenario):
+    _, steps = scenario
+    code, output = steps["first"]
+    assert code == 0, output
+    assert steps["steady"][0] == 0, steps["steady"][1]
+    assert f"span {JAN_FEB} <- complaints_2015-01_2015-02.csv" in output
+    [run] = steps["first_history"]
+    assert (run.span, run.window) == (JAN_FEB, [JAN_FEB])
+
+
+def test_a_backfill_changes_no_span_and_the_next_run_is_fully_cached(scenario):
+    _, steps = scenario
+    code, output = steps["backfill"]
+    assert code == 0, output
+    assert f"span {SPAN_2014} <- {EXPORT_2014.name}" in output
+    assert steps["backfill_unchanged"]
+    states = {node: run.state for node, run in steps["backfill_summary"].nodes.items()}
+    executing = {n: s for n, s in states.items() if "resolver" not in n}
+    assert set(executing.values()) == {"cached"}, states
+    assert "  > Pusher" in output and "pushed      nothing new" in output
+
+
+def test_a_small_month_trains_on_the_window_and_is_judged_on_its_eval_rows(scenario):
+    config, steps = scenario
+    code, output = steps["window"]
+    assert code == 0, output
+    run = steps["window_history"][-1]
+    assert (run.span, run.window) == (MARCH, [JAN_FEB, MARCH])
+    assert run.baseline_model == "run 1's model"
+    result = steps["window_summary"]
+    assert result.window_spans == [MARCH, JAN_FEB]
+    assert result.auc_overall.examples == _eval_rows(config, [JAN_FEB, MARCH])
+    # The stated rule (pipeline/evaluation.py): AUC at least min_auc, and not
+    # lower than the served model's by more than max_auc_regression.
+    candidate, baseline = _overall_auc(config)
+    # (pipeline/evaluation.py allows 1e-10 so that an identical model passes.)
+    expected = (candidate >= config.min_auc
+                and candidate >= baseline - max(config.max_auc_regression, 1e-10))
+    assert result.blessed == expected, (candidate, baseline, result.blessing_reason)
+
+
+def test_a_moved_taxonomy_is_refused_then_accepted_as_reviewed(scenario):
+    config, steps = scenario
+    code, output = steps["refused"]
+    assert code == 1, output
+    assert "product: Unexpected string values" in output
+    assert f"python -m data.schema diff --span {RENAMED}" in output
+    assert output.count("data validation stopped the run") == 1
+    assert "Traceback" not in output
+    assert steps["refused_served_unchanged"]
+
+    proposed = {c.feature: {v for v, _ in c.new_values} for c in steps["diff"].domains}
+    assert proposed == {feature: {new} for feature, (_, new) in RENAMES.items()}
+    assert steps["accept_code"] == 0
+    before, after = steps["schema_before"], steps["schema_after"]
+    for domain_before in before.string_domain:
+        domain_after = next(d for d in after.string_domain if d.name == domain_before.name)
+        added = list(domain_after.value)[len(domain_before.value):]
+        assert list(domain_after.value)[:len(domain_before.value)] == list(domain_before.value)
+        assert set(added) == ({RENAMES[domain_before.name][1]}
+                              if domain_before.name in RENAMES else set())
+    after.ClearField("string_domain")
+    before.ClearField("string_domain")
+    assert after == before  # nothing but the domains changed
+
+    code, output = steps["accepted"]
+    assert code == 0, output
+    assert not any(steps["accepted_summary"].anomalies.values())
+    assert steps["accepted_summary"].window_spans == [MARCH, JAN_FEB, RENAMED]
+
+
+def _window_examples(config, spans):
+    from ml_metadata import metadata_store
+    store = metadata_store.MetadataStore(_connection(config))
+    newest = {}
+    for artifact in store.get_artifacts_by_type("Examples"):
+        span = artifact.custom_properties["span"].int_value
+        if span in spans and artifact.id > newest.get(span, (0, None))[0]:
+            newest[span] = (artifact.id, artifact.uri)
+    return [uri for _, uri in newest.values()]
+
+
+def _eval_rows(config, spans):
+    import tensorflow as tf
+    files = [str(f) for uri in _window_examples(config, spans)
+             for f in Path(uri, "Split-eval").iterdir()]
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+
+
+def _overall_auc(config):
+    """Candidate and baseline AUC on the overall slice, from TFMA's metrics."""
+    import tensorflow_model_analysis as tfma
+    from ml_metadata import metadata_store
+    store = metadata_store.MetadataStore(_connection(config))
+    evaluation = max(store.get_artifacts_by_type("ModelEvaluation"), key=lambda a: a.id)
+    auc = {}
+    for metrics in tfma.load_metrics(evaluation.uri):
+        if metrics.slice_key.single_slice_keys:
+            continue  # a product or state slice
+        for kv in metrics.metric_keys_and_values:
+            if kv.key.name == "auc" and not kv.key.is_diff:
+                auc[kv.key.model_name] = kv.value.double_value.value
+    return auc["candidate"], auc["baseline"]
