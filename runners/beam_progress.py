@@ -6,11 +6,16 @@ reference; a class defined inside `__main__` or a function cannot be pickled.
 from __future__ import annotations
 
 import time
+import traceback
 from typing import List
 
 from tfx.orchestration.beam import beam_dag_runner
 
+from components import validation_gate
 from pipeline import summary
+
+# Failures a user acts on from the message alone: no traceback for these.
+EXPECTED_FAILURES = (validation_gate.DataValidationError,)
 
 # Nodes that failed in this process, their error already printed on their
 # line: the runner names them instead of repeating Beam's wrapped error.
@@ -28,6 +33,8 @@ class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
         except Exception as error:
             print(f"  x {self._node_id} failed after {time.monotonic() - started:.1f}s: "
                   f"{type(error).__name__}: {error}", flush=True)
+            if not isinstance(error, EXPECTED_FAILURES):
+                print(traceback.format_exc(), flush=True)
             FAILED_NODES.append(self._node_id)
             raise
         state = summary.latest_node_state(

@@ -23,19 +23,22 @@ from typing import Optional, Sequence
 
 
 def _quiet_logs(verbose: bool) -> None:
-    """TF, Beam and TFX log thousands of lines per run; keep errors only.
+    """TF, Beam and TFX log thousands of lines per run; keep none of them.
 
-    Called before TensorFlow is imported (TF_CPP_MIN_LOG_LEVEL is read then)
-    and again after TFX is imported, because absl resets the levels on import.
+    A failing component's message (and, unless it is an expected failure such
+    as bad data, its traceback) is printed once on its progress line
+    (runners/beam_progress.py); Beam and TFX would log it twice more. Called
+    before TensorFlow is imported (TF_CPP_MIN_LOG_LEVEL is read then) and again
+    after TFX is imported, because absl resets the levels on import.
     """
     if verbose:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore")
     for name in ("", "tensorflow", "apache_beam"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if "absl.logging" in sys.modules:
-        sys.modules["absl.logging"].set_verbosity("error")
+        sys.modules["absl.logging"].set_verbosity("fatal")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
