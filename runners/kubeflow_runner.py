@@ -29,8 +29,10 @@ Two targets:
 - `vertex`: TFX's Vertex AI Pipelines spec (untested here: no Vertex project).
   Vertex runs the model Resolver itself, but compiles a resolver to a query on
   the artifact type alone (TFX's step_builder.py), so the drift baseline
-  could be Transform's statistics: that resolver is left out and drift is not
-  measured on Vertex; `--drift-blocks` is refused.
+  could be Transform's statistics, and the training window (a strategy of this
+  project's) cannot be compiled at all: both resolvers are left out. Drift is
+  not measured on Vertex (`--drift-blocks` is refused) and Transform reads the
+  run's own span.
 """
 from __future__ import annotations
 
@@ -166,7 +168,7 @@ def open_source_spec(config) -> dict:
 
 
 def vertex_spec(config) -> dict:
-    """TFX's own Vertex AI spec, without the statistics resolver (module docstring)."""
+    """TFX's own Vertex AI spec, without the project's resolvers (module docstring)."""
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     from pipeline import pipeline

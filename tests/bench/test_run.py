@@ -5,6 +5,7 @@ import re
 import pytest
 
 from bench import run
+from tests.conftest import SPAN_2014, SPAN_2015
 
 pytestmark = pytest.mark.e2e
 
@@ -18,9 +19,10 @@ def test_bench_writes_every_section(tmp_path, capsys):
     assert text in capsys.readouterr().out
     for heading in ("## Pipeline cost and cache", "## Overhead against a bare script",
                     "## Serving: the pushed SavedModel in-process",
-                    "## Model quality", "### test split of span 2",
-                    "### all of span 1 (complaints_2014-10_2014-11.csv"):
+                    "## Model quality", f"### test split of span {SPAN_2015}",
+                    f"### all of span {SPAN_2014} (complaints_2014-10_2014-11.csv"):
         assert heading in text
+    assert "are excluded (" in text  # the label rule, stated with the bench numbers
     # The second re-run is served from cache, read back from ML Metadata.
     assert re.search(r"\| Transform \| [\d.]+ \| [\d.]+ \(cached\) \|", text), text
     for batch in (1, 32, 256):
@@ -28,7 +30,7 @@ def test_bench_writes_every_section(tmp_path, capsys):
     # Every model on both test sets: the test split and the earlier span.
     for model in ("pipeline model", "majority class", "logistic regression", "gradient-boosted"):
         assert len(re.findall(rf"\| {model}[^|]*\| [\d,]+ \| 0\.\d{{3}} \|", text)) == 2, model
-    # All 1,500 rows of span 1 (the slice --rows keeps), every hash split of it.
+    # All 1,500 rows of the 2014 span (the slice --rows keeps), every hash split of it.
     assert re.search(r"\| pipeline model \(serving_default\) \| 1,500 \|", text), text
     # The majority-class baseline ranks nothing: its AUC is exactly 0.5.
     assert "| majority class (train base rate) |" in text and "| 0.500 |" in text

@@ -17,7 +17,7 @@ from ml_metadata.metadata_store import metadata_store
 from data import prepare
 from pipeline import metadata
 from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
-from tests.conftest import small_config
+from tests.conftest import SPAN_2015, small_config
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_cli_help_and_refusal(tmp_path, metadata_service):
     # ExampleGen's span driver is TFX's lifecycle hook: KFP never runs it.
     ("span-{SPAN}/*.csv", "CsvExampleGen", "span-{SPAN}/*.csv does not match any files"),
     # Past ExampleGen, the driver hands Examples over with an empty type schema.
-    ("span-2/*.csv", "StatisticsGen", "AttributeError: 'NoneType' object has no attribute 'get'"),
+    (f"span-{SPAN_2015}/*.csv", "StatisticsGen", "AttributeError: 'NoneType' object has no attribute 'get'"),
 ])
 def test_tfx_v2_entrypoint_fails_under_the_standin_where_a_cluster_fails(
         tmp_path, metadata_service, input_pattern, failing_task, error):
