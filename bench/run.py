@@ -111,6 +111,10 @@ def render(results: dict) -> str:
         f"Machine: {results['machine']}.",
         f"Data: span {results['trained_span']} ({results['trained_source']}), {results['rows']}; "
         f"{results['train_steps']} training steps, batch 64.",
+        f"Labels: `Yes` is a dispute, `No` or empty is none; complaints whose company response "
+        f"is still `In progress` have no outcome yet and are excluded "
+        f"({results['excluded_open']:,} rows of this span; decision and its effect in "
+        "data/README.md). Every AUC below is on complaints with an observed outcome.",
         "",
         "## Pipeline cost and cache",
         "",
@@ -246,7 +250,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "date": time.strftime("%Y-%m-%d"), "machine": _machine(),
         "rows": f"{args.rows:,} rows" if args.rows else "all rows",
         "train_steps": args.train_steps, "trained_span": trained.span,
-        "trained_source": Path(trained.source).name, "cold": cold, "reruns": reruns, "multi": multi,
+        "trained_source": Path(trained.source).name,
+        "excluded_open": trained.excluded.get(prepare.UNKNOWN_OUTCOME, 0),
+        "cold": cold, "reruns": reruns, "multi": multi,
         "fit_seconds": fit_seconds, "bare": bare, "serving": serving,
         "quality": quality.quality(train, test_sets, model_dir),
         "pushed": run.pushed_path,
