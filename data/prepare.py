@@ -289,7 +289,10 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[Dict[str, str]]:
             elif zip_code != row["zip_code"] and zip_code:
                 report.count(report.fixed, "zip_code padded or unmasked")
             row["zip_code"] = zip_code
-        yield {c: row.get(c, "") for c in wanted if c in row or c in CANONICAL_COLUMNS}
+        canonical = {c: row.get(c, "") for c in CANONICAL_COLUMNS}
+        if ID_COLUMN in row:
+            canonical[ID_COLUMN] = row[ID_COLUMN]
+        yield canonical
 
 
 def _evenly_spaced(rows: List[Dict[str, str]], max_rows: Optional[int]):
@@ -418,20 +421,24 @@ def span_dir(spans_dir: Path, span: int) -> Path:
     return spans_dir / f"span-{span}"
 
 
+def span_dirs(spans_dir: Path) -> Dict[int, Path]:
+    """The `span-<N>` folders in `spans_dir`, by span number."""
+    folders = sorted(spans_dir.iterdir()) if spans_dir.is_dir() else []
+    return {int(m.group(1)): d for d in folders if (m := SPAN_DIR_PATTERN.match(d.name))}
+
+
 def prepared_spans(spans_dir: Path) -> Dict[int, SpanReport]:
     """The spans already in `spans_dir`, by number, from their reports."""
+    fields = {f.name for f in dataclasses.fields(SpanReport)}
     spans = {}
-    for directory in sorted(spans_dir.iterdir()) if spans_dir.is_dir() else []:
-        match = SPAN_DIR_PATTERN.match(directory.name)
+    for span, directory in span_dirs(spans_dir).items():
         report_path = directory / REPORT_FILE_NAME
-        if not match or not report_path.exists():
+        if not report_path.exists():
             continue
-        span = int(match.group(1))
-        if len(match.group(1)) != 8:
+        if len(str(span)) != 8:
             raise PreparationError(
                 f"{directory}: a span numbered by file order, from before spans were named "
                 f"by their newest day (YYYYMMDD); delete {spans_dir} once to re-prepare")
-        fields = {f.name for f in dataclasses.fields(SpanReport)}
         spans[span] = SpanReport(**{k: v for k, v in json.loads(report_path.read_text()).items()
                                     if k in fields})
     return spans

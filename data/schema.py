@@ -188,8 +188,8 @@ def load(path: Path = SCHEMA_PATH):
     return text_format.Parse(path.read_text(), schema_pb2.Schema())
 
 
-def _domains(schema) -> Dict[str, object]:
-    """Feature name -> its string domain (global or inline), for live features."""
+def _domains(schema) -> Dict[str, tuple]:
+    """Feature name -> (feature, its string domain, global or inline), for live features."""
     from tensorflow_metadata.proto.v0 import schema_pb2
     global_domains = {d.name: d for d in schema.string_domain}
     domains = {}
@@ -197,9 +197,9 @@ def _domains(schema) -> Dict[str, object]:
         if feature.lifecycle_stage == schema_pb2.DEPRECATED:
             continue
         if feature.HasField("domain") and feature.domain in global_domains:
-            domains[feature.name] = global_domains[feature.domain]
+            domains[feature.name] = (feature, global_domains[feature.domain])
         elif feature.HasField("string_domain"):
-            domains[feature.name] = feature.string_domain
+            domains[feature.name] = (feature, feature.string_domain)
     return domains
 
 
@@ -207,17 +207,15 @@ def diff(schema, span_file: Path) -> SchemaDiff:
     """What `span_file` (a prepared span's CSV) has that `schema` does not accept."""
     with open(span_file, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    domains = _domains(schema)
     changes = []
-    for feature, domain in domains.items():
-        values = collections.Counter(r[feature] for r in rows if r.get(feature))
+    for name, (feature, domain) in _domains(schema).items():
+        values = collections.Counter(r[name] for r in rows if r.get(name))
         known = set(domain.value)
         new = sorted(((v, n) for v, n in values.items() if v not in known),
                      key=lambda item: (-item[1], item[0]))
         if new:
-            mass = next(f.distribution_constraints.min_domain_mass for f in schema.feature
-                        if f.name == feature)
-            changes.append(DomainChange(feature, new, sum(values.values()), mass))
+            changes.append(DomainChange(name, new, sum(values.values()),
+                                        feature.distribution_constraints.min_domain_mass))
     empty = {feature: n for feature in REQUIRED_VALUES
              if (n := sum(1 for r in rows if not r.get(feature)))}
     return SchemaDiff(span_file, len(rows), changes, empty)
@@ -227,7 +225,8 @@ def accept(schema, changes: Sequence[DomainChange]) -> None:
     """Adds exactly the changes' new values to their domains, in place."""
     domains = _domains(schema)
     for change in changes:
-        domains[change.feature].value.extend(sorted(v for v, _ in change.new_values))
+        _, domain = domains[change.feature]
+        domain.value.extend(sorted(v for v, _ in change.new_values))
 
 
 def write(schema, path: Path) -> None:
@@ -237,10 +236,8 @@ def write(schema, path: Path) -> None:
 
 def _newest_span(spans_dir: Path) -> Optional[int]:
     from data import prepare
-    numbers = [int(m.group(1)) for d in (spans_dir.iterdir() if spans_dir.is_dir() else [])
-               if (m := prepare.SPAN_DIR_PATTERN.match(d.name))
-               and (d / prepare.SPAN_FILE_NAME).is_file()]
-    return max(numbers, default=None)
+    return max((span for span, directory in prepare.span_dirs(spans_dir).items()
+                if (directory / prepare.SPAN_FILE_NAME).is_file()), default=None)
 
 
 def _evolve(args) -> int:

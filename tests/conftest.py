@@ -54,6 +54,21 @@ def real_export(name: str = "complaints_2015-01_2015-03.csv.gz") -> tuple:
     return header, rows
 
 
+def csv_text(header, rows) -> str:
+    """A header and rows of fields as CSV text, as an export holds them."""
+    import csv
+    out = io.StringIO(newline="")
+    csv.writer(out).writerows([header, *rows])
+    return out.getvalue()
+
+
+def write_csv(path: Path, header, rows, encoding: str = "utf-8") -> Path:
+    """Writes a CSV export of `header` and `rows` (lists of fields) to `path`."""
+    with open(path, "w", newline="", encoding=encoding) as f:
+        f.write(csv_text(header, rows))
+    return path
+
+
 def small_config(root: Path, **overrides) -> PipelineConfig:
     """A config whose every path is under `root`, on a small slice of real data."""
     values = dict(

@@ -1,6 +1,5 @@
 import csv
 import hashlib
-import io
 import json
 import shutil
 import subprocess
@@ -9,7 +8,7 @@ import sys
 import pytest
 
 from data import prepare
-from tests.conftest import SPAN_2014, SPAN_2015, real_export
+from tests.conftest import SPAN_2014, SPAN_2015, csv_text, real_export, write_csv
 
 EXPORT_2014 = prepare.RAW_DIR / "complaints_2014-10_2014-11.csv.gz"
 EXPORT_2015 = prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz"
@@ -18,14 +17,6 @@ EXPORT_2015 = prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz"
 def _read_span(path):
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def _write_export(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def test_both_vintages_map_onto_the_canonical_columns(tmp_path):
@@ -91,7 +82,7 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
         good[:1] + [""] + good[2:],                             # no product
         good[:8] + ["ABCDE"] + good[9:12] + ["Yes", "3"],       # bad zip: kept, blanked
     ]
-    export = _write_export(tmp_path / "later.csv", header, rows)
+    export = write_csv(tmp_path / "later.csv", header, rows)
 
     # Four bad rows in six would be refused (see below); here every kind is counted.
     monkeypatch.setattr(prepare, "MIN_SPAN_ROWS", 1)
@@ -155,7 +146,7 @@ def test_exports_broken_beyond_quirks_are_refused(tmp_path, breakage, message):
         for i, row in enumerate(rows):
             if breakage == "zip" or i % 2:  # half the labels: more than the 5% allowed
                 row[column] = "unknown" if breakage == "label" else "N/A"
-    export = _write_export(tmp_path / "broken.csv", header, rows)
+    export = write_csv(tmp_path / "broken.csv", header, rows)
     with pytest.raises(prepare.PreparationError, match=message):
         prepare.prepare_export(export, tmp_path / "span")
     assert not (tmp_path / "span").exists()
@@ -202,7 +193,7 @@ def test_overlapping_exports_keep_each_complaint_once(tmp_path):
     header, rows = _real_rows(newest="2015-02-28")
     raw, spans = tmp_path / "raw", tmp_path / "spans"
     raw.mkdir()
-    _write_export(raw / "complaints_2015-01_2015-02.csv", header, rows)
+    write_csv(raw / "complaints_2015-01_2015-02.csv", header, rows)
     shutil.copy(EXPORT_2015, raw)
 
     cut, whole = prepare.prepare_all(raw, spans)
@@ -226,7 +217,7 @@ def test_an_export_of_complaints_already_prepared_is_refused_as_too_small(tmp_pa
     prepare.prepare_all(raw, spans)
     before = _digests(spans)
     header, rows = _real_rows(newest="2015-02-28")
-    _write_export(raw / "again.csv", header, rows)
+    write_csv(raw / "again.csv", header, rows)
 
     with pytest.raises(prepare.PreparationError,
                        match=rf"again.csv: too few rows for a span: 0 usable .*complaint already "
@@ -239,8 +230,8 @@ def test_two_different_exports_ending_on_the_same_day_are_refused(tmp_path):
     header, rows = _real_rows(300)
     raw = tmp_path / "raw"
     raw.mkdir()
-    _write_export(raw / "a.csv", header, rows[:200])
-    _write_export(raw / "b.csv", header, rows[:150] + rows[250:])
+    write_csv(raw / "a.csv", header, rows[:200])
+    write_csv(raw / "b.csv", header, rows[:150] + rows[250:])
     with pytest.raises(prepare.PreparationError, match=r"b.csv: .* would be span 2015031\d, "
                                                        r"which a.csv already is"):
         prepare.prepare_all(raw, tmp_path / "spans")
@@ -263,10 +254,7 @@ def test_max_rows_samples_across_the_whole_export(tmp_path):
 
 
 def _real_text(n=200):
-    header, rows = _real_rows(n)
-    out = io.StringIO(newline="")
-    csv.writer(out).writerows([header] + rows)
-    return out.getvalue()
+    return csv_text(*_real_rows(n))
 
 
 def test_windows_1252_exports_are_read_as_such(tmp_path):
@@ -274,9 +262,7 @@ def test_windows_1252_exports_are_read_as_such(tmp_path):
     header, rows = _real_rows(200)
     issue = header.index("Issue")
     rows[0][issue] = "Loan servicing \u2019s caf\u00e9"
-    export = tmp_path / "windows.csv"
-    with open(export, "w", newline="", encoding="cp1252") as f:
-        csv.writer(f).writerows([header] + rows)
+    export = write_csv(tmp_path / "windows.csv", header, rows, encoding="cp1252")
     with pytest.raises(UnicodeDecodeError):
         export.read_bytes().decode("utf-8")
 
@@ -310,7 +296,7 @@ def test_another_delimiter_is_named(tmp_path):
 
 def test_too_few_rows_is_refused(tmp_path):
     header, rows = _real_rows(prepare.MIN_SPAN_ROWS - 1)
-    export = _write_export(tmp_path / "tiny.csv", header, rows)
+    export = write_csv(tmp_path / "tiny.csv", header, rows)
     with pytest.raises(prepare.PreparationError,
                        match=rf"tiny.csv: too few rows for a span: {prepare.MIN_SPAN_ROWS - 1} "
                              rf"usable \(at least {prepare.MIN_SPAN_ROWS} needed"):

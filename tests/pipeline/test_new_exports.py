@@ -13,7 +13,6 @@
 
 Every export is cut from the real bundled exports.
 """
-import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from data import schema as schema_module
 from pipeline import run_history, summary
 from pipeline.configs import REPO_ROOT
 from tests.conftest import (SPAN_2014, config_flags, real_export, run_beam_runner, small_config,
-                            tree_digest)
+                            tree_digest, write_csv)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,13 +43,6 @@ def _real_2015_rows():
     header, rows = real_export(EXPORT_2015.name)
     received = header.index("Date received")
     return header, [(prepare._parse_date(r[received]), r) for r in rows]
-
-
-def _write(path: Path, header, rows) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def _run(config, *extra, as_process=False):
@@ -83,7 +75,7 @@ def scenario(tmp_path_factory):
     header, dated = _real_2015_rows()
     steps = {}
 
-    _write(raw / "complaints_2015-01_2015-02.csv", header,
+    write_csv(raw / "complaints_2015-01_2015-02.csv", header,
            [r for day, r in dated if day and day <= "2015-02-28"])
     steps["first"] = _run(config)
     steps["first_history"] = run_history.history(_connection(config), config.pipeline_name)
@@ -101,7 +93,7 @@ def scenario(tmp_path_factory):
     steps["backfill_summary"] = summary.run_summary(config)
 
     march = [r for day, r in dated if day and day >= "2015-03-01"]
-    _write(raw / "complaints_2015-03.csv", header,
+    write_csv(raw / "complaints_2015-03.csv", header,
            [march[i * len(march) // MARCH_ROWS] for i in range(MARCH_ROWS)])
     steps["window"] = _run(config)
     steps["window_summary"] = summary.run_summary(config)
@@ -118,7 +110,7 @@ def scenario(tmp_path_factory):
                 column = header.index({"product": "Product", "sub_product": "Sub-product"}[feature])
                 row[column] = new if row[column] == old else row[column]
             renamed.append(row)
-    _write(raw / "complaints_2015-02_renamed.csv", header, renamed)
+    write_csv(raw / "complaints_2015-02_renamed.csv", header, renamed)
     served = tree_digest(Path(config.serving_model_dir))
     steps["refused"] = _run(config, f"--span={RENAMED}", as_process=True)
     steps["refused_served_unchanged"] = served == tree_digest(Path(config.serving_model_dir))

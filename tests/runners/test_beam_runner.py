@@ -12,8 +12,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import metadata
-from tests.conftest import (EXECUTING_COMPONENTS, config_flags, real_export, run_beam_runner,
-                            tree_digest)
+from tests.conftest import (EXECUTING_COMPONENTS, config_flags, csv_text, real_export,
+                            run_beam_runner, tree_digest)
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -116,17 +116,13 @@ def test_unusable_raw_data_fails_before_the_pipeline_starts(tmp_path):
 
 def _real_csv(rows: int = 300) -> str:
     header, body = real_export()
-    out = io.StringIO(newline="")
-    csv.writer(out).writerows([header] + body[:rows])
-    return out.getvalue()
+    return csv_text(header, body[:rows])
 
 
 def _without_issue_column(text: str) -> str:
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    drop = rows[0].index("Issue")
-    out = io.StringIO(newline="")
-    csv.writer(out).writerows([r[:drop] + r[drop + 1:] for r in rows])
-    return out.getvalue()
+    header, *rows = list(csv.reader(io.StringIO(text, newline="")))
+    drop = header.index("Issue")
+    return csv_text(header[:drop] + header[drop + 1:], [r[:drop] + r[drop + 1:] for r in rows])
 
 
 @pytest.mark.parametrize("name,content,message", [
