@@ -8,6 +8,11 @@ same component with one more parameter, the file's SHA-256, read when the
 pipeline is built; TFX's executor ignores it and copies the file as before. It
 keeps the class name, so node ids, Airflow task ids and ML Metadata history
 read "ImportSchemaGen" as before.
+
+A compiled pipeline (Kubeflow YAML, Airflow's compiled IR) carries the hash
+of the file at compile time; `check_unchanged` refuses to launch the node
+when the file has changed since, instead of letting the cache answer with
+the old schema.
 """
 import hashlib
 
@@ -29,6 +34,20 @@ class CuratedSchemaSpec(standard_component_specs.ImportSchemaGenSpec):
 def file_sha256(path: str) -> str:
     with fileio.open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def check_unchanged(pipeline_node) -> None:
+    """Raises ValueError if a compiled ImportSchemaGen node's schema file has
+    changed since it was compiled (no-op for any other node)."""
+    parameters = pipeline_node.parameters.parameters
+    if SCHEMA_SHA256_KEY not in parameters:
+        return
+    compiled = parameters[SCHEMA_SHA256_KEY].field_value.string_value
+    path = parameters[standard_component_specs.SCHEMA_FILE_KEY].field_value.string_value
+    if file_sha256(path) != compiled:
+        raise ValueError(
+            f"the schema file {path} changed after the pipeline was compiled; compile the "
+            "pipeline again so that ImportSchemaGen imports the file as it is now")
 
 
 class ImportSchemaGen(component.ImportSchemaGen):

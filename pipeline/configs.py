@@ -137,6 +137,10 @@ class PipelineConfig:
     airflow_tags: List[str] = dataclasses.field(
         default_factory=lambda: ["tfx", "cfpb"],
         metadata={"help": "Airflow DAG tags, one string, space separated"})
+    airflow_compiled: Optional[str] = dataclasses.field(
+        default=None,
+        metadata={"help": "compiled pipeline the Airflow DAG reads (written by "
+                          "runners/airflow_runner.py); default build/<pipeline_name>.airflow.json"})
 
     kubeflow_image: str = dataclasses.field(
         default="cfpb-tfx-pipeline:latest",

@@ -143,9 +143,10 @@ def _context_types(store) -> Dict[int, str]:
 def _node_id(store, execution, pipeline_name: str, type_names: Dict[int, str]) -> Optional[str]:
     """The component id of an execution, in either MLMD layout TFX writes.
 
-    IR-based runners (Beam, Kubeflow) put it in a `node` context named
-    `<pipeline>.<id>`; the legacy launchers (Airflow, InteractiveContext) in
-    the execution's `component_id` property.
+    IR-based runners (Beam, Airflow, Kubeflow) put it in a `node` context
+    named `<pipeline>.<id>`; TFX's legacy launcher (InteractiveContext, and
+    stores written by TFX's AirflowDagRunner) in the execution's
+    `component_id` property.
     """
     if "component_id" in execution.properties:
         return execution.properties["component_id"].string_value
@@ -173,7 +174,7 @@ def _latest_executions(store, pipeline_name: str) -> Tuple[Optional[str], Dict[s
 
     IR-based runners record every component in each run (cached ones too), so
     a run is read whole, and a failed run never borrows an older run's push.
-    The legacy launchers' runs are read per component instead: an interactive
+    The legacy launcher's runs are read per component instead: an interactive
     notebook runs each component in a run of its own.
     """
     pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)

@@ -1,26 +1,122 @@
-"""The pipeline as an Airflow DAG, built by TFX's AirflowDagRunner.
+"""Compiles the pipeline for Airflow; its DAG (runners/airflow_dag.py) runs one TFX node per task.
 
-Point Airflow's DAGs folder at this repository's `runners/` folder (see the
-README, "Run on Airflow"); `runners/.airflowignore` keeps the other runners out
-of DAG parsing. The DAG id is the pipeline name and each task id is a TFX
-component id. Settings come from the environment (`CFPB_<NAME>`, as for every
-runner): Airflow imports this file, so there are no command-line flags.
+    python runners/airflow_runner.py    # compile: after changing settings, code or the schema
+    airflow dags list                   # Airflow parses airflow_dag.py: it reads the compiled file only
+
+Compiling builds the graph from `pipeline/` and writes its TFX IR with the
+node graph and a fingerprint of what it was compiled from (settings, the
+graph's code, the curated schema) to `build/<pipeline_name>.airflow.json`
+(`--airflow-compiled`). When Airflow parses the DAG file, `create_dag` reads
+that JSON and makes one task per TFX node (task id = component id) plus
+`prepare_spans` for local data; it imports neither TFX nor TensorFlow and
+touches no data. If the settings or code now differ from the compiled ones,
+parsing fails with the command to recompile, rather than run a pipeline
+other than the one on disk.
+
+Each task runs its node with TFX's portable launcher (runners/node_launcher.py,
+what every Kubeflow task runs), against the store the settings select, in
+the Airflow run's id. So resolvers, ExampleGen's span driver, the cache and
+the ML Metadata records are exactly those of a Beam run, and the two share
+one cache on one store.
+
+Why not TFX's AirflowDagRunner: it builds the whole pipeline whenever Airflow
+parses the file (importing TFX, ~25 s a parse on 2 cores, in the scheduler's
+parser and again in every task), and its legacy launcher records executions
+in a layout of its own. Settings come from the environment (`CFPB_<NAME>`),
+as for every runner; the compile command also takes them as flags.
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import datetime
+import hashlib
+import json
+import sys
 from pathlib import Path
+from typing import Dict, List, Optional, Sequence
 
-from tfx.orchestration.airflow.airflow_dag_runner import (AirflowDagRunner,
-                                                           AirflowPipelineConfig)
+from pipeline.configs import REPO_ROOT, PipelineConfig, is_remote
 
-from data import prepare
-from pipeline import metadata, pipeline
-from pipeline.configs import PipelineConfig, is_remote
+PREPARE_TASK_ID = "prepare_spans"
+INPUT_BASE_KEY = "input_base"  # tfx.types.standard_component_specs.INPUT_BASE_KEY
+# The code that defines the compiled graph: a change here needs a recompile.
+GRAPH_PACKAGES = ("pipeline", "components", "models")
+# Settings that do not reach the IR: read when Airflow parses or a task starts.
+RUN_TIME_SETTINGS = ("airflow_", "kubeflow_", "metadata_", "mysql_")
+
+
+def compiled_path(config: PipelineConfig) -> Path:
+    if config.airflow_compiled:
+        return Path(config.airflow_compiled)
+    return REPO_ROOT / "build" / f"{config.pipeline_name}.airflow.json"
+
+
+def fingerprint(config: PipelineConfig) -> Dict[str, str]:
+    """What the compiled IR depends on, each as a short digest (cheap: no TFX).
+
+    The schema file is hashed where it is local; a remote one is checked when
+    ImportSchemaGen's task starts (runners/node_launcher.py)."""
+    settings = {name: value for name, value in dataclasses.asdict(config).items()
+                if not name.startswith(RUN_TIME_SETTINGS)}
+    code = hashlib.sha256()
+    for package in GRAPH_PACKAGES:
+        for source in sorted((REPO_ROOT / package).glob("*.py")):
+            code.update(source.name.encode() + b"\0" + source.read_bytes())
+    digests = {
+        "settings": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest(),
+        "code": code.hexdigest(),
+    }
+    if not config.infer_schema and not is_remote(config.schema_path):
+        digests["schema"] = hashlib.sha256(Path(config.schema_path).read_bytes()).hexdigest()
+    return digests
+
+
+def compile_pipeline(config: PipelineConfig) -> Path:
+    """Compiles the graph to TFX IR and writes the file the DAG reads; returns its path."""
+    from tfx.dsl.compiler import compiler
+
+    from pipeline import pipeline
+    from runners import node_launcher
+
+    pipeline_ir = compiler.Compiler().compile(pipeline.create_pipeline(config))
+    nodes = [node.pipeline_node for node in pipeline_ir.nodes]
+    compiled = {
+        "fingerprint": fingerprint(config),
+        "nodes": {node.node_info.id: sorted(node.upstream_nodes) for node in nodes},
+        # ExampleGen: the nodes that read the data root, so wait for prepare_spans.
+        "data_readers": sorted(node.node_info.id for node in nodes
+                               if INPUT_BASE_KEY in node.parameters.parameters),
+        "pipeline_ir": node_launcher.encode_ir(pipeline_ir),
+    }
+    path = compiled_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(compiled, indent=1, sort_keys=True))
+    return path
+
+
+class StaleCompilation(RuntimeError):
+    """The compiled pipeline does not match the current settings or code."""
+
+
+def load_compiled(config: PipelineConfig) -> dict:
+    path = compiled_path(config)
+    recompile = "run `python runners/airflow_runner.py` with the same CFPB_* settings"
+    if not path.is_file():
+        raise StaleCompilation(f"no compiled pipeline at {path}: {recompile}")
+    compiled = json.loads(path.read_text())
+    current = fingerprint(config)
+    changed = sorted(k for k in current.keys() | compiled["fingerprint"].keys()
+                     if current.get(k) != compiled["fingerprint"].get(k))
+    if changed:
+        raise StaleCompilation(
+            f"{path} was compiled from other {' and '.join(changed)} than this environment "
+            f"has: {recompile}")
+    return compiled
 
 
 def airflow_dag_config(config: PipelineConfig) -> dict:
-    """Airflow's DAG arguments; the DAG id is set by TFX to the pipeline name."""
+    """Airflow's DAG arguments; the DAG id is the pipeline name."""
     return {
         "schedule": config.airflow_schedule,
         "start_date": datetime.datetime.strptime(config.airflow_start_date, "%Y-%m-%d"),
@@ -32,15 +128,71 @@ def airflow_dag_config(config: PipelineConfig) -> dict:
     }
 
 
+def prepare_spans() -> None:
+    """Lays out new bundled exports as spans (task `prepare_spans`)."""
+    from airflow.exceptions import AirflowFailException
+
+    from data import prepare
+
+    config = PipelineConfig.from_env()
+    try:
+        reports = prepare.prepare_all(Path(config.raw_data_dir), Path(config.data_root),
+                                      config.max_rows_per_span)
+    except prepare.PreparationError as error:
+        raise AirflowFailException(str(error)) from None  # bad data: retrying cannot help
+    for report in reports:
+        print(report.summary())
+
+
+def run_node(node_id: str, run_id: str) -> None:
+    """Runs one TFX node of the compiled pipeline in pipeline run `run_id`."""
+    from pipeline import metadata
+    from runners import node_launcher
+
+    from airflow.exceptions import AirflowFailException
+
+    config = PipelineConfig.from_env()
+    try:
+        compiled = load_compiled(config)
+    except StaleCompilation as error:
+        raise AirflowFailException(str(error)) from None  # a retry would fail the same way
+    node_launcher.launch(node_launcher.decode_ir(compiled["pipeline_ir"]), node_id, run_id,
+                         metadata.connection_config(config))
+
+
 def create_dag(config: PipelineConfig):
+    from airflow import DAG
+    from airflow.operators.python import PythonOperator
+
+    compiled = load_compiled(config)
+    dag = DAG(dag_id=config.pipeline_name, **airflow_dag_config(config))
+    tasks = {node_id: PythonOperator(task_id=node_id, python_callable=run_node, dag=dag,
+                                     op_kwargs={"node_id": node_id, "run_id": "{{ run_id }}"})
+             for node_id in compiled["nodes"]}
+    for node_id, upstream in compiled["nodes"].items():
+        for upstream_id in upstream:
+            tasks[upstream_id] >> tasks[node_id]
     if not is_remote(config.data_root):
-        # Local data: lay out the bundled exports as spans. Idempotent and
-        # cheap when nothing changed (Airflow re-parses this file often).
-        prepare.prepare_all(Path(config.raw_data_dir), Path(config.data_root),
-                            config.max_rows_per_span)
-    tfx_pipeline = pipeline.create_pipeline(config, metadata.connection_config(config))
-    return AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config(config))).run(tfx_pipeline)
+        prepare = PythonOperator(task_id=PREPARE_TASK_ID, python_callable=prepare_spans, dag=dag)
+        for node_id in compiled["data_readers"]:
+            prepare >> tasks[node_id]
+    return dag
 
 
-# Airflow discovers DAGs as module-level globals.
-DAG = create_dag(PipelineConfig.from_env())
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from pipeline import configs
+
+    parser = argparse.ArgumentParser(
+        prog="python runners/airflow_runner.py",
+        description="Compile the CFPB dispute pipeline for the Airflow DAG in "
+                    "runners/airflow_dag.py (Airflow then parses it without importing TFX).")
+    config, _ = configs.parse_args(parser, argv)
+    path = compile_pipeline(config)
+    compiled = json.loads(path.read_text())
+    print(f"Wrote {path}: {len(compiled['nodes'])} nodes; Airflow's DAG "
+          f"'{config.pipeline_name}' now runs them")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

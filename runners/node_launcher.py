@@ -1,6 +1,8 @@
 """Runs one node of the compiled TFX pipeline (its IR) against an ML Metadata store.
 
-Every Kubeflow task of the `oss` target runs this in the task image:
+Every Airflow task (runners/airflow_runner.py, in-process through `launch`)
+and every Kubeflow task of the `oss` target runs this; on Kubeflow, in the
+task image:
 
     python -m runners.node_launcher --pipeline-ir IR --node-id Trainer \\
         --run-id RUN --metadata-grpc metadata-grpc-service.kubeflow:8080 \\
@@ -91,6 +93,8 @@ def launch(pipeline_ir, node_id: str, run_id: str, connection_config,
     from tfx.orchestration.local import runner_utils
     from tfx.orchestration.portable import launcher, runtime_parameter_utils
 
+    from components import curated_schema
+
     if not run_id or _UNRESOLVED_PLACEHOLDER in run_id:
         raise ValueError(
             f"run id {run_id!r} was not resolved by the orchestrator: this KFP backend is "
@@ -100,6 +104,7 @@ def launch(pipeline_ir, node_id: str, run_id: str, connection_config,
     runtime_parameter_utils.substitute_runtime_parameter(pipeline_ir, bindings)
     deployment = runner_utils.extract_local_deployment_config(pipeline_ir)
     node = _node(pipeline_ir, node_id)
+    curated_schema.check_unchanged(node)
     launcher.Launcher(
         pipeline_node=node,
         mlmd_connection=metadata.Metadata(connection_config),

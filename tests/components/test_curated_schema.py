@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from tfx.types import standard_artifacts
 
 from components import curated_schema
@@ -28,3 +30,26 @@ def test_tfx_s_executor_still_copies_the_file(tmp_path):
     executor = component.executor_spec.executor_class()
     executor.Do({}, {"schema": [output]}, dict(component.exec_properties))
     assert (tmp_path / "out" / "schema.pbtxt").read_text() == schema.SCHEMA_PATH.read_text()
+
+
+def test_a_compiled_node_refuses_a_schema_file_edited_after_compiling(tmp_path):
+    """What the node launcher checks before each Airflow or Kubeflow task: the
+    compiled IR carries the file's hash from compile time, and the cache would
+    otherwise answer with the old schema."""
+    from tfx.dsl.compiler import compiler
+
+    from pipeline import pipeline
+    from tests.conftest import small_config
+
+    path = tmp_path / "schema.pbtxt"
+    path.write_text(schema.SCHEMA_PATH.read_text())
+    config = small_config(tmp_path, schema_path=str(path))
+    pipeline_ir = compiler.Compiler().compile(pipeline.create_pipeline(config))
+    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in pipeline_ir.nodes}
+
+    curated_schema.check_unchanged(nodes["ImportSchemaGen"])
+    path.write_text(path.read_text().replace('value: "Mortgage"',
+                                             'value: "Mortgage"\n  value: "Consumer Loan"'))
+    with pytest.raises(ValueError, match="changed after the pipeline was compiled"):
+        curated_schema.check_unchanged(nodes["ImportSchemaGen"])
+    curated_schema.check_unchanged(nodes["Trainer"])  # other nodes: nothing to check

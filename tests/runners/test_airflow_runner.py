@@ -1,5 +1,6 @@
 """The Airflow DAG under real Airflow 2.11 (temporary AIRFLOW_HOME, SQLite):
-import, graph, CLI listing, and a full `airflow dags test` run on a small sample."""
+compile, parse (no TFX, no data touched, stale compilations refused), graph,
+CLI listing, and a full `airflow dags test` run on a small sample."""
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import pipeline
+from runners import airflow_runner
 from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types, config_env,
                             small_config, sourced_env)
 
@@ -26,16 +28,62 @@ def airflow(tmp_path_factory):
     # The environment the README's commands use: scripts/airflow_env.sh.
     env = sourced_env("scripts/airflow_env.sh", {**os.environ, "AIRFLOW_HOME": str(home)})
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "runners")
-    env.update(config_env(config))
+    env.update(config_env(config), CFPB_AIRFLOW_COMPILED=str(home / "compiled.json"))
 
-    def run(*args, timeout=600):
-        result = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True,
-                                timeout=timeout)
+    def run(*args, timeout=600, **env_changes):
+        result = subprocess.run(args, env={**env, **env_changes}, cwd=REPO, capture_output=True,
+                                text=True, timeout=timeout)
         assert result.returncode == 0, f"{args}\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
         return result.stdout
 
     run(AIRFLOW, "db", "migrate")
+    run(sys.executable, "runners/airflow_runner.py")  # the README's compile step
     return config, run
+
+
+_PARSE = """
+import json, sys
+from pathlib import Path
+from airflow.models import DagBag
+bag = DagBag(include_examples=False)
+dag = bag.get_dag("cfpb-disputes")
+print(json.dumps({
+    "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "dag_ids": sorted(bag.dag_ids),
+    "heavy_imports": sorted(m for m in ("tensorflow", "tfx", "apache_beam") if m in sys.modules),
+    "data_root_exists": Path(sys.argv[1]).exists(),
+}))
+"""
+
+
+def _expected_tasks(config) -> set:
+    return set(pipeline.component_ids(pipeline.create_pipeline(config))) | {
+        airflow_runner.PREPARE_TASK_ID}
+
+
+def test_parsing_the_dag_imports_no_tfx_and_touches_no_data(airflow, tmp_path):
+    _, run = airflow
+    # A pipeline compiled for a data root nothing has prepared yet.
+    untouched = {"CFPB_DATA_ROOT": str(tmp_path / "spans"),
+                 "CFPB_AIRFLOW_COMPILED": str(tmp_path / "compiled.json")}
+    run(sys.executable, "runners/airflow_runner.py", **untouched)
+    parsed = json.loads(run(sys.executable, "-c", _PARSE, untouched["CFPB_DATA_ROOT"],
+                            **untouched).strip().splitlines()[-1])
+    assert parsed["import_errors"] == {}
+    assert parsed["dag_ids"] == ["cfpb-disputes"]
+    assert parsed["heavy_imports"] == []
+    assert parsed["data_root_exists"] is False  # spans are prepared by a task, not by parsing
+
+
+def test_a_dag_compiled_from_other_settings_is_refused_with_the_command_to_fix_it(airflow):
+    config, run = airflow
+    parsed = json.loads(run(sys.executable, "-c", _PARSE, config.data_root,
+                            CFPB_TRAIN_STEPS=str(config.train_steps + 1))
+                        .strip().splitlines()[-1])
+    (error,) = parsed["import_errors"].values()
+    assert "compiled from other settings" in error
+    assert "python runners/airflow_runner.py" in error
+    assert parsed["dag_ids"] == []
 
 
 def test_dag_imports_and_matches_the_pipeline_graph(airflow):
@@ -61,8 +109,10 @@ print(json.dumps({
     assert dag["dag_ids"] == ["cfpb-disputes"]
     assert dag["catchup"] is False
     assert dag["tags"] == ["cfpb", "tfx"]
-    assert set(dag["tasks"]) == set(pipeline.component_ids(expected))
-    assert {tuple(edge) for edge in dag["edges"]} == pipeline.component_edges(expected)
+    assert set(dag["tasks"]) == _expected_tasks(config)
+    # The TFX graph's edges, and ExampleGen waits for the spans to be prepared.
+    assert {tuple(edge) for edge in dag["edges"]} == pipeline.component_edges(expected) | {
+        (airflow_runner.PREPARE_TASK_ID, "CsvExampleGen")}
 
 
 def test_airflow_cli_lists_the_dag_and_its_tasks(airflow):
@@ -88,8 +138,7 @@ print(json.dumps({"state": dag_run.state,
                   "tasks": {ti.task_id: ti.state for ti in dag_run.get_task_instances()}}))
 """).strip().splitlines()[-1])
     assert recorded["state"] == "success"
-    assert recorded["tasks"] == {
-        task_id: "success" for task_id in pipeline.component_ids(pipeline.create_pipeline(config))}
+    assert recorded["tasks"] == {task_id: "success" for task_id in _expected_tasks(config)}
 
     executed = completed_component_types(config)
     assert set(EXECUTING_COMPONENTS) <= executed, executed

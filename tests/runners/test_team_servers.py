@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import pipeline, summary
+from runners import airflow_runner
 from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types, config_env,
                             config_flags, mysql_settings, small_config, sourced_env)
 
@@ -59,8 +60,11 @@ def airflow_run(servers, tmp_path_factory):
     config = small_config(home / "pipeline", **mysql_settings(servers, "mlmd_airflow"))
     env = sourced_env("scripts/airflow_env.sh", {**servers, "AIRFLOW_HOME": str(home / "airflow")})
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    env.update(config_env(config), AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False")
+    env.update(config_env(config), AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+               CFPB_AIRFLOW_COMPILED=str(home / "compiled.json"))
     subprocess.run(["airflow", "db", "migrate"], env=env, cwd=REPO, check=True,
+                   capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "runners/airflow_runner.py"], env=env, cwd=REPO, check=True,
                    capture_output=True, timeout=600)
 
     log = home / "scheduler.log"
@@ -98,7 +102,8 @@ def test_every_task_succeeded(airflow_run):
     config, tasks, state = airflow_run
     assert state == "success"
     assert {task: s for task, (s, _, _) in tasks.items()} == {
-        task: "success" for task in pipeline.component_ids(pipeline.create_pipeline(config))}
+        task: "success" for task in {*pipeline.component_ids(pipeline.create_pipeline(config)),
+                                     airflow_runner.PREPARE_TASK_ID}}
 
 
 def test_independent_components_ran_at_the_same_time(airflow_run):
