@@ -29,7 +29,7 @@ from tfx.proto import (example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb
                        transform_pb2)
 from tfx.types import Channel, standard_artifacts
 
-from components import curated_schema, idempotent_pusher, validation_gate
+from components import curated_schema, idempotent_pusher, model_baseline, validation_gate
 from pipeline import evaluation
 from pipeline.configs import PipelineConfig
 
@@ -68,6 +68,22 @@ def _example_gen(config: PipelineConfig,
             for name, buckets in SPLITS.items()])),
         range_config=range_config,
     )
+
+
+def _baseline_resolver(trainer: Trainer, project_resolvers: bool) -> Resolver:
+    """The model the Evaluator compares this run's model with: the latest
+    blessed model, or, when this run's model already is that model, what it
+    was judged against when blessed, so the Evaluator's cache answers instead
+    of comparing a model with itself (components/model_baseline.py). Vertex
+    compiles only TFX's own strategy (into a query of its own)."""
+    models = {"model": Channel(type=standard_artifacts.Model),
+              "model_blessing": Channel(type=standard_artifacts.ModelBlessing)}
+    if project_resolvers:
+        resolver = Resolver(strategy_class=model_baseline.BaselineModelStrategy,
+                            candidate=trainer.outputs["model"], **models)
+    else:
+        resolver = Resolver(strategy_class=LatestBlessedModelStrategy, **models)
+    return resolver.with_id(RESOLVER_ID)
 
 
 def create_components(config: PipelineConfig,
@@ -146,11 +162,8 @@ def create_components(config: PipelineConfig,
         custom_config={"batch_size": config.batch_size, "learning_rate": config.learning_rate,
                        "seed": config.seed},
     )
-    model_resolver = Resolver(
-        strategy_class=LatestBlessedModelStrategy,
-        model=Channel(type=standard_artifacts.Model),
-        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-    ).with_id(RESOLVER_ID) if config.compare_with_baseline else None
+    model_resolver = (_baseline_resolver(trainer, project_resolvers)
+                      if config.compare_with_baseline else None)
     evaluator = Evaluator(
         # Raw examples: the model's serving signature applies Transform itself,
         # so evaluation exercises the same path as serving. The eval rows of

@@ -1,0 +1,56 @@
+"""Which model the Evaluator compares the candidate with: a resolver strategy.
+
+TFX's LatestBlessedModelStrategy returns the latest blessed model. Once a
+model is blessed, the next run that trains the same model (nothing changed:
+the Trainer's cache answers) would compare it with itself; the Evaluator's
+inputs differ from the run that blessed it (baseline: itself, not what it
+was judged against), so TFX's cache misses and TFMA evaluates the model
+against itself, only to bless it again.
+
+This strategy also reads the candidate (this run's Trainer output): when the
+candidate is already the latest blessed model, it returns the baseline that
+blessing was judged against (none for a first model), so the Evaluator's
+inputs are those of that run and its cache answers with the same blessing.
+Any other candidate, an older blessed model rolled back to included, is
+judged against the latest blessed model, as with TFX's strategy.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from tfx import types
+from tfx.components.evaluator import constants
+from tfx.dsl.components.common import resolver
+
+CANDIDATE_KEY = "candidate"
+MODEL_KEY = "model"
+BLESSING_KEY = "model_blessing"
+
+
+def _blessings_by_model(blessings: List[types.Artifact]) -> Dict[int, types.Artifact]:
+    """Model id -> its newest positive blessing."""
+    blessed = sorted((b for b in blessings
+                      if b.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1),
+                     key=lambda b: b.id)
+    return {b.get_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): b
+            for b in blessed}
+
+
+class BaselineModelStrategy(resolver.ResolverStrategy):
+    """Resolves `model`/`model_blessing` to the candidate's baseline (module docstring)."""
+
+    def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
+                          ) -> Optional[Dict[str, List[types.Artifact]]]:
+        del store  # everything needed is in the input channels
+        candidates = input_dict[CANDIDATE_KEY]
+        models = {m.id: m for m in input_dict[MODEL_KEY]}
+        blessings = _blessings_by_model(input_dict[BLESSING_KEY])
+        blessed_ids = sorted(set(models) & set(blessings))
+        baseline_id = blessed_ids[-1] if blessed_ids else None  # the latest blessed model
+        if baseline_id is not None and candidates and candidates[0].id == baseline_id:
+            baseline_id = blessings[baseline_id].get_int_custom_property(
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)  # 0: judged on the floor alone
+        if baseline_id not in blessings or baseline_id not in models:
+            return {CANDIDATE_KEY: candidates, MODEL_KEY: [], BLESSING_KEY: []}
+        return {CANDIDATE_KEY: candidates, MODEL_KEY: [models[baseline_id]],
+                BLESSING_KEY: [blessings[baseline_id]]}
