@@ -148,6 +148,12 @@ def create_components(config: PipelineConfig,
         # Vocabularies and quantiles come from train only; eval/test must not
         # leak into them, but must be transformed for evaluation and benchmarks.
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
+        # Nothing reads TFDV statistics of the raw or transformed data here
+        # (StatisticsGen's are the validated ones) nor an analyzer cache:
+        # computing and writing them was a third of Transform's time (43 s ->
+        # 29 s on the 2015 export, same vocabularies and model).
+        disable_statistics=True,
+        disable_analyzer_cache=True,
     )
     # Order only, no artifact: a re-validated span must not invalidate
     # Transform's cache, but nothing trains until the gate has passed.
