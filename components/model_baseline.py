@@ -47,7 +47,11 @@ class BaselineModelStrategy(resolver.ResolverStrategy):
         blessings = _blessings_by_model(input_dict[BLESSING_KEY])
         blessed_ids = sorted(set(models) & set(blessings))
         baseline_id = blessed_ids[-1] if blessed_ids else None  # the latest blessed model
-        if baseline_id is not None and candidates and candidates[0].id == baseline_id:
+        # IR-based runners resolve exactly this run's model; TFX's legacy
+        # launcher (InteractiveContext) every model the Trainer wrote in the
+        # pipeline, of which the newest is this run's.
+        candidate_id = max((c.id for c in candidates), default=None)
+        if baseline_id is not None and candidate_id == baseline_id:
             baseline_id = blessings[baseline_id].get_int_custom_property(
                 constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)  # 0: judged on the floor alone
         if baseline_id not in blessings or baseline_id not in models:

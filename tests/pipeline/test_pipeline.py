@@ -26,6 +26,7 @@ EXPECTED_EDGES = {
     ("ImportSchemaGen", "Trainer"),
     (pipeline.WINDOW_RESOLVER_ID, "Evaluator"),
     ("Trainer", "Evaluator"),
+    ("Trainer", pipeline.RESOLVER_ID),  # the baseline depends on this run's model
     (pipeline.RESOLVER_ID, "Evaluator"),
     ("Trainer", "Pusher"),
     ("Evaluator", "Pusher"),

@@ -33,8 +33,10 @@ def _artifact(kind, uri: Path, **properties):
 def _transform(config, run, out: Path, tfx_defaults: bool) -> Path:
     (transform,) = [c for c in pipeline.create_components(config) if c.id == "Transform"]
     properties = dict(transform.exec_properties)
-    examples = run.nodes["CsvExampleGen"].artifact("examples")
-    schema = run.nodes["ImportSchemaGen"].artifact("schema")
+    examples = standard_artifacts.Examples()
+    examples.set_mlmd_artifact(run.nodes["CsvExampleGen"].artifact("examples"))
+    schema = standard_artifacts.Schema()
+    schema.set_mlmd_artifact(run.nodes["ImportSchemaGen"].artifact("schema"))
     outputs = {
         "transform_graph": [_artifact(standard_artifacts.TransformGraph, out / "graph")],
         "transformed_examples": [_artifact(standard_artifacts.Examples, out / "examples")],
@@ -56,11 +58,13 @@ def _files(root: Path, *parts: str) -> dict:
 
 
 def _records(split_dir: Path) -> list:
-    """The split's serialized examples, sorted (file sharding is not an output)."""
+    """The split's examples, canonically serialized and sorted (feature-map
+    order and file sharding are not outputs)."""
     import tensorflow as tf
     files = sorted(str(p) for p in split_dir.glob("*.gz"))
     assert files, split_dir
-    return sorted(r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+    return sorted(tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
+                  for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
 
 
 def test_the_faster_transform_settings_write_the_same_outputs(e2e, tmp_path):
