@@ -26,7 +26,9 @@ def test_bench_writes_every_section(tmp_path, capsys):
     # The second re-run is served from cache, read back from ML Metadata.
     assert re.search(r"\| Transform \| [\d.]+ \| [\d.]+ \(cached\) \|", text), text
     for batch in (1, 32, 256):
-        assert re.search(rf"\| serving_default \(tf.Example in\) \| {batch} \|", text)
+        for case in ("serving_default", "model only", r"parse \+ Transform only"):
+            assert re.search(rf"\| {case} \([^)]*\) \| {batch} \|", text), (case, batch)
+        assert re.search(rf"\| {batch} \| \d+\.\d\dx \| \d+% \|", text), batch
     # Every model on both test sets: the test split and the earlier span.
     for model in ("pipeline model", "majority class", "logistic regression", "gradient-boosted"):
         assert len(re.findall(rf"\| {model}[^|]*\| [\d,]+ \| 0\.\d{{3}} \|", text)) == 2, model
