@@ -41,6 +41,7 @@ class NodeRun:
     state: str
     seconds: float
     outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+    started: float = 0.0  # seconds since the epoch, as ML Metadata recorded it
 
     def artifact(self, key: str) -> Optional[metadata_store_pb2.Artifact]:
         artifacts = self.outputs.get(key) or []
@@ -213,7 +214,8 @@ def _node_runs(store, executions: Dict[str, object]) -> Dict[str, NodeRun]:
                 outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
         seconds = (execution.last_update_time_since_epoch
                    - execution.create_time_since_epoch) / 1000.0
-        runs[node_id] = NodeRun(node_id, _state(execution), seconds, outputs)
+        runs[node_id] = NodeRun(node_id, _state(execution), seconds, outputs,
+                                execution.create_time_since_epoch / 1000.0)
     return runs
 
 

@@ -1,0 +1,196 @@
+"""How the pipeline's cost grows with rows: a cold Beam run per size and Beam mode.
+
+    python -m bench.scale --rows 28000 280000 1000000     # writes docs/scale.md
+    python -m bench.scale --rows 5000 --modes in_memory --train-steps 50   # smoke
+
+The data: the real 2015 export (28,156 rows) resampled with replacement to N
+rows, each row a real complaint with a fresh Complaint ID (so no row is
+dropped as a duplicate of another span), written as an export file of the
+same format with the same header. Preparation then applies its usual rules
+(the "In progress" rows are excluded: ~10% of N). Value distributions are
+the export's; the model's AUC on such data means nothing (rows repeat), only
+the costs do.
+
+Each run is `python runners/beam_runner.py` in a fresh pipeline root, as a
+user runs it. Per component: wall time from ML Metadata, and the peak
+resident memory of the runner's process tree (the runner and any Beam
+worker processes), sampled every half second during that component. A run
+that fails or exceeds --timeout is reported as such: that is where this
+machine stops.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from data import prepare
+from pipeline.configs import REPO_ROOT, PipelineConfig
+
+SOURCE_EXPORT = prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz"
+COMPLAINT_ID = "Complaint ID"
+DEFAULT_OUTPUT = REPO_ROOT / "docs" / "scale.md"
+MODES = {
+    "in_memory": "--direct_running_mode=in_memory --direct_num_workers=1",
+    "multi_processing": "--direct_running_mode=multi_processing --direct_num_workers=2",
+}
+SAMPLE_SECONDS = 0.5
+
+
+def scaled_export(rows: int, out: Path, seed: int = 0, source: Path = SOURCE_EXPORT) -> Path:
+    """Writes `rows` rows resampled from `source` with fresh complaint ids (module docstring)."""
+    text, _ = prepare.decode(source.read_bytes(), source)
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    originals = list(reader)
+    id_column = header.index(COMPLAINT_ID)
+    rng = random.Random(seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(out, "wt", newline="", encoding="utf-8", compresslevel=1) as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for new_id in range(1, rows + 1):
+            row = list(rng.choice(originals))
+            row[id_column] = str(90_000_000 + new_id)  # beyond every real id
+            writer.writerow(row)
+    return out
+
+
+class _MemorySampler:
+    """Samples the resident memory of a process and its children, with timestamps."""
+
+    def __init__(self, pid: int):
+        import psutil
+        self._process = psutil.Process(pid)
+        self.samples: List[Tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        import psutil
+        while not self._stop.is_set():
+            try:
+                tree = [self._process] + self._process.children(recursive=True)
+                rss = sum(p.memory_info().rss for p in tree if p.is_running())
+                self.samples.append((time.time(), rss))
+            except psutil.Error:
+                pass
+            self._stop.wait(SAMPLE_SECONDS)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
+        return max((rss for t, rss in self.samples if start <= t <= end), default=0)
+
+
+def run_once(rows: int, mode: str, export: Path, work: Path, train_steps: int,
+             timeout: float) -> dict:
+    """One cold run; its wall time, per-component seconds and peak memory, or its failure."""
+    from pipeline import summary
+    root = work / f"{rows}-{mode}"
+    shutil.rmtree(root, ignore_errors=True)
+    config = PipelineConfig(raw_data_dir=str(export.parent), data_root=str(root / "spans"),
+                            pipeline_root=str(root / "pipeline_root"),
+                            metadata_path=str(root / "metadata.sqlite"),
+                            serving_model_dir=str(root / "serving_model"),
+                            train_steps=train_steps, beam_pipeline_args=MODES[mode].split())
+    flags = [f"--raw-data-dir={config.raw_data_dir}", f"--data-root={config.data_root}",
+             f"--pipeline-root={config.pipeline_root}", f"--metadata-path={config.metadata_path}",
+             f"--serving-model-dir={config.serving_model_dir}", f"--train-steps={train_steps}",
+             f"--beam-pipeline-args={MODES[mode]}"]
+    log = root / "run.log"
+    root.mkdir(parents=True)
+    print(f"[scale] {rows:,} rows, {mode}: log {log}", flush=True)
+    started = time.monotonic()
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"),
+                                    *flags], stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        sampler = _MemorySampler(process.pid)
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            code = None
+        finally:
+            sampler.stop()
+    result = {"rows": rows, "mode": mode, "wall": time.monotonic() - started,
+              "peak": sampler.peak(), "code": code, "log": log, "nodes": {}}
+    try:
+        run = summary.run_summary(config)
+    except Exception:  # no store or no run: the failure is in the log
+        return result
+    for node in run.nodes.values():
+        result["nodes"][node.node_id] = (node.seconds, node.state, sampler.peak(
+            node.started, node.started + node.seconds + SAMPLE_SECONDS))
+    result["split_rows"] = dict(run.split_rows)
+    result["anomalies"] = dict(run.anomalies)
+    return result
+
+
+_HEAVY = ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
+
+
+def render(results: List[dict], command: str, machine: str) -> str:
+    lines = ["# Scale", "", f"Written by `{command}` on {time.strftime('%Y-%m-%d')}.",
+             f"Machine: {machine}.", "",
+             "Data: the 2015 export resampled with replacement to N rows with fresh complaint "
+             "ids (bench/scale.py); ~10% are then excluded as open complaints. Wall times in "
+             "seconds; memory is the peak resident set of the runner and its Beam workers "
+             "while the component ran.", "",
+             "| rows | Beam mode | outcome | train rows | wall (s) | peak memory (GiB) | "
+             + " | ".join(f"{n} s / GiB" for n in _HEAVY) + " |",
+             "| ---: | --- | --- | ---: | ---: | ---: | "
+             + " | ".join("---:" for _ in _HEAVY) + " |"]
+    for r in results:
+        outcome = ("ok" if r["code"] == 0 else "timed out" if r["code"] is None
+                   else f"failed (exit {r['code']})")
+        cells = []
+        for name in _HEAVY:
+            seconds, state, peak = r["nodes"].get(name, (None, None, 0))
+            cells.append("-" if seconds is None else f"{seconds:.0f} / {peak / 2**30:.1f}")
+        train_rows = r.get("split_rows", {}).get("train")
+        lines.append(f"| {r['rows']:,} | {r['mode']} | {outcome} | "
+                     f"{'-' if train_rows is None else format(train_rows, ',')} | {r['wall']:.0f} | "
+                     f"{r['peak'] / 2**30:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[28_000, 280_000, 1_000_000])
+    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=sorted(MODES))
+    parser.add_argument("--train-steps", type=int, default=PipelineConfig().train_steps)
+    parser.add_argument("--timeout", type=float, default=3600,
+                        help="seconds before a run counts as beyond this machine")
+    parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "build" / "scale")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+
+    from bench.run import command_line, machine, publish
+    results = []
+    for rows in args.rows:
+        export = scaled_export(rows, args.work_dir / f"raw-{rows}" / f"complaints_scaled_{rows}.csv.gz")
+        for mode in args.modes:
+            results.append(run_once(rows, mode, export, args.work_dir, args.train_steps,
+                                    args.timeout))
+            print(render(results[-1:], "", ""), flush=True)
+    publish(render(results, command_line("bench.scale", argv), machine()), args.output, "scale")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
