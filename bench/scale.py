@@ -187,8 +187,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for mode in args.modes:
             results.append(run_once(rows, mode, export, args.work_dir, args.train_steps,
                                     args.timeout))
-            print(render(results[-1:], "", ""), flush=True)
-    publish(render(results, command_line("bench.scale", argv), machine()), args.output, "scale")
+            # After every run: a long curve stopped half-way keeps what it measured.
+            publish(render(results, command_line("bench.scale", argv), machine()),
+                    args.output, "scale")
     return 0
 
 
