@@ -333,7 +333,10 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
     if pushed is not None and pushed.custom_properties["pushed"].int_value:
         pushed_path = pushed.custom_properties["pushed_destination"].string_value
         pushed_version = pushed.custom_properties["pushed_version"].string_value
-        reused = bool(pushed.custom_properties[REUSED_VERSION_KEY].int_value)
+        # A cached Pusher's output is the push of the run that made it: this
+        # run pushed nothing new either.
+        reused = (bool(pushed.custom_properties[REUSED_VERSION_KEY].int_value)
+                  or ("Pusher" in nodes and nodes["Pusher"].state == "cached"))
 
     return RunSummary(
         run_id=run_id,

@@ -1,9 +1,9 @@
 """New real exports flowing in, one run each, through the Beam runner:
 
 1. a January-February 2015 export arrives (span 20150228) and trains;
-2. after one re-run (validation and the Evaluator re-run once, now with
-   baselines), the older 2014 export is added (a backfill): no existing span
-   changes and the next run is fully cached;
+2. after one re-run (validation re-runs once, now with a drift baseline; the
+   Evaluator's cache answers), the older 2014 export is added (a backfill):
+   no existing span changes and the next run is fully cached;
 3. a small March month of a few hundred real rows arrives (span 20150319):
    the run trains on the window (20150319 and 20150228) and the Evaluator
    judges on both spans' eval rows, against run 1's model;
@@ -78,11 +78,14 @@ def scenario(tmp_path_factory):
     write_csv(raw / "complaints_2015-01_2015-02.csv", header,
            [r for day, r in dated if day and day <= "2015-02-28"])
     steps["first"] = _run(config)
+    steps["first_summary"] = summary.run_summary(config)
     steps["first_history"] = run_history.history(_connection(config), config.pipeline_name)
-    # Nothing new: validation and the Evaluator re-run once against the
-    # baselines run 1 left (its statistics, its model); from now on the
+    # Nothing new: validation re-runs once against the statistics run 1 left;
+    # the Evaluator's cache answers (run 1's model is judged against what it
+    # was blessed against, components/model_baseline.py). From now on the
     # unchanged span is cached.
     steps["steady"] = _run(config)
+    steps["steady_summary"] = summary.run_summary(config)
 
     jan_feb_files = _span_files(config, JAN_FEB)
     served = tree_digest(Path(config.serving_model_dir))
@@ -140,6 +143,17 @@ def test_the_first_export_trains_on_its_own_span(scenario):
     assert f"span {JAN_FEB} <- complaints_2015-01_2015-02.csv" in output
     [run] = steps["first_history"]
     assert (run.span, run.window) == (JAN_FEB, [JAN_FEB])
+
+
+def test_the_re_run_after_a_blessing_is_answered_by_the_evaluator_s_cache(scenario):
+    _, steps = scenario
+    run = steps["steady_summary"]
+    states = {node: node_run.state for node, node_run in run.nodes.items()}
+    assert states["Trainer"] == states["Evaluator"] == states["Pusher"] == "cached", states
+    first = steps["first_summary"]
+    assert first.blessed and first.pushed_version
+    # Run 1's blessing and pushed version, read back: nothing new was pushed.
+    assert run.blessed and run.pushed_version == first.pushed_version
 
 
 def test_a_backfill_changes_no_span_and_the_next_run_is_fully_cached(scenario):

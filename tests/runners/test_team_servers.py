@@ -132,8 +132,8 @@ def test_a_model_was_pushed(airflow_run):
 
 def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_path):
     """Two Beam runner processes against one MySQL store: the second reuses the
-    first one's outputs. (It re-validates and re-evaluates, because the
-    resolvers now find the first run's statistics and blessed model.)"""
+    first one's outputs. (It re-validates, because the drift resolver now
+    finds the first run's statistics.)"""
     config = small_config(tmp_path, **mysql_settings(servers, "mlmd_beam"))
     env = {**servers, "CFPB_MYSQL_DATABASE": config.mysql_database}
     for _ in range(2):
@@ -145,7 +145,7 @@ def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_pat
     second = summary.run_summary(config)
     states = {node_id: node.state for node_id, node in second.nodes.items()}
     for component in ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                      "Transform", "Trainer"):
+                      "Transform", "Trainer", "Evaluator", "Pusher"):
         assert states[component] == "cached", states
     assert second.push_reused_version  # pushed nothing new
     assert len(list((Path(config.serving_model_dir) / config.model_name).iterdir())) == 1
