@@ -38,8 +38,10 @@ def _config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
                           **overrides)
 
 
-def _flags(config: PipelineConfig) -> List[str]:
-    flags = [f"--data-root={config.data_root}", f"--pipeline-root={config.pipeline_root}",
+def runner_flags(config: PipelineConfig) -> List[str]:
+    """The Beam runner command line for a benchmark's config."""
+    flags = [f"--raw-data-dir={config.raw_data_dir}",
+             f"--data-root={config.data_root}", f"--pipeline-root={config.pipeline_root}",
              f"--metadata-path={config.metadata_path}",
              f"--serving-model-dir={config.serving_model_dir}",
              f"--train-steps={config.train_steps}",
@@ -57,7 +59,7 @@ def _run_pipeline(config: PipelineConfig, label: str, log_dir: Path) -> dict:
     started = time.monotonic()
     with open(log, "w") as out:
         code = subprocess.run([sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"),
-                               *_flags(config)], stdout=out, stderr=subprocess.STDOUT,
+                               *runner_flags(config)], stdout=out, stderr=subprocess.STDOUT,
                               cwd=REPO_ROOT).returncode
     wall = time.monotonic() - started
     if code != 0:

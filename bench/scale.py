@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from bench.run import command_line, machine, publish, runner_flags
 from data import prepare
 from pipeline.configs import REPO_ROOT, PipelineConfig
 
@@ -106,17 +107,14 @@ def run_once(rows: int, mode: str, export: Path, work: Path, train_steps: int,
                             metadata_path=str(root / "metadata.sqlite"),
                             serving_model_dir=str(root / "serving_model"),
                             train_steps=train_steps, beam_pipeline_args=MODES[mode].split())
-    flags = [f"--raw-data-dir={config.raw_data_dir}", f"--data-root={config.data_root}",
-             f"--pipeline-root={config.pipeline_root}", f"--metadata-path={config.metadata_path}",
-             f"--serving-model-dir={config.serving_model_dir}", f"--train-steps={train_steps}",
-             f"--beam-pipeline-args={MODES[mode]}"]
     log = root / "run.log"
     root.mkdir(parents=True)
     print(f"[scale] {rows:,} rows, {mode}: log {log}", flush=True)
     started = time.monotonic()
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"),
-                                    *flags], stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        process = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"), *runner_flags(config)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
         sampler = _MemorySampler(process.pid)
         try:
             code = process.wait(timeout=timeout)
@@ -180,7 +178,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
-    from bench.run import command_line, machine, publish
     results = []
     for rows in args.rows:
         export = scaled_export(rows, args.work_dir / f"raw-{rows}" / f"complaints_scaled_{rows}.csv.gz")
