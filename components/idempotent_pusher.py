@@ -4,10 +4,14 @@ After the first model is blessed, the next run's Resolver returns that model as
 the baseline, so Evaluator's inputs change and it re-evaluates even when the
 Trainer was served from cache. TFX's Pusher would then copy the identical model
 into a new version folder, and TF Serving would load a "new" version that is
-the old one. This executor first looks for a version folder holding the same
-SavedModel (same `fingerprint.pb`, which hashes the graph, signatures and
-checkpoint) and, if there is one, records that version as the push instead of
-copying.
+the old one. This executor first looks at the newest version folder and, if it
+holds the same SavedModel (same `fingerprint.pb`, which hashes the graph,
+signatures and checkpoint), records that version as the push instead of copying.
+
+Only the newest version counts as "already served": TF Serving serves the
+highest version number, so an older model blessed again (a rollback whose
+Trainer answered from cache) must be copied into a new, higher version, or the
+rollback would silently leave the newer model in service.
 """
 from __future__ import annotations
 
@@ -34,16 +38,24 @@ def _read(path: str) -> Optional[bytes]:
         return f.read()
 
 
-def find_identical_version(model_path: str, base_directory: str) -> Optional[Tuple[str, str]]:
-    """(version, path) of an already pushed copy of the model, if any."""
-    fingerprint = _read(os.path.join(model_path, FINGERPRINT_FILE))
-    if fingerprint is None or not fileio.isdir(base_directory):
+def newest_version(base_directory: str) -> Optional[str]:
+    """The version TF Serving serves: the highest numeric folder name."""
+    if not fileio.isdir(base_directory):
         return None
-    for version in sorted(fileio.listdir(base_directory), reverse=True):
-        version = version.rstrip("/")
-        path = os.path.join(base_directory, version)
-        if version.isdigit() and _read(os.path.join(path, FINGERPRINT_FILE)) == fingerprint:
-            return version, path
+    versions = [name.rstrip("/") for name in fileio.listdir(base_directory)]
+    numeric = [int(v) for v in versions if v.isdigit()]
+    return str(max(numeric)) if numeric else None
+
+
+def find_identical_version(model_path: str, base_directory: str) -> Optional[Tuple[str, str]]:
+    """(version, path) of the served version if it already is this model."""
+    fingerprint = _read(os.path.join(model_path, FINGERPRINT_FILE))
+    version = newest_version(base_directory)
+    if fingerprint is None or version is None:
+        return None
+    path = os.path.join(base_directory, version)
+    if _read(os.path.join(path, FINGERPRINT_FILE)) == fingerprint:
+        return version, path
     return None
 
 

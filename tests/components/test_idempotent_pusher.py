@@ -40,3 +40,65 @@ def test_a_different_model_is_not_mistaken_for_a_pushed_one(tmp_path):
 def test_nothing_pushed_yet(tmp_path):
     model = _saved_model(tmp_path / "model", 2.0)
     assert idempotent_pusher.find_identical_version(str(model), str(tmp_path / "none")) is None
+
+
+def test_only_the_served_version_counts_as_already_pushed(tmp_path):
+    # Version folders sort as numbers (TF Serving serves the highest), not as text.
+    serving = tmp_path / "serving"
+    shutil.copytree(_saved_model(tmp_path / "served", 2.0), serving / "10")
+    older = _saved_model(tmp_path / "older", 3.0)
+    shutil.copytree(older, serving / "9")
+
+    assert idempotent_pusher.newest_version(str(serving)) == "10"
+    assert idempotent_pusher.find_identical_version(str(older), str(serving)) is None
+
+
+def _push(tmp_path, model_dir, serving, name):
+    """Runs the real executor on a blessed Model artifact, as the Pusher node does."""
+    from tfx.proto import pusher_pb2
+    from tfx.types import standard_artifacts, standard_component_specs as keys
+    from tfx.utils import proto_utils
+
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / name / "model")
+    shutil.copytree(model_dir, tmp_path / name / "model" / "Format-Serving")
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / name / "blessing")
+    blessing.set_int_custom_property("blessed", 1)
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / name / "pushed")
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving)))
+    idempotent_pusher.Executor().Do(
+        {keys.MODEL_KEY: [model], keys.MODEL_BLESSING_KEY: [blessing]},
+        {keys.PUSHED_MODEL_KEY: [pushed]},
+        {keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination),
+         keys.CUSTOM_CONFIG_KEY: "null"})
+    return pushed
+
+
+def test_a_rolled_back_model_is_pushed_as_a_new_served_version(tmp_path):
+    old, new = _saved_model(tmp_path / "old", 2.0), _saved_model(tmp_path / "new", 3.0)
+    serving = tmp_path / "serving"
+    shutil.copytree(old, serving / "1700000000")
+    shutil.copytree(new, serving / "1700000100")
+
+    pushed = _push(tmp_path, old, serving, "rollback")
+
+    version = pushed.get_string_custom_property("pushed_version")
+    assert int(version) > 1700000100
+    assert idempotent_pusher.newest_version(str(serving)) == version
+    assert not pushed.get_int_custom_property(idempotent_pusher.REUSED_VERSION_KEY)
+    assert (serving / version / "fingerprint.pb").read_bytes() == (old / "fingerprint.pb").read_bytes()
+
+
+def test_the_served_model_blessed_again_is_not_copied(tmp_path):
+    model = _saved_model(tmp_path / "model", 2.0)
+    serving = tmp_path / "serving"
+    shutil.copytree(model, serving / "1700000000")
+
+    pushed = _push(tmp_path, model, serving, "again")
+
+    assert pushed.get_string_custom_property("pushed_version") == "1700000000"
+    assert pushed.get_int_custom_property(idempotent_pusher.REUSED_VERSION_KEY) == 1
+    assert sorted(p.name for p in serving.iterdir()) == ["1700000000"]
