@@ -1,6 +1,6 @@
 """The feature spec: every feature the model uses, named once.
 
-Transform's `preprocessing_fn`, the Keras model's inputs and both serving
+Transform's `preprocessing_fn`, the Keras model's inputs and the serving
 signatures read these definitions, so adding or resizing a feature is a change
 here and nowhere else.
 

@@ -7,13 +7,19 @@ send raw values and never re-implement preprocessing:
   `dispute_probability`: TF Serving's predict API, and what TFMA's Evaluator
   sends;
 - `serving_raw` takes one string/int tensor per raw feature, which is what a
-  JSON client sends to TF Serving's REST predict API. An empty string (or 0 for
-  a ZIP code) means "not given", like an empty cell in the CSV;
+  JSON client sends to TF Serving's REST predict API;
 - `classification` and `regression` have the shapes TF Serving's classify and
   regress APIs require (one serialized-`tf.Example` input named `inputs`;
   `classes` + `scores`, or `outputs`), as TF Estimator exported for binary
   classifiers. TF2 saves every signature with the predict method name; TF
   Serving accepts that unless it runs with `--enable_signature_method_name_check`.
+
+Missing values follow the data contract (data/schema.py) in every signature:
+the schema's required values (product, company_response, timely_response)
+must be given and non-empty, or the request is refused with the feature's
+name (the model never saw them missing, so an answer would be a guess); the
+other features may be left out of a tf.Example or sent as '' (0 for a ZIP
+code) to serving_raw, and then mean "not given", like an empty CSV cell.
 """
 from __future__ import annotations
 
@@ -39,6 +45,19 @@ def raw_feature_spec(tf_transform_output: tft.TFTransformOutput) -> Dict[str, tf
     return {name: spec[name] for name in features.FEATURE_NAMES}
 
 
+def _required_checks(raw_features: Dict[str, tf.Tensor], spec) -> list:
+    """Refuses an empty required value (parse_example already refuses an absent one).
+
+    Transform's raw feature spec has a FixedLenFeature exactly where the schema
+    requires a value in every row.
+    """
+    return [tf.debugging.assert_greater(
+                tf.strings.length(raw_features[name]), 0,
+                message=f"{name} is required: every complaint must give it (data/schema.py)")
+            for name, feature_spec in spec.items()
+            if isinstance(feature_spec, tf.io.FixedLenFeature) and feature_spec.dtype == tf.string]
+
+
 def _as_transform_input(value: tf.Tensor, spec) -> tf.Tensor:
     """Turns a dense [batch] tensor into what the Transform graph expects."""
     column = tf.expand_dims(value, -1)
@@ -55,10 +74,11 @@ def serving_signatures(model: tf.keras.Model,
     spec = raw_feature_spec(tf_transform_output)
 
     def predict(raw_features):
-        transformed = model.tft_layer(raw_features)
-        model_inputs = {features.transformed_name(name): transformed[features.transformed_name(name)]
-                        for name in features.FEATURE_NAMES}
-        return {PREDICTION_KEY: model(model_inputs)}
+        with tf.control_dependencies(_required_checks(raw_features, spec)):
+            transformed = model.tft_layer(raw_features)
+            model_inputs = {features.transformed_name(name): transformed[features.transformed_name(name)]
+                            for name in features.FEATURE_NAMES}
+            return {PREDICTION_KEY: tf.identity(model(model_inputs))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_tf_examples(examples):

@@ -6,8 +6,11 @@
     python -m serving.client --api metadata
 
 A complaint is a JSON object of raw fields (a file may hold one object or a
-list); fields left out count as missing, like empty CSV cells. Other columns of
-the prepared CSV (the label, dates) are ignored; unknown names are an error.
+list). product, company_response and timely_response must be given (the
+schema requires them in every complaint, and every signature refuses a
+complaint without them); other fields left out or empty count as missing, like
+empty CSV cells. Other columns of the prepared CSV (the label, dates) are
+ignored; unknown names are an error.
 Prints each complaint's dispute probability and the model version that
 answered. Exit status: 0 answered, 1 the server failed or refused, 2 bad input.
 """
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
-from data import prepare
+from data import prepare, schema
 from models import features
 from models.signature_names import CLASSIFICATION_SIGNATURE, PREDICTION_KEY, RAW_SIGNATURE
 from pipeline.configs import PipelineConfig
@@ -30,6 +33,7 @@ from serving import urls
 
 POSITIVE_CLASS = features.LABEL_CLASSES[1]
 INTEGER_FEATURES = ("zip_code",)
+REQUIRED_FEATURES = tuple(n for n in features.FEATURE_NAMES if n in schema.REQUIRED_VALUES)
 
 Complaint = Dict[str, Union[str, int]]
 
@@ -69,6 +73,10 @@ def normalize(raw: dict) -> Complaint:
             complaint[name] = value
         else:
             raise InputError(f"{name} must be a string, got {value!r}")
+    missing = [name for name in REQUIRED_FEATURES if name not in complaint]
+    if missing:
+        raise InputError(f"{', '.join(missing)} must be given: the schema requires "
+                         f"{', '.join(REQUIRED_FEATURES)} in every complaint")
     return complaint
 
 
@@ -209,6 +217,14 @@ def _scalar(value) -> float:
     return float(value)
 
 
+def _numbered(check, number: int, raw, count: int) -> Complaint:
+    """Names the complaint in an InputError when a file holds several."""
+    try:
+        return check(raw)
+    except InputError as error:
+        raise InputError(f"complaint {number}: {error}" if count > 1 else str(error)) from None
+
+
 def read_complaints(path: Path) -> List[dict]:
     try:
         loaded = json.loads(Path(path).read_text())
@@ -239,7 +255,8 @@ def _parser(config: PipelineConfig) -> argparse.ArgumentParser:
     complaint.add_argument("--input", type=Path, help="JSON object or list of objects")
     for name in features.FEATURE_NAMES:
         complaint.add_argument(f"--{name.replace('_', '-')}", dest=name,
-                               type=int if name in INTEGER_FEATURES else str)
+                               type=int if name in INTEGER_FEATURES else str,
+                               help="required" if name in REQUIRED_FEATURES else None)
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     return parser
 
@@ -257,7 +274,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not raw or raw == [{}]:
                 raise InputError("no complaint given: use --input FILE or field flags "
                                  "(see --help)")
-        complaints = [normalize(c) for c in raw]
+        complaints = [_numbered(normalize, i, c, len(raw)) for i, c in enumerate(raw, 1)]
         client_class = RestClient if args.protocol == "rest" else GrpcClient
         port = args.rest_port if args.protocol == "rest" else args.grpc_port
         client = client_class(args.host, port, args.model_name, args.version, args.label,

@@ -43,6 +43,26 @@ _GRPC_CODES = {"NOT_FOUND": grpc.StatusCode.NOT_FOUND,
 _HTTP_CODES = {"NOT_FOUND": 404, "INVALID_ARGUMENT": 400}
 
 
+def runtime_status_message(error) -> str:
+    """The error text TF Serving sends for a failed model call: the TF runtime's
+    status message (e.g. "assertion failed: [...]\n\t [[{{node ...}}]]", or
+    parse_example's "Feature: product ... is required but could not be found"),
+    without what TF's Python layer adds around it: the "Graph execution error:"
+    header with the op's Python stack, and the trailing " [Op:...]". (TF Serving's
+    REST reply quoted in tensorflow/tfx#2245: {"error": "Name: <unknown>, Feature:
+    AA (data type: string) is required but could not be found.\n\t [[{{node
+    ParseExample/ParseExampleV2}}]]"}.)"""
+    lines = error.message.splitlines()
+    if lines and lines[0] == "Graph execution error:":
+        start = next((i for i, line in enumerate(lines) if line.endswith("(most recent call last):")),
+                     0) + 1
+        while start < len(lines) and (lines[start].startswith(" ")
+                                      or lines[start] == "<stack traces unavailable>"):
+            start += 1
+        lines = lines[start:]
+    return re.sub(r" \[Op:[^\]]*\]$", "", "\n".join(lines))
+
+
 class ServingStatus(Exception):
     """An error with the status TF Serving would return."""
 
@@ -109,7 +129,9 @@ class ServedModel:
         try:
             with self._lock:
                 outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
-        except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:
+        except tf.errors.InvalidArgumentError as error:
+            raise ServingStatus("INVALID_ARGUMENT", runtime_status_message(error))
+        except (TypeError, ValueError) as error:
             raise ServingStatus("INVALID_ARGUMENT", str(error).splitlines()[0])
         return {k: v.numpy() for k, v in outputs.items()}
 

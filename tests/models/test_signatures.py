@@ -1,4 +1,4 @@
-"""Both serving signatures of the pushed model, on raw complaints (end to end)."""
+"""The four serving signatures of the pushed model, on raw complaints (end to end)."""
 import csv
 from pathlib import Path
 
@@ -101,3 +101,47 @@ def test_predictions_depend_on_the_input(pushed, complaints):
     probabilities = pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors(complaints))[
         signature_names.PREDICTION_KEY].numpy().ravel()
     assert len(set(np.round(probabilities, 6))) > 1
+
+
+REQUIRED = ("product", "company_response", "timely_response")
+EXAMPLE_SIGNATURES = (("serving_default", "examples"),
+                      (signature_names.CLASSIFICATION_SIGNATURE, "inputs"),
+                      (signature_names.REGRESSION_SIGNATURE, "inputs"))
+
+
+def test_the_required_features_are_the_schemas(pushed):
+    from data import schema
+    assert REQUIRED == tuple(n for n in features.FEATURE_NAMES if n in schema.REQUIRED_VALUES)
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_every_signature_refuses_a_complaint_without_a_required_value(pushed, complaints, name):
+    # The same missing-value rule on every signature: left out of a tf.Example
+    # (as CsvExampleGen writes an empty cell) or sent empty, a required value
+    # is refused with its name, never answered as an out-of-vocabulary guess.
+    left_out = dict(complaints[0], **{name: ""})
+    for signature, argument in EXAMPLE_SIGNATURES:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=name):
+            pushed.signatures[signature](**{argument: tf.constant([_example(left_out)])})
+    sent_empty = tf.train.Example.FromString(_example(complaints[0]))
+    sent_empty.features.feature[name].bytes_list.value[0] = b""
+    for signature, argument in EXAMPLE_SIGNATURES:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"{name} is required"):
+            pushed.signatures[signature](**{argument: tf.constant([sent_empty.SerializeToString()])})
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{name} is required"):
+        pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors([left_out]))
+
+
+def test_every_signature_answers_a_complaint_without_its_optional_values(pushed, complaints):
+    sparse = dict(complaints[0], **{n: "" for n in features.FEATURE_NAMES if n not in REQUIRED})
+    answers = [pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors([sparse]))[
+        signature_names.PREDICTION_KEY].numpy().item()]
+    outputs = {"serving_default": signature_names.PREDICTION_KEY,
+               signature_names.REGRESSION_SIGNATURE: signature_names.REGRESS_OUTPUTS}
+    for signature, argument in EXAMPLE_SIGNATURES:
+        result = pushed.signatures[signature](**{argument: tf.constant([_example(sparse)])})
+        answers.append(result[signature_names.CLASSIFY_SCORES].numpy()[0, 1]
+                       if signature == signature_names.CLASSIFICATION_SIGNATURE
+                       else result[outputs[signature]].numpy().item())
+    np.testing.assert_allclose(answers, answers[0], rtol=1e-5)
+    assert 0 < answers[0] < 1

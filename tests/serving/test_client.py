@@ -107,9 +107,46 @@ def test_metadata_lists_the_signatures(served, capsys, protocol):
 
 def test_complaint_from_flags(served, capsys):
     code, out, err = _run(served, capsys, "--product", "Mortgage", "--state", "CA",
-                          "--zip-code", "94110")
+                          "--zip-code", "94110", "--company-response", "Closed with explanation",
+                          "--timely-response", "Yes")
     assert code == 0, err
     assert "complaint 1: dispute probability 0." in out
+
+
+INCOMPLETE = {"product": "Mortgage", "state": "CA", "zip_code": 94110}
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+@pytest.mark.parametrize("api", ["predict", "classify"])
+def test_an_incomplete_complaint_is_refused_the_same_way_by_every_api(served, capsys, protocol,
+                                                                        api):
+    # The client refuses it before sending...
+    code, out, err = _run(served, capsys, "--product", "Mortgage", "--state", "CA",
+                          "--protocol", protocol, "--api", api)
+    assert code == 2 and out == ""
+    assert "company_response, timely_response must be given" in err
+    # ...and the model refuses it from a client that skips that check.
+    server, _ = served
+    client_class = client.RestClient if protocol == "rest" else client.GrpcClient
+    port = server.rest_port if protocol == "rest" else server.grpc_port
+    with pytest.raises(client.ServingError, match="company_response"):
+        getattr(client_class("127.0.0.1", port, "cfpb_disputes"), api)([INCOMPLETE])
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+@pytest.mark.parametrize("api", ["predict", "classify"])
+def test_optional_fields_may_be_missing_on_every_api(served, capsys, protocol, api):
+    required_only = {"product": "Mortgage", "company_response": "Closed with explanation",
+                     "timely_response": "Yes"}
+    answers = []
+    for complaint in (required_only, {**required_only, "sub_product": "", "state": ""}):
+        server, _ = served
+        client_class = client.RestClient if protocol == "rest" else client.GrpcClient
+        port = server.rest_port if protocol == "rest" else server.grpc_port
+        answers.append(getattr(client_class("127.0.0.1", port, "cfpb_disputes"), api)(
+            [client.normalize(complaint)]).probabilities)
+    assert answers[0] == answers[1]
+    assert 0 < answers[0][0] < 1
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
@@ -146,7 +183,11 @@ def test_server_down_is_reported(input_file, capsys, protocol):
 @pytest.mark.parametrize("complaint, message", [
     ({"product": "Mortgage", "zip_code": "9411O"}, "zip_code must be a number"),
     ({"product": "Mortgage", "colour": "red"}, "unknown field(s) colour"),
+    ([{"product": "Mortgage", "company_response": "In progress", "timely_response": "Yes"},
+      {"product": "Mortgage"}], "complaint 2: company_response, timely_response must be given"),
     ({"product": ["Mortgage"]}, "product must be a string"),
+    ({"product": "Mortgage", "company_response": "", "timely_response": "Yes"},
+     "company_response must be given"),
 ])
 def test_bad_input_is_refused_before_sending(tmp_path, capsys, complaint, message):
     path = tmp_path / "bad.json"
