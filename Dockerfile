@@ -14,7 +14,7 @@ ENV PYTHONUNBUFFERED=1 \
     TF_USE_LEGACY_KERAS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-WORKDIR /pipeline
+WORKDIR /src
 COPY requirements-task.lock ./
 # The lock is complete, so pip installs it as it is, without resolving.
 RUN pip install --no-cache-dir --no-deps -r requirements-task.lock
@@ -26,7 +26,12 @@ COPY models ./models
 COPY pipeline ./pipeline
 COPY runners ./runners
 COPY serving ./serving
-RUN pip install --no-cache-dir --no-deps . \
- && python -c "import models.preprocessing, components.idempotent_pusher, runners.node_launcher, tfx"
+# Tasks run the installed package, not a copy of the sources: the sources are
+# removed and tasks start in an empty folder, so nothing depends on the
+# working directory (the curated schema and the bundled exports are package data).
+RUN pip install --no-cache-dir --no-deps . && rm -rf /src
+WORKDIR /pipeline
+RUN python -c "import models.preprocessing, components.idempotent_pusher, runners.node_launcher, tfx" \
+ && python -c "import os; from pipeline.configs import PipelineConfig; assert os.path.isfile(PipelineConfig().schema_path)"
 
 # KFP sets each task's command (runners/kubeflow_runner.py); no ENTRYPOINT.

@@ -11,7 +11,9 @@ setup(
     description="Reference TFX pipeline on CFPB consumer complaints",
     python_requires=">=3.9,<3.11",
     packages=["components", "data", "models", "pipeline", "runners", "serving"],
-    package_data={"data": ["raw/*.csv.gz"]},
+    # The bundled exports and the curated schema, so that an installed package
+    # (the Kubeflow task image) finds its defaults without a checkout.
+    package_data={"data": ["raw/*.csv.gz", "schema/schema.pbtxt"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "apache-beam[gcp]==2.59.0",

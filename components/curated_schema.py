@@ -10,11 +10,18 @@ keeps the class name, so node ids, Airflow task ids and ML Metadata history
 read "ImportSchemaGen" as before.
 
 A compiled pipeline (Kubeflow YAML, Airflow's compiled IR) carries the hash
-of the file at compile time; `check_unchanged` refuses to launch the node
+of the file at compile time; `prepare_to_launch` refuses to launch the node
 when the file has changed since, instead of letting the cache answer with
 the old schema.
+
+Where the file is: a relative `schema_file` names a file inside the installed
+project (the folder holding its packages: the checkout, or site-packages after
+a non-editable install, where the curated schema is package data), never the
+current directory. Kubeflow compiles the curated schema that way, because the
+task image has the project wherever pip installed it.
 """
 import hashlib
+import os
 
 from tfx import types
 from tfx.components.schema_gen.import_schema_gen import component
@@ -36,14 +43,34 @@ def file_sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def check_unchanged(pipeline_node) -> None:
-    """Raises ValueError if a compiled ImportSchemaGen node's schema file has
-    changed since it was compiled (no-op for any other node)."""
+def project_relative(path: str) -> str:
+    """`path` relative to the project when it is a file inside it, else unchanged."""
+    from pipeline.configs import REPO_ROOT, is_remote
+    if is_remote(path) or not os.path.isabs(path):
+        return path
+    absolute = os.path.realpath(path)
+    root = os.path.realpath(REPO_ROOT)
+    return os.path.relpath(absolute, root) if absolute.startswith(root + os.sep) else path
+
+
+def resolve(path: str) -> str:
+    """The file a compiled `schema_file` names (relative = inside the project)."""
+    from pipeline.configs import REPO_ROOT, is_remote
+    if is_remote(path) or os.path.isabs(path):
+        return path
+    return str(REPO_ROOT / path)
+
+
+def prepare_to_launch(pipeline_node) -> None:
+    """For a compiled ImportSchemaGen node (no-op for any other node): points
+    its `schema_file` at the project's copy, and raises ValueError if the file
+    has changed since the pipeline was compiled."""
     parameters = pipeline_node.parameters.parameters
     if SCHEMA_SHA256_KEY not in parameters:
         return
     compiled = parameters[SCHEMA_SHA256_KEY].field_value.string_value
-    path = parameters[standard_component_specs.SCHEMA_FILE_KEY].field_value.string_value
+    schema_file = parameters[standard_component_specs.SCHEMA_FILE_KEY].field_value
+    schema_file.string_value = path = resolve(schema_file.string_value)
     if file_sha256(path) != compiled:
         raise ValueError(
             f"the schema file {path} changed after the pipeline was compiled; compile the "
@@ -55,6 +82,6 @@ class ImportSchemaGen(component.ImportSchemaGen):
 
     def __init__(self, schema_file: str):
         spec = CuratedSchemaSpec(
-            schema_file=schema_file, schema_sha256=file_sha256(schema_file),
+            schema_file=schema_file, schema_sha256=file_sha256(resolve(schema_file)),
             schema=types.Channel(type=standard_artifacts.Schema))
         base_component.BaseComponent.__init__(self, spec=spec)

@@ -436,7 +436,6 @@ class _Run:
     def run_task(self, task_name: str) -> TaskResult:
         from google.protobuf import json_format
         from kfp.pipeline_spec import pipeline_spec_pb2
-        from pipeline.configs import REPO_ROOT
         pb = self.metadata.pb
         task = self.spec.root.dag.tasks[task_name]
         component = self.spec.components[task.component_ref.name]
@@ -471,7 +470,9 @@ class _Run:
         started = time.monotonic()
         with open(log_path, "w") as log:
             returncode = subprocess.run(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                # The task's own folder, like a container whose working
+                # directory holds no copy of the project.
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=task_dir,
                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")).returncode
         if returncode != 0:
             self.metadata.finish_execution(execution, pb.Execution.FAILED, {})

@@ -88,13 +88,11 @@ def check_storage(config) -> None:
 
 
 def _image_relative_schema(config):
-    """The curated schema as the image sees it: relative to the project folder,
-    which is the image's working directory (Dockerfile WORKDIR)."""
-    from pipeline.configs import REPO_ROOT
-    schema = Path(config.schema_path)
-    if schema.is_absolute() and REPO_ROOT in schema.parents:
-        return dataclasses.replace(config, schema_path=str(schema.relative_to(REPO_ROOT)))
-    return config
+    """The curated schema as the image finds it: relative to the installed
+    project, where it is package data (components/curated_schema.py)."""
+    from components import curated_schema
+    return dataclasses.replace(config,
+                               schema_path=curated_schema.project_relative(config.schema_path))
 
 
 def _string_parameter(default: Optional[str] = None) -> dict:

@@ -104,7 +104,7 @@ def launch(pipeline_ir, node_id: str, run_id: str, connection_config,
     runtime_parameter_utils.substitute_runtime_parameter(pipeline_ir, bindings)
     deployment = runner_utils.extract_local_deployment_config(pipeline_ir)
     node = _node(pipeline_ir, node_id)
-    curated_schema.check_unchanged(node)
+    curated_schema.prepare_to_launch(node)
     launcher.Launcher(
         pipeline_node=node,
         mlmd_connection=metadata.Metadata(connection_config),

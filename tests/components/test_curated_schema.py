@@ -47,9 +47,35 @@ def test_a_compiled_node_refuses_a_schema_file_edited_after_compiling(tmp_path):
     pipeline_ir = compiler.Compiler().compile(pipeline.create_pipeline(config))
     nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in pipeline_ir.nodes}
 
-    curated_schema.check_unchanged(nodes["ImportSchemaGen"])
+    curated_schema.prepare_to_launch(nodes["ImportSchemaGen"])
     path.write_text(path.read_text().replace('value: "Mortgage"',
                                              'value: "Mortgage"\n  value: "Consumer Loan"'))
     with pytest.raises(ValueError, match="changed after the pipeline was compiled"):
-        curated_schema.check_unchanged(nodes["ImportSchemaGen"])
-    curated_schema.check_unchanged(nodes["Trainer"])  # other nodes: nothing to check
+        curated_schema.prepare_to_launch(nodes["ImportSchemaGen"])
+    curated_schema.prepare_to_launch(nodes["Trainer"])  # other nodes: nothing to check
+
+
+def test_a_compiled_relative_schema_path_is_inside_the_project_not_the_cwd(tmp_path, monkeypatch):
+    """How Kubeflow compiles the curated schema: the task image has the project
+    wherever pip installed it, and its working directory holds no copy."""
+    from tfx.dsl.compiler import compiler
+    from tfx.types import standard_component_specs
+
+    from pipeline import pipeline
+    from pipeline.configs import REPO_ROOT
+    from tests.conftest import small_config
+
+    relative = curated_schema.project_relative(str(schema.SCHEMA_PATH))
+    assert relative == "data/schema/schema.pbtxt"
+    assert curated_schema.project_relative(str(tmp_path / "schema.pbtxt")) == str(
+        tmp_path / "schema.pbtxt")  # outside the project: left as it is
+    monkeypatch.chdir(tmp_path)  # nothing named data/ here
+    config = small_config(tmp_path, schema_path=relative)
+    pipeline_ir = compiler.Compiler().compile(pipeline.create_pipeline(config))
+    (node,) = [n.pipeline_node for n in pipeline_ir.nodes
+               if n.pipeline_node.node_info.id == "ImportSchemaGen"]
+
+    curated_schema.prepare_to_launch(node)
+
+    launched = node.parameters.parameters[standard_component_specs.SCHEMA_FILE_KEY]
+    assert launched.field_value.string_value == str(REPO_ROOT / relative)

@@ -174,8 +174,26 @@ def test_dockerfile_installs_every_package_the_project_ships(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for module in ("models/preprocessing.py", "components/idempotent_pusher.py",
                    "pipeline/pipeline.py", "runners/node_launcher.py",
-                   "data/raw/complaints_2015-01_2015-03.csv.gz"):
+                   "data/raw/complaints_2015-01_2015-03.csv.gz", "data/schema/schema.pbtxt"):
         assert module in names
+    # Installed (a pure-Python wheel installs by unpacking) and run from an empty
+    # folder, as in the image: the defaults and a compiled, project-relative
+    # schema path find the installed package data, not a checkout or the cwd.
+    installed, elsewhere = tmp_path / "site-packages", tmp_path / "workdir"
+    zipfile.ZipFile(wheel).extractall(installed)
+    elsewhere.mkdir()
+    check = ("import os, sys; sys.path.insert(0, sys.argv[1]); "
+             "from pipeline.configs import PipelineConfig; "
+             "from components import curated_schema; "
+             "config = PipelineConfig(); "
+             "paths = [config.schema_path, config.raw_data_dir, "
+             "         curated_schema.resolve(curated_schema.project_relative(config.schema_path))]; "
+             "assert all(p.startswith(sys.argv[1]) and os.path.exists(p) for p in paths), paths; "
+             "print(curated_schema.project_relative(config.schema_path))")
+    result = subprocess.run([sys.executable, "-c", check, str(installed)], cwd=elsewhere,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "data/schema/schema.pbtxt"
 
 
 def test_task_lock_is_a_subset_of_the_development_lock():
