@@ -38,19 +38,6 @@ def _config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
                           **overrides)
 
 
-def runner_flags(config: PipelineConfig) -> List[str]:
-    """The Beam runner command line for a benchmark's config."""
-    flags = [f"--raw-data-dir={config.raw_data_dir}",
-             f"--data-root={config.data_root}", f"--pipeline-root={config.pipeline_root}",
-             f"--metadata-path={config.metadata_path}",
-             f"--serving-model-dir={config.serving_model_dir}",
-             f"--train-steps={config.train_steps}",
-             f"--beam-pipeline-args={' '.join(config.beam_pipeline_args)}"]
-    if config.max_rows_per_span:
-        flags.append(f"--max-rows-per-span={config.max_rows_per_span}")
-    return flags
-
-
 def _run_pipeline(config: PipelineConfig, label: str, log_dir: Path) -> dict:
     """One Beam runner process; its wall time and what ML Metadata recorded."""
     from pipeline import summary
@@ -59,7 +46,7 @@ def _run_pipeline(config: PipelineConfig, label: str, log_dir: Path) -> dict:
     started = time.monotonic()
     with open(log, "w") as out:
         code = subprocess.run([sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"),
-                               *runner_flags(config)], stdout=out, stderr=subprocess.STDOUT,
+                               *config.as_flags()], stdout=out, stderr=subprocess.STDOUT,
                               cwd=REPO_ROOT).returncode
     wall = time.monotonic() - started
     if code != 0:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from bench.run import command_line, machine, publish, runner_flags
+from bench.run import command_line, machine, publish
 from data import prepare
 from pipeline.configs import REPO_ROOT, PipelineConfig
 
@@ -113,7 +113,7 @@ def run_once(rows: int, mode: str, export: Path, work: Path, train_steps: int,
     started = time.monotonic()
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"), *runner_flags(config)],
+            [sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"), *config.as_flags()],
             stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
         sampler = _MemorySampler(process.pid)
         try:

@@ -17,8 +17,11 @@ import os
 import shlex
 import typing
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+# The folder holding the project's packages: the checkout, or site-packages
+# after a non-editable install (where the bundled exports and the curated
+# schema are package data). Defaults never depend on the current directory.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "CFPB_"
 
@@ -167,6 +170,33 @@ class PipelineConfig:
             return Path(self.mysql_password_file).read_text().strip()
         return environ.get(f"{ENV_PREFIX}MYSQL_PASSWORD", "")
 
+    def changed_settings(self) -> Dict[str, str]:
+        """Each setting that differs from its default, as the text its flag
+        and its environment variable take (the inverse of parsing them)."""
+        changed = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value != _default_value(field):
+                changed[field.name] = _format(value)
+        return changed
+
+    def as_flags(self) -> List[str]:
+        """The command line that gives a runner (or any command taking the
+        config's flags) this config; unchanged settings are left out."""
+        flags = []
+        for name, text in self.changed_settings().items():
+            flag = name.replace("_", "-")
+            if isinstance(getattr(self, name), bool):
+                flags.append(f"--{flag}" if getattr(self, name) else f"--no-{flag}")
+            else:
+                flags.append(f"--{flag}={text}")
+        return flags
+
+    def as_env(self) -> Dict[str, str]:
+        """The CFPB_* environment that gives this config, for what reads settings
+        only from the environment (the Airflow DAG file)."""
+        return {ENV_PREFIX + name.upper(): text for name, text in self.changed_settings().items()}
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides) -> "PipelineConfig":
         values = {}
@@ -220,11 +250,27 @@ def _base_type(field: dataclasses.Field) -> type:
     return typing.get_origin(kind) or kind
 
 
-def _default(field: dataclasses.Field):
+def _default_value(field: dataclasses.Field):
     if field.default_factory is not dataclasses.MISSING:
-        value = field.default_factory()
-        return shlex.join(value) if isinstance(value, list) else value
+        return field.default_factory()
     return field.default
+
+
+def _default(field: dataclasses.Field):
+    """The default as --help shows it."""
+    value = _default_value(field)
+    return shlex.join(value) if isinstance(value, list) else value
+
+
+def _format(value) -> str:
+    """A setting's value as flag/environment text; `_parse` reads it back."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return shlex.join(value)
+    return str(value)
 
 
 def _parse(field: dataclasses.Field, raw: str):

@@ -86,32 +86,6 @@ def small_config(root: Path, **overrides) -> PipelineConfig:
     return PipelineConfig(**values)
 
 
-def config_flags(config: PipelineConfig) -> list:
-    """The runner command line that reproduces `config`'s paths and sizes."""
-    return [
-        f"--data-root={config.data_root}",
-        f"--pipeline-root={config.pipeline_root}",
-        f"--metadata-path={config.metadata_path}",
-        f"--serving-model-dir={config.serving_model_dir}",
-        f"--max-rows-per-span={config.max_rows_per_span}",
-        f"--train-steps={config.train_steps}",
-        f"--eval-steps={config.eval_steps}",
-        f"--learning-rate={config.learning_rate}",
-        f"--min-auc={config.min_auc}",
-    ]
-
-
-def config_env(config: PipelineConfig) -> dict:
-    """The CFPB_* environment that reproduces `config`'s paths and sizes, for
-    runners that read settings only from the environment (the Airflow DAG)."""
-    names = ("data_root", "pipeline_root", "metadata_path", "serving_model_dir",
-             "max_rows_per_span", "train_steps", "eval_steps", "learning_rate", "min_auc")
-    env = {f"CFPB_{name.upper()}": str(getattr(config, name)) for name in names}
-    if config.uses_mysql:
-        env["CFPB_MYSQL_DATABASE"] = config.mysql_database
-    return env
-
-
 def completed_component_types(config: PipelineConfig) -> set:
     """Component class names with a completed (or cached) execution in MLMD."""
     from ml_metadata import metadata_store
@@ -156,7 +130,7 @@ def tree_digest(root: Path) -> str:
 def e2e(tmp_path_factory):
     """The Beam runner, run once on a small real sample: config, exit code, output."""
     config = small_config(tmp_path_factory.mktemp("e2e"))
-    code, output = run_beam_runner(config_flags(config))
+    code, output = run_beam_runner(config.as_flags())
     print(output)
     assert code == 0, output
     return config, output

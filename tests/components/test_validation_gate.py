@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from data import prepare
-from tests.conftest import (SPAN_2014, SPAN_2015, completed_component_types, config_flags,
+from tests.conftest import (SPAN_2014, SPAN_2015, completed_component_types,
                             run_beam_runner, small_config, tree_digest)
 
 pytestmark = pytest.mark.e2e
@@ -83,7 +83,7 @@ def test_a_broken_span_stops_the_run_before_transform(e2e, real_rows, tmp_path, 
     config = small_config(tmp_path)
     served_before = tree_digest(tmp_path / "serving_model")
 
-    code, output = run_beam_runner(config_flags(config))
+    code, output = run_beam_runner(config.as_flags())
 
     assert code == 1, output
     for text in expected:
@@ -113,7 +113,7 @@ def test_drift_is_reported_and_can_block(e2e, real_rows, tmp_path):
     config = small_config(tmp_path, drift_blocks=True)
     served_before = tree_digest(tmp_path / "serving_model")
 
-    code, output = run_beam_runner(config_flags(config) + ["--drift-blocks"])
+    code, output = run_beam_runner(config.as_flags() + ["--drift-blocks"])
 
     assert code == 1, output
     drifted = [line for line in output.splitlines() if line.startswith("  drift: ")]
@@ -131,7 +131,7 @@ def test_a_broken_raw_export_is_refused_before_the_pipeline(e2e, tmp_path):
     config = small_config(tmp_path)
     served_before = tree_digest(tmp_path / "serving_model")
 
-    code, output = run_beam_runner(config_flags(config) + [f"--raw-data-dir={raw}"])
+    code, output = run_beam_runner(config.as_flags() + [f"--raw-data-dir={raw}"])
 
     assert code == 1
     assert "error: complaints_2016.csv: file is empty (no header row)" in output

@@ -53,3 +53,32 @@ def test_mysql_password_comes_from_a_file_or_the_environment(tmp_path):
     secret.write_text("s3cret\n")
     assert PipelineConfig(mysql_password_file=str(secret)).mysql_password() == "s3cret"
     assert PipelineConfig().mysql_password({"CFPB_MYSQL_PASSWORD": "env"}) == "env"
+
+
+def _every_setting_changed() -> PipelineConfig:
+    """A config where no setting keeps its default (one value per type)."""
+    import dataclasses
+    changed = {}
+    for field in dataclasses.fields(PipelineConfig):
+        value = getattr(PipelineConfig(), field.name)
+        kind = configs._base_type(field)
+        if kind is bool:
+            changed[field.name] = not value
+        elif kind is list:
+            changed[field.name] = ["--a=1 2", "--b"]  # a value with a space survives
+        elif kind in (int, float):
+            changed[field.name] = kind((value or 0) + 7)
+        else:
+            changed[field.name] = f"/somewhere/{field.name}"
+    return PipelineConfig(**changed)
+
+
+def test_flags_and_environment_reproduce_a_config_exactly():
+    config = _every_setting_changed()
+    parser = argparse.ArgumentParser()
+    PipelineConfig.add_arguments(parser)
+
+    assert PipelineConfig.from_args(parser.parse_args(config.as_flags()), environ={}) == config
+    assert PipelineConfig.from_env(config.as_env()) == config
+    assert PipelineConfig().as_flags() == [] and PipelineConfig().as_env() == {}
+    assert PipelineConfig(span=None, enable_cache=False).as_flags() == ["--no-enable-cache"]

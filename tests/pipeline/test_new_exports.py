@@ -23,7 +23,7 @@ from data import prepare
 from data import schema as schema_module
 from pipeline import run_history, summary
 from pipeline.configs import REPO_ROOT
-from tests.conftest import (SPAN_2014, config_flags, real_export, run_beam_runner, small_config,
+from tests.conftest import (SPAN_2014, real_export, run_beam_runner, small_config,
                             tree_digest, write_csv)
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,7 @@ def _real_2015_rows():
 def _run(config, *extra, as_process=False):
     """One Beam runner run: in this process, or as its own process (as a user
     runs it: what it prints through logging handlers is then seen too)."""
-    flags = config_flags(config) + [f"--raw-data-dir={config.raw_data_dir}",
+    flags = config.as_flags() + [f"--raw-data-dir={config.raw_data_dir}",
                                     f"--schema-path={config.schema_path}", *extra]
     if as_process:
         result = subprocess.run([sys.executable, "runners/beam_runner.py", *flags],

@@ -4,14 +4,13 @@ in the team-server tests)."""
 import pytest
 
 from pipeline import summary
-from tests.conftest import config_flags
 
 pytestmark = pytest.mark.e2e
 
 
 def test_prints_the_newest_run_of_the_configured_store(e2e, capsys):
     config, _ = e2e
-    assert summary.main(config_flags(config)) == 0
+    assert summary.main(config.as_flags()) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("Run summary: run ")
     assert "  pushed      " in printed

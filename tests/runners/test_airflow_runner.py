@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import pipeline
 from runners import airflow_runner
-from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types, config_env,
+from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types,
                             small_config, sourced_env)
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +28,7 @@ def airflow(tmp_path_factory):
     # The environment the README's commands use: scripts/airflow_env.sh.
     env = sourced_env("scripts/airflow_env.sh", {**os.environ, "AIRFLOW_HOME": str(home)})
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "runners")
-    env.update(config_env(config), CFPB_AIRFLOW_COMPILED=str(home / "compiled.json"))
+    env.update(config.as_env(), CFPB_AIRFLOW_COMPILED=str(home / "compiled.json"))
 
     def run(*args, timeout=600, **env_changes):
         result = subprocess.run(args, env={**env, **env_changes}, cwd=REPO, capture_output=True,

@@ -12,7 +12,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import metadata
-from tests.conftest import (EXECUTING_COMPONENTS, config_flags, csv_text, real_export,
+from tests.conftest import (EXECUTING_COMPONENTS, csv_text, real_export,
                             run_beam_runner, tree_digest)
 
 pytestmark = pytest.mark.e2e
@@ -69,7 +69,7 @@ def test_rerun_without_change_is_served_from_cache(e2e):
     # and stays cached). The model is the one blessed in the first run, so it
     # is judged against that run's baseline again and the Evaluator's cache
     # answers (components/model_baseline.py): nothing is evaluated or pushed.
-    code, output = run_beam_runner(config_flags(config))
+    code, output = run_beam_runner(config.as_flags())
     assert code == 0, output
     for component in EXECUTING_COMPONENTS:
         if component != "DataValidationGate":
@@ -78,7 +78,7 @@ def test_rerun_without_change_is_served_from_cache(e2e):
     assert tree_digest(Path(config.serving_model_dir)) == pushed_before
 
     # From then on nothing changes: every component is served from cache.
-    code, output = run_beam_runner(config_flags(config))
+    code, output = run_beam_runner(config.as_flags())
     assert code == 0, output
     for component in EXECUTING_COMPONENTS:
         assert f"  = {component} cached in" in output, output
@@ -95,7 +95,7 @@ def test_a_worse_model_is_not_blessed_and_the_served_model_stays(e2e):
     # Learning rate 0 leaves the seeded initial weights: a model that learned
     # nothing. The floor is lowered to 0 so only the no-regression check can
     # refuse it.
-    code, output = run_beam_runner(config_flags(config) + [
+    code, output = run_beam_runner(config.as_flags() + [
         "--learning-rate=0", "--min-auc=0"])
 
     assert code == 0, output

@@ -23,7 +23,7 @@ from data import prepare
 from pipeline import metadata, run_history
 from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
 from pipeline.configs import REPO_ROOT, PipelineConfig
-from tests.conftest import SPAN_2014, SPAN_2015, config_flags, small_config
+from tests.conftest import SPAN_2014, SPAN_2015, small_config
 
 WORSE_MODEL_STEPS = 1
 # (exports present, training steps or None for the config's)
@@ -50,7 +50,7 @@ def run_scenario(root: Path, run_once: Callable[[PipelineConfig, Path, int], Non
 def _beam_once(config, raw, steps):
     """One run of the Beam runner as its own process (as a user runs it)."""
     result = subprocess.run(
-        [sys.executable, "runners/beam_runner.py", *config_flags(config),
+        [sys.executable, "runners/beam_runner.py", *config.as_flags(),
          f"--raw-data-dir={raw}", f"--train-steps={steps}"],
         cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -17,8 +17,8 @@ import pytest
 
 from pipeline import pipeline, summary
 from runners import airflow_runner
-from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types, config_env,
-                            config_flags, mysql_settings, small_config, sourced_env)
+from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types,
+                            mysql_settings, small_config, sourced_env)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ def airflow_run(servers, tmp_path_factory):
     config = small_config(home / "pipeline", **mysql_settings(servers, "mlmd_airflow"))
     env = sourced_env("scripts/airflow_env.sh", {**servers, "AIRFLOW_HOME": str(home / "airflow")})
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    env.update(config_env(config), AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+    env.update(config.as_env(), AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
                CFPB_AIRFLOW_COMPILED=str(home / "compiled.json"))
     subprocess.run(["airflow", "db", "migrate"], env=env, cwd=REPO, check=True,
                    capture_output=True, timeout=600)
@@ -137,7 +137,7 @@ def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_pat
     config = small_config(tmp_path, **mysql_settings(servers, "mlmd_beam"))
     env = {**servers, "CFPB_MYSQL_DATABASE": config.mysql_database}
     for _ in range(2):
-        result = subprocess.run([sys.executable, "runners/beam_runner.py", *config_flags(config)],
+        result = subprocess.run([sys.executable, "runners/beam_runner.py", *config.as_flags()],
                                 env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
