@@ -17,6 +17,7 @@ own cache run exactly as in a local run, against the cluster's metadata store.
 KFP only schedules the containers; its own task cache is off (see
 runners/kubeflow_runner.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ import base64
 import logging
 import sys
 import zlib
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 # What an unresolved KFP run-id placeholder looks like: backends before 2.5
 # pass task-input constants through verbatim (backend/src/v2/driver/driver.go
@@ -34,11 +35,14 @@ _UNRESOLVED_PLACEHOLDER = "{{$"
 
 def encode_ir(pipeline_ir) -> str:
     """The pipeline IR as one compact command-line word (zlib, then base64)."""
-    return base64.b64encode(zlib.compress(pipeline_ir.SerializeToString(deterministic=True), 9)).decode("ascii")
+    return base64.b64encode(
+        zlib.compress(pipeline_ir.SerializeToString(deterministic=True), 9)
+    ).decode("ascii")
 
 
 def decode_ir(text: str):
     from tfx.proto.orchestration import pipeline_pb2
+
     pipeline_ir = pipeline_pb2.Pipeline()
     pipeline_ir.ParseFromString(zlib.decompress(base64.b64decode(text)))
     return pipeline_ir
@@ -49,27 +53,31 @@ def node_ir(pipeline_ir, node_id: str):
     node, and only its own deployment entries (a task carries it in its args,
     so the YAML stays small however many nodes the pipeline has)."""
     from tfx.proto.orchestration import pipeline_pb2
+
     sliced = pipeline_pb2.Pipeline()
     sliced.CopyFrom(pipeline_ir)
     del sliced.nodes[:]
     sliced.nodes.add().pipeline_node.CopyFrom(_node(pipeline_ir, node_id))
     deployment = pipeline_pb2.IntermediateDeploymentConfig()
     pipeline_ir.deployment_config.Unpack(deployment)
-    for per_node in (deployment.executor_specs, deployment.custom_driver_specs,
-                     deployment.node_level_platform_configs):
+    for per_node in (
+        deployment.executor_specs,
+        deployment.custom_driver_specs,
+        deployment.node_level_platform_configs,
+    ):
         for other in [key for key in per_node if key != node_id]:
             del per_node[other]
     sliced.deployment_config.Pack(deployment)
     return sliced
 
 
-def upstream_node_ids(pipeline_ir) -> List[str]:
+def upstream_node_ids(pipeline_ir) -> list[str]:
     """The ids of the nodes the (single) node of `pipeline_ir` waits for."""
     (node,) = pipeline_ir.nodes
     return list(node.pipeline_node.upstream_nodes)
 
 
-def _parameter(text: str) -> Tuple[str, str]:
+def _parameter(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -78,14 +86,22 @@ def _parameter(text: str) -> Tuple[str, str]:
 
 def _node(pipeline_ir, node_id: str):
     for node in pipeline_ir.nodes:
-        if node.WhichOneof("node") == "pipeline_node" and node.pipeline_node.node_info.id == node_id:
+        if (
+            node.WhichOneof("node") == "pipeline_node"
+            and node.pipeline_node.node_info.id == node_id
+        ):
             return node.pipeline_node
     known = [n.pipeline_node.node_info.id for n in pipeline_ir.nodes]
     raise ValueError(f"node {node_id!r} is not in the pipeline IR (nodes: {', '.join(known)})")
 
 
-def launch(pipeline_ir, node_id: str, run_id: str, connection_config,
-           parameters: Optional[Dict[str, str]] = None):
+def launch(
+    pipeline_ir,
+    node_id: str,
+    run_id: str,
+    connection_config,
+    parameters: dict[str, str] | None = None,
+):
     """Launches `node_id` of `pipeline_ir` in run `run_id` (TFX decides whether
     its cache answers); raises when the node fails."""
     from tfx.dsl.compiler import constants
@@ -98,13 +114,14 @@ def launch(pipeline_ir, node_id: str, run_id: str, connection_config,
     if not run_id or _UNRESOLVED_PLACEHOLDER in run_id:
         raise ValueError(
             f"run id {run_id!r} was not resolved by the orchestrator: this KFP backend is "
-            "older than 2.5, which resolves {{$.pipeline_job_uuid}} in task inputs")
-    bindings: Dict[str, object] = {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
+            "older than 2.5, which resolves {{$.pipeline_job_uuid}} in task inputs"
+        )
+    bindings: dict[str, object] = {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id}
     bindings.update(parameters or {})
     runtime_parameter_utils.substitute_runtime_parameter(pipeline_ir, bindings)
     deployment = runner_utils.extract_local_deployment_config(pipeline_ir)
     node = _node(pipeline_ir, node_id)
-    curated_schema.prepare_to_launch(node)
+    curated_schema.check_unchanged(node)
     launcher.Launcher(
         pipeline_node=node,
         mlmd_connection=metadata.Metadata(connection_config),
@@ -115,29 +132,46 @@ def launch(pipeline_ir, node_id: str, run_id: str, connection_config,
     ).launch()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runners.node_launcher",
         description="Run one node of a compiled TFX pipeline IR with TFX's portable launcher "
-                    "(what each Kubeflow task of the 'oss' target runs).")
-    parser.add_argument("--pipeline-ir", required=True,
-                        help="the pipeline IR, zlib-compressed and base64-encoded")
+        "(what each Kubeflow task of the 'oss' target runs).",
+    )
+    parser.add_argument(
+        "--pipeline-ir", required=True, help="the pipeline IR, zlib-compressed and base64-encoded"
+    )
     parser.add_argument("--node-id", required=True, help="the TFX component id to run")
-    parser.add_argument("--run-id", required=True,
-                        help="the pipeline run id (on KFP: {{$.pipeline_job_uuid}})")
-    parser.add_argument("--metadata-grpc", required=True, metavar="HOST:PORT",
-                        help="ML Metadata gRPC service (KFP: metadata-grpc-service.kubeflow:8080)")
-    parser.add_argument("--runtime-parameter", type=_parameter, action="append", default=[],
-                        metavar="NAME=VALUE", help="a pipeline runtime parameter (repeatable)")
+    parser.add_argument(
+        "--run-id", required=True, help="the pipeline run id (on KFP: {{$.pipeline_job_uuid}})"
+    )
+    parser.add_argument(
+        "--metadata-grpc",
+        required=True,
+        metavar="HOST:PORT",
+        help="ML Metadata gRPC service (KFP: metadata-grpc-service.kubeflow:8080)",
+    )
+    parser.add_argument(
+        "--runtime-parameter",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a pipeline runtime parameter (repeatable)",
+    )
     args = parser.parse_args(argv)
     from pipeline import metadata
+
     # Task logs are what the KFP UI shows: TFX's INFO lines name each step.
-    logging.basicConfig(stream=sys.stdout, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         connection = metadata.grpc_connection(args.metadata_grpc)
         pipeline_ir = decode_ir(args.pipeline_ir)
-        parameters: List[Tuple[str, str]] = args.runtime_parameter
+        parameters: list[tuple[str, str]] = args.runtime_parameter
         launch(pipeline_ir, args.node_id, args.run_id, connection, dict(parameters))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
