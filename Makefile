@@ -1,9 +1,14 @@
 # The two commands that matter on a fresh machine:
 #   make run    set everything up, then run the pipeline on the bundled data
-#   make test   set everything up, then run the test suite (what CI runs)
+#   make test   set everything up, lint, then run the whole test suite (what CI runs)
+# While editing:
+#   make test-fast   the tests that run no pipeline and need no servers (~2 min)
+#   make lint        ruff (lint + format check) and mypy, configured in ruff.toml and mypy.ini
+#   make format      let ruff format the tree and fix what it can
 PYTHON := .venv/bin/python
+FAST_TESTS := -m "not e2e and not integration"
 
-.PHONY: setup run test lock lock-task
+.PHONY: setup run test test-fast lint lint-only format lock lock-task
 setup:
 	bash scripts/setup.sh
 
@@ -11,7 +16,23 @@ run: setup
 	$(PYTHON) runners/beam_runner.py $(ARGS)
 
 test: setup
+	$(MAKE) --no-print-directory lint-only
 	$(PYTHON) -m pytest $(ARGS)
+
+test-fast: setup
+	$(PYTHON) -m pytest $(FAST_TESTS) $(ARGS)
+
+lint: setup
+	$(MAKE) --no-print-directory lint-only
+
+lint-only:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+format: setup
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
 
 # Re-resolve requirements.lock after editing requirements.in.
 lock: setup

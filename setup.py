@@ -3,6 +3,7 @@
 Dependencies are pinned in requirements.lock and installed by scripts/setup.sh;
 `install_requires` only names the direct ones for people installing elsewhere.
 """
+
 from setuptools import setup
 
 setup(

@@ -6,6 +6,7 @@ missing), learned on the train split.
     python -m bench.bare_keras --examples <CsvExampleGen examples uri> --steps 2000
 Prints one JSON line: wall seconds, fit seconds, test AUC.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,19 +33,25 @@ def _bucket_indices(train: np.ndarray, values: np.ndarray, buckets: int) -> np.n
 
 def transform(train_columns, columns):
     from models import features
+
     out = {}
     for f in features.CATEGORICAL_FEATURES:
         out[features.transformed_name(f.name)] = _vocabulary_indices(
-            train_columns[f.name], columns[f.name], f.vocab_size)
+            train_columns[f.name], columns[f.name], f.vocab_size
+        )
     for f in features.BUCKETIZED_FEATURES:
         out[features.transformed_name(f.name)] = _bucket_indices(
-            train_columns[f.name], columns[f.name], f.num_buckets)
+            train_columns[f.name], columns[f.name], f.num_buckets
+        )
     return out
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bare_keras", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bare_keras",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--examples", required=True, help="CsvExampleGen examples artifact uri")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -62,15 +69,26 @@ def main(argv=None) -> int:
     x_train = transform(train_columns, train_columns)
     x_test = transform(train_columns, test_columns)
     tf.keras.utils.set_random_seed(args.seed)
-    dataset = (tf.data.Dataset.from_tensor_slices((x_train, train_labels.astype(np.float32)))
-               .shuffle(len(train_labels), seed=args.seed).repeat().batch(args.batch_size))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x_train, train_labels.astype(np.float32)))
+        .shuffle(len(train_labels), seed=args.seed)
+        .repeat()
+        .batch(args.batch_size)
+    )
     keras_model = pipeline_model.build_keras_model()
     fit_started = time.monotonic()
     keras_model.fit(dataset, steps_per_epoch=args.steps, epochs=1, verbose=0)
     fit_seconds = time.monotonic() - fit_started
     probabilities = keras_model.predict(x_test, batch_size=1024, verbose=0).ravel()
-    print(json.dumps({"wall_seconds": time.monotonic() - STARTED, "fit_seconds": fit_seconds,
-                      "test_auc": float(roc_auc_score(test_labels, probabilities))}))
+    print(
+        json.dumps(
+            {
+                "wall_seconds": time.monotonic() - STARTED,
+                "fit_seconds": fit_seconds,
+                "test_auc": float(roc_auc_score(test_labels, probabilities)),
+            }
+        )
+    )
     return 0
 
 

@@ -2,13 +2,13 @@
 
 Every baseline and the bare script use exactly the rows the pipeline used.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import glob
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -18,10 +18,10 @@ from pipeline.configs import PipelineConfig
 CATEGORICAL = [f.name for f in features.CATEGORICAL_FEATURES]
 NUMERIC = [f.name for f in features.BUCKETIZED_FEATURES]
 # (columns: {feature: values}, labels, serialized tf.Examples) of one split.
-Split = Tuple[Dict[str, np.ndarray], np.ndarray, List[bytes]]
+Split = tuple[dict[str, np.ndarray], np.ndarray, list[bytes]]
 
 
-def split_files(examples_uri: str, split: str) -> List[str]:
+def split_files(examples_uri: str, split: str) -> list[str]:
     files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     if not files:
         raise FileNotFoundError(f"no {split} split under {examples_uri}")
@@ -31,9 +31,12 @@ def split_files(examples_uri: str, split: str) -> List[str]:
 def read_split(examples_uri: str, split: str) -> Split:
     """One split of the pipeline's examples, as columns, labels and serialized records."""
     import tensorflow as tf
-    serialized = [r.numpy() for r in tf.data.TFRecordDataset(
-        split_files(examples_uri, split), compression_type="GZIP")]
-    columns: Dict[str, list] = {n: [] for n in CATEGORICAL + NUMERIC}
+
+    serialized = [
+        r.numpy()
+        for r in tf.data.TFRecordDataset(split_files(examples_uri, split), compression_type="GZIP")
+    ]
+    columns: dict[str, list] = {n: [] for n in CATEGORICAL + NUMERIC}
     labels = []
     for record in serialized:
         feature = tf.train.Example.FromString(record).features.feature
@@ -47,10 +50,13 @@ def read_split(examples_uri: str, split: str) -> Split:
     return ({k: np.array(v) for k, v in columns.items()}, np.array(labels), serialized)
 
 
-def concatenate(splits: List[Split]) -> Split:
-    columns, labels, serialized = zip(*splits)
-    return ({name: np.concatenate([c[name] for c in columns]) for name in columns[0]},
-            np.concatenate(labels), [record for records in serialized for record in records])
+def concatenate(splits: list[Split]) -> Split:
+    columns, labels, serialized = zip(*splits, strict=True)
+    return (
+        {name: np.concatenate([c[name] for c in columns]) for name in columns[0]},
+        np.concatenate(labels),
+        [record for records in serialized for record in records],
+    )
 
 
 def span_examples(config: PipelineConfig, span: int, work_dir: Path) -> Split:
@@ -63,17 +69,26 @@ def span_examples(config: PipelineConfig, span: int, work_dir: Path) -> Split:
     from tfx.orchestration.pipeline import Pipeline
 
     from pipeline import metadata, pipeline
-    span_config = dataclasses.replace(config, span=span,
-                                      pipeline_root=str(work_dir / "pipeline_root"),
-                                      metadata_path=str(work_dir / "metadata.sqlite"),
-                                      mysql_host=None)  # a fresh store, whatever the config
-    example_gen = next(c for c in pipeline.create_components(span_config)
-                       if isinstance(c, CsvExampleGen))
-    LocalDagRunner().run(Pipeline(
-        pipeline_name=f"{config.pipeline_name}-span-{span}", components=[example_gen],
-        pipeline_root=span_config.pipeline_root,
-        metadata_connection_config=metadata.connection_config(span_config),
-        beam_pipeline_args=list(config.beam_pipeline_args)))
+
+    span_config = dataclasses.replace(
+        config,
+        span=span,
+        pipeline_root=str(work_dir / "pipeline_root"),
+        metadata_path=str(work_dir / "metadata.sqlite"),
+        mysql_host=None,
+    )  # a fresh store, whatever the config
+    example_gen = next(
+        c for c in pipeline.create_components(span_config) if isinstance(c, CsvExampleGen)
+    )
+    LocalDagRunner().run(
+        Pipeline(
+            pipeline_name=f"{config.pipeline_name}-span-{span}",
+            components=[example_gen],
+            pipeline_root=span_config.pipeline_root,
+            metadata_connection_config=metadata.connection_config(span_config),
+            beam_pipeline_args=list(config.beam_pipeline_args),
+        )
+    )
     store = metadata_store.MetadataStore(metadata.connection_config(span_config))
     (examples,) = store.get_artifacts_by_type("Examples")  # a fresh store: this run's only
     return concatenate([read_split(examples.uri, split) for split in pipeline.SPLITS])

@@ -1,9 +1,8 @@
 """Model quality on the pipeline's held-out test split (and on other test sets,
 such as a span from other months), next to baselines trained on the same train
 split (scikit-learn)."""
-from __future__ import annotations
 
-from typing import Dict, List
+from __future__ import annotations
 
 import numpy as np
 
@@ -12,19 +11,29 @@ from bench import examples
 BOOTSTRAP_RESAMPLES = 1000
 
 
-def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> Dict[str, float]:
+def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+
     p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    return {"auc": roc_auc_score(labels, p), "pr_auc": average_precision_score(labels, p),
-            "log_loss": log_loss(labels, p)}
+    return {
+        "auc": roc_auc_score(labels, p),
+        "pr_auc": average_precision_score(labels, p),
+        "log_loss": log_loss(labels, p),
+    }
 
 
-def auc_interval(labels: np.ndarray, probabilities: np.ndarray, reference: np.ndarray,
-                 resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0):
+def auc_interval(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    reference: np.ndarray,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+):
     """95% bootstrap intervals of AUC and of AUC minus `reference`'s AUC (paired:
     both scored on the same resampled rows), so a difference can be read against
     the noise of a few thousand test rows."""
     from sklearn.metrics import roc_auc_score
+
     rng = np.random.default_rng(seed)
     aucs, differences = [], []
     for _ in range(resamples):
@@ -44,8 +53,9 @@ def _tabular(columns) -> np.ndarray:
     return np.column_stack([columns[n] for n in examples.CATEGORICAL] + [region])
 
 
-def quality(train: examples.Split, test_sets: Dict[str, examples.Split],
-            model_dir: str) -> Dict[str, List[dict]]:
+def quality(
+    train: examples.Split, test_sets: dict[str, examples.Split], model_dir: str
+) -> dict[str, list[dict]]:
     """Metrics of the pipeline model and each baseline on every test set,
     baselines fit on `train`: {test set name: one row per model}."""
     import tensorflow as tf
@@ -62,26 +72,41 @@ def quality(train: examples.Split, test_sets: Dict[str, examples.Split],
     # The ZIP region (last column, ~430 values) exceeds the trees' 255-category
     # limit: it enters as an ordinal number instead.
     boosted = HistGradientBoostingClassifier(
-        categorical_features=list(range(len(examples.CATEGORICAL))), random_state=0).fit(
-        ordinal.transform(x_train), train_labels)
+        categorical_features=list(range(len(examples.CATEGORICAL))), random_state=0
+    ).fit(ordinal.transform(x_train), train_labels)
 
-    results = {}
+    results: dict[str, list[dict]] = {}
     for test_name, (test_columns, test_labels, serialized) in test_sets.items():
         x_test = _tabular(test_columns)
-        pipeline_probabilities = np.concatenate([
-            loaded.signatures["serving_default"](examples=tf.constant(serialized[i:i + 1024]))[
-                "dispute_probability"].numpy().ravel()
-            for i in range(0, len(serialized), 1024)])
+        pipeline_probabilities = np.concatenate(
+            [
+                loaded.signatures["serving_default"](
+                    examples=tf.constant(serialized[i : i + 1024])
+                )["dispute_probability"]
+                .numpy()
+                .ravel()
+                for i in range(0, len(serialized), 1024)
+            ]
+        )
         rows = [
             ("pipeline model (serving_default)", pipeline_probabilities),
             ("majority class (train base rate)", np.full(len(test_labels), train_labels.mean())),
-            ("logistic regression, one-hot", logistic.predict_proba(one_hot.transform(x_test))[:, 1]),
+            (
+                "logistic regression, one-hot",
+                logistic.predict_proba(one_hot.transform(x_test))[:, 1],
+            ),
             ("gradient-boosted trees", boosted.predict_proba(ordinal.transform(x_test))[:, 1]),
         ]
         results[test_name] = []
         for name, p in rows:
             interval, difference = auc_interval(test_labels, p, pipeline_probabilities)
-            results[test_name].append({
-                "model": name, "test_rows": len(test_labels), **_metrics(test_labels, p),
-                "auc_interval": interval, "auc_minus_pipeline": difference})
+            results[test_name].append(
+                {
+                    "model": name,
+                    "test_rows": len(test_labels),
+                    **_metrics(test_labels, p),
+                    "auc_interval": interval,
+                    "auc_minus_pipeline": difference,
+                }
+            )
     return results

@@ -8,6 +8,7 @@ measured), reads per-component times from ML Metadata, then measures what
 the issue asks (docs/benchmarks.md) and writes the table there (or --output)
 and prints it. Timings are measurements, never assertions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 from bench import quality, serving_speed
 from data import prepare
@@ -31,30 +32,42 @@ MULTI_PROCESSING = "--direct_running_mode=multi_processing --direct_num_workers=
 
 
 def _config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
-    return PipelineConfig(data_root=str(spans), pipeline_root=str(root / "pipeline_root"),
-                          metadata_path=str(root / "metadata.sqlite"),
-                          serving_model_dir=str(root / "serving_model"),
-                          max_rows_per_span=args.rows, train_steps=args.train_steps,
-                          **overrides)
+    return PipelineConfig(
+        data_root=str(spans),
+        pipeline_root=str(root / "pipeline_root"),
+        metadata_path=str(root / "metadata.sqlite"),
+        serving_model_dir=str(root / "serving_model"),
+        max_rows_per_span=args.rows,
+        train_steps=args.train_steps,
+        **overrides,
+    )
 
 
 def _run_pipeline(config: PipelineConfig, label: str, log_dir: Path) -> dict:
     """One Beam runner process; its wall time and what ML Metadata recorded."""
     from pipeline import summary
+
     log = log_dir / f"{label}.log"
     print(f"[bench] {label}: python runners/beam_runner.py ... (log {log})", flush=True)
     started = time.monotonic()
     with open(log, "w") as out:
-        code = subprocess.run([sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"),
-                               *config.as_flags()], stdout=out, stderr=subprocess.STDOUT,
-                              cwd=REPO_ROOT).returncode
+        code = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"), *config.as_flags()],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        ).returncode
     wall = time.monotonic() - started
     if code != 0:
         raise RuntimeError(f"{label}: the pipeline failed (exit {code}); see {log}")
     run = summary.run_summary(config)
-    return {"wall": wall, "nodes": {n.node_id: (n.seconds, n.state) for n in run.nodes.values()},
-            "auc": run.auc_overall.value if run.auc_overall else None, "run": run,
-            "config": config}
+    return {
+        "wall": wall,
+        "nodes": {n.node_id: (n.seconds, n.state) for n in run.nodes.values()},
+        "auc": run.auc_overall.value if run.auc_overall else None,
+        "run": run,
+        "config": config,
+    }
 
 
 def _output_uri(run, node_id: str, key: str) -> str:
@@ -62,17 +75,28 @@ def _output_uri(run, node_id: str, key: str) -> str:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
-    mem_kib = next(int(line.split()[1]) for line in open("/proc/meminfo")
-                   if line.startswith("MemTotal"))
-    versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in
-                         ("tfx", "tensorflow", "apache-beam", "tensorflow-transform"))
-    return (f"{cpu}, {os.cpu_count()} cores, {mem_kib / 2**20:.0f} GiB RAM; "
-            f"Python {platform.python_version()}; {versions}")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kib = next(
+        int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")
+    )
+    versions = ", ".join(
+        f"{p} {importlib.metadata.version(p)}"
+        for p in ("tfx", "tensorflow", "apache-beam", "tensorflow-transform")
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem_kib / 2**20:.0f} GiB RAM; "
+        f"Python {platform.python_version()}; {versions}"
+    )
 
 
-def command_line(module: str, argv: Optional[Sequence[str]]) -> str:
+def command_line(module: str, argv: Sequence[str] | None) -> str:
     """The command that wrote a table, as a user would type it."""
     return " ".join([f"python -m {module}", *(argv if argv is not None else sys.argv[1:])])
 
@@ -85,9 +109,12 @@ def publish(text: str, output: Path, tag: str) -> None:
     print(f"[{tag}] wrote {output}")
 
 
-def _components_table(cold: dict, cached: dict, multi: Optional[dict]) -> List[str]:
-    lines = ["| component | cold (s) | cached re-run (s) |" + (" multi_processing, 2 workers (s) |" if multi else ""),
-             "| --- | ---: | ---: |" + (" ---: |" if multi else "")]
+def _components_table(cold: dict, cached: dict, multi: dict | None) -> list[str]:
+    lines = [
+        "| component | cold (s) | cached re-run (s) |"
+        + (" multi_processing, 2 workers (s) |" if multi else ""),
+        "| --- | ---: | ---: |" + (" ---: |" if multi else ""),
+    ]
     for node, (seconds, _) in cold["nodes"].items():
         cached_seconds, state = cached["nodes"].get(node, (0.0, "-"))
         row = f"| {node} | {seconds:.1f} | {cached_seconds:.1f} ({state}) |"
@@ -158,18 +185,25 @@ def render(results: dict) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for row in results["serving"]:
-        lines.append(f"| {row['case']} | {row['batch_size']} | {row['p50_ms']:.2f} | "
-                     f"{row['p99_ms']:.2f} | {row['examples_per_s']:,.0f} |")
-    by_batch = {}
+        lines.append(
+            f"| {row['case']} | {row['batch_size']} | {row['p50_ms']:.2f} | "
+            f"{row['p99_ms']:.2f} | {row['examples_per_s']:,.0f} |"
+        )
+    by_batch: dict[int, dict] = {}
     for row in results["serving"]:
         by_batch.setdefault(row["batch_size"], {})[row["case"]] = row
-    lines += ["", "| batch | signature / model-only throughput | parse + Transform share of "
-              "the signature's mean latency |", "| ---: | ---: | ---: |"]
+    lines += [
+        "",
+        "| batch | signature / model-only throughput | parse + Transform share of "
+        "the signature's mean latency |",
+        "| ---: | ---: | ---: |",
+    ]
     for batch, cases in by_batch.items():
         signature = cases[serving_speed.SIGNATURE]
         lines.append(
             f"| {batch} | {signature['examples_per_s'] / cases[serving_speed.MODEL_ONLY]['examples_per_s']:.2f}x "
-            f"| {cases[serving_speed.TRANSFORM_ONLY]['mean_ms'] / signature['mean_ms']:.0%} |")
+            f"| {cases[serving_speed.TRANSFORM_ONLY]['mean_ms'] / signature['mean_ms']:.0%} |"
+        )
     lines += [
         "",
         "All three are concrete functions of the pushed SavedModel (as TF Serving calls a "
@@ -178,43 +212,65 @@ def render(results: dict) -> str:
         "",
         "## Model quality",
         "",
-        "The cold run's trained model, " + (f"blessed and pushed ({_shown_path(results['pushed'])})."
-                                            if results["pushed"] else "NOT blessed (not pushed)."),
+        "The cold run's trained model, "
+        + (
+            f"blessed and pushed ({_shown_path(results['pushed'])})."
+            if results["pushed"]
+            else "NOT blessed (not pushed)."
+        ),
         "Every baseline is trained on the pipeline's train split (CsvExampleGen's hash split) "
         "and scored on the same rows as the pipeline model: its held-out test split, and "
         "every row of each earlier span (other months, never trained on).",
         "",
     ]
     for test_name, rows in results["quality"].items():
-        lines += [f"### {test_name}", "",
-                  "| model | rows | AUC | AUC 95% interval | AUC - pipeline's, 95% interval "
-                  "| PR-AUC | log loss |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"### {test_name}",
+            "",
+            "| model | rows | AUC | AUC 95% interval | AUC - pipeline's, 95% interval "
+            "| PR-AUC | log loss |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for row in rows:
             low, high = row["auc_interval"]
             d_low, d_high = row["auc_minus_pipeline"]
             difference = "-" if row is rows[0] else f"{d_low:+.3f} .. {d_high:+.3f}"
-            lines.append(f"| {row['model']} | {row['test_rows']:,} | {row['auc']:.3f} | "
-                         f"{low:.3f} .. {high:.3f} | {difference} | {row['pr_auc']:.3f} | "
-                         f"{row['log_loss']:.4f} |")
+            lines.append(
+                f"| {row['model']} | {row['test_rows']:,} | {row['auc']:.3f} | "
+                f"{low:.3f} .. {high:.3f} | {difference} | {row['pr_auc']:.3f} | "
+                f"{row['log_loss']:.4f} |"
+            )
         lines.append("")
-    lines += [f"Intervals: {quality.BOOTSTRAP_RESAMPLES} bootstrap resamples of the test rows; "
-              "the difference to the pipeline model is paired (same resampled rows), so an "
-              "interval containing 0 means that test set cannot tell the two apart.", ""]
+    lines += [
+        f"Intervals: {quality.BOOTSTRAP_RESAMPLES} bootstrap resamples of the test rows; "
+        "the difference to the pipeline model is paired (same resampled rows), so an "
+        "interval containing 0 means that test set cannot tell the two apart.",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", type=int, help="rows per span (default: all)")
     parser.add_argument("--train-steps", type=int, default=PipelineConfig().train_steps)
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "build" / "bench")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--skip-multiprocessing", action="store_true",
-                        help="leave out the multi_processing cold run (the slowest part)")
-    parser.add_argument("--serving-seconds", type=float, default=10.0,
-                        help="measuring time per serving case (default: %(default)s)")
+    parser.add_argument(
+        "--skip-multiprocessing",
+        action="store_true",
+        help="leave out the multi_processing cold run (the slowest part)",
+    )
+    parser.add_argument(
+        "--serving-seconds",
+        type=float,
+        default=10.0,
+        help="measuring time per serving case (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     if args.work_dir.exists():
@@ -227,13 +283,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     trained = reports[-1]
 
     cold = _run_pipeline(_config(args.work_dir / "in_memory", spans, args), "cold", logs)
-    reruns = [_run_pipeline(_config(args.work_dir / "in_memory", spans, args), f"rerun-{i}", logs)
-              for i in (1, 2)]
+    reruns = [
+        _run_pipeline(_config(args.work_dir / "in_memory", spans, args), f"rerun-{i}", logs)
+        for i in (1, 2)
+    ]
     multi = None
     if not args.skip_multiprocessing:
-        multi = _run_pipeline(_config(args.work_dir / "multi_processing", spans, args,
-                                      beam_pipeline_args=MULTI_PROCESSING.split()),
-                              "cold-multi-processing", logs)
+        multi = _run_pipeline(
+            _config(
+                args.work_dir / "multi_processing",
+                spans,
+                args,
+                beam_pipeline_args=MULTI_PROCESSING.split(),
+            ),
+            "cold-multi-processing",
+            logs,
+        )
 
     run = cold["run"]
     examples_uri = _output_uri(run, "CsvExampleGen", "examples")
@@ -241,37 +306,61 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model_dir = os.path.join(_output_uri(run, "Trainer", "model"), "Format-Serving")
     model_run = _output_uri(run, "Trainer", "model_run")
     from models import model as pipeline_model
-    fit_seconds = json.loads((Path(model_run) / pipeline_model.FIT_TIME_FILE).read_text())["fit_seconds"]
+
+    fit_seconds = json.loads((Path(model_run) / pipeline_model.FIT_TIME_FILE).read_text())[
+        "fit_seconds"
+    ]
 
     print("[bench] bare Keras script", flush=True)
-    bare_run = subprocess.run([sys.executable, "-m", "bench.bare_keras", "--examples", examples_uri,
-                               "--steps", str(args.train_steps)], capture_output=True, text=True,
-                              cwd=REPO_ROOT)
+    bare_run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.bare_keras",
+            "--examples",
+            examples_uri,
+            "--steps",
+            str(args.train_steps),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
     if bare_run.returncode != 0:
         raise RuntimeError(f"bare script failed:\n{bare_run.stderr[-3000:]}")
     bare = json.loads(bare_run.stdout.strip().splitlines()[-1])
 
     from bench import examples
+
     train, test = (examples.read_split(examples_uri, split) for split in ("train", "test"))
     test_sets = {f"test split of span {trained.span} ({Path(trained.source).name})": test}
     for report in reports[:-1]:
         print(f"[bench] CsvExampleGen on span {report.span} (out-of-time test set)", flush=True)
         test_sets[f"all of span {report.span} ({Path(report.source).name}), out of time"] = (
-            examples.span_examples(cold["config"], report.span,
-                                   args.work_dir / f"span-{report.span}"))
+            examples.span_examples(
+                cold["config"], report.span, args.work_dir / f"span-{report.span}"
+            )
+        )
     print("[bench] serving speed", flush=True)
-    serving = serving_speed.serving_speed(model_dir, _output_uri(run, "Transform", "transform_graph"),
-                                          test[2], args.serving_seconds)
+    serving = serving_speed.serving_speed(
+        model_dir, _output_uri(run, "Transform", "transform_graph"), test[2], args.serving_seconds
+    )
     print("[bench] model quality", flush=True)
     results = {
         "command": command_line("bench.run", argv),
-        "date": time.strftime("%Y-%m-%d"), "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
         "rows": f"{args.rows:,} rows" if args.rows else "all rows",
-        "train_steps": args.train_steps, "trained_span": trained.span,
+        "train_steps": args.train_steps,
+        "trained_span": trained.span,
         "trained_source": Path(trained.source).name,
         "excluded_open": trained.excluded.get(prepare.UNKNOWN_OUTCOME, 0),
-        "cold": cold, "reruns": reruns, "multi": multi,
-        "fit_seconds": fit_seconds, "bare": bare, "serving": serving,
+        "cold": cold,
+        "reruns": reruns,
+        "multi": multi,
+        "fit_seconds": fit_seconds,
+        "bare": bare,
+        "serving": serving,
         "quality": quality.quality(train, test_sets, model_dir),
         "pushed": run.pushed_path,
     }

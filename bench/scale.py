@@ -18,6 +18,7 @@ worker processes), sampled every half second during that component. A run
 that fails or exceeds --timeout is reported as such: that is where this
 machine stops.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from bench.run import command_line, machine, publish
 from data import prepare
@@ -71,14 +73,16 @@ class _MemorySampler:
 
     def __init__(self, pid: int):
         import psutil
+
         self._process = psutil.Process(pid)
-        self.samples: List[Tuple[float, int]] = []
+        self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self):
         import psutil
+
         while not self._stop.is_set():
             try:
                 tree = [self._process] + self._process.children(recursive=True)
@@ -96,17 +100,23 @@ class _MemorySampler:
         return max((rss for t, rss in self.samples if start <= t <= end), default=0)
 
 
-def run_once(rows: int, mode: str, export: Path, work: Path, train_steps: int,
-             timeout: float) -> dict:
+def run_once(
+    rows: int, mode: str, export: Path, work: Path, train_steps: int, timeout: float
+) -> dict:
     """One cold run; its wall time, per-component seconds and peak memory, or its failure."""
     from pipeline import summary
+
     root = work / f"{rows}-{mode}"
     shutil.rmtree(root, ignore_errors=True)
-    config = PipelineConfig(raw_data_dir=str(export.parent), data_root=str(root / "spans"),
-                            pipeline_root=str(root / "pipeline_root"),
-                            metadata_path=str(root / "metadata.sqlite"),
-                            serving_model_dir=str(root / "serving_model"),
-                            train_steps=train_steps, beam_pipeline_args=MODES[mode].split())
+    config = PipelineConfig(
+        raw_data_dir=str(export.parent),
+        data_root=str(root / "spans"),
+        pipeline_root=str(root / "pipeline_root"),
+        metadata_path=str(root / "metadata.sqlite"),
+        serving_model_dir=str(root / "serving_model"),
+        train_steps=train_steps,
+        beam_pipeline_args=MODES[mode].split(),
+    )
     log = root / "run.log"
     root.mkdir(parents=True)
     print(f"[scale] {rows:,} rows, {mode}: log {log}", flush=True)
@@ -114,7 +124,10 @@ def run_once(rows: int, mode: str, export: Path, work: Path, train_steps: int,
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, str(REPO_ROOT / "runners" / "beam_runner.py"), *config.as_flags()],
-            stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
         sampler = _MemorySampler(process.pid)
         try:
             code = process.wait(timeout=timeout)
@@ -124,15 +137,25 @@ def run_once(rows: int, mode: str, export: Path, work: Path, train_steps: int,
             code = None
         finally:
             sampler.stop()
-    result = {"rows": rows, "mode": mode, "wall": time.monotonic() - started,
-              "peak": sampler.peak(), "code": code, "log": log, "nodes": {}}
+    result: dict[str, Any] = {
+        "rows": rows,
+        "mode": mode,
+        "wall": time.monotonic() - started,
+        "peak": sampler.peak(),
+        "code": code,
+        "log": log,
+        "nodes": {},
+    }
     try:
         run = summary.run_summary(config)
     except Exception:  # no store or no run: the failure is in the log
         return result
     for node in run.nodes.values():
-        result["nodes"][node.node_id] = (node.seconds, node.state, sampler.peak(
-            node.started, node.started + node.seconds + SAMPLE_SECONDS))
+        result["nodes"][node.node_id] = (
+            node.seconds,
+            node.state,
+            sampler.peak(node.started, node.started + node.seconds + SAMPLE_SECONDS),
+        )
     result["split_rows"] = dict(run.split_rows)
     result["anomalies"] = dict(run.anomalies)
     return result
@@ -141,52 +164,76 @@ def run_once(rows: int, mode: str, export: Path, work: Path, train_steps: int,
 _HEAVY = ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
 
 
-def render(results: List[dict], command: str, machine: str) -> str:
-    lines = ["# Scale", "", f"Written by `{command}` on {time.strftime('%Y-%m-%d')}.",
-             f"Machine: {machine}.", "",
-             "Data: the 2015 export resampled with replacement to N rows with fresh complaint "
-             "ids (bench/scale.py); ~10% are then excluded as open complaints. Wall times in "
-             "seconds; memory is the peak resident set of the runner and its Beam workers "
-             "while the component ran.", "",
-             "| rows | Beam mode | outcome | train rows | wall (s) | peak memory (GiB) | "
-             + " | ".join(f"{n} s / GiB" for n in _HEAVY) + " |",
-             "| ---: | --- | --- | ---: | ---: | ---: | "
-             + " | ".join("---:" for _ in _HEAVY) + " |"]
+def render(results: list[dict], command: str, machine: str) -> str:
+    lines = [
+        "# Scale",
+        "",
+        f"Written by `{command}` on {time.strftime('%Y-%m-%d')}.",
+        f"Machine: {machine}.",
+        "",
+        "Data: the 2015 export resampled with replacement to N rows with fresh complaint "
+        "ids (bench/scale.py); ~10% are then excluded as open complaints. Wall times in "
+        "seconds; memory is the peak resident set of the runner and its Beam workers "
+        "while the component ran.",
+        "",
+        "| rows | Beam mode | outcome | train rows | wall (s) | peak memory (GiB) | "
+        + " | ".join(f"{n} s / GiB" for n in _HEAVY)
+        + " |",
+        "| ---: | --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in _HEAVY) + " |",
+    ]
     for r in results:
-        outcome = ("ok" if r["code"] == 0 else "timed out" if r["code"] is None
-                   else f"failed (exit {r['code']})")
+        outcome = (
+            "ok"
+            if r["code"] == 0
+            else "timed out"
+            if r["code"] is None
+            else f"failed (exit {r['code']})"
+        )
         cells = []
         for name in _HEAVY:
             seconds, state, peak = r["nodes"].get(name, (None, None, 0))
             cells.append("-" if seconds is None else f"{seconds:.0f} / {peak / 2**30:.1f}")
         train_rows = r.get("split_rows", {}).get("train")
-        lines.append(f"| {r['rows']:,} | {r['mode']} | {outcome} | "
-                     f"{'-' if train_rows is None else format(train_rows, ',')} | {r['wall']:.0f} | "
-                     f"{r['peak'] / 2**30:.1f} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {r['rows']:,} | {r['mode']} | {outcome} | "
+            f"{'-' if train_rows is None else format(train_rows, ',')} | {r['wall']:.0f} | "
+            f"{r['peak'] / 2**30:.1f} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[28_000, 280_000, 1_000_000])
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=sorted(MODES))
     parser.add_argument("--train-steps", type=int, default=PipelineConfig().train_steps)
-    parser.add_argument("--timeout", type=float, default=3600,
-                        help="seconds before a run counts as beyond this machine")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3600,
+        help="seconds before a run counts as beyond this machine",
+    )
     parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "build" / "scale")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
     results = []
     for rows in args.rows:
-        export = scaled_export(rows, args.work_dir / f"raw-{rows}" / f"complaints_scaled_{rows}.csv.gz")
+        export = scaled_export(
+            rows, args.work_dir / f"raw-{rows}" / f"complaints_scaled_{rows}.csv.gz"
+        )
         for mode in args.modes:
-            results.append(run_once(rows, mode, export, args.work_dir, args.train_steps,
-                                    args.timeout))
+            results.append(
+                run_once(rows, mode, export, args.work_dir, args.train_steps, args.timeout)
+            )
             # After every run: a long curve stopped half-way keeps what it measured.
-            publish(render(results, command_line("bench.scale", argv), machine()),
-                    args.output, "scale")
+            publish(
+                render(results, command_line("bench.scale", argv), machine()), args.output, "scale"
+            )
     return 0
 
 

@@ -13,10 +13,11 @@ highest version number, so an older model blessed again (a rollback whose
 Trainer answered from cache) must be copied into a new, higher version, or the
 rollback would silently leave the newer model in service.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
@@ -31,14 +32,14 @@ FINGERPRINT_FILE = "fingerprint.pb"
 REUSED_VERSION_KEY = "reused_existing_version"
 
 
-def _read(path: str) -> Optional[bytes]:
+def _read(path: str) -> bytes | None:
     if not fileio.exists(path):
         return None
     with fileio.open(path, "rb") as f:
         return f.read()
 
 
-def newest_version(base_directory: str) -> Optional[str]:
+def newest_version(base_directory: str) -> str | None:
     """The version TF Serving serves: the highest numeric folder name."""
     if not fileio.isdir(base_directory):
         return None
@@ -47,7 +48,7 @@ def newest_version(base_directory: str) -> Optional[str]:
     return str(max(numeric)) if numeric else None
 
 
-def find_identical_version(model_path: str, base_directory: str) -> Optional[Tuple[str, str]]:
+def find_identical_version(model_path: str, base_directory: str) -> tuple[str, str] | None:
     """(version, path) of the served version if it already is this model."""
     fingerprint = _read(os.path.join(model_path, FINGERPRINT_FILE))
     version = newest_version(base_directory)
@@ -60,20 +61,25 @@ def find_identical_version(model_path: str, base_directory: str) -> Optional[Tup
 
 
 class Executor(pusher_executor.Executor):
-
-    def Do(self, input_dict: Dict[str, List[types.Artifact]],
-           output_dict: Dict[str, List[types.Artifact]],
-           exec_properties: Dict[str, Any]) -> None:
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
         destination = proto_utils.json_to_proto(
             exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
-            pusher_pb2.PushDestination())
+            pusher_pb2.PushDestination(),
+        )
         if self.CheckBlessing(input_dict) and destination.HasField("filesystem"):
-            existing = find_identical_version(self.GetModelPath(input_dict),
-                                              destination.filesystem.base_directory)
+            existing = find_identical_version(
+                self.GetModelPath(input_dict), destination.filesystem.base_directory
+            )
             if existing:
                 version, path = existing
                 model_push = artifact_utils.get_single_instance(
-                    output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+                    output_dict[standard_component_specs.PUSHED_MODEL_KEY]
+                )
                 self._MarkPushed(model_push, pushed_destination=path, pushed_version=version)
                 model_push.set_int_custom_property(REUSED_VERSION_KEY, 1)
                 return

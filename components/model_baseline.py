@@ -14,9 +14,8 @@ inputs are those of that run and its cache answers with the same blessing.
 Any other candidate, an older blessed model rolled back to included, is
 judged against the latest blessed model, as with TFX's strategy.
 """
-from __future__ import annotations
 
-from typing import Dict, List, Optional
+from __future__ import annotations
 
 from tfx import types
 from tfx.components.evaluator import constants
@@ -27,20 +26,28 @@ MODEL_KEY = "model"
 BLESSING_KEY = "model_blessing"
 
 
-def _blessings_by_model(blessings: List[types.Artifact]) -> Dict[int, types.Artifact]:
+def _blessings_by_model(blessings: list[types.Artifact]) -> dict[int, types.Artifact]:
     """Model id -> its newest positive blessing."""
-    blessed = sorted((b for b in blessings
-                      if b.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1),
-                     key=lambda b: b.id)
-    return {b.get_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): b
-            for b in blessed}
+    blessed = sorted(
+        (
+            b
+            for b in blessings
+            if b.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
+        ),
+        key=lambda b: b.id,
+    )
+    return {
+        b.get_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): b
+        for b in blessed
+    }
 
 
 class BaselineModelStrategy(resolver.ResolverStrategy):
     """Resolves `model`/`model_blessing` to the candidate's baseline (module docstring)."""
 
-    def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
-                          ) -> Optional[Dict[str, List[types.Artifact]]]:
+    def resolve_artifacts(
+        self, store, input_dict: dict[str, list[types.Artifact]]
+    ) -> dict[str, list[types.Artifact]] | None:
         del store  # everything needed is in the input channels
         candidates = input_dict[CANDIDATE_KEY]
         models = {m.id: m for m in input_dict[MODEL_KEY]}
@@ -53,8 +60,12 @@ class BaselineModelStrategy(resolver.ResolverStrategy):
         candidate_id = max((c.id for c in candidates), default=None)
         if baseline_id is not None and candidate_id == baseline_id:
             baseline_id = blessings[baseline_id].get_int_custom_property(
-                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)  # 0: judged on the floor alone
+                constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY
+            )  # 0: judged on the floor alone
         if baseline_id not in blessings or baseline_id not in models:
             return {CANDIDATE_KEY: candidates, MODEL_KEY: [], BLESSING_KEY: []}
-        return {CANDIDATE_KEY: candidates, MODEL_KEY: [models[baseline_id]],
-                BLESSING_KEY: [blessings[baseline_id]]}
+        return {
+            CANDIDATE_KEY: candidates,
+            MODEL_KEY: [models[baseline_id]],
+            BLESSING_KEY: [blessings[baseline_id]],
+        }

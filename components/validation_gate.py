@@ -15,14 +15,14 @@ numerics). Drift is reported, and blocks only with `drift_blocks` (config
 and the Evaluator's thresholds already guard the served model, while a schema
 anomaly is a data bug.
 """
+
 # No `from __future__ import annotations`: TFX reads the typehints at runtime.
 import json
 import os
 import re
-from typing import Dict, List
 
-from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact, standard_artifacts
 
@@ -36,6 +36,7 @@ _DRIFT_REASONS = ("COMPARATOR_L_INFTY_HIGH", "COMPARATOR_JENSEN_SHANNON_DIVERGEN
 
 class DataValidation(artifact.Artifact):
     """The gate's verdict: `validation_report.json` (anomalies, drift, baseline)."""
+
     # KFP v2 accepts custom types named "<module>.<Class>" (one module segment)
     # and its container imports the class by that name: components/__init__.py
     # exports it.
@@ -50,19 +51,23 @@ def passed_gate(store, artifact_id: int) -> bool:
     """Whether a DataValidationGate execution that completed (or was cached)
     read this artifact: the one test of "validated" for both strategies below."""
     from ml_metadata.proto import metadata_store_pb2
+
     passed = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
     gate_type = f"{__name__}.DataValidationGate"
-    consumer_ids = [e.execution_id for e in store.get_events_by_artifact_ids([artifact_id])
-                    if e.type == metadata_store_pb2.Event.INPUT]
+    consumer_ids = [
+        e.execution_id
+        for e in store.get_events_by_artifact_ids([artifact_id])
+        if e.type == metadata_store_pb2.Event.INPUT
+    ]
     for execution in store.get_executions_by_id(consumer_ids):
         execution_type = store.get_execution_types_by_id([execution.type_id])[0]
         # Legacy orchestration (Airflow, InteractiveContext) records the
         # outcome as a "state" property instead.
-        legacy = (execution.properties.get("state") or
-                  execution.custom_properties.get("state"))
+        legacy = execution.properties.get("state") or execution.custom_properties.get("state")
         if execution_type.name == gate_type and (
-                execution.last_known_state in passed
-                or (legacy and legacy.string_value in ("complete", "cached"))):
+            execution.last_known_state in passed
+            or (legacy and legacy.string_value in ("complete", "cached"))
+        ):
             return True
     return False
 
@@ -77,9 +82,17 @@ class LatestValidatedStatisticsStrategy(resolver.ResolverStrategy):
     """
 
     def resolve_artifacts(self, store, input_dict):
-        return {key: next(([a] for a in sorted(artifacts, key=lambda a: a.id, reverse=True)
-                           if passed_gate(store, a.id)), [])
-                for key, artifacts in input_dict.items()}
+        return {
+            key: next(
+                (
+                    [a]
+                    for a in sorted(artifacts, key=lambda a: a.id, reverse=True)
+                    if passed_gate(store, a.id)
+                ),
+                [],
+            )
+            for key, artifacts in input_dict.items()
+        }
 
 
 class ValidatedSpanWindowStrategy(resolver.ResolverStrategy):
@@ -106,7 +119,7 @@ class ValidatedSpanWindowStrategy(resolver.ResolverStrategy):
                 span = span_of(candidate)
                 if span not in validated and passed_gate(store, candidate.id):
                     validated[span] = candidate
-            newest = sorted(validated, reverse=True)[:self._num_spans]
+            newest = sorted(validated, reverse=True)[: self._num_spans]
             result[key] = [validated[span] for span in newest]
         return result
 
@@ -119,7 +132,7 @@ def span_of(artifact_) -> int:
     return artifact_.span
 
 
-def _too_few_examples(statistics, schema, anomalies: Dict[str, list]) -> None:
+def _too_few_examples(statistics, schema, anomalies: dict[str, list]) -> None:
     """Adds a dataset anomaly for splits below the schema's minimum example count.
 
     TFDV reports nothing at all for a split without examples (an empty or
@@ -130,14 +143,20 @@ def _too_few_examples(statistics, schema, anomalies: Dict[str, list]) -> None:
         count = validation_files.num_examples(statistics.uri, split)
         found = anomalies.setdefault(split, [])
         if count < minimum and not any(a["feature"] == validation_files.DATASET for a in found):
-            found.append({"feature": validation_files.DATASET, "anomaly": "Too few examples",
-                          "detail": f"{count} examples; the schema requires at least {minimum}"})
+            found.append(
+                {
+                    "feature": validation_files.DATASET,
+                    "anomaly": "Too few examples",
+                    "detail": f"{count} examples; the schema requires at least {minimum}",
+                }
+            )
 
 
-def measure_drift(current, baseline, schema) -> List[dict]:
+def measure_drift(current, baseline, schema) -> list[dict]:
     """Features whose drift comparator fires, with TFDV's description of by how much."""
     import tensorflow_data_validation as tfdv
     from tensorflow_metadata.proto.v0 import anomalies_pb2
+
     drift_types = {anomalies_pb2.AnomalyInfo.Type.Value(t) for t in _DRIFT_REASONS}
     result = tfdv.validate_statistics(current, schema, previous_statistics=baseline)
     drifted = []
@@ -159,9 +178,12 @@ def _shortened_detail(detail: str) -> str:
     return head + colon + shortened(items) if colon and len(items) > 1 else detail
 
 
-def _problem_lines(report: dict) -> List[str]:
-    lines = [f"  {split}: {a['feature']}: {a['anomaly']}: {_shortened_detail(a['detail'])}"
-             for split, found in report["anomalies"].items() for a in found]
+def _problem_lines(report: dict) -> list[str]:
+    lines = [
+        f"  {split}: {a['feature']}: {a['anomaly']}: {_shortened_detail(a['detail'])}"
+        for split, found in report["anomalies"].items()
+        for a in found
+    ]
     if report["drift_blocks"]:
         lines += [f"  drift: {d['feature']}: {d['detail']}" for d in report["drift"]]
     return lines
@@ -184,30 +206,42 @@ def DataValidationGate(
     span = span_of(examples)
     location = data_location.replace("{SPAN}", str(span))
     schema_proto = tfdv.load_schema_text(os.path.join(schema.uri, "schema.pbtxt"))
-    found = {split: validation_files.read_anomalies(anomalies.uri, split)
-             for split in validation_files.split_names(anomalies.split_names)}
+    found = {
+        split: validation_files.read_anomalies(anomalies.uri, split)
+        for split in validation_files.split_names(anomalies.split_names)
+    }
     _too_few_examples(statistics, schema_proto, found)
-    report = {"span": span, "data": location, "anomalies": found,
-              "drift": [], "drift_baseline": None, "drift_blocks": bool(drift_blocks)}
+    report = {
+        "span": span,
+        "data": location,
+        "anomalies": found,
+        "drift": [],
+        "drift_baseline": None,
+        "drift_blocks": bool(drift_blocks),
+    }
     if baseline_statistics is not None:
         report["drift_baseline"] = {"uri": baseline_statistics.uri}
         report["drift"] = measure_drift(
             validation_files.read_statistics(statistics.uri, DRIFT_SPLIT),
             validation_files.read_statistics(baseline_statistics.uri, DRIFT_SPLIT),
-            schema_proto)
-    io_utils.write_string_file(os.path.join(validation.uri, REPORT_FILE),
-                               json.dumps(report, indent=2))
+            schema_proto,
+        )
+    io_utils.write_string_file(
+        os.path.join(validation.uri, REPORT_FILE), json.dumps(report, indent=2)
+    )
     problems = _problem_lines(report)
     if problems:
         raise DataValidationError(
             f"data validation stopped the run before Transform: span {span} ({location}):\n"
             + "\n".join(problems)
             + "\nNothing after validation ran; the previously pushed model stays the served "
-              f"one. Fix the data, or if CFPB's values really changed: `python -m data.schema "
-              f"diff --span {span}` shows what accepting them changes, `accept` writes it "
-              "(README, 'Data validation').")
+            f"one. Fix the data, or if CFPB's values really changed: `python -m data.schema "
+            f"diff --span {span}` shows what accepting them changes, `accept` writes it "
+            "(README, 'Data validation')."
+        )
 
 
 def read_report(validation_uri: str) -> dict:
     from tfx.utils import io_utils
+
     return json.loads(io_utils.read_string_file(os.path.join(validation_uri, REPORT_FILE)))

@@ -1,7 +1,8 @@
 """How long lists appear in messages: the first few, then how many more."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def shortened(items: Iterable[str], limit: int = 5) -> str:

@@ -23,6 +23,7 @@ reported; none disappear silently.
 
     python -m data.prepare --help
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ import json
 import re
 import sys
 import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import TypeVar
 
 from data.listing import shortened
 
@@ -101,6 +103,8 @@ _DATE_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "%m/%d/%y")
 _ZIP_PATTERN = re.compile(r"^(\d{1,5})(X{0,2})$")
 _OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
+_Row = TypeVar("_Row")
+
 
 class PreparationError(ValueError):
     """An export cannot be turned into a span: the message names the file and
@@ -119,20 +123,20 @@ class SpanReport:
     last_date: str = ""
     rows_read: int = 0
     rows_written: int = 0
-    max_rows: Optional[int] = None
-    rejected: Dict[str, int] = dataclasses.field(default_factory=dict)
-    excluded: Dict[str, int] = dataclasses.field(default_factory=dict)
-    fixed: Dict[str, int] = dataclasses.field(default_factory=dict)
-    missing_columns: List[str] = dataclasses.field(default_factory=list)
-    ignored_columns: List[str] = dataclasses.field(default_factory=list)
-    notes: List[str] = dataclasses.field(default_factory=list)
+    max_rows: int | None = None
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict)
+    excluded: dict[str, int] = dataclasses.field(default_factory=dict)
+    fixed: dict[str, int] = dataclasses.field(default_factory=dict)
+    missing_columns: list[str] = dataclasses.field(default_factory=list)
+    ignored_columns: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
     positive_rows: int = 0
 
     @property
     def rows_rejected(self) -> int:
         return sum(self.rejected.values())
 
-    def count(self, bucket: Dict[str, int], reason: str) -> None:
+    def count(self, bucket: dict[str, int], reason: str) -> None:
         bucket[reason] = bucket.get(reason, 0) + 1
 
     def summary(self) -> str:
@@ -144,13 +148,17 @@ class SpanReport:
             f"{self.rows_read} read, {self.rows_rejected} rejected, "
             f"{sum(self.excluded.values())} excluded"
         ]
-        for kind, bucket in (("rejected", self.rejected), ("excluded", self.excluded),
-                             ("fixed", self.fixed)):
+        for kind, bucket in (
+            ("rejected", self.rejected),
+            ("excluded", self.excluded),
+            ("fixed", self.fixed),
+        ):
             for reason, n in sorted(bucket.items()):
                 lines.append(f"  {kind:<8} {n:>6}  {reason}")
         if self.missing_columns:
-            lines.append(f"  columns absent in this export, written empty: "
-                         f"{', '.join(self.missing_columns)}")
+            lines.append(
+                f"  columns absent in this export, written empty: {', '.join(self.missing_columns)}"
+            )
         if self.ignored_columns:
             lines.append(f"  columns ignored: {', '.join(self.ignored_columns)}")
         lines += [f"  note: {note}" for note in self.notes]
@@ -162,7 +170,7 @@ def _normalize_header(name: str) -> str:
     return _HEADER_ALIASES.get(snake, snake)
 
 
-def _parse_date(value: str) -> Optional[str]:
+def _parse_date(value: str) -> str | None:
     for fmt in _DATE_FORMATS:
         try:
             return datetime.datetime.strptime(value, fmt).date().isoformat()
@@ -171,7 +179,7 @@ def _parse_date(value: str) -> Optional[str]:
     return None
 
 
-def _normalize_zip(value: str) -> Optional[str]:
+def _normalize_zip(value: str) -> str | None:
     """Returns a five-digit ZIP (masked digits as 0), '' if empty, None if invalid.
 
     Exports that went through a spreadsheet lost leading zeros (`2134` for
@@ -193,7 +201,7 @@ def _normalize_zip(value: str) -> Optional[str]:
     return digits.zfill(5)
 
 
-def decode(raw: bytes, path: Path) -> Tuple[str, str]:
+def decode(raw: bytes, path: Path) -> tuple[str, str]:
     """The export's text and the encoding it was read with.
 
     CFPB publishes UTF-8. A file saved by a spreadsheet on Windows is
@@ -207,11 +215,13 @@ def decode(raw: bytes, path: Path) -> Tuple[str, str]:
         except (OSError, EOFError, zlib.error) as e:
             raise PreparationError(
                 f"{path}: not a readable gzip file ({e}); download the export again, or "
-                "save it uncompressed as .csv") from None
+                "save it uncompressed as .csv"
+            ) from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:65536]:
         raise PreparationError(
             f"{path}: looks like UTF-16 or a binary file (NUL bytes), not a CSV export; "
-            "save it as CSV in UTF-8")
+            "save it as CSV in UTF-8"
+        )
     try:
         return raw.decode("utf-8-sig"), "utf-8"  # -sig: some exports start with a BOM
     except UnicodeDecodeError:
@@ -221,19 +231,22 @@ def decode(raw: bytes, path: Path) -> Tuple[str, str]:
     except UnicodeDecodeError as e:
         raise PreparationError(
             f"{path}: neither UTF-8 nor Windows-1252/Latin-1 (byte 0x{raw[e.start]:02x} at "
-            f"offset {e.start} is undefined in both); save the file as CSV in UTF-8") from None
+            f"offset {e.start} is undefined in both); save the file as CSV in UTF-8"
+        ) from None
 
 
 def _delimiter_hint(header: Sequence[str]) -> str:
     if len(header) == 1:
         for delimiter, name in _OTHER_DELIMITERS.items():
             if delimiter in header[0]:
-                return (f"; the header is separated by {name}, but CFPB exports are "
-                        "comma-separated: export or save the file as CSV with commas")
+                return (
+                    f"; the header is separated by {name}, but CFPB exports are "
+                    "comma-separated: export or save the file as CSV with commas"
+                )
     return ""
 
 
-def canonical_rows(text: str, report: SpanReport) -> Iterator[Dict[str, str]]:
+def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
     """Yields canonical rows (plus `complaint_id` when the export has one) from
     one export's CSV text, counting rejections and exclusions into `report`."""
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -244,28 +257,30 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[Dict[str, str]]:
     wanted = CANONICAL_COLUMNS + (ID_COLUMN,)
     index_of = {c: i for i, c in enumerate(columns) if c in wanted}
     report.missing_columns = [c for c in CANONICAL_COLUMNS if c not in index_of]
-    report.ignored_columns = [h or "(unnamed index)" for h, c in zip(header, columns)
-                              if c not in wanted]
+    report.ignored_columns = [
+        h or "(unnamed index)" for h, c in zip(header, columns, strict=True) if c not in wanted
+    ]
     missing = [c for c in REQUIRED_COLUMNS if c not in index_of]
     if missing:
         raise PreparationError(
             f"{report.source}: required column(s) missing: no column maps to "
             f"{', '.join(repr(c) for c in missing)} (header: "
-            f"{shortened(header, 20)}){_delimiter_hint(header)}")
+            f"{shortened(header, 20)}){_delimiter_hint(header)}"
+        )
 
     for fields in reader:
         if not fields:
             continue  # trailing blank line, not a record
         report.rows_read += 1
         if len(fields) != len(header):
-            report.count(report.rejected,
-                         f"wrong field count (expected {len(header)})")
+            report.count(report.rejected, f"wrong field count (expected {len(header)})")
             continue
         row = {c: fields[i].strip() for c, i in index_of.items()}
         label = row[LABEL_COLUMN].lower()
         if label not in _LABEL_VALUES:
-            report.count(report.rejected,
-                         f"{LABEL_COLUMN} not Yes/No/empty (e.g. {row[LABEL_COLUMN]!r})")
+            report.count(
+                report.rejected, f"{LABEL_COLUMN} not Yes/No/empty (e.g. {row[LABEL_COLUMN]!r})"
+            )
             continue
         date = _parse_date(row["date_received"])
         if date is None:
@@ -295,7 +310,7 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[Dict[str, str]]:
         yield canonical
 
 
-def _evenly_spaced(rows: List[Dict[str, str]], max_rows: Optional[int]):
+def _evenly_spaced(rows: list[_Row], max_rows: int | None) -> list[_Row]:
     """A deterministic sample spread over the whole export (exports are sorted
     by date, so the first N rows would be one week of complaints)."""
     if max_rows is None or len(rows) <= max_rows:
@@ -314,19 +329,20 @@ class _ParsedExport:
 
     source: Path
     report: SpanReport
-    rows: List[Dict[str, str]]
+    rows: list[dict[str, str]]
 
     @classmethod
-    def read(cls, source: Path, raw: bytes, digest: str,
-             max_rows: Optional[int]) -> "_ParsedExport":
+    def read(cls, source: Path, raw: bytes, digest: str, max_rows: int | None) -> _ParsedExport:
         text, encoding = decode(raw, source)
-        report = SpanReport(span=0, source=source.name, source_sha256=digest,
-                            encoding=encoding, max_rows=max_rows)
+        report = SpanReport(
+            span=0, source=source.name, source_sha256=digest, encoding=encoding, max_rows=max_rows
+        )
         rows = list(canonical_rows(text, report))
         if not report.last_date:
             raise PreparationError(
                 f"{source}: no usable rows ({report.rows_read} read; rejected: "
-                f"{report.rejected or 'none'}); is this a CFPB complaints export?")
+                f"{report.rejected or 'none'}); is this a CFPB complaints export?"
+            )
         report.span = span_number(report.last_date)
         return cls(source, report, rows)
 
@@ -337,16 +353,23 @@ def _check_rejections(source: Path, report: SpanReport, max_rejected_fraction: f
         raise PreparationError(
             f"{source}: {rejected:,} of {report.rows_read:,} rows rejected, more than "
             f"{max_rejected_fraction:.0%}: {report.rejected}; fix the export (a truncated "
-            "download, or a different file format?) or remove it from the raw folder")
+            "download, or a different file format?) or remove it from the raw folder"
+        )
     invalid_zips = report.fixed.get(INVALID_ZIP, 0)
     if invalid_zips > max_rejected_fraction * report.rows_read:
         raise PreparationError(
             f"{source}: zip_code: {invalid_zips:,} of {report.rows_read:,} values are not "
-            f"ZIP codes (more than {max_rejected_fraction:.0%}; wrong column or type?)")
+            f"ZIP codes (more than {max_rejected_fraction:.0%}; wrong column or type?)"
+        )
 
 
-def _write_span(export: _ParsedExport, directory: Path, others: Dict[int, SpanReport],
-                taken: Dict[str, int], max_rejected_fraction: float) -> SpanReport:
+def _write_span(
+    export: _ParsedExport,
+    directory: Path,
+    others: dict[int, SpanReport],
+    taken: dict[str, int],
+    max_rejected_fraction: float,
+) -> SpanReport:
     """Writes one parsed export as span `export.report.span`, leaving out the
     complaints that other spans hold (`taken`: complaint id -> span)."""
     report, source = export.report, export.source
@@ -363,19 +386,24 @@ def _write_span(export: _ParsedExport, directory: Path, others: Dict[int, SpanRe
         if complaint:
             seen.add(complaint)
         rows.append((complaint, row))
-    overlapping = [s for s, r in sorted(others.items())
-                   if r.first_date <= report.last_date and report.first_date <= r.last_date]
+    overlapping = [
+        s
+        for s, r in sorted(others.items())
+        if r.first_date <= report.last_date and report.first_date <= r.last_date
+    ]
     if overlapping and not seen:
         report.notes.append(
             f"dates overlap span(s) {', '.join(map(str, overlapping))}, and this export has "
-            "no complaint ids: complaints in both are kept twice")
+            "no complaint ids: complaints in both are kept twice"
+        )
     rows = _evenly_spaced(rows, report.max_rows)
     if len(rows) < MIN_SPAN_ROWS:
         raise PreparationError(
             f"{source}: too few rows for a span: {len(rows)} usable (at least {MIN_SPAN_ROWS} "
             f"needed; {report.rows_read} read, excluded: {report.excluded or 'none'}, "
             f"rejected: {report.rejected or 'none'}); merge it with the next export or "
-            "remove it from the raw folder")
+            "remove it from the raw folder"
+        )
     report.rows_written = len(rows)
     report.positive_rows = sum(r[LABEL_COLUMN] == "1" for _, r in rows)
 
@@ -388,12 +416,17 @@ def _write_span(export: _ParsedExport, directory: Path, others: Dict[int, SpanRe
     if ids:
         (directory / IDS_FILE_NAME).write_text("\n".join(ids) + "\n")
     (directory / REPORT_FILE_NAME).write_text(
-        json.dumps(dataclasses.asdict(report), indent=2) + "\n")
+        json.dumps(dataclasses.asdict(report), indent=2) + "\n"
+    )
     return report
 
 
-def prepare_export(source: Path, directory: Path, max_rows: Optional[int] = None,
-                   max_rejected_fraction: float = MAX_REJECTED_FRACTION) -> SpanReport:
+def prepare_export(
+    source: Path,
+    directory: Path,
+    max_rows: int | None = None,
+    max_rejected_fraction: float = MAX_REJECTED_FRACTION,
+) -> SpanReport:
     """Writes one export as a span in `directory`, with no other span to compare with."""
     raw = _read_bytes(source)
     export = _ParsedExport.read(source, raw, hashlib.sha256(raw).hexdigest(), max_rows)
@@ -407,11 +440,10 @@ def _read_bytes(source: Path) -> bytes:
         raise PreparationError(f"{source}: cannot be read ({e.strerror})") from None
 
 
-def raw_exports(raw_dir: Path) -> List[Path]:
+def raw_exports(raw_dir: Path) -> list[Path]:
     if not raw_dir.is_dir():
         raise PreparationError(f"raw data folder {raw_dir} does not exist (--raw-data-dir)")
-    exports = sorted(p for p in raw_dir.iterdir()
-                     if p.name.endswith((".csv", ".csv.gz")))
+    exports = sorted(p for p in raw_dir.iterdir() if p.name.endswith((".csv", ".csv.gz")))
     if not exports:
         raise PreparationError(f"no .csv or .csv.gz exports in {raw_dir}")
     return exports
@@ -421,13 +453,13 @@ def span_dir(spans_dir: Path, span: int) -> Path:
     return spans_dir / f"span-{span}"
 
 
-def span_dirs(spans_dir: Path) -> Dict[int, Path]:
+def span_dirs(spans_dir: Path) -> dict[int, Path]:
     """The `span-<N>` folders in `spans_dir`, by span number."""
     folders = sorted(spans_dir.iterdir()) if spans_dir.is_dir() else []
     return {int(m.group(1)): d for d in folders if (m := SPAN_DIR_PATTERN.match(d.name))}
 
 
-def prepared_spans(spans_dir: Path) -> Dict[int, SpanReport]:
+def prepared_spans(spans_dir: Path) -> dict[int, SpanReport]:
     """The spans already in `spans_dir`, by number, from their reports."""
     fields = {f.name for f in dataclasses.fields(SpanReport)}
     spans = {}
@@ -438,14 +470,16 @@ def prepared_spans(spans_dir: Path) -> Dict[int, SpanReport]:
         if len(str(span)) != 8:
             raise PreparationError(
                 f"{directory}: a span numbered by file order, from before spans were named "
-                f"by their newest day (YYYYMMDD); delete {spans_dir} once to re-prepare")
-        spans[span] = SpanReport(**{k: v for k, v in json.loads(report_path.read_text()).items()
-                                    if k in fields})
+                f"by their newest day (YYYYMMDD); delete {spans_dir} once to re-prepare"
+            )
+        spans[span] = SpanReport(
+            **{k: v for k, v in json.loads(report_path.read_text()).items() if k in fields}
+        )
     return spans
 
 
-def _taken_ids(spans_dir: Path, spans: Sequence[int]) -> Dict[str, int]:
-    taken = {}
+def _taken_ids(spans_dir: Path, spans: Iterable[int]) -> dict[str, int]:
+    taken: dict[str, int] = {}
     for span in spans:
         ids = span_dir(spans_dir, span) / IDS_FILE_NAME
         if ids.exists():
@@ -453,8 +487,12 @@ def _taken_ids(spans_dir: Path, spans: Sequence[int]) -> Dict[str, int]:
     return taken
 
 
-def prepare_all(raw_dir: Path, spans_dir: Path, max_rows: Optional[int] = None,
-                max_rejected_fraction: float = MAX_REJECTED_FRACTION) -> List[SpanReport]:
+def prepare_all(
+    raw_dir: Path,
+    spans_dir: Path,
+    max_rows: int | None = None,
+    max_rejected_fraction: float = MAX_REJECTED_FRACTION,
+) -> list[SpanReport]:
     """Prepares every export in `raw_dir` not prepared yet; returns the reports
     of the raw folder's spans, oldest first.
 
@@ -464,8 +502,8 @@ def prepare_all(raw_dir: Path, spans_dir: Path, max_rows: Optional[int] = None,
     """
     spans = prepared_spans(spans_dir)
     by_digest = {(r.source_sha256, r.max_rows): r for r in spans.values()}
-    in_raw: Set[int] = set()
-    new: Dict[int, _ParsedExport] = {}
+    in_raw: set[int] = set()
+    new: dict[int, _ParsedExport] = {}
     for source in raw_exports(raw_dir):
         raw = _read_bytes(source)
         digest = hashlib.sha256(raw).hexdigest()
@@ -481,27 +519,46 @@ def prepare_all(raw_dir: Path, spans_dir: Path, max_rows: Optional[int] = None,
                 f"{source}: its newest complaint is from {export.report.last_date}, so it "
                 f"would be span {span}, which {owner.source} already is; two different "
                 "exports cannot end on the same day: keep one of them in the raw folder (or "
-                f"delete {span_dir(spans_dir, span)} if {source.name} replaces it)")
+                f"delete {span_dir(spans_dir, span)} if {source.name} replaces it)"
+            )
         new[span] = export
     for span in sorted(new):
         others = {s: r for s, r in spans.items() if s != span}
-        spans[span] = _write_span(new[span], span_dir(spans_dir, span), others,
-                                  _taken_ids(spans_dir, others), max_rejected_fraction)
+        spans[span] = _write_span(
+            new[span],
+            span_dir(spans_dir, span),
+            others,
+            _taken_ids(spans_dir, others),
+            max_rejected_fraction,
+        )
         in_raw.add(span)
     return [spans[s] for s in sorted(in_raw)]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m data.prepare",
         description="Map CFPB complaint exports onto the canonical schema, one span each "
-                    "(span-YYYYMMDD, the day of the export's newest complaint).")
-    parser.add_argument("--raw-dir", type=Path, default=RAW_DIR,
-                        help="folder of CFPB exports (.csv or .csv.gz); default: %(default)s")
-    parser.add_argument("--spans-dir", type=Path, required=True,
-                        help="where span-<YYYYMMDD>/complaints.csv are written")
-    parser.add_argument("--max-rows", type=int, default=None,
-                        help="keep at most this many rows per span, evenly spaced")
+        "(span-YYYYMMDD, the day of the export's newest complaint).",
+    )
+    parser.add_argument(
+        "--raw-dir",
+        type=Path,
+        default=RAW_DIR,
+        help="folder of CFPB exports (.csv or .csv.gz); default: %(default)s",
+    )
+    parser.add_argument(
+        "--spans-dir",
+        type=Path,
+        required=True,
+        help="where span-<YYYYMMDD>/complaints.csv are written",
+    )
+    parser.add_argument(
+        "--max-rows",
+        type=int,
+        default=None,
+        help="keep at most this many rows per span, evenly spaced",
+    )
     args = parser.parse_args(argv)
     try:
         reports = prepare_all(args.raw_dir, args.spans_dir, args.max_rows)

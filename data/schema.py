@@ -36,6 +36,7 @@ than the prepared span's CSV: no TensorFlow, a few seconds. Empty required
 values are listed but never accepted: the model reads those features as
 always present (models/features.py), so that needs a code change.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,23 +44,33 @@ import collections
 import csv
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
 
 # Fraction of a span's values that must be in the domain (unseen values allowed
 # below 1 - mass).
-MIN_DOMAIN_MASS: Dict[str, float] = {
-    "product": 0.95, "sub_product": 0.9, "issue": 0.9, "sub_issue": 0.9,
-    "state": 0.99, "company_response": 0.99, "timely_response": 1.0,
+MIN_DOMAIN_MASS: dict[str, float] = {
+    "product": 0.95,
+    "sub_product": 0.9,
+    "issue": 0.9,
+    "sub_issue": 0.9,
+    "state": 0.99,
+    "company_response": 0.99,
+    "timely_response": 1.0,
 }
 # CsvExampleGen writes an empty cell as a feature with no values, so TFDV's
 # presence counts it as present: presence (min_fraction 1) means "the column
 # exists", and emptiness is a value count. Every row has these (prepare rejects
 # rows without product; the others were never empty in 2014 or 2015):
-REQUIRED_VALUES = ("product", "company_response", "timely_response", "consumer_disputed",
-                   "date_received")
+REQUIRED_VALUES = (
+    "product",
+    "company_response",
+    "timely_response",
+    "consumer_disputed",
+    "date_received",
+)
 # ...while these may be empty (share of empty rows in 2014 / 2015: sub_product
 # 0.36 / 0.38, sub_issue 0.55 / 0.53, state 0.016 / 0.015, zip_code 0.009 /
 # 0.010, issue a handful in 2014).
@@ -71,11 +82,16 @@ OPTIONAL_VALUES = ("issue", "sub_product", "sub_issue", "state", "zip_code")
 # 0.115 ("In progress": the newer export holds more open complaints), zip_code
 # JS 0.00076, consumer_disputed JS 0.0025. Thresholds sit above the ordinary
 # year-to-year change so that company_response's shift is the one reported.
-LINF_THRESHOLDS: Dict[str, float] = {
-    "product": 0.05, "sub_product": 0.05, "issue": 0.05, "sub_issue": 0.05,
-    "state": 0.02, "company_response": 0.05, "timely_response": 0.02,
+LINF_THRESHOLDS: dict[str, float] = {
+    "product": 0.05,
+    "sub_product": 0.05,
+    "issue": 0.05,
+    "sub_issue": 0.05,
+    "state": 0.02,
+    "company_response": 0.05,
+    "timely_response": 0.02,
 }
-JS_THRESHOLDS: Dict[str, float] = {"zip_code": 0.01, "consumer_disputed": 0.01}
+JS_THRESHOLDS: dict[str, float] = {"zip_code": 0.01, "consumer_disputed": 0.01}
 DEPRECATED = ("company", "submitted_via")
 # Per split: an empty split must not reach the Trainer. Small spans are
 # legitimate (a month of a few hundred complaints trains inside the window);
@@ -131,6 +147,7 @@ def curate(schema, statistics_by_span: Sequence) -> None:
 def bootstrap(span_files: Sequence[Path]):
     """TFDV-inferred schema (as SchemaGen infers it) of the first span, curated."""
     import tensorflow_data_validation as tfdv
+
     statistics = [tfdv.generate_statistics_from_csv(str(f)) for f in span_files]
     schema = tfdv.infer_schema(statistics[0], infer_feature_shape=True)
     curate(schema, statistics)
@@ -142,7 +159,7 @@ class DomainChange:
     """Values a span has that a feature's domain lacks."""
 
     feature: str
-    new_values: List[Tuple[str, int]]  # (value, rows), most rows first
+    new_values: list[tuple[str, int]]  # (value, rows), most rows first
     rows_with_value: int  # rows where the feature is not empty
     min_domain_mass: float
 
@@ -150,15 +167,18 @@ class DomainChange:
     def new_share(self) -> float:
         return sum(n for _, n in self.new_values) / max(self.rows_with_value, 1)
 
-    def render(self) -> List[str]:
+    def render(self) -> list[str]:
         allowed = 1 - self.min_domain_mass
-        verdict = ("refused: more than" if self.new_share > allowed + 1e-9
-                   else "passes: within")
-        lines = [f"  {self.feature}: {len(self.new_values)} new value(s) in "
-                 f"{self.new_share:.1%} of its rows ({verdict} the {allowed:.0%} the schema "
-                 "lets through unseen)"]
-        lines += [f"    + {value!r}  {n} rows ({n / max(self.rows_with_value, 1):.1%})"
-                  for value, n in self.new_values]
+        verdict = "refused: more than" if self.new_share > allowed + 1e-9 else "passes: within"
+        lines = [
+            f"  {self.feature}: {len(self.new_values)} new value(s) in "
+            f"{self.new_share:.1%} of its rows ({verdict} the {allowed:.0%} the schema "
+            "lets through unseen)"
+        ]
+        lines += [
+            f"    + {value!r}  {n} rows ({n / max(self.rows_with_value, 1):.1%})"
+            for value, n in self.new_values
+        ]
         return lines
 
 
@@ -166,8 +186,8 @@ class DomainChange:
 class SchemaDiff:
     span_file: Path
     rows: int
-    domains: List[DomainChange]
-    empty_required: Dict[str, int]  # feature -> rows without a value
+    domains: list[DomainChange]
+    empty_required: dict[str, int]  # feature -> rows without a value
 
     def render(self, schema_path: Path) -> str:
         lines = [f"{self.span_file} ({self.rows} rows) against {schema_path}:"]
@@ -176,21 +196,25 @@ class SchemaDiff:
         for change in self.domains:
             lines += change.render()
         for feature, n in sorted(self.empty_required.items()):
-            lines.append(f"  {feature}: {n} rows without a value, but every row needs one "
-                         "(not accepted by this command: the model reads it as always "
-                         "present; see data/schema.py, REQUIRED_VALUES)")
+            lines.append(
+                f"  {feature}: {n} rows without a value, but every row needs one "
+                "(not accepted by this command: the model reads it as always "
+                "present; see data/schema.py, REQUIRED_VALUES)"
+            )
         return "\n".join(lines)
 
 
 def load(path: Path = SCHEMA_PATH):
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
+
     return text_format.Parse(path.read_text(), schema_pb2.Schema())
 
 
-def _domains(schema) -> Dict[str, tuple]:
+def _domains(schema) -> dict[str, tuple]:
     """Feature name -> (feature, its string domain, global or inline), for live features."""
     from tensorflow_metadata.proto.v0 import schema_pb2
+
     global_domains = {d.name: d for d in schema.string_domain}
     domains = {}
     for feature in schema.feature:
@@ -211,13 +235,24 @@ def diff(schema, span_file: Path) -> SchemaDiff:
     for name, (feature, domain) in _domains(schema).items():
         values = collections.Counter(r[name] for r in rows if r.get(name))
         known = set(domain.value)
-        new = sorted(((v, n) for v, n in values.items() if v not in known),
-                     key=lambda item: (-item[1], item[0]))
+        new = sorted(
+            ((v, n) for v, n in values.items() if v not in known),
+            key=lambda item: (-item[1], item[0]),
+        )
         if new:
-            changes.append(DomainChange(name, new, sum(values.values()),
-                                        feature.distribution_constraints.min_domain_mass))
-    empty = {feature: n for feature in REQUIRED_VALUES
-             if (n := sum(1 for r in rows if not r.get(feature)))}
+            changes.append(
+                DomainChange(
+                    name,
+                    new,
+                    sum(values.values()),
+                    feature.distribution_constraints.min_domain_mass,
+                )
+            )
+    empty = {
+        feature: n
+        for feature in REQUIRED_VALUES
+        if (n := sum(1 for r in rows if not r.get(feature)))
+    }
     return SchemaDiff(span_file, len(rows), changes, empty)
 
 
@@ -231,22 +266,34 @@ def accept(schema, changes: Sequence[DomainChange]) -> None:
 
 def write(schema, path: Path) -> None:
     from google.protobuf import text_format
+
     path.write_text(text_format.MessageToString(schema))
 
 
-def _newest_span(spans_dir: Path) -> Optional[int]:
+def _newest_span(spans_dir: Path) -> int | None:
     from data import prepare
-    return max((span for span, directory in prepare.span_dirs(spans_dir).items()
-                if (directory / prepare.SPAN_FILE_NAME).is_file()), default=None)
+
+    return max(
+        (
+            span
+            for span, directory in prepare.span_dirs(spans_dir).items()
+            if (directory / prepare.SPAN_FILE_NAME).is_file()
+        ),
+        default=None,
+    )
 
 
 def _evolve(args) -> int:
     from data import prepare
+
     span = args.span or _newest_span(args.spans_dir)
     span_file = prepare.span_dir(args.spans_dir, span or 0) / prepare.SPAN_FILE_NAME
     if not span_file.is_file():
-        print(f"error: no prepared span at {span_file} (python -m data.prepare, or run the "
-              "pipeline once)", file=sys.stderr)
+        print(
+            f"error: no prepared span at {span_file} (python -m data.prepare, or run the "
+            "pipeline once)",
+            file=sys.stderr,
+        )
         return 1
     schema = load(args.schema)
     found = diff(schema, span_file)
@@ -255,21 +302,28 @@ def _evolve(args) -> int:
         accept(schema, found.domains)
         write(schema, args.schema)
         added = sum(len(c.new_values) for c in found.domains)
-        print(f"wrote {args.schema}: {added} value(s) added to "
-              f"{', '.join(c.feature for c in found.domains)}; review `git diff` and commit "
-              "it with the reason, then run the pipeline again")
+        print(
+            f"wrote {args.schema}: {added} value(s) added to "
+            f"{', '.join(c.feature for c in found.domains)}; review `git diff` and commit "
+            "it with the reason, then run the pipeline again"
+        )
     return 0
 
 
 def _bootstrap(args) -> int:
     from data import prepare
+
     files = [prepare.span_dir(args.spans_dir, s) / prepare.SPAN_FILE_NAME for s in args.spans]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        print(f"error: no prepared span at {', '.join(missing)} "
-              "(python -m data.prepare, or run the pipeline once)", file=sys.stderr)
+        print(
+            f"error: no prepared span at {', '.join(missing)} "
+            "(python -m data.prepare, or run the pipeline once)",
+            file=sys.stderr,
+        )
         return 1
     import tensorflow_data_validation as tfdv
+
     schema = bootstrap(files)
     args.schema.parent.mkdir(parents=True, exist_ok=True)
     tfdv.write_schema_text(schema, str(args.schema))
@@ -277,28 +331,50 @@ def _bootstrap(args) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.configs import PipelineConfig
+
     config = PipelineConfig.from_env()
-    parser = argparse.ArgumentParser(prog="python -m data.schema", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m data.schema",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--spans-dir", type=Path, default=Path(config.data_root),
-                        help="prepared spans (default: %(default)s)")
-    common.add_argument("--schema", type=Path, default=Path(config.schema_path),
-                        help="the curated schema (default: %(default)s)")
+    common.add_argument(
+        "--spans-dir",
+        type=Path,
+        default=Path(config.data_root),
+        help="prepared spans (default: %(default)s)",
+    )
+    common.add_argument(
+        "--schema",
+        type=Path,
+        default=Path(config.schema_path),
+        help="the curated schema (default: %(default)s)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("diff", "show what accepting a span would change in the schema"),
-                       ("accept", "write that change into the schema, for review in git")):
+    for name, text in (
+        ("diff", "show what accepting a span would change in the schema"),
+        ("accept", "write that change into the schema, for review in git"),
+    ):
         command = commands.add_parser(name, parents=[common], help=text, description=text)
-        command.add_argument("--span", type=int, default=None,
-                             help="span number (YYYYMMDD); default: the newest prepared")
+        command.add_argument(
+            "--span",
+            type=int,
+            default=None,
+            help="span number (YYYYMMDD); default: the newest prepared",
+        )
     bootstrap_command = commands.add_parser(
-        "bootstrap", parents=[common], help="re-infer the schema from known-good spans",
+        "bootstrap",
+        parents=[common],
+        help="re-infer the schema from known-good spans",
         description="Infer the schema with TFDV from known-good spans (the first is "
-                    "inferred from, the others widen the domains) and curate it.")
-    bootstrap_command.add_argument("--spans", type=int, nargs="+", required=True,
-                                   help="span numbers (YYYYMMDD)")
+        "inferred from, the others widen the domains) and curate it.",
+    )
+    bootstrap_command.add_argument(
+        "--spans", type=int, nargs="+", required=True, help="span numbers (YYYYMMDD)"
+    )
     args = parser.parse_args(argv)
     return _bootstrap(args) if args.command == "bootstrap" else _evolve(args)
 

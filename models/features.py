@@ -9,10 +9,10 @@ most frequent values; one extra out-of-vocabulary index catches the rest).
 `company` and `submitted_via` are in the canonical data but not features: the
 2015 export has neither, so a model using them would learn from one span only.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
 
 LABEL_KEY = "consumer_disputed"
 # Names of label 0 and label 1, as TF Serving's classify API reports them.
@@ -32,7 +32,7 @@ class CategoricalFeature:
 
     name: str
     vocab_size: int
-    embedding_dim: Optional[int] = None
+    embedding_dim: int | None = None
 
     @property
     def num_indices(self) -> int:
@@ -55,7 +55,7 @@ class BucketizedFeature:
         return self.num_buckets + 1
 
 
-CATEGORICAL_FEATURES: Tuple[CategoricalFeature, ...] = (
+CATEGORICAL_FEATURES: tuple[CategoricalFeature, ...] = (
     CategoricalFeature("product", vocab_size=11),
     CategoricalFeature("company_response", vocab_size=6),
     CategoricalFeature("timely_response", vocab_size=2),
@@ -65,14 +65,14 @@ CATEGORICAL_FEATURES: Tuple[CategoricalFeature, ...] = (
     CategoricalFeature("state", vocab_size=60, embedding_dim=5),
 )
 
-BUCKETIZED_FEATURES: Tuple[BucketizedFeature, ...] = (
+BUCKETIZED_FEATURES: tuple[BucketizedFeature, ...] = (
     # ZIP codes are five digits (masked digits as 0, see data.prepare); their
     # numeric order is roughly geographic, so quantile buckets are regions.
     BucketizedFeature("zip_code", num_buckets=10),
 )
 
 ALL_FEATURES = CATEGORICAL_FEATURES + BUCKETIZED_FEATURES
-FEATURE_NAMES: Tuple[str, ...] = tuple(f.name for f in ALL_FEATURES)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in ALL_FEATURES)
 
 
 def transformed_name(name: str) -> str:

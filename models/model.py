@@ -8,12 +8,12 @@ in-graph vocabularies (no downloads at run time; see docs in README).
 Keras 2 is required (TFX 1.16): scripts/setup.sh makes TF_USE_LEGACY_KERAS=1
 hold in every interpreter of the venv, so `tf.keras` is tf-keras here.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
-from typing import List
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -31,22 +31,24 @@ FIT_TIME_FILE = "fit_time.json"
 def _encoded_input(feature, indices: tf.Tensor) -> tf.Tensor:
     if getattr(feature, "embedding_dim", None):
         return tf.keras.layers.Embedding(
-            feature.num_indices, feature.embedding_dim,
-            name=f"{feature.name}_embedding")(indices)
+            feature.num_indices, feature.embedding_dim, name=f"{feature.name}_embedding"
+        )(indices)
     return tf.keras.layers.CategoryEncoding(
-        num_tokens=feature.num_indices, output_mode="one_hot",
-        name=f"{feature.name}_one_hot")(indices)
+        num_tokens=feature.num_indices, output_mode="one_hot", name=f"{feature.name}_one_hot"
+    )(indices)
 
 
 def build_keras_model(learning_rate: float = DEFAULT_LEARNING_RATE) -> tf.keras.Model:
     """Builds the compiled model; its inputs are Transform's `_xf` outputs."""
     inputs = {
         features.transformed_name(f.name): tf.keras.Input(
-            shape=(), dtype=tf.int64, name=features.transformed_name(f.name))
+            shape=(), dtype=tf.int64, name=features.transformed_name(f.name)
+        )
         for f in features.ALL_FEATURES
     }
-    encoded = [_encoded_input(f, inputs[features.transformed_name(f.name)])
-               for f in features.ALL_FEATURES]
+    encoded = [
+        _encoded_input(f, inputs[features.transformed_name(f.name)]) for f in features.ALL_FEATURES
+    ]
     x = tf.keras.layers.concatenate(encoded)
     for units in HIDDEN_UNITS:
         x = tf.keras.layers.Dense(units, activation="relu")(x)
@@ -56,19 +58,26 @@ def build_keras_model(learning_rate: float = DEFAULT_LEARNING_RATE) -> tf.keras.
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
         loss=tf.keras.losses.BinaryCrossentropy(),
-        metrics=[tf.keras.metrics.AUC(name="auc"),
-                 tf.keras.metrics.BinaryAccuracy(name="accuracy")],
+        metrics=[
+            tf.keras.metrics.AUC(name="auc"),
+            tf.keras.metrics.BinaryAccuracy(name="accuracy"),
+        ],
     )
     return model
 
 
-def _dataset(file_pattern: List[str], data_accessor: DataAccessor,
-             tf_transform_output: tft.TFTransformOutput, batch_size: int) -> tf.data.Dataset:
+def _dataset(
+    file_pattern: list[str],
+    data_accessor: DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+) -> tf.data.Dataset:
     """Batches of (transformed features, label); the factory repeats indefinitely."""
     return data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(
-            batch_size=batch_size, label_key=features.TRANSFORMED_LABEL_KEY),
+            batch_size=batch_size, label_key=features.TRANSFORMED_LABEL_KEY
+        ),
         tf_transform_output.transformed_metadata.schema,
     )
 
@@ -81,10 +90,10 @@ def run_fn(fn_args: FnArgs) -> None:
         tf.keras.utils.set_random_seed(int(custom["seed"]))
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
-    train = _dataset(fn_args.train_files, fn_args.data_accessor,
-                     tf_transform_output, batch_size)
-    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor,
-                          tf_transform_output, batch_size)
+    train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size)
+    evaluation = _dataset(
+        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size
+    )
 
     model = build_keras_model(float(custom.get("learning_rate", DEFAULT_LEARNING_RATE)))
     started = time.monotonic()
@@ -99,7 +108,16 @@ def run_fn(fn_args: FnArgs) -> None:
     # The benchmark separates training from pipeline overhead with this.
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, FIT_TIME_FILE), "w") as f:
-        json.dump({"fit_seconds": time.monotonic() - started, "steps": fn_args.train_steps,
-                   "batch_size": batch_size}, f)
-    model.save(fn_args.serving_model_dir, save_format="tf",
-               signatures=signatures.serving_signatures(model, tf_transform_output))
+        json.dump(
+            {
+                "fit_seconds": time.monotonic() - started,
+                "steps": fn_args.train_steps,
+                "batch_size": batch_size,
+            },
+            f,
+        )
+    model.save(
+        fn_args.serving_model_dir,
+        save_format="tf",
+        signatures=signatures.serving_signatures(model, tf_transform_output),
+    )

@@ -5,16 +5,17 @@ instead of a module file, so TFX imports it from the installed project rather
 than building a wheel at run time. Its graph is saved with the model, so
 serving applies exactly the same vocabularies and bucket boundaries.
 """
+
 from __future__ import annotations
 
-from typing import Dict, Union
+from typing import TypeAlias
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features
 
-Tensor = Union[tf.Tensor, tf.SparseTensor]
+Tensor: TypeAlias = tf.Tensor | tf.SparseTensor
 
 
 def fill_in_missing(x: Tensor, default) -> tf.Tensor:
@@ -25,8 +26,7 @@ def fill_in_missing(x: Tensor, default) -> tf.Tensor:
     always present arrives dense.
     """
     if isinstance(x, tf.SparseTensor):
-        x = tf.sparse.to_dense(
-            tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default)
+        x = tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default)
     return tf.reshape(x, [-1])
 
 
@@ -34,7 +34,8 @@ def _presence(x: Tensor) -> tf.Tensor:
     """1.0 where a value was given, 0.0 where the cell was empty."""
     if isinstance(x, tf.SparseTensor):
         return fill_in_missing(
-            tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.float32), x.dense_shape), 0.0)
+            tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.float32), x.dense_shape), 0.0
+        )
     return tf.ones_like(tf.reshape(x, [-1]), tf.float32)
 
 
@@ -54,7 +55,8 @@ def _bucket_index(feature: features.BucketizedFeature, x: Tensor) -> tf.Tensor:
     if x.dtype == tf.string:
         raise TypeError(
             f"{feature.name} arrived as text; data.prepare writes it as digits. "
-            "Was ExampleGen pointed at unprepared CSV files?")
+            "Was ExampleGen pointed at unprepared CSV files?"
+        )
     present = _presence(x)
     values = tf.cast(fill_in_missing(x, 0), tf.float32)
     # Missing values get zero weight, so they do not pull the quantile
@@ -63,15 +65,18 @@ def _bucket_index(feature: features.BucketizedFeature, x: Tensor) -> tf.Tensor:
     return tf.where(present > 0, buckets + 1, tf.zeros_like(buckets))
 
 
-def preprocessing_fn(inputs: Dict[str, Tensor]) -> Dict[str, tf.Tensor]:
+def preprocessing_fn(inputs: dict[str, Tensor]) -> dict[str, tf.Tensor]:
     """Maps raw canonical columns to the model's integer inputs and the label."""
     outputs = {}
     for feature in features.CATEGORICAL_FEATURES:
         outputs[features.transformed_name(feature.name)] = _vocabulary_index(
-            feature, inputs[feature.name])
-    for feature in features.BUCKETIZED_FEATURES:
-        outputs[features.transformed_name(feature.name)] = _bucket_index(
-            feature, inputs[feature.name])
+            feature, inputs[feature.name]
+        )
+    for bucketized in features.BUCKETIZED_FEATURES:
+        outputs[features.transformed_name(bucketized.name)] = _bucket_index(
+            bucketized, inputs[bucketized.name]
+        )
     outputs[features.TRANSFORMED_LABEL_KEY] = tf.cast(
-        fill_in_missing(inputs[features.LABEL_KEY], 0), tf.int64)
+        fill_in_missing(inputs[features.LABEL_KEY], 0), tf.int64
+    )
     return outputs

@@ -4,6 +4,7 @@ Kept apart from models/signatures.py, which builds the signatures with
 TensorFlow, so that clients (serving/client.py's REST path) use the same
 names without importing TensorFlow.
 """
+
 PREDICTION_KEY = "dispute_probability"
 EXAMPLES_INPUT = "examples"
 RAW_SIGNATURE = "serving_raw"

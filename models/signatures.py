@@ -21,21 +21,30 @@ name (the model never saw them missing, so an answer would be a guess); the
 other features may be left out of a tf.Example or sent as '' (0 for a ZIP
 code) to serving_raw, and then mean "not given", like an empty CSV cell.
 """
-from __future__ import annotations
 
-from typing import Dict
+from __future__ import annotations
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features
 from models.signature_names import (
-    CLASSIFICATION_SIGNATURE, CLASSIFY_CLASSES, CLASSIFY_INPUTS, CLASSIFY_SCORES, EXAMPLES_INPUT,
-    PREDICTION_KEY, RAW_SIGNATURE, REGRESS_INPUTS, REGRESS_OUTPUTS, REGRESSION_SIGNATURE)
+    CLASSIFICATION_SIGNATURE,
+    CLASSIFY_CLASSES,
+    CLASSIFY_INPUTS,
+    CLASSIFY_SCORES,
+    EXAMPLES_INPUT,
+    PREDICTION_KEY,
+    RAW_SIGNATURE,
+    REGRESS_INPUTS,
+    REGRESS_OUTPUTS,
+    REGRESSION_SIGNATURE,
+)
 
 
-
-def raw_feature_spec(tf_transform_output: tft.TFTransformOutput) -> Dict[str, tf.io.FixedLenFeature]:
+def raw_feature_spec(
+    tf_transform_output: tft.TFTransformOutput,
+) -> dict[str, tf.io.FixedLenFeature]:
     """Parsing spec of the model's raw inputs, typed as Transform saw them.
 
     Only the features in the feature spec: a client need not send the label
@@ -45,17 +54,21 @@ def raw_feature_spec(tf_transform_output: tft.TFTransformOutput) -> Dict[str, tf
     return {name: spec[name] for name in features.FEATURE_NAMES}
 
 
-def _required_checks(raw_features: Dict[str, tf.Tensor], spec) -> list:
+def _required_checks(raw_features: dict[str, tf.Tensor], spec) -> list:
     """Refuses an empty required value (parse_example already refuses an absent one).
 
     Transform's raw feature spec has a FixedLenFeature exactly where the schema
     requires a value in every row.
     """
-    return [tf.debugging.assert_greater(
-                tf.strings.length(raw_features[name]), 0,
-                message=f"{name} is required: every complaint must give it (data/schema.py)")
-            for name, feature_spec in spec.items()
-            if isinstance(feature_spec, tf.io.FixedLenFeature) and feature_spec.dtype == tf.string]
+    return [
+        tf.debugging.assert_greater(
+            tf.strings.length(raw_features[name]),
+            0,
+            message=f"{name} is required: every complaint must give it (data/schema.py)",
+        )
+        for name, feature_spec in spec.items()
+        if isinstance(feature_spec, tf.io.FixedLenFeature) and feature_spec.dtype == tf.string
+    ]
 
 
 def _as_transform_input(value: tf.Tensor, spec) -> tf.Tensor:
@@ -67,8 +80,9 @@ def _as_transform_input(value: tf.Tensor, spec) -> tf.Tensor:
     return column
 
 
-def serving_signatures(model: tf.keras.Model,
-                       tf_transform_output: tft.TFTransformOutput) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+def serving_signatures(
+    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput
+) -> dict[str, tf.types.experimental.ConcreteFunction]:
     # Attached to the model so its vocabularies are saved as the model's assets.
     model.tft_layer = tf_transform_output.transform_features_layer()
     spec = raw_feature_spec(tf_transform_output)
@@ -76,8 +90,10 @@ def serving_signatures(model: tf.keras.Model,
     def predict(raw_features):
         with tf.control_dependencies(_required_checks(raw_features, spec)):
             transformed = model.tft_layer(raw_features)
-            model_inputs = {features.transformed_name(name): transformed[features.transformed_name(name)]
-                            for name in features.FEATURE_NAMES}
+            model_inputs = {
+                features.transformed_name(name): transformed[features.transformed_name(name)]
+                for name in features.FEATURE_NAMES
+            }
             return {PREDICTION_KEY: tf.identity(model(model_inputs))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
@@ -95,9 +111,14 @@ def serving_signatures(model: tf.keras.Model,
     def regress_tf_examples(inputs):
         return {REGRESS_OUTPUTS: predict(tf.io.parse_example(inputs, spec))[PREDICTION_KEY]}
 
-    @tf.function(input_signature=[{
-        name: tf.TensorSpec([None], feature_spec.dtype, name=name)
-        for name, feature_spec in spec.items()}])
+    @tf.function(
+        input_signature=[
+            {
+                name: tf.TensorSpec([None], feature_spec.dtype, name=name)
+                for name, feature_spec in spec.items()
+            }
+        ]
+    )
     def serve_raw(raw):
         return predict({name: _as_transform_input(raw[name], spec[name]) for name in spec})
 

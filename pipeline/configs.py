@@ -9,6 +9,7 @@ Paths default to folders inside the repository checkout (`build/`,
 `serving_model/`), never to a home directory; absolute paths, `gs://` or
 `s3://` URIs work wherever TFX's filesystem layer supports them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ import dataclasses
 import os
 import shlex
 import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 # The folder holding the project's packages: the checkout, or site-packages
 # after a non-editable install (where the bundled exports and the curated
@@ -38,127 +39,188 @@ def _build(*parts: str) -> str:
 @dataclasses.dataclass
 class PipelineConfig:
     pipeline_name: str = dataclasses.field(
-        default="cfpb-disputes",
-        metadata={"help": "pipeline name, also the MLMD pipeline context"})
+        default="cfpb-disputes", metadata={"help": "pipeline name, also the MLMD pipeline context"}
+    )
     model_name: str = dataclasses.field(
         default="cfpb_disputes",
-        metadata={"help": "model name under the serving directory (TF Serving's model name)"})
+        metadata={"help": "model name under the serving directory (TF Serving's model name)"},
+    )
     raw_data_dir: str = dataclasses.field(
         default=str(REPO_ROOT / "data" / "raw"),
-        metadata={"help": "CFPB exports (.csv/.csv.gz); each becomes span YYYYMMDD, the day of "
-                          "its newest complaint"})
+        metadata={
+            "help": "CFPB exports (.csv/.csv.gz); each becomes span YYYYMMDD, the day of "
+            "its newest complaint"
+        },
+    )
     data_root: str = dataclasses.field(
         default=_build("data", "spans"),
-        metadata={"help": "prepared spans (span-<YYYYMMDD>/complaints.csv) that CsvExampleGen "
-                          "reads"})
-    max_rows_per_span: Optional[int] = dataclasses.field(
+        metadata={
+            "help": "prepared spans (span-<YYYYMMDD>/complaints.csv) that CsvExampleGen reads"
+        },
+    )
+    max_rows_per_span: int | None = dataclasses.field(
         default=None,
-        metadata={"help": "keep at most this many rows per span (evenly spaced), for quick runs"})
+        metadata={"help": "keep at most this many rows per span (evenly spaced), for quick runs"},
+    )
     input_pattern: str = dataclasses.field(
         default="span-{SPAN}/*.csv",
-        metadata={"help": "files CsvExampleGen reads under the data root; {SPAN} makes TFX's "
-                          "ExampleGen driver pick the span"})
-    span: Optional[int] = dataclasses.field(
+        metadata={
+            "help": "files CsvExampleGen reads under the data root; {SPAN} makes TFX's "
+            "ExampleGen driver pick the span"
+        },
+    )
+    span: int | None = dataclasses.field(
         default=None,
-        metadata={"help": "span CsvExampleGen ingests (YYYYMMDD, e.g. to backfill an older "
-                          "export); default: the newest"})
+        metadata={
+            "help": "span CsvExampleGen ingests (YYYYMMDD, e.g. to backfill an older "
+            "export); default: the newest"
+        },
+    )
     train_window_spans: int = dataclasses.field(
         default=3,
-        metadata={"help": "Transform and Trainer read the newest N spans that passed validation "
-                          "(this run's included); the Evaluator judges on their eval rows"})
+        metadata={
+            "help": "Transform and Trainer read the newest N spans that passed validation "
+            "(this run's included); the Evaluator judges on their eval rows"
+        },
+    )
     schema_path: str = dataclasses.field(
         default=str(REPO_ROOT / "data" / "schema" / "schema.pbtxt"),
-        metadata={"help": "curated schema that ImportSchemaGen imports (python -m data.schema "
-                          "re-bootstraps it)"})
+        metadata={
+            "help": "curated schema that ImportSchemaGen imports (python -m data.schema "
+            "re-bootstraps it)"
+        },
+    )
     infer_schema: bool = dataclasses.field(
         default=False,
-        metadata={"help": "infer the schema from each span with SchemaGen instead of importing "
-                          "the curated one"})
+        metadata={
+            "help": "infer the schema from each span with SchemaGen instead of importing "
+            "the curated one"
+        },
+    )
     drift_blocks: bool = dataclasses.field(
         default=False,
-        metadata={"help": "stop the run when a feature drifts beyond its schema threshold "
-                          "against the previous run's statistics (default: report only)"})
+        metadata={
+            "help": "stop the run when a feature drifts beyond its schema threshold "
+            "against the previous run's statistics (default: report only)"
+        },
+    )
     pipeline_root: str = dataclasses.field(
-        default=_build("pipeline_root"),
-        metadata={"help": "where components write artifacts"})
+        default=_build("pipeline_root"), metadata={"help": "where components write artifacts"}
+    )
     serving_model_dir: str = dataclasses.field(
         default=str(REPO_ROOT / "serving_model"),
-        metadata={"help": "Pusher writes <this>/<model_name>/<version>/ (TF Serving layout)"})
+        metadata={"help": "Pusher writes <this>/<model_name>/<version>/ (TF Serving layout)"},
+    )
     metadata_path: str = dataclasses.field(
         default=_build("metadata", "metadata.sqlite"),
-        metadata={"help": "SQLite ML Metadata file (used unless --mysql-host is set)"})
-    metadata_grpc: Optional[str] = dataclasses.field(
+        metadata={"help": "SQLite ML Metadata file (used unless --mysql-host is set)"},
+    )
+    metadata_grpc: str | None = dataclasses.field(
         default=None,
-        metadata={"help": "use ML Metadata through this gRPC service (HOST:PORT) instead of "
-                          "SQLite/MySQL, e.g. a Kubeflow cluster's, port-forwarded"})
-    mysql_host: Optional[str] = dataclasses.field(
-        default=None, metadata={"help": "use ML Metadata on this MySQL server instead of SQLite"})
+        metadata={
+            "help": "use ML Metadata through this gRPC service (HOST:PORT) instead of "
+            "SQLite/MySQL, e.g. a Kubeflow cluster's, port-forwarded"
+        },
+    )
+    mysql_host: str | None = dataclasses.field(
+        default=None, metadata={"help": "use ML Metadata on this MySQL server instead of SQLite"}
+    )
     mysql_port: int = dataclasses.field(default=3306, metadata={"help": "MySQL port"})
     mysql_database: str = dataclasses.field(
-        default="mlmd", metadata={"help": "MySQL database for ML Metadata"})
+        default="mlmd", metadata={"help": "MySQL database for ML Metadata"}
+    )
     mysql_user: str = dataclasses.field(default="mlmd", metadata={"help": "MySQL user"})
-    mysql_password_file: Optional[str] = dataclasses.field(
+    mysql_password_file: str | None = dataclasses.field(
         default=None,
-        metadata={"help": "file holding the MySQL password (or set CFPB_MYSQL_PASSWORD)"})
+        metadata={"help": "file holding the MySQL password (or set CFPB_MYSQL_PASSWORD)"},
+    )
     train_steps: int = dataclasses.field(default=2000, metadata={"help": "training steps"})
     eval_steps: int = dataclasses.field(
-        default=100, metadata={"help": "validation steps during training"})
+        default=100, metadata={"help": "validation steps during training"}
+    )
     batch_size: int = dataclasses.field(default=64, metadata={"help": "training batch size"})
     learning_rate: float = dataclasses.field(default=1e-3, metadata={"help": "Adam learning rate"})
     seed: int = dataclasses.field(
-        default=42, metadata={"help": "random seed for weight init and shuffling (reproducible runs)"})
+        default=42,
+        metadata={"help": "random seed for weight init and shuffling (reproducible runs)"},
+    )
     min_auc: float = dataclasses.field(
         # Below every honest model (complaints with an observed outcome: logistic
         # regression 0.585-0.607, this model 0.58 on 2014+2015), clearly above
         # chance (about 3.5 standard errors at ~3,000 eval rows). The old
         # 0.6 was set when open complaints made AUC easy (data/README.md).
         default=0.55,
-        metadata={"help": "Evaluator blesses a model only if eval AUC is at least this"})
+        metadata={"help": "Evaluator blesses a model only if eval AUC is at least this"},
+    )
     max_auc_regression: float = dataclasses.field(
         default=0.0,
-        metadata={"help": "how much lower than the blessed baseline's AUC a new model may be"})
+        metadata={"help": "how much lower than the blessed baseline's AUC a new model may be"},
+    )
     compare_with_baseline: bool = dataclasses.field(
         default=True,
-        metadata={"help": "resolve baselines from earlier runs: the latest blessed model for the "
-                          "Evaluator, the latest statistics for drift (needs an orchestrator "
-                          "that runs TFX resolvers; open-source KFP v2 does not)"})
+        metadata={
+            "help": "resolve baselines from earlier runs: the latest blessed model for the "
+            "Evaluator, the latest statistics for drift (needs an orchestrator "
+            "that runs TFX resolvers; open-source KFP v2 does not)"
+        },
+    )
     enable_cache: bool = dataclasses.field(
-        default=True, metadata={"help": "reuse outputs of components whose inputs did not change"})
-    beam_pipeline_args: List[str] = dataclasses.field(
+        default=True, metadata={"help": "reuse outputs of components whose inputs did not change"}
+    )
+    beam_pipeline_args: list[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
-        metadata={"help": "Beam options for the components' Beam jobs, one string, e.g. "
-                          "'--direct_running_mode=multi_processing --direct_num_workers=2'"})
+        metadata={
+            "help": "Beam options for the components' Beam jobs, one string, e.g. "
+            "'--direct_running_mode=multi_processing --direct_num_workers=2'"
+        },
+    )
 
     # Orchestrator settings: read only by the runner they name.
-    airflow_schedule: Optional[str] = dataclasses.field(
+    airflow_schedule: str | None = dataclasses.field(
         default=None,
-        metadata={"help": "Airflow schedule (cron or preset such as '@weekly'); unset: manual"})
+        metadata={"help": "Airflow schedule (cron or preset such as '@weekly'); unset: manual"},
+    )
     airflow_start_date: str = dataclasses.field(
-        default="2026-01-01", metadata={"help": "Airflow DAG start date (YYYY-MM-DD)"})
+        default="2026-01-01", metadata={"help": "Airflow DAG start date (YYYY-MM-DD)"}
+    )
     airflow_retries: int = dataclasses.field(
-        default=1, metadata={"help": "Airflow retries per task"})
-    airflow_tags: List[str] = dataclasses.field(
+        default=1, metadata={"help": "Airflow retries per task"}
+    )
+    airflow_tags: list[str] = dataclasses.field(
         default_factory=lambda: ["tfx", "cfpb"],
-        metadata={"help": "Airflow DAG tags, one string, space separated"})
-    airflow_compiled: Optional[str] = dataclasses.field(
+        metadata={"help": "Airflow DAG tags, one string, space separated"},
+    )
+    airflow_compiled: str | None = dataclasses.field(
         default=None,
-        metadata={"help": "compiled pipeline the Airflow DAG reads (written by "
-                          "runners/airflow_runner.py); default build/<pipeline_name>.airflow.json"})
+        metadata={
+            "help": "compiled pipeline the Airflow DAG reads (written by "
+            "runners/airflow_runner.py); default build/<pipeline_name>.airflow.json"
+        },
+    )
 
     kubeflow_image: str = dataclasses.field(
         default="cfpb-tfx-pipeline:latest",
-        metadata={"help": "container image every Kubeflow task runs (built from the Dockerfile)"})
-    kubeflow_output: Optional[str] = dataclasses.field(
-        default=None, metadata={"help": "compiled KFP YAML path; default build/<pipeline_name>.yaml"})
+        metadata={"help": "container image every Kubeflow task runs (built from the Dockerfile)"},
+    )
+    kubeflow_output: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "compiled KFP YAML path; default build/<pipeline_name>.yaml"},
+    )
     kubeflow_target: str = dataclasses.field(
         default="oss",
-        metadata={"help": "'oss' (open-source KFP 2.5+: each task runs one TFX node against "
-                          "the cluster's ML Metadata; the full graph) or 'vertex' (TFX's "
-                          "Vertex AI spec; no drift baseline there)"})
+        metadata={
+            "help": "'oss' (open-source KFP 2.5+: each task runs one TFX node against "
+            "the cluster's ML Metadata; the full graph) or 'vertex' (TFX's "
+            "Vertex AI spec; no drift baseline there)"
+        },
+    )
     kubeflow_metadata_grpc: str = dataclasses.field(
         default="metadata-grpc-service.kubeflow:8080",
-        metadata={"help": "HOST:PORT of the ML Metadata gRPC service the 'oss' tasks use "
-                          "(every KFP install runs one; this is its in-cluster address)"})
+        metadata={
+            "help": "HOST:PORT of the ML Metadata gRPC service the 'oss' tasks use "
+            "(every KFP install runs one; this is its in-cluster address)"
+        },
+    )
 
     @property
     def uses_mysql(self) -> bool:
@@ -170,7 +232,7 @@ class PipelineConfig:
             return Path(self.mysql_password_file).read_text().strip()
         return environ.get(f"{ENV_PREFIX}MYSQL_PASSWORD", "")
 
-    def changed_settings(self) -> Dict[str, str]:
+    def changed_settings(self) -> dict[str, str]:
         """Each setting that differs from its default, as the text its flag
         and its environment variable take (the inverse of parsing them)."""
         changed = {}
@@ -180,7 +242,7 @@ class PipelineConfig:
                 changed[field.name] = _format(value)
         return changed
 
-    def as_flags(self) -> List[str]:
+    def as_flags(self) -> list[str]:
         """The command line that gives a runner (or any command taking the
         config's flags) this config; unchanged settings are left out."""
         flags = []
@@ -192,13 +254,13 @@ class PipelineConfig:
                 flags.append(f"--{flag}={text}")
         return flags
 
-    def as_env(self) -> Dict[str, str]:
+    def as_env(self) -> dict[str, str]:
         """The CFPB_* environment that gives this config, for what reads settings
         only from the environment (the Airflow DAG file)."""
         return {ENV_PREFIX + name.upper(): text for name, text in self.changed_settings().items()}
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides) -> "PipelineConfig":
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides) -> PipelineConfig:
         values = {}
         for field in dataclasses.fields(cls):
             raw = environ.get(ENV_PREFIX + field.name.upper())
@@ -211,21 +273,29 @@ class PipelineConfig:
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Adds one flag per field; unset flags keep the environment/default value."""
         group = parser.add_argument_group(
-            "pipeline settings (each also read from the environment as CFPB_<NAME>)")
+            "pipeline settings (each also read from the environment as CFPB_<NAME>)"
+        )
         for field in dataclasses.fields(cls):
             flag = "--" + field.name.replace("_", "-")
             default = _default(field)
             help_text = f"{field.metadata['help']} (default: {default})"
             if _base_type(field) is bool:
-                group.add_argument(flag, dest=field.name, default=None,
-                                   action=argparse.BooleanOptionalAction, help=help_text)
+                group.add_argument(
+                    flag,
+                    dest=field.name,
+                    default=None,
+                    action=argparse.BooleanOptionalAction,
+                    help=help_text,
+                )
             else:
-                group.add_argument(flag, dest=field.name, default=None, metavar=field.name.upper(),
-                                   help=help_text)
+                group.add_argument(
+                    flag, dest=field.name, default=None, metavar=field.name.upper(), help=help_text
+                )
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace,
-                  environ: Mapping[str, str] = os.environ) -> "PipelineConfig":
+    def from_args(
+        cls, args: argparse.Namespace, environ: Mapping[str, str] = os.environ
+    ) -> PipelineConfig:
         overrides = {}
         for field in dataclasses.fields(cls):
             value = getattr(args, field.name, None)
@@ -288,12 +358,12 @@ def _parse(field: dataclasses.Field, raw: str):
             return shlex.split(raw)
         return kind(raw)
     except ValueError:
-        raise ValueError(
-            f"setting {field.name}: {raw!r} is not a valid {kind.__name__}") from None
+        raise ValueError(f"setting {field.name}: {raw!r} is not a valid {kind.__name__}") from None
 
 
-def parse_args(parser: argparse.ArgumentParser,
-               argv: Optional[Sequence[str]] = None) -> Tuple[PipelineConfig, argparse.Namespace]:
+def parse_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+) -> tuple[PipelineConfig, argparse.Namespace]:
     """Adds the config flags to a runner's parser and parses its command line."""
     PipelineConfig.add_arguments(parser)
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
 """The Evaluator's TFMA config: which metrics, which slices, what blesses a model."""
+
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
@@ -24,29 +25,43 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     dispute (AUC undefined, reported as 0) would veto every model.
     """
     auc_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}))
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc})
+    )
     if config.compare_with_baseline:
-        auc_threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            # -1e-10 rather than 0: an identical model is not a regression.
-            absolute={"value": -max(config.max_auc_regression, 1e-10)}))
+        auc_threshold.change_threshold.CopyFrom(
+            tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                # -1e-10 rather than 0: an identical model is not a regression.
+                absolute={"value": -max(config.max_auc_regression, 1e-10)},
+            )
+        )
     return tfma.EvalConfig(
         # Only the metrics below: TFMA would also re-compute the model's Keras
         # compile metrics, whose `auc` clashes by name with TFMA's own.
         options=tfma.Options(include_default_metrics=BoolValue(value=False)),
-        model_specs=[tfma.ModelSpec(signature_name="serving_default",
-                                    label_key=features.LABEL_KEY)],
-        slicing_specs=[tfma.SlicingSpec()] + [
-            tfma.SlicingSpec(feature_keys=[name]) for name in SLICE_FEATURES],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
-                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                             threshold=auc_threshold)]),
-            tfma.MetricConfig(class_name="Precision"),
-            tfma.MetricConfig(class_name="Recall"),
-            tfma.MetricConfig(class_name="BinaryAccuracy"),
-            tfma.MetricConfig(class_name="Calibration"),
-            tfma.MetricConfig(class_name="CalibrationPlot"),
-        ])],
+        model_specs=[
+            tfma.ModelSpec(signature_name="serving_default", label_key=features.LABEL_KEY)
+        ],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=[name]) for name in SLICE_FEATURES],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(
+                        class_name="AUC",
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(
+                                slicing_specs=[tfma.SlicingSpec()], threshold=auc_threshold
+                            )
+                        ],
+                    ),
+                    tfma.MetricConfig(class_name="Precision"),
+                    tfma.MetricConfig(class_name="Recall"),
+                    tfma.MetricConfig(class_name="BinaryAccuracy"),
+                    tfma.MetricConfig(class_name="Calibration"),
+                    tfma.MetricConfig(class_name="CalibrationPlot"),
+                ]
+            )
+        ],
     )

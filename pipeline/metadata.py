@@ -1,11 +1,13 @@
 """ML Metadata connection: SQLite under build/ by default, MySQL or a gRPC
 metadata service (a Kubeflow cluster's) when configured."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 from ml_metadata.proto import metadata_store_pb2
+
 # tfx.orchestration.metadata, not tfx.v1 (see pipeline/pipeline.py: import cost).
 from tfx.orchestration import metadata as tfx_metadata
 
@@ -34,8 +36,7 @@ def connection_config(config: PipelineConfig):
         )
     if not is_remote(config.metadata_path):
         Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
-    return tfx_metadata.sqlite_metadata_connection_config(
-        os.fspath(config.metadata_path))
+    return tfx_metadata.sqlite_metadata_connection_config(os.fspath(config.metadata_path))
 
 
 def describe(config: PipelineConfig) -> str:
@@ -43,6 +44,8 @@ def describe(config: PipelineConfig) -> str:
     if config.metadata_grpc:
         return f"grpc://{config.metadata_grpc}"
     if config.uses_mysql:
-        return (f"mysql://{config.mysql_user}@{config.mysql_host}:{config.mysql_port}/"
-                f"{config.mysql_database}")
+        return (
+            f"mysql://{config.mysql_user}@{config.mysql_host}:{config.mysql_port}/"
+            f"{config.mysql_database}"
+        )
     return config.metadata_path

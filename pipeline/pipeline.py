@@ -6,27 +6,36 @@ CsvExampleGen (one span: the newest, or --span) -> StatisticsGen
   -> training window (the newest validated spans) -> Transform -> Trainer
   -> Evaluator (on the window's eval rows, vs. latest blessed model) -> Pusher
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, List, Optional, Set, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
+
 # TFX's modules, not the `tfx.v1` facade: importing `tfx.v1` also imports its
 # Google Cloud extensions (~19 s per process here), paid again by every
 # Airflow task and Kubeflow container. These are the classes tfx.v1 re-exports.
-from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, Pusher, SchemaGen,
-                            StatisticsGen, Trainer, Transform)
+from tfx.components import (
+    CsvExampleGen,
+    Evaluator,
+    ExampleValidator,
+    Pusher,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_node import BaseNode
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
-    LatestBlessedModelStrategy)
+    LatestBlessedModelStrategy,
+)
 from tfx.orchestration.data_types import RuntimeParameter
 from tfx.orchestration.pipeline import Pipeline
-from tfx.proto import (example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2,
-                       transform_pb2)
+from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2, transform_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components import curated_schema, idempotent_pusher, model_baseline, validation_gate
@@ -48,24 +57,32 @@ class RuntimeParameters:
     Kubeflow V2 compiler turns only top-level parameters into pipeline inputs.
     """
 
-    data_root: Optional[RuntimeParameter] = None
-    train_args: Optional[RuntimeParameter] = None
+    data_root: RuntimeParameter | None = None
+    train_args: RuntimeParameter | None = None
 
 
-def _example_gen(config: PipelineConfig,
-                 runtime: RuntimeParameters) -> CsvExampleGen:
+def _example_gen(config: PipelineConfig, runtime: RuntimeParameters) -> CsvExampleGen:
     range_config = None
     if config.span is not None and "{SPAN}" in config.input_pattern:
-        range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
-            start_span_number=config.span, end_span_number=config.span))
+        range_config = range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(
+                start_span_number=config.span, end_span_number=config.span
+            )
+        )
     return CsvExampleGen(
         input_base=runtime.data_root or os.fspath(config.data_root),
         # Without a range config ExampleGen picks the latest span it finds.
-        input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="single_split", pattern=config.input_pattern)]),
-        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
-            for name, buckets in SPLITS.items()])),
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=config.input_pattern)]
+        ),
+        output_config=example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[
+                    example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+                    for name, buckets in SPLITS.items()
+                ]
+            )
+        ),
         range_config=range_config,
     )
 
@@ -76,19 +93,24 @@ def _baseline_resolver(trainer: Trainer, project_resolvers: bool) -> Resolver:
     was judged against when blessed, so the Evaluator's cache answers instead
     of comparing a model with itself (components/model_baseline.py). Vertex
     compiles only TFX's own strategy (into a query of its own)."""
-    models = {"model": Channel(type=standard_artifacts.Model),
-              "model_blessing": Channel(type=standard_artifacts.ModelBlessing)}
+    models = {
+        "model": Channel(type=standard_artifacts.Model),
+        "model_blessing": Channel(type=standard_artifacts.ModelBlessing),
+    }
     if project_resolvers:
-        resolver = Resolver(strategy_class=model_baseline.BaselineModelStrategy,
-                            candidate=trainer.outputs["model"], **models)
+        resolver = Resolver(
+            strategy_class=model_baseline.BaselineModelStrategy,
+            candidate=trainer.outputs["model"],
+            **models,
+        )
     else:
         resolver = Resolver(strategy_class=LatestBlessedModelStrategy, **models)
     return resolver.with_id(RESOLVER_ID)
 
 
-def create_components(config: PipelineConfig,
-                      runtime: Optional[RuntimeParameters] = None,
-                      project_resolvers: bool = True) -> List[BaseNode]:
+def create_components(
+    config: PipelineConfig, runtime: RuntimeParameters | None = None, project_resolvers: bool = True
+) -> list[BaseNode]:
     """The pipeline's components in topological order (the notebook runs them one by one).
 
     `project_resolvers=False` leaves out the resolvers with this project's
@@ -102,21 +124,29 @@ def create_components(config: PipelineConfig,
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     if config.infer_schema:
         schema_gen = SchemaGen(
-            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
+        )
     else:
         schema_gen = curated_schema.ImportSchemaGen(schema_file=os.fspath(config.schema_path))
     example_validator = ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
     # The latest statistics that passed validation in an earlier run (the
     # previous span, once a new span arrives). StatisticsGen waits for it, so it
     # never resolves this run's own, also where independent tasks run at once.
-    statistics_resolver = Resolver(
-        strategy_class=validation_gate.LatestValidatedStatisticsStrategy,
-        # StatisticsGen's only: Transform writes ExampleStatistics too.
-        statistics=Channel(type=standard_artifacts.ExampleStatistics,
-                                   producer_component_id=statistics_gen.id,
-                                   output_key="statistics"),
-    ).with_id(STATISTICS_RESOLVER_ID) if config.compare_with_baseline and project_resolvers else None
+    statistics_resolver = (
+        Resolver(
+            strategy_class=validation_gate.LatestValidatedStatisticsStrategy,
+            # StatisticsGen's only: Transform writes ExampleStatistics too.
+            statistics=Channel(
+                type=standard_artifacts.ExampleStatistics,
+                producer_component_id=statistics_gen.id,
+                output_key="statistics",
+            ),
+        ).with_id(STATISTICS_RESOLVER_ID)
+        if config.compare_with_baseline and project_resolvers
+        else None
+    )
     if statistics_resolver:
         statistics_gen.add_upstream_node(statistics_resolver)
     validation = validation_gate.DataValidationGate(
@@ -124,20 +154,28 @@ def create_components(config: PipelineConfig,
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         anomalies=example_validator.outputs["anomalies"],
-        baseline_statistics=(statistics_resolver.outputs["statistics"]
-                             if statistics_resolver else None),
+        baseline_statistics=(
+            statistics_resolver.outputs["statistics"] if statistics_resolver else None
+        ),
         data_location=os.path.join(os.fspath(config.data_root), config.input_pattern),
         drift_blocks=config.drift_blocks,
     )
     # The training window: the newest validated spans, this run's among them
     # (it resolves after the gate). Span by span, no month is too small to
     # train on, and a refused span never enters a later window.
-    window = Resolver(
-        strategy_class=validation_gate.ValidatedSpanWindowStrategy,
-        config={"num_spans": config.train_window_spans},
-        examples=Channel(type=standard_artifacts.Examples,
-                         producer_component_id=example_gen.id, output_key="examples"),
-    ).with_id(WINDOW_RESOLVER_ID) if project_resolvers else None
+    window = (
+        Resolver(
+            strategy_class=validation_gate.ValidatedSpanWindowStrategy,
+            config={"num_spans": config.train_window_spans},
+            examples=Channel(
+                type=standard_artifacts.Examples,
+                producer_component_id=example_gen.id,
+                output_key="examples",
+            ),
+        ).with_id(WINDOW_RESOLVER_ID)
+        if project_resolvers
+        else None
+    )
     if window:
         window.add_upstream_node(validation)
     examples = window.outputs["examples"] if window else example_gen.outputs["examples"]
@@ -165,11 +203,15 @@ def create_components(config: PipelineConfig,
         schema=schema_gen.outputs["schema"],
         train_args=runtime.train_args or trainer_pb2.TrainArgs(num_steps=config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
-        custom_config={"batch_size": config.batch_size, "learning_rate": config.learning_rate,
-                       "seed": config.seed},
+        custom_config={
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "seed": config.seed,
+        },
     )
-    model_resolver = (_baseline_resolver(trainer, project_resolvers)
-                      if config.compare_with_baseline else None)
+    model_resolver = (
+        _baseline_resolver(trainer, project_resolvers) if config.compare_with_baseline else None
+    )
     evaluator = Evaluator(
         # Raw examples: the model's serving signature applies Transform itself,
         # so evaluation exercises the same path as serving. The eval rows of
@@ -190,18 +232,33 @@ def create_components(config: PipelineConfig,
         model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
-                base_directory=os.path.join(config.serving_model_dir, config.model_name))),
+                base_directory=os.path.join(config.serving_model_dir, config.model_name)
+            )
+        ),
     )
-    components = [example_gen, statistics_resolver, statistics_gen, schema_gen,
-                  example_validator, validation, window, transform, trainer, model_resolver,
-                  evaluator, pusher]
+    components = [
+        example_gen,
+        statistics_resolver,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        validation,
+        window,
+        transform,
+        trainer,
+        model_resolver,
+        evaluator,
+        pusher,
+    ]
     return [c for c in components if c is not None]
 
 
-def create_pipeline(config: PipelineConfig,
-                    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-                    runtime: Optional[RuntimeParameters] = None,
-                    project_resolvers: bool = True) -> Pipeline:
+def create_pipeline(
+    config: PipelineConfig,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+    runtime: RuntimeParameters | None = None,
+    project_resolvers: bool = True,
+) -> Pipeline:
     """The whole graph. Runners pass their MLMD connection (None on Kubeflow,
     where the cluster provides the store)."""
     return Pipeline(
@@ -214,12 +271,14 @@ def create_pipeline(config: PipelineConfig,
     )
 
 
-def component_edges(pipeline: Pipeline) -> Set[Tuple[str, str]]:
+def component_edges(pipeline: Pipeline) -> set[tuple[str, str]]:
     """(upstream id, downstream id) pairs: the graph every backend must reproduce."""
-    return {(upstream.id, component.id)
-            for component in pipeline.components
-            for upstream in component.upstream_nodes}
+    return {
+        (upstream.id, component.id)
+        for component in pipeline.components
+        for upstream in component.upstream_nodes
+    }
 
 
-def component_ids(pipeline: Pipeline) -> Dict[str, BaseNode]:
+def component_ids(pipeline: Pipeline) -> dict[str, BaseNode]:
     return {component.id: component for component in pipeline.components}

@@ -13,12 +13,13 @@ each run is a `pipeline_run` context.
 
     python -m pipeline.run_history --metadata-path build/metadata/metadata.sqlite
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -26,25 +27,39 @@ from ml_metadata.proto import metadata_store_pb2
 from components.idempotent_pusher import REUSED_VERSION_KEY
 from pipeline.pipeline import RESOLVER_ID, STATISTICS_RESOLVER_ID, WINDOW_RESOLVER_ID
 
-COLUMNS = ("run", "span read", "trained on spans", "drift measured against", "candidate compared with",
-           "blessed", "pushed")
+COLUMNS = (
+    "run",
+    "span read",
+    "trained on spans",
+    "drift measured against",
+    "candidate compared with",
+    "blessed",
+    "pushed",
+)
 
 
 @dataclasses.dataclass
 class RunDecisions:
     run: int
     run_id: str
-    span: Optional[int]
-    window: List[int]
+    span: int | None
+    window: list[int]
     drift_baseline: str
     baseline_model: str
-    blessed: Optional[bool]
+    blessed: bool | None
     pushed: str
 
-    def cells(self) -> List[str]:
+    def cells(self) -> list[str]:
         blessed = "not reached" if self.blessed is None else ("yes" if self.blessed else "no")
-        return [str(self.run), "-" if self.span is None else str(self.span),
-                ", ".join(map(str, self.window)) or "-", self.drift_baseline, self.baseline_model, blessed, self.pushed]
+        return [
+            str(self.run),
+            "-" if self.span is None else str(self.span),
+            ", ".join(map(str, self.window)) or "-",
+            self.drift_baseline,
+            self.baseline_model,
+            blessed,
+            self.pushed,
+        ]
 
     def decisions(self) -> tuple:
         """Everything but the run id: what two runners must agree on."""
@@ -65,23 +80,25 @@ class _Store:
         self.prefix = pipeline_name + "."
         pipeline = self.store.get_context_by_type_and_name("pipeline", pipeline_name)
         executions = self.store.get_executions_by_context(pipeline.id) if pipeline else []
-        self.node_of: Dict[int, str] = {}
-        run_of: Dict[int, str] = {}
+        self.node_of: dict[int, str] = {}
+        run_of: dict[int, str] = {}
         for execution in executions:
             for context in self.store.get_contexts_by_execution(execution.id):
                 if context.name.startswith(self.prefix):
-                    self.node_of[execution.id] = context.name[len(self.prefix):]
+                    self.node_of[execution.id] = context.name[len(self.prefix) :]
                 elif context.type_id == self._run_type_id():
                     run_of[execution.id] = context.name
-        first_execution: Dict[str, int] = {}
+        first_execution: dict[str, int] = {}
         for execution_id, run_id in run_of.items():
             first_execution[run_id] = min(execution_id, first_execution.get(run_id, execution_id))
-        self.run_ids = sorted(first_execution, key=first_execution.get)
+        self.run_ids = sorted(first_execution, key=lambda run: first_execution[run])
         self.run_of = run_of
         self.executions = {e.id: e for e in executions}
         self.events = self.store.get_events_by_execution_ids(list(self.executions))
-        self.artifacts = {a.id: a for a in self.store.get_artifacts_by_id(
-            list({e.artifact_id for e in self.events}))}
+        self.artifacts = {
+            a.id: a
+            for a in self.store.get_artifacts_by_id(list({e.artifact_id for e in self.events}))
+        }
         versions = []
         for artifact in self.artifacts.values():
             version = _property(artifact, "pushed_version")
@@ -102,26 +119,36 @@ class _Store:
         """The run whose component wrote the artifact (a resolver's execution
         also records what it resolved as its output: not a producer)."""
         for event in self.events:
-            if (event.artifact_id == artifact_id
-                    and event.type == metadata_store_pb2.Event.OUTPUT
-                    and event.execution_id in self.run_of
-                    and self.node_of.get(event.execution_id) not in (
-                        RESOLVER_ID, STATISTICS_RESOLVER_ID, WINDOW_RESOLVER_ID)):
+            if (
+                event.artifact_id == artifact_id
+                and event.type == metadata_store_pb2.Event.OUTPUT
+                and event.execution_id in self.run_of
+                and self.node_of.get(event.execution_id)
+                not in (RESOLVER_ID, STATISTICS_RESOLVER_ID, WINDOW_RESOLVER_ID)
+            ):
                 return self.run_name(self.run_of[event.execution_id])
         return "another pipeline"
 
-    def artifact_id_by_uri(self, uri: str) -> Optional[int]:
+    def artifact_id_by_uri(self, uri: str) -> int | None:
         return next((a.id for a in self.artifacts.values() if a.uri == uri), None)
 
     def artifacts_of(self, run_id: str, node_id: str, key: str, kind) -> list:
-        ids = [e.id for e in self.executions.values()
-               if self.run_of.get(e.id) == run_id and self.node_of.get(e.id) == node_id]
-        return [self.artifacts[ev.artifact_id] for ev in self.events
-                if ev.execution_id in ids and ev.type == kind
-                and ev.path.steps and ev.path.steps[0].key == key]
+        ids = [
+            e.id
+            for e in self.executions.values()
+            if self.run_of.get(e.id) == run_id and self.node_of.get(e.id) == node_id
+        ]
+        return [
+            self.artifacts[ev.artifact_id]
+            for ev in self.events
+            if ev.execution_id in ids
+            and ev.type == kind
+            and ev.path.steps
+            and ev.path.steps[0].key == key
+        ]
 
 
-def history(connection_config, pipeline_name: str) -> List[RunDecisions]:
+def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
     """One RunDecisions per run of `pipeline_name`, oldest first.
 
     Baselines are read from what the components recorded themselves (the
@@ -131,17 +158,20 @@ def history(connection_config, pipeline_name: str) -> List[RunDecisions]:
     span), MLMD keeps one event for it, and which one depends on input order.
     """
     from components import validation_gate
+
     store = _Store(connection_config, pipeline_name)
     outputs, inputs = metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.INPUT
-    span_by_run: Dict[str, Optional[int]] = {}
+    span_by_run: dict[str, int | None] = {}
     rows = []
     for number, run_id in enumerate(store.run_ids, 1):
         examples = store.artifacts_of(run_id, "CsvExampleGen", "examples", outputs)
         validation = store.artifacts_of(run_id, "DataValidationGate", "validation", outputs)
         blessing = store.artifacts_of(run_id, "Evaluator", "blessing", outputs)
         pushed = store.artifacts_of(run_id, "Pusher", "pushed_model", outputs)
-        window = sorted(_property(a, "span") for a in
-                        store.artifacts_of(run_id, "Transform", "examples", inputs))
+        window = sorted(
+            _property(a, "span")
+            for a in store.artifacts_of(run_id, "Transform", "examples", inputs)
+        )
         span_by_run[store.run_name(run_id)] = _property(examples[0], "span") if examples else None
 
         drift = "-"
@@ -150,26 +180,43 @@ def history(connection_config, pipeline_name: str) -> List[RunDecisions]:
             if baseline is None:
                 drift = "nothing (first statistics)"
             else:
-                producer = store.producer_run(store.artifact_id_by_uri(baseline["uri"]))
-                drift = f"span {span_by_run.get(producer)} statistics ({producer})"
+                artifact_id = store.artifact_id_by_uri(baseline["uri"])
+                if artifact_id is None:  # recorded by a run of another store
+                    drift = f"statistics at {baseline['uri']} (not in this store)"
+                else:
+                    producer = store.producer_run(artifact_id)
+                    drift = f"span {span_by_run.get(producer)} statistics ({producer})"
         compared = "-"
         if blessing:
             baseline_id = _property(blessing[0], "baseline_model_id")
-            compared = ("nothing (no blessed model yet)" if baseline_id is None
-                        else f"{store.producer_run(baseline_id)}'s model")
+            compared = (
+                "nothing (no blessed model yet)"
+                if baseline_id is None
+                else f"{store.producer_run(baseline_id)}'s model"
+            )
         if not pushed:
             push = "-"
         elif not _property(pushed[0], "pushed"):
             push = "nothing"
         else:
             version = store.version_names[_property(pushed[0], "pushed_version")]
-            push = (f"nothing new ({version} is this model)"
-                    if _property(pushed[0], REUSED_VERSION_KEY) else f"new version {version}")
-        rows.append(RunDecisions(
-            run=number, run_id=run_id, span=span_by_run[store.run_name(run_id)], window=window,
-            drift_baseline=drift, baseline_model=compared,
-            blessed=bool(_property(blessing[0], "blessed")) if blessing else None,
-            pushed=push))
+            push = (
+                f"nothing new ({version} is this model)"
+                if _property(pushed[0], REUSED_VERSION_KEY)
+                else f"new version {version}"
+            )
+        rows.append(
+            RunDecisions(
+                run=number,
+                run_id=run_id,
+                span=span_by_run[store.run_name(run_id)],
+                window=window,
+                drift_baseline=drift,
+                baseline_model=compared,
+                blessed=bool(_property(blessing[0], "blessed")) if blessing else None,
+                pushed=push,
+            )
+        )
     return rows
 
 
@@ -179,12 +226,14 @@ def markdown(rows: Sequence[RunDecisions], columns: Sequence[str] = COLUMNS) -> 
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     from pipeline import configs, metadata
+
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.run_history",
         description="Print every run's decisions (span, training window, drift baseline, compared model, "
-                    "blessing, push) from ML Metadata as a Markdown table.")
+        "blessing, push) from ML Metadata as a Markdown table.",
+    )
     config, _ = configs.parse_args(parser, argv)
     rows = history(metadata.connection_config(config), config.pipeline_name)
     if not rows:

@@ -6,12 +6,14 @@ to (statistics, anomalies, TFMA metrics and validation, the pushed model).
 `python -m pipeline.summary` prints it for the newest run in the configured
 store (SQLite or MySQL), e.g. after an Airflow or another machine's run.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -40,10 +42,10 @@ class NodeRun:
     node_id: str
     state: str
     seconds: float
-    outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+    outputs: dict[str, list[metadata_store_pb2.Artifact]]
     started: float = 0.0  # seconds since the epoch, as ML Metadata recorded it
 
-    def artifact(self, key: str) -> Optional[metadata_store_pb2.Artifact]:
+    def artifact(self, key: str) -> metadata_store_pb2.Artifact | None:
         artifacts = self.outputs.get(key) or []
         return artifacts[-1] if artifacts else None
 
@@ -57,18 +59,18 @@ class SliceMetric:
 
 @dataclasses.dataclass
 class RunSummary:
-    run_id: Optional[str]
-    nodes: Dict[str, NodeRun]
-    split_rows: Dict[str, int]
-    window_spans: List[int]
-    anomalies: Dict[str, List[str]]
-    validation_report: Optional[dict]
-    auc_overall: Optional[SliceMetric]
-    auc_worst_slice: Optional[SliceMetric]
-    blessed: Optional[bool]
+    run_id: str | None
+    nodes: dict[str, NodeRun]
+    split_rows: dict[str, int]
+    window_spans: list[int]
+    anomalies: dict[str, list[str]]
+    validation_report: dict | None
+    auc_overall: SliceMetric | None
+    auc_worst_slice: SliceMetric | None
+    blessed: bool | None
     blessing_reason: str
-    pushed_path: Optional[str]
-    pushed_version: Optional[str]
+    pushed_path: str | None
+    pushed_version: str | None
     push_reused_version: bool
     metadata_location: str
 
@@ -76,34 +78,55 @@ class RunSummary:
         if not self.nodes:
             return f"No pipeline run recorded in ML Metadata ({self.metadata_location})."
         states = [n.state for n in self.nodes.values()]
-        lines = [f"Run summary: run {self.run_id}, {len(states)} components "
-                 f"({states.count('finished')} ran, {states.count('cached')} cached"
-                 + (f", {states.count('FAILED')} FAILED" if "FAILED" in states else "") + ")"]
-        lines.append("  components  " + ", ".join(
-            f"{n.node_id} {n.seconds:.0f}s" + ("" if n.state == "finished" else f" ({n.state})")
-            for n in self.nodes.values()))
+        lines = [
+            f"Run summary: run {self.run_id}, {len(states)} components "
+            f"({states.count('finished')} ran, {states.count('cached')} cached"
+            + (f", {states.count('FAILED')} FAILED" if "FAILED" in states else "")
+            + ")"
+        ]
+        lines.append(
+            "  components  "
+            + ", ".join(
+                f"{n.node_id} {n.seconds:.0f}s" + ("" if n.state == "finished" else f" ({n.state})")
+                for n in self.nodes.values()
+            )
+        )
         if self.split_rows:
-            lines.append("  rows        " + ", ".join(
-                f"{split} {rows:,}" for split, rows in self.split_rows.items()))
+            lines.append(
+                "  rows        "
+                + ", ".join(f"{split} {rows:,}" for split, rows in self.split_rows.items())
+            )
         if self.window_spans:
-            lines.append("  window      spans " + ", ".join(map(str, self.window_spans))
-                         + " (Transform and Trainer read them; the Evaluator their eval rows)")
+            lines.append(
+                "  window      spans "
+                + ", ".join(map(str, self.window_spans))
+                + " (Transform and Trainer read them; the Evaluator their eval rows)"
+            )
         if "ExampleValidator" in self.nodes:
             if any(self.anomalies.values()):
-                lines.append("  anomalies   " + "; ".join(
-                    f"{split}: {', '.join(found)}"
-                    for split, found in self.anomalies.items() if found))
+                lines.append(
+                    "  anomalies   "
+                    + "; ".join(
+                        f"{split}: {', '.join(found)}"
+                        for split, found in self.anomalies.items()
+                        if found
+                    )
+                )
             else:
                 lines.append("  anomalies   none")
         gate = self.nodes.get(GATE_ID)
         if gate is not None and gate.state == "FAILED":
-            lines.append("  validation  FAILED: bad data stopped the run before Transform; "
-                         "the previously pushed model stays the served one")
+            lines.append(
+                "  validation  FAILED: bad data stopped the run before Transform; "
+                "the previously pushed model stays the served one"
+            )
         if self.validation_report is not None:
             lines.append("  drift       " + _drift_text(self.validation_report))
         if self.auc_overall:
-            text = (f"  eval AUC    {self.auc_overall.value:.3f} overall "
-                    f"({self.auc_overall.examples:,} examples)")
+            text = (
+                f"  eval AUC    {self.auc_overall.value:.3f} overall "
+                f"({self.auc_overall.examples:,} examples)"
+            )
             if self.auc_worst_slice:
                 w = self.auc_worst_slice
                 text += f"; worst slice {w.slice_name}: {w.value:.3f} ({w.examples:,} examples)"
@@ -111,13 +134,17 @@ class RunSummary:
         if self.blessed is not None:
             lines.append(f"  blessed     {'yes' if self.blessed else 'NO'}: {self.blessing_reason}")
         if self.pushed_path and self.push_reused_version:
-            lines.append(f"  pushed      nothing new: version {self.pushed_version} is this "
-                         f"same model ({self.pushed_path})")
+            lines.append(
+                f"  pushed      nothing new: version {self.pushed_version} is this "
+                f"same model ({self.pushed_path})"
+            )
         elif self.pushed_path:
             lines.append(f"  pushed      {self.pushed_path} (version {self.pushed_version})")
         elif "Pusher" in self.nodes:
-            lines.append("  pushed      nothing: the model was not blessed; "
-                         "the previously pushed model stays the served one")
+            lines.append(
+                "  pushed      nothing: the model was not blessed; "
+                "the previously pushed model stays the served one"
+            )
         lines.append(f"  MLMD        {self.metadata_location}")
         return "\n".join(lines)
 
@@ -129,19 +156,18 @@ def _node_context_name(pipeline_name: str, node_id: str) -> str:
 def latest_node_state(connection_config, pipeline_name: str, node_id: str) -> str:
     """'finished', 'cached', ... for the newest execution of one component."""
     store = metadata_store.MetadataStore(connection_config)
-    context = store.get_context_by_type_and_name(
-        "node", _node_context_name(pipeline_name, node_id))
+    context = store.get_context_by_type_and_name("node", _node_context_name(pipeline_name, node_id))
     executions = store.get_executions_by_context(context.id) if context else []
     if not executions:
         return "done (no execution recorded)"
     return _state(max(executions, key=lambda e: e.id))
 
 
-def _context_types(store) -> Dict[int, str]:
+def _context_types(store) -> dict[int, str]:
     return {t.id: t.name for t in store.get_context_types()}
 
 
-def _node_id(store, execution, pipeline_name: str, type_names: Dict[int, str]) -> Optional[str]:
+def _node_id(store, execution, pipeline_name: str, type_names: dict[int, str]) -> str | None:
     """The component id of an execution, in either MLMD layout TFX writes.
 
     IR-based runners (Beam, Airflow, Kubeflow) put it in a `node` context
@@ -152,25 +178,41 @@ def _node_id(store, execution, pipeline_name: str, type_names: Dict[int, str]) -
     if "component_id" in execution.properties:
         return execution.properties["component_id"].string_value
     prefix = pipeline_name + "."
-    return next((c.name[len(prefix):] for c in store.get_contexts_by_execution(execution.id)
-                 if type_names.get(c.type_id) == "node" and c.name.startswith(prefix)), None)
+    return next(
+        (
+            c.name[len(prefix) :]
+            for c in store.get_contexts_by_execution(execution.id)
+            if type_names.get(c.type_id) == "node" and c.name.startswith(prefix)
+        ),
+        None,
+    )
 
 
-def _run_id(store, execution, type_names: Dict[int, str]) -> Optional[str]:
+def _run_id(store, execution, type_names: dict[int, str]) -> str | None:
     if "run_id" in execution.properties:
         return execution.properties["run_id"].string_value
-    return next((c.name for c in store.get_contexts_by_execution(execution.id)
-                 if type_names.get(c.type_id) == "pipeline_run"), None)
+    return next(
+        (
+            c.name
+            for c in store.get_contexts_by_execution(execution.id)
+            if type_names.get(c.type_id) == "pipeline_run"
+        ),
+        None,
+    )
 
 
 def _state(execution) -> str:
     if execution.HasField("last_known_state"):
         return _STATE_WORDS.get(execution.last_known_state, "unknown")
     legacy = execution.properties.get("state")  # legacy launchers: 'complete', 'cached'
-    return {"complete": "finished"}.get(legacy.string_value, legacy.string_value) if legacy else "unknown"
+    return (
+        {"complete": "finished"}.get(legacy.string_value, legacy.string_value)
+        if legacy
+        else "unknown"
+    )
 
 
-def _latest_executions(store, pipeline_name: str) -> Tuple[Optional[str], Dict[str, object]]:
+def _latest_executions(store, pipeline_name: str) -> tuple[str | None, dict[str, object]]:
     """The newest run id, and the newest execution of every component in it.
 
     IR-based runners record every component in each run (cached ones too), so
@@ -196,52 +238,70 @@ def _latest_executions(store, pipeline_name: str) -> Tuple[Optional[str], Dict[s
     return run_id, latest
 
 
-def _node_runs(store, executions: Dict[str, object]) -> Dict[str, NodeRun]:
+def _node_runs(store, executions: dict[str, Any]) -> dict[str, NodeRun]:
     events = store.get_events_by_execution_ids([e.id for e in executions.values()])
     # Resolvers record what they resolved as INTERNAL_OUTPUT.
-    artifact_ids = {ev.artifact_id for ev in events
-                    if ev.type in (metadata_store_pb2.Event.OUTPUT,
-                                   metadata_store_pb2.Event.DECLARED_OUTPUT,
-                                   metadata_store_pb2.Event.INTERNAL_OUTPUT)}
+    artifact_ids = {
+        ev.artifact_id
+        for ev in events
+        if ev.type
+        in (
+            metadata_store_pb2.Event.OUTPUT,
+            metadata_store_pb2.Event.DECLARED_OUTPUT,
+            metadata_store_pb2.Event.INTERNAL_OUTPUT,
+        )
+    }
     artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))}
     runs = {}
     for node_id, execution in sorted(executions.items(), key=lambda item: item[1].id):
-        outputs: Dict[str, List] = {}
+        outputs: dict[str, list] = {}
         for ev in events:
-            if (ev.execution_id == execution.id and ev.artifact_id in artifacts
-                    and ev.type != metadata_store_pb2.Event.INPUT):
+            if (
+                ev.execution_id == execution.id
+                and ev.artifact_id in artifacts
+                and ev.type != metadata_store_pb2.Event.INPUT
+            ):
                 key = ev.path.steps[0].key if ev.path.steps else ""
                 outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
-        seconds = (execution.last_update_time_since_epoch
-                   - execution.create_time_since_epoch) / 1000.0
-        runs[node_id] = NodeRun(node_id, _state(execution), seconds, outputs,
-                                execution.create_time_since_epoch / 1000.0)
+        seconds = (
+            execution.last_update_time_since_epoch - execution.create_time_since_epoch
+        ) / 1000.0
+        runs[node_id] = NodeRun(
+            node_id, _state(execution), seconds, outputs, execution.create_time_since_epoch / 1000.0
+        )
     return runs
 
 
-def _split_names(artifact) -> List[str]:
+def _split_names(artifact) -> list[str]:
     value = artifact.properties.get("split_names") or artifact.custom_properties.get("split_names")
     return validation_files.split_names(value.string_value if value else "")
 
 
-def _split_rows(statistics) -> Dict[str, int]:
-    return {split: validation_files.num_examples(statistics.uri, split)
-            for split in _split_names(statistics)}
+def _split_rows(statistics) -> dict[str, int]:
+    return {
+        split: validation_files.num_examples(statistics.uri, split)
+        for split in _split_names(statistics)
+    }
 
 
-def _anomalies(anomalies_artifact) -> Dict[str, List[str]]:
-    return {split: [f"{a['feature']} ({a['anomaly']})"
-                    for a in validation_files.read_anomalies(anomalies_artifact.uri, split)]
-            for split in _split_names(anomalies_artifact)}
+def _anomalies(anomalies_artifact) -> dict[str, list[str]]:
+    return {
+        split: [
+            f"{a['feature']} ({a['anomaly']})"
+            for a in validation_files.read_anomalies(anomalies_artifact.uri, split)
+        ]
+        for split in _split_names(anomalies_artifact)
+    }
 
 
-def metrics_by_slice(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """{slice name: {metric name: value}} of the candidate model's scalar metrics.
 
     A plain structure (pandas.DataFrame(...).T renders it as a table) for
     viewers where TFMA's widgets do not render.
     """
     import tensorflow_model_analysis as tfma
+
     by_slice = {}
     for metrics in tfma.load_metrics(evaluation_uri):
         slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
@@ -249,29 +309,40 @@ def metrics_by_slice(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
         by_slice[slice_name] = {
             entry.key.name: entry.value.double_value.value
             for entry in metrics.metric_keys_and_values
-            if not entry.key.is_diff and entry.key.model_name != "baseline"
-            and entry.value.HasField("double_value")}
+            if not entry.key.is_diff
+            and entry.key.model_name != "baseline"
+            and entry.value.HasField("double_value")
+        }
     return by_slice
 
 
-def _auc_by_slice(evaluation_uri: str) -> Dict[str, SliceMetric]:
-    return {name: SliceMetric(name, values["auc"], int(values.get("example_count", 0)))
-            for name, values in metrics_by_slice(evaluation_uri).items() if "auc" in values}
+def _auc_by_slice(evaluation_uri: str) -> dict[str, SliceMetric]:
+    return {
+        name: SliceMetric(name, values["auc"], int(values.get("example_count", 0)))
+        for name, values in metrics_by_slice(evaluation_uri).items()
+        if "auc" in values
+    }
 
 
 def _blessing_reason(evaluation_uri: str, blessed: bool, has_baseline: bool) -> str:
     import tensorflow_model_analysis as tfma
+
     result = tfma.load_validation_result(evaluation_uri)
     if blessed:
-        return ("passed the AUC floor and did not regress against the blessed baseline"
-                if has_baseline else "passed the AUC floor (no blessed baseline yet)")
+        return (
+            "passed the AUC floor and did not regress against the blessed baseline"
+            if has_baseline
+            else "passed the AUC floor (no blessed baseline yet)"
+        )
     reasons = []
     for slice_validation in result.metric_validations_per_slice:
         for failure in slice_validation.failures:
-            reasons.append(f"{failure.metric_key.name}"
-                           f"{' change vs baseline' if failure.metric_key.is_diff else ''}"
-                           f" = {failure.metric_value.double_value.value:.4f} "
-                           f"fails {_threshold_text(failure.metric_threshold)}")
+            reasons.append(
+                f"{failure.metric_key.name}"
+                f"{' change vs baseline' if failure.metric_key.is_diff else ''}"
+                f" = {failure.metric_value.double_value.value:.4f} "
+                f"fails {_threshold_text(failure.metric_threshold)}"
+            )
     return "; ".join(reasons) or "validation failed (see the Evaluator's validation result)"
 
 
@@ -292,7 +363,8 @@ def _drift_text(report: dict) -> str:
         return f"none beyond the schema's thresholds {against}"
     effect = "blocking" if report["drift_blocks"] else "reported, not blocking"
     return f"{against}, {effect}: " + "; ".join(
-        f"{d['feature']}: {d['detail']}" for d in report["drift"])
+        f"{d['feature']}: {d['detail']}" for d in report["drift"]
+    )
 
 
 def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
@@ -312,8 +384,9 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
     evaluation = output("Evaluator", "evaluation")
     blessing = output("Evaluator", "blessing")
     pushed = output("Pusher", "pushed_model")
-    window = nodes[WINDOW_RESOLVER_ID].outputs.get("examples", []) \
-        if WINDOW_RESOLVER_ID in nodes else []
+    window = (
+        nodes[WINDOW_RESOLVER_ID].outputs.get("examples", []) if WINDOW_RESOLVER_ID in nodes else []
+    )
 
     auc_overall = auc_worst = None
     if evaluation is not None:
@@ -335,18 +408,26 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
         pushed_version = pushed.custom_properties["pushed_version"].string_value
         # A cached Pusher's output is the push of the run that made it: this
         # run pushed nothing new either.
-        reused = (bool(pushed.custom_properties[REUSED_VERSION_KEY].int_value)
-                  or ("Pusher" in nodes and nodes["Pusher"].state == "cached"))
+        reused = bool(pushed.custom_properties[REUSED_VERSION_KEY].int_value) or (
+            "Pusher" in nodes and nodes["Pusher"].state == "cached"
+        )
 
     return RunSummary(
         run_id=run_id,
         nodes=nodes,
         split_rows=_split_rows(statistics) if statistics is not None else {},
-        window_spans=sorted({a.custom_properties["span"].int_value for a in window
-                             if "span" in a.custom_properties}, reverse=True),
+        window_spans=sorted(
+            {
+                a.custom_properties["span"].int_value
+                for a in window
+                if "span" in a.custom_properties
+            },
+            reverse=True,
+        ),
         anomalies=_anomalies(anomalies) if anomalies is not None else {},
-        validation_report=(validation_gate.read_report(validation.uri)
-                           if validation is not None else None),
+        validation_report=(
+            validation_gate.read_report(validation.uri) if validation is not None else None
+        ),
         auc_overall=auc_overall,
         auc_worst_slice=auc_worst,
         blessed=blessed,
@@ -358,13 +439,15 @@ def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
     )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     from pipeline import configs
+
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.summary",
         description="Print what the newest run of the pipeline did, read from ML Metadata "
-                    "(the store the settings select: SQLite, MySQL with CFPB_MYSQL_*, or a "
-                    "gRPC metadata service with --metadata-grpc).")
+        "(the store the settings select: SQLite, MySQL with CFPB_MYSQL_*, or a "
+        "gRPC metadata service with --metadata-grpc).",
+    )
     config, _ = configs.parse_args(parser, argv)
     summary = run_summary(config)
     print(summary.render())

@@ -4,6 +4,7 @@ It only reads the pipeline compiled by `python runners/airflow_runner.py`
 (see that module): parsing imports no TFX and touches no data. Settings come
 from the environment (`CFPB_<NAME>`), as for every runner.
 """
+
 from pipeline.configs import PipelineConfig
 from runners import airflow_runner
 

@@ -25,6 +25,7 @@ parser and again in every task), and its legacy launcher records executions
 in a layout of its own. Settings come from the environment (`CFPB_<NAME>`),
 as for every runner; the compile command also takes them as flags.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,8 @@ import datetime
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from pipeline.configs import REPO_ROOT, PipelineConfig, is_remote
 
@@ -52,13 +53,16 @@ def compiled_path(config: PipelineConfig) -> Path:
     return REPO_ROOT / "build" / f"{config.pipeline_name}.airflow.json"
 
 
-def fingerprint(config: PipelineConfig) -> Dict[str, str]:
+def fingerprint(config: PipelineConfig) -> dict[str, str]:
     """What the compiled IR depends on, each as a short digest (cheap: no TFX).
 
     The schema file is hashed where it is local; a remote one is checked when
     ImportSchemaGen's task starts (runners/node_launcher.py)."""
-    settings = {name: value for name, value in dataclasses.asdict(config).items()
-                if not name.startswith(RUN_TIME_SETTINGS)}
+    settings = {
+        name: value
+        for name, value in dataclasses.asdict(config).items()
+        if not name.startswith(RUN_TIME_SETTINGS)
+    }
     code = hashlib.sha256()
     for package in GRAPH_PACKAGES:
         for source in sorted((REPO_ROOT / package).glob("*.py")):
@@ -85,8 +89,9 @@ def compile_pipeline(config: PipelineConfig) -> Path:
         "fingerprint": fingerprint(config),
         "nodes": {node.node_info.id: sorted(node.upstream_nodes) for node in nodes},
         # ExampleGen: the nodes that read the data root, so wait for prepare_spans.
-        "data_readers": sorted(node.node_info.id for node in nodes
-                               if INPUT_BASE_KEY in node.parameters.parameters),
+        "data_readers": sorted(
+            node.node_info.id for node in nodes if INPUT_BASE_KEY in node.parameters.parameters
+        ),
         "pipeline_ir": node_launcher.encode_ir(pipeline_ir),
     }
     path = compiled_path(config)
@@ -106,12 +111,16 @@ def load_compiled(config: PipelineConfig) -> dict:
         raise StaleCompilation(f"no compiled pipeline at {path}: {recompile}")
     compiled = json.loads(path.read_text())
     current = fingerprint(config)
-    changed = sorted(k for k in current.keys() | compiled["fingerprint"].keys()
-                     if current.get(k) != compiled["fingerprint"].get(k))
+    changed = sorted(
+        k
+        for k in current.keys() | compiled["fingerprint"].keys()
+        if current.get(k) != compiled["fingerprint"].get(k)
+    )
     if changed:
         raise StaleCompilation(
             f"{path} was compiled from other {' and '.join(changed)} than this environment "
-            f"has: {recompile}")
+            f"has: {recompile}"
+        )
     return compiled
 
 
@@ -123,8 +132,10 @@ def airflow_dag_config(config: PipelineConfig) -> dict:
         "catchup": False,
         "max_active_runs": 1,  # two runs would race on the same pipeline root
         "tags": list(config.airflow_tags),
-        "default_args": {"retries": config.airflow_retries,
-                         "retry_delay": datetime.timedelta(minutes=2)},
+        "default_args": {
+            "retries": config.airflow_retries,
+            "retry_delay": datetime.timedelta(minutes=2),
+        },
     }
 
 
@@ -136,8 +147,9 @@ def prepare_spans() -> None:
 
     config = PipelineConfig.from_env()
     try:
-        reports = prepare.prepare_all(Path(config.raw_data_dir), Path(config.data_root),
-                                      config.max_rows_per_span)
+        reports = prepare.prepare_all(
+            Path(config.raw_data_dir), Path(config.data_root), config.max_rows_per_span
+        )
     except prepare.PreparationError as error:
         raise AirflowFailException(str(error)) from None  # bad data: retrying cannot help
     for report in reports:
@@ -146,18 +158,22 @@ def prepare_spans() -> None:
 
 def run_node(node_id: str, run_id: str) -> None:
     """Runs one TFX node of the compiled pipeline in pipeline run `run_id`."""
+    from airflow.exceptions import AirflowFailException
+
     from pipeline import metadata
     from runners import node_launcher
-
-    from airflow.exceptions import AirflowFailException
 
     config = PipelineConfig.from_env()
     try:
         compiled = load_compiled(config)
     except StaleCompilation as error:
         raise AirflowFailException(str(error)) from None  # a retry would fail the same way
-    node_launcher.launch(node_launcher.decode_ir(compiled["pipeline_ir"]), node_id, run_id,
-                         metadata.connection_config(config))
+    node_launcher.launch(
+        node_launcher.decode_ir(compiled["pipeline_ir"]),
+        node_id,
+        run_id,
+        metadata.connection_config(config),
+    )
 
 
 def create_dag(config: PipelineConfig):
@@ -166,9 +182,15 @@ def create_dag(config: PipelineConfig):
 
     compiled = load_compiled(config)
     dag = DAG(dag_id=config.pipeline_name, **airflow_dag_config(config))
-    tasks = {node_id: PythonOperator(task_id=node_id, python_callable=run_node, dag=dag,
-                                     op_kwargs={"node_id": node_id, "run_id": "{{ run_id }}"})
-             for node_id in compiled["nodes"]}
+    tasks = {
+        node_id: PythonOperator(
+            task_id=node_id,
+            python_callable=run_node,
+            dag=dag,
+            op_kwargs={"node_id": node_id, "run_id": "{{ run_id }}"},
+        )
+        for node_id in compiled["nodes"]
+    }
     for node_id, upstream in compiled["nodes"].items():
         for upstream_id in upstream:
             tasks[upstream_id] >> tasks[node_id]
@@ -179,18 +201,21 @@ def create_dag(config: PipelineConfig):
     return dag
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     from pipeline import configs
 
     parser = argparse.ArgumentParser(
         prog="python runners/airflow_runner.py",
         description="Compile the CFPB dispute pipeline for the Airflow DAG in "
-                    "runners/airflow_dag.py (Airflow then parses it without importing TFX).")
+        "runners/airflow_dag.py (Airflow then parses it without importing TFX).",
+    )
     config, _ = configs.parse_args(parser, argv)
     path = compile_pipeline(config)
     compiled = json.loads(path.read_text())
-    print(f"Wrote {path}: {len(compiled['nodes'])} nodes; Airflow's DAG "
-          f"'{config.pipeline_name}' now runs them")
+    print(
+        f"Wrote {path}: {len(compiled['nodes'])} nodes; Airflow's DAG "
+        f"'{config.pipeline_name}' now runs them"
+    )
     return 0
 
 

@@ -3,11 +3,11 @@
 Lives in its own importable module because Beam pickles the node DoFn class by
 reference; a class defined inside `__main__` or a function cannot be pickled.
 """
+
 from __future__ import annotations
 
 import time
 import traceback
-from typing import List
 
 from tfx.orchestration.beam import beam_dag_runner
 
@@ -19,7 +19,7 @@ EXPECTED_FAILURES = (validation_gate.DataValidationError,)
 
 # Nodes that failed in this process, their error already printed on their
 # line: the runner names them instead of repeating Beam's wrapped error.
-FAILED_NODES: List[str] = []
+FAILED_NODES: list[str] = []
 
 
 class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
@@ -31,14 +31,18 @@ class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
         try:
             super().process(element, *signals)
         except Exception as error:
-            print(f"  x {self._node_id} failed after {time.monotonic() - started:.1f}s: "
-                  f"{type(error).__name__}: {error}", flush=True)
+            print(
+                f"  x {self._node_id} failed after {time.monotonic() - started:.1f}s: "
+                f"{type(error).__name__}: {error}",
+                flush=True,
+            )
             if not isinstance(error, EXPECTED_FAILURES):
                 print(traceback.format_exc(), flush=True)
             FAILED_NODES.append(self._node_id)
             raise
         state = summary.latest_node_state(
-            self._mlmd_connection_config, self._pipeline_info.id, self._node_id)
+            self._mlmd_connection_config, self._pipeline_info.id, self._node_id
+        )
         print(f"  = {self._node_id} {state} in {time.monotonic() - started:.1f}s", flush=True)
 
 

@@ -10,6 +10,7 @@ Prepares the bundled CFPB exports into spans, runs the graph from `pipeline/`
 with caching, prints one line per component and ends with a run summary read
 from ML Metadata. Orchestrator settings only: the graph lives in pipeline/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,8 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 
 def _quiet_logs(verbose: bool) -> None:
@@ -41,7 +42,7 @@ def _quiet_logs(verbose: bool) -> None:
         sys.modules["absl.logging"].set_verbosity("fatal")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     from pipeline import configs
 
     parser = argparse.ArgumentParser(
@@ -49,21 +50,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         description="Run the CFPB dispute pipeline locally with TFX's BeamDagRunner.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Beam args take one quoted string with '=', e.g. "
-               "--beam-pipeline-args='--direct_running_mode=multi_processing "
-               "--direct_num_workers=2', or for Dataflow "
-               "'--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp'.")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TFX/Beam/TensorFlow INFO logs instead of one line per component")
+        "--beam-pipeline-args='--direct_running_mode=multi_processing "
+        "--direct_num_workers=2', or for Dataflow "
+        "'--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp'.",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TFX/Beam/TensorFlow INFO logs instead of one line per component",
+    )
     config, args = configs.parse_args(parser, argv)
     _quiet_logs(args.verbose)
 
     # Data first, before TensorFlow is imported (~20 s): a bad export is
     # reported within seconds.
     from data import prepare
+
     print(f"Preparing spans from {config.raw_data_dir} into {config.data_root}")
     try:
         reports = prepare.prepare_all(
-            Path(config.raw_data_dir), Path(config.data_root), config.max_rows_per_span)
+            Path(config.raw_data_dir), Path(config.data_root), config.max_rows_per_span
+        )
     except prepare.PreparationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -72,12 +79,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from pipeline import metadata, pipeline, summary
     from runners import beam_progress
+
     _quiet_logs(args.verbose)
 
     connection = metadata.connection_config(config)
     tfx_pipeline = pipeline.create_pipeline(config, connection)
-    print(f"\nRunning pipeline '{config.pipeline_name}' "
-          f"(cache {'on' if config.enable_cache else 'off'}, MLMD {metadata.describe(config)})")
+    print(
+        f"\nRunning pipeline '{config.pipeline_name}' "
+        f"(cache {'on' if config.enable_cache else 'off'}, MLMD {metadata.describe(config)})"
+    )
     started = time.monotonic()
     beam_progress.FAILED_NODES.clear()
     try:
@@ -85,8 +95,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as error:
         took = time.monotonic() - started
         if beam_progress.FAILED_NODES:  # its line above holds the message, said once
-            print(f"\nRun stopped after {took:.0f}s at "
-                  f"{', '.join(beam_progress.FAILED_NODES)} (message above)", file=sys.stderr)
+            print(
+                f"\nRun stopped after {took:.0f}s at "
+                f"{', '.join(beam_progress.FAILED_NODES)} (message above)",
+                file=sys.stderr,
+            )
         else:
             print(f"\nRun failed after {took:.0f}s: {error}", file=sys.stderr)
         print(summary.run_summary(config, connection).render(), file=sys.stderr)

@@ -56,6 +56,7 @@ Metadata instead of the API server's task table.
     python -m runners.kfp_standin build/cfpb-disputes.yaml --pipeline-root build/kfp/root \\
         --metadata-grpc 127.0.0.1:8080 --param train_args='{"num_steps": 100}'
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,9 +69,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 PIPELINE_CONTEXT_TYPE = "system.Pipeline"
@@ -93,16 +94,18 @@ def load_pipeline_spec(path: Path):
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
 
-    return json_format.ParseDict(yaml.safe_load(path.read_text()),
-                                 pipeline_spec_pb2.PipelineSpec())
+    return json_format.ParseDict(yaml.safe_load(path.read_text()), pipeline_spec_pb2.PipelineSpec())
 
 
 def deployment_config(spec):
     """The spec's executors, typed (PipelineSpec keeps them as a Struct)."""
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
-    return json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec),
-                                 pipeline_spec_pb2.PipelineDeploymentConfig())
+
+    return json_format.ParseDict(
+        json_format.MessageToDict(spec.deployment_spec),
+        pipeline_spec_pb2.PipelineDeploymentConfig(),
+    )
 
 
 def check_executors(spec, deployment) -> None:
@@ -112,24 +115,33 @@ def check_executors(spec, deployment) -> None:
         if not label:
             continue
         if label not in deployment.executors:
-            raise Refused(f'error processing component name="{name}": '
-                          f'executor(label="{label}") not found in deployment config')
+            raise Refused(
+                f'error processing component name="{name}": '
+                f'executor(label="{label}") not found in deployment config'
+            )
         kind = deployment.executors[label].WhichOneof("spec")
         if kind == "importer":
             raise NotImplementedError(
-                f"{name}: importer executors run on KFP, but not in this stand-in")
+                f"{name}: importer executors run on KFP, but not in this stand-in"
+            )
         if kind != "container":
-            raise Refused(f'error processing component name="{name}": executor(label="{label}"): '
-                          "non-container and non-importer executor not implemented")
+            raise Refused(
+                f'error processing component name="{name}": executor(label="{label}"): '
+                "non-container and non-importer executor not implemented"
+            )
 
 
-def task_order(spec) -> List[str]:
+def task_order(spec) -> list[str]:
     """Root DAG task names in an order that respects every dependency."""
     tasks = spec.root.dag.tasks
-    order, done = [], set()
+    order: list[str] = []
+    done: set[str] = set()
     while len(order) < len(tasks):
-        ready = sorted(name for name, task in tasks.items()
-                       if name not in done and set(task.dependent_tasks) <= done)
+        ready = sorted(
+            name
+            for name, task in tasks.items()
+            if name not in done and set(task.dependent_tasks) <= done
+        )
         if not ready:
             raise Refused(f"dependency cycle among {sorted(set(tasks) - done)}")
         order += ready
@@ -137,9 +149,10 @@ def task_order(spec) -> List[str]:
     return order
 
 
-def _root_parameters(spec, overrides: Dict[str, str]) -> Dict[str, object]:
+def _root_parameters(spec, overrides: dict[str, str]) -> dict[str, object]:
     from google.protobuf import json_format
-    values = {}
+
+    values: dict[str, object] = {}
     for name, definition in spec.root.input_definitions.parameters.items():
         if name in overrides:
             values[name] = overrides[name]
@@ -158,16 +171,16 @@ class TaskResult:
     name: str
     state: str  # COMPLETE, CACHED or FAILED
     execution_id: int
-    outputs: Dict[str, object]  # output key -> ArtifactList
-    log: Optional[Path]
+    outputs: dict[str, object]  # output key -> ArtifactList
+    log: Path | None
 
 
 @dataclasses.dataclass
 class RunResult:
     run_id: str
-    tasks: Dict[str, TaskResult]
-    skipped_hooks: List[str]
-    failed: Optional[str] = None
+    tasks: dict[str, TaskResult]
+    skipped_hooks: list[str]
+    failed: str | None = None
 
 
 class _Metadata:
@@ -176,16 +189,21 @@ class _Metadata:
     def __init__(self, connection_config, pipeline_name: str, run_id: str, pipeline_root: str):
         from ml_metadata.metadata_store import metadata_store
         from ml_metadata.proto import metadata_store_pb2 as pb
+
         self.pb = pb
         self.store = metadata_store.MetadataStore(connection_config)
         self._lock = threading.Lock()
         self.pipeline_context = self._context(PIPELINE_CONTEXT_TYPE, pipeline_name, {})
-        self.run_context = self._context(RUN_CONTEXT_TYPE, run_id, {
-            "namespace": NAMESPACE, "resource_name": run_id, "pipeline_root": pipeline_root})
+        self.run_context = self._context(
+            RUN_CONTEXT_TYPE,
+            run_id,
+            {"namespace": NAMESPACE, "resource_name": run_id, "pipeline_root": pipeline_root},
+        )
         self.execution_type_id = self.store.put_execution_type(
-            pb.ExecutionType(name=EXECUTION_TYPE))
+            pb.ExecutionType(name=EXECUTION_TYPE)
+        )
 
-    def _context(self, type_name: str, name: str, properties: Dict[str, str]):
+    def _context(self, type_name: str, name: str, properties: dict[str, str]):
         pb = self.pb
         type_id = self.store.put_context_type(pb.ContextType(name=type_name))
         existing = self.store.get_context_by_type_and_name(type_name, name)
@@ -200,21 +218,35 @@ class _Metadata:
     def cached_execution(self, fingerprint: str):
         """cacheutils GetExecutionCache: a finished execution of this pipeline with the key."""
         for execution in self.store.get_executions_by_context(self.pipeline_context.id):
-            if (execution.custom_properties.get("cache_fingerprint") is not None
-                    and execution.custom_properties["cache_fingerprint"].string_value == fingerprint
-                    and execution.last_known_state == self.pb.Execution.COMPLETE):
+            if (
+                execution.custom_properties.get("cache_fingerprint") is not None
+                and execution.custom_properties["cache_fingerprint"].string_value == fingerprint
+                and execution.last_known_state == self.pb.Execution.COMPLETE
+            ):
                 return execution
         return None
 
-    def start_execution(self, task_name: str, image: str, fingerprint: str, inputs: dict,
-                        input_artifact_ids: Dict[str, List[int]], cached_id: Optional[int] = None):
+    def start_execution(
+        self,
+        task_name: str,
+        image: str,
+        fingerprint: str,
+        inputs: dict,
+        input_artifact_ids: dict[str, list[int]],
+        cached_id: int | None = None,
+    ):
         pb = self.pb
-        execution = pb.Execution(type_id=self.execution_type_id,
-                                 last_known_state=pb.Execution.RUNNING)
+        execution = pb.Execution(
+            type_id=self.execution_type_id, last_known_state=pb.Execution.RUNNING
+        )
         props = execution.custom_properties
-        for key, value in (("display_name", task_name), ("task_name", task_name),
-                           ("image", image), ("pod_name", f"{task_name}-{uuid.uuid4().hex[:5]}"),
-                           ("namespace", NAMESPACE)):
+        for key, value in (
+            ("display_name", task_name),
+            ("task_name", task_name),
+            ("image", image),
+            ("pod_name", f"{task_name}-{uuid.uuid4().hex[:5]}"),
+            ("namespace", NAMESPACE),
+        ):
             props[key].string_value = value
         if fingerprint:
             props["cache_fingerprint"].string_value = fingerprint
@@ -224,49 +256,71 @@ class _Metadata:
             props["inputs"].struct_value.update(inputs)
         with self._lock:
             execution_id, _, _ = self.store.put_execution(
-                execution, [], [self.pipeline_context, self.run_context])
+                execution, [], [self.pipeline_context, self.run_context]
+            )
             # Events naming existing artifacts by id, as client.go CreateExecution
             # does (an artifact in put_execution's pairs would be overwritten).
-            self.store.put_events([_event(pb, pb.Event.INPUT, name, artifact_id, execution_id)
-                                   for name, ids in input_artifact_ids.items()
-                                   for artifact_id in ids])
+            self.store.put_events(
+                [
+                    _event(pb, pb.Event.INPUT, name, artifact_id, execution_id)
+                    for name, ids in input_artifact_ids.items()
+                    for artifact_id in ids
+                ]
+            )
         execution.id = execution_id
         return execution
 
-    def finish_execution(self, execution, state, new_artifacts: Dict[str, list],
-                         reused_artifacts: Optional[Dict[str, list]] = None):
+    def finish_execution(
+        self,
+        execution,
+        state,
+        new_artifacts: dict[str, list],
+        reused_artifacts: dict[str, list] | None = None,
+    ):
         """Records the final state, new output artifacts ({key: [MLMD Artifact]}),
         and, for a cache hit, events to the cached execution's artifacts."""
         pb = self.pb
         execution.last_known_state = state
-        pairs = [(artifact, _event(pb, pb.Event.OUTPUT, key))
-                 for key, artifacts in new_artifacts.items() for artifact in artifacts]
+        pairs = [
+            (artifact, _event(pb, pb.Event.OUTPUT, key))
+            for key, artifacts in new_artifacts.items()
+            for artifact in artifacts
+        ]
         with self._lock:
             self.store.put_execution(execution, pairs, [self.pipeline_context, self.run_context])
-            self.store.put_events([_event(pb, pb.Event.OUTPUT, key, artifact.id, execution.id)
-                                   for key, artifacts in (reused_artifacts or {}).items()
-                                   for artifact in artifacts])
+            self.store.put_events(
+                [
+                    _event(pb, pb.Event.OUTPUT, key, artifact.id, execution.id)
+                    for key, artifacts in (reused_artifacts or {}).items()
+                    for artifact in artifacts
+                ]
+            )
 
     def artifact_type_id(self, schema: str) -> int:
         """metadata/client.go GetOrInsertArtifactType: the type named by the schema's title."""
         import yaml
+
         title = (yaml.safe_load(schema) or {}).get("title") if schema else None
         return self.store.put_artifact_type(self.pb.ArtifactType(name=title or "system.Artifact"))
 
-    def outputs_of(self, execution_id: int) -> Dict[str, list]:
+    def outputs_of(self, execution_id: int) -> dict[str, list]:
         """GetOutputArtifactsByExecutionId: {output key: [MLMD Artifact]}."""
         pb = self.pb
-        events = [e for e in self.store.get_events_by_execution_ids([execution_id])
-                  if e.type == pb.Event.OUTPUT]
-        artifacts = {a.id: a for a in self.store.get_artifacts_by_id([e.artifact_id for e in events])}
-        outputs: Dict[str, list] = {}
+        events = [
+            e
+            for e in self.store.get_events_by_execution_ids([execution_id])
+            if e.type == pb.Event.OUTPUT
+        ]
+        artifacts = {
+            a.id: a for a in self.store.get_artifacts_by_id([e.artifact_id for e in events])
+        }
+        outputs: dict[str, list] = {}
         for event in events:
             outputs.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
         return outputs
 
 
-def _event(pb, kind, key: str, artifact_id: Optional[int] = None,
-           execution_id: Optional[int] = None):
+def _event(pb, kind, key: str, artifact_id: int | None = None, execution_id: int | None = None):
     event = pb.Event(type=kind, artifact_id=artifact_id, execution_id=execution_id)
     event.path.steps.add().key = key
     return event
@@ -275,6 +329,7 @@ def _event(pb, kind, key: str, artifact_id: Optional[int] = None,
 def _to_runtime_artifact(artifact):
     """converter.go toRuntimeArtifact + client.go ToRuntimeArtifact (empty schema)."""
     from kfp.pipeline_spec import pipeline_spec_pb2
+
     runtime = pipeline_spec_pb2.RuntimeArtifact(name=str(artifact.id), uri=artifact.uri)
     runtime.type.instance_schema = ""  # `Schema: "", // TODO(Bobgy): figure out how to get schema`
     for properties in (artifact.properties, artifact.custom_properties):
@@ -300,13 +355,16 @@ def _to_mlmd_artifact(pb, runtime, type_id: int):
         elif isinstance(value, (int, float)):
             artifact.custom_properties[key].double_value = float(value)
         else:  # lists and structs are wrapped, as StructValueToMLMDValue does
-            wrapper = "list" if isinstance(value, (list, tuple)) or hasattr(value, "append") else "struct"
+            wrapper = (
+                "list" if isinstance(value, (list, tuple)) or hasattr(value, "append") else "struct"
+            )
             artifact.custom_properties[key].struct_value.update({wrapper: _plain(value)})
     return artifact
 
 
 def _plain(value):
     from google.protobuf import json_format, struct_pb2
+
     if isinstance(value, (struct_pb2.Struct, struct_pb2.ListValue)):
         return json_format.MessageToDict(value)
     return value
@@ -322,6 +380,7 @@ def _schema_text(artifact_type) -> str:
 def _placeholder_text(value) -> str:
     """launcher_v2.go getPlaceholders: how a parameter value is spelled in args."""
     from google.protobuf import json_format
+
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         return value.string_value
@@ -333,9 +392,10 @@ def _placeholder_text(value) -> str:
     return json.dumps(json_format.MessageToDict(value), separators=(",", ":"))
 
 
-def _compile_args(container, executor_input) -> List[str]:
+def _compile_args(container, executor_input) -> list[str]:
     """launcher_v2.go compileCmdAndArgs."""
     from google.protobuf import json_format
+
     placeholders = {}
     for name, artifacts in executor_input.inputs.artifacts.items():
         if artifacts.artifacts:
@@ -358,71 +418,100 @@ def _compile_args(container, executor_input) -> List[str]:
 def _fingerprint(executor_input, container) -> str:
     """cacheutils GenerateCacheKey + GenerateFingerPrint (the key's fields, hashed)."""
     from google.protobuf import json_format
+
     key = {
-        "inputArtifactNames": {name: [a.name for a in artifacts.artifacts]
-                               for name, artifacts in executor_input.inputs.artifacts.items()},
-        "inputParameterValues": {name: json_format.MessageToDict(value) for name, value
-                                 in executor_input.inputs.parameter_values.items()},
+        "inputArtifactNames": {
+            name: [a.name for a in artifacts.artifacts]
+            for name, artifacts in executor_input.inputs.artifacts.items()
+        },
+        "inputParameterValues": {
+            name: json_format.MessageToDict(value)
+            for name, value in executor_input.inputs.parameter_values.items()
+        },
         "outputArtifactsSpec": {
-            name: {"name": artifacts.artifacts[0].name,
-                   "type": json_format.MessageToDict(artifacts.artifacts[0].type),
-                   "metadata": json_format.MessageToDict(artifacts.artifacts[0].metadata)}
-            for name, artifacts in executor_input.outputs.artifacts.items() if artifacts.artifacts},
-        "containerSpec": {"image": container.image,
-                          "cmdArgs": list(container.command) + list(container.args)},
+            name: {
+                "name": artifacts.artifacts[0].name,
+                "type": json_format.MessageToDict(artifacts.artifacts[0].type),
+                "metadata": json_format.MessageToDict(artifacts.artifacts[0].metadata),
+            }
+            for name, artifacts in executor_input.outputs.artifacts.items()
+            if artifacts.artifacts
+        },
+        "containerSpec": {
+            "image": container.image,
+            "cmdArgs": list(container.command) + list(container.args),
+        },
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 class _Run:
-    def __init__(self, spec, root_values, run_id: str, run_root: str, metadata: _Metadata,
-                 echo: Callable[[str], None]):
+    def __init__(
+        self,
+        spec,
+        root_values,
+        run_id: str,
+        run_root: str,
+        metadata: _Metadata,
+        echo: Callable[[str], None],
+    ):
         self.spec, self.root_values, self.run_id = spec, root_values, run_id
         self.run_root, self.metadata, self.echo = run_root, metadata, echo
         self.deployment = deployment_config(spec)
-        self.results: Dict[str, TaskResult] = {}
-        self.skipped_hooks: List[str] = []
+        self.results: dict[str, TaskResult] = {}
+        self.skipped_hooks: list[str] = []
 
     def _parameter(self, task_name: str, name: str, parameter):
         """resolve.go resolveInputParameter."""
         from google.protobuf import json_format, struct_pb2
+
         kind = parameter.WhichOneof("kind")
         if kind == "runtime_value":
             constant = parameter.runtime_value.constant
-            resolved = {"{{$.pipeline_job_name}}": self.run_id,
-                        "{{$.pipeline_job_resource_name}}": self.run_id,
-                        "{{$.pipeline_job_uuid}}": self.run_id,
-                        "{{$.pipeline_task_name}}": task_name}.get(constant.string_value)
+            resolved = {
+                "{{$.pipeline_job_name}}": self.run_id,
+                "{{$.pipeline_job_resource_name}}": self.run_id,
+                "{{$.pipeline_job_uuid}}": self.run_id,
+                "{{$.pipeline_task_name}}": task_name,
+            }.get(constant.string_value)
             return struct_pb2.Value(string_value=resolved) if resolved is not None else constant
         if kind == "component_input_parameter":
             value = struct_pb2.Value()
-            json_format.Parse(json.dumps(self.root_values[parameter.component_input_parameter]),
-                              value)
+            json_format.Parse(
+                json.dumps(self.root_values[parameter.component_input_parameter]), value
+            )
             return value
-        raise NotImplementedError(f"{task_name}.{name}: parameter source {kind} is not "
-                                  "implemented in this stand-in")
+        raise NotImplementedError(
+            f"{task_name}.{name}: parameter source {kind} is not implemented in this stand-in"
+        )
 
     def executor_input(self, task_name: str):
         from kfp.pipeline_spec import pipeline_spec_pb2
+
         task = self.spec.root.dag.tasks[task_name]
         component = self.spec.components[task.component_ref.name]
         executor_input = pipeline_spec_pb2.ExecutorInput()
-        input_ids: Dict[str, List[int]] = {}
+        input_ids: dict[str, list[int]] = {}
         for name, parameter in task.inputs.parameters.items():
             executor_input.inputs.parameter_values[name].CopyFrom(
-                self._parameter(task_name, name, parameter))
+                self._parameter(task_name, name, parameter)
+            )
         for name, artifact in task.inputs.artifacts.items():
             producer = artifact.task_output_artifact
             if not producer.producer_task:
-                raise NotImplementedError(f"{task_name}.{name}: only upstream task artifacts "
-                                          "are implemented in this stand-in")
+                raise NotImplementedError(
+                    f"{task_name}.{name}: only upstream task artifacts "
+                    "are implemented in this stand-in"
+                )
             upstream = self.results[producer.producer_task]
             # Read back from ML Metadata, as the driver does: no type schema.
             found = self.metadata.outputs_of(upstream.execution_id).get(
-                producer.output_artifact_key, [])
+                producer.output_artifact_key, []
+            )
             for mlmd_artifact in found:
                 executor_input.inputs.artifacts[name].artifacts.append(
-                    _to_runtime_artifact(mlmd_artifact))
+                    _to_runtime_artifact(mlmd_artifact)
+                )
                 input_ids.setdefault(name, []).append(mlmd_artifact.id)
         task_root = f"{self.run_root}/{task_name}"
         for name, definition in component.output_definitions.artifacts.items():
@@ -436,6 +525,7 @@ class _Run:
     def run_task(self, task_name: str) -> TaskResult:
         from google.protobuf import json_format
         from kfp.pipeline_spec import pipeline_spec_pb2
+
         pb = self.metadata.pb
         task = self.spec.root.dag.tasks[task_name]
         component = self.spec.components[task.component_ref.name]
@@ -443,8 +533,10 @@ class _Run:
         if container.HasField("lifecycle"):
             self.skipped_hooks.append(task_name)
         executor_input, input_ids = self.executor_input(task_name)
-        inputs = {name: json_format.MessageToDict(value)
-                  for name, value in executor_input.inputs.parameter_values.items()}
+        inputs = {
+            name: json_format.MessageToDict(value)
+            for name, value in executor_input.inputs.parameter_values.items()
+        }
 
         fingerprint = ""
         if task.caching_options.enable_cache:
@@ -452,14 +544,16 @@ class _Run:
             cached = self.metadata.cached_execution(fingerprint)
             if cached is not None:
                 execution = self.metadata.start_execution(
-                    task_name, container.image, fingerprint, inputs, input_ids, cached.id)
+                    task_name, container.image, fingerprint, inputs, input_ids, cached.id
+                )
                 reused = self.metadata.outputs_of(cached.id)
                 self.metadata.finish_execution(execution, pb.Execution.CACHED, {}, reused)
                 self.echo(f"  = {task_name} cached by KFP (execution {cached.id})")
                 return TaskResult(task_name, "CACHED", execution.id, {}, None)
 
         execution = self.metadata.start_execution(
-            task_name, container.image, fingerprint, inputs, input_ids)
+            task_name, container.image, fingerprint, inputs, input_ids
+        )
         task_dir = Path(self.run_root, task_name)
         task_dir.mkdir(parents=True, exist_ok=True)
         log_path = task_dir / "log.txt"
@@ -472,8 +566,12 @@ class _Run:
             returncode = subprocess.run(
                 # The task's own folder, like a container whose working
                 # directory holds no copy of the project.
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=task_dir,
-                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")).returncode
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=task_dir,
+                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+            ).returncode
         if returncode != 0:
             self.metadata.finish_execution(execution, pb.Execution.FAILED, {})
             self.echo(f"  ! {task_name} FAILED (exit {returncode}); log {log_path}")
@@ -483,18 +581,21 @@ class _Run:
         output_file = Path(executor_input.outputs.output_file)
         if output_file.exists():
             json_format.Parse(output_file.read_text(), executor_output, ignore_unknown_fields=True)
-        recorded: Dict[str, list] = {}
+        recorded: dict[str, list] = {}
         outputs = {}
         for name, given in executor_input.outputs.artifacts.items():
             merged = pipeline_spec_pb2.ArtifactList()
             merged.CopyFrom(given)
             reported = executor_output.artifacts.get(name)
-            for artifact, update in zip(merged.artifacts, reported.artifacts if reported else []):
+            for artifact, update in zip(
+                merged.artifacts, reported.artifacts if reported else [], strict=False
+            ):
                 if update.uri:
                     artifact.uri = update.uri
                 artifact.metadata.update(update.metadata)
             type_id = self.metadata.artifact_type_id(
-                _schema_text(component.output_definitions.artifacts[name].artifact_type))
+                _schema_text(component.output_definitions.artifacts[name].artifact_type)
+            )
             recorded[name] = [_to_mlmd_artifact(pb, a, type_id) for a in merged.artifacts]
             outputs[name] = merged
         self.metadata.finish_execution(execution, pb.Execution.COMPLETE, recorded)
@@ -502,9 +603,14 @@ class _Run:
         return TaskResult(task_name, "COMPLETE", execution.id, outputs, log_path)
 
 
-def run(spec_path: Path, pipeline_root: Path, metadata_grpc: str,
-        parameters: Optional[Dict[str, str]] = None, echo=print,
-        max_parallel: Optional[int] = None) -> RunResult:
+def run(
+    spec_path: Path,
+    pipeline_root: Path,
+    metadata_grpc: str,
+    parameters: dict[str, str] | None = None,
+    echo=print,
+    max_parallel: int | None = None,
+) -> RunResult:
     """Runs the pipeline YAML as KFP would; returns each task's result.
 
     `metadata_grpc` is the ML Metadata gRPC service (HOST:PORT) KFP records in;
@@ -518,12 +624,13 @@ def run(spec_path: Path, pipeline_root: Path, metadata_grpc: str,
     root_values = _root_parameters(spec, parameters or {})
     run_id = str(uuid.uuid4())
     run_root = f"{pipeline_root.resolve()}/{spec.pipeline_info.name}/{run_id}"
-    metadata = _Metadata(grpc_connection(metadata_grpc), spec.pipeline_info.name, run_id,
-                         str(pipeline_root))
+    metadata = _Metadata(
+        grpc_connection(metadata_grpc), spec.pipeline_info.name, run_id, str(pipeline_root)
+    )
     state = _Run(spec, root_values, run_id, run_root, metadata, echo)
     tasks = spec.root.dag.tasks
     pending = set(order)
-    running: Dict[futures.Future, str] = {}
+    running: dict[futures.Future, str] = {}
     failed = None
     with futures.ThreadPoolExecutor(max_workers=max_parallel or len(order)) as pool:
         while pending or running:
@@ -543,18 +650,32 @@ def run(spec_path: Path, pipeline_root: Path, metadata_grpc: str,
     return RunResult(run_id, state.results, sorted(state.skipped_hooks), failed)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runners.kfp_standin",
         description="Run a compiled KFP v2 pipeline YAML locally the way an open-source KFP "
-                    "2.x backend runs it (a development stand-in for a cluster).")
+        "2.x backend runs it (a development stand-in for a cluster).",
+    )
     parser.add_argument("spec", type=Path, help="pipeline YAML from runners/kubeflow_runner.py")
-    parser.add_argument("--pipeline-root", type=Path, required=True,
-                        help="local folder for KFP-provisioned outputs and task logs")
-    parser.add_argument("--metadata-grpc", required=True, metavar="HOST:PORT",
-                        help="ML Metadata gRPC service (python -m runners.mlmd_grpc_standin)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="runtime parameter value (repeatable)")
+    parser.add_argument(
+        "--pipeline-root",
+        type=Path,
+        required=True,
+        help="local folder for KFP-provisioned outputs and task logs",
+    )
+    parser.add_argument(
+        "--metadata-grpc",
+        required=True,
+        metavar="HOST:PORT",
+        help="ML Metadata gRPC service (python -m runners.mlmd_grpc_standin)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="runtime parameter value (repeatable)",
+    )
     args = parser.parse_args(argv)
     parameters = dict(p.split("=", 1) for p in args.param)
     try:
@@ -565,8 +686,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for task in result.skipped_hooks:
         print(f"note: {task}'s lifecycle hook was not run (KFP's backend never runs them)")
     if result.failed:
-        print(f"error: run {result.run_id} failed at {result.failed}; log "
-              f"{result.tasks[result.failed].log}", file=sys.stderr)
+        print(
+            f"error: run {result.run_id} failed at {result.failed}; log "
+            f"{result.tasks[result.failed].log}",
+            file=sys.stderr,
+        )
         return 1
     print(f"run {result.run_id}: {len(result.tasks)} tasks succeeded")
     return 0

@@ -34,14 +34,15 @@ Two targets:
   not measured on Vertex (`--drift-blocks` is refused) and Transform reads the
   run's own span.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 TARGETS = ("oss", "vertex")
 # The run's id as KFP's driver resolves it in a task input (backend/src/v2/
@@ -54,24 +55,28 @@ _YAML_HEADER = "# PIPELINE DEFINITION\n"
 
 def output_path(config) -> Path:
     from pipeline.configs import REPO_ROOT
+
     return Path(config.kubeflow_output or REPO_ROOT / "build" / f"{config.pipeline_name}.yaml")
 
 
 def runtime_parameters(config):
     """Knobs users may set per run in the KFP UI, defaulting to the config."""
     from pipeline.pipeline import RuntimeParameter, RuntimeParameters
+
     return RuntimeParameters(
-        data_root=RuntimeParameter(
-            name="data_root", ptype=str, default=config.data_root),
+        data_root=RuntimeParameter(name="data_root", ptype=str, default=config.data_root),
         train_args=RuntimeParameter(
-            name="train_args", ptype=str,
-            default=json.dumps({"num_steps": config.train_steps})),
+            name="train_args", ptype=str, default=json.dumps({"num_steps": config.train_steps})
+        ),
     )
 
 
 def _declared_parameters(runtime):
-    return [getattr(runtime, f.name) for f in dataclasses.fields(runtime)
-            if getattr(runtime, f.name) is not None]
+    return [
+        getattr(runtime, f.name)
+        for f in dataclasses.fields(runtime)
+        if getattr(runtime, f.name) is not None
+    ]
 
 
 def check_storage(config) -> None:
@@ -84,19 +89,22 @@ def check_storage(config) -> None:
                 "which has no minio:// scheme (KFP's launcher maps minio:// to local paths "
                 "only for KFP SDK components). Use gs://BUCKET/PATH, or s3://BUCKET/PATH "
                 "with tensorflow-io added to the task image and S3_ENDPOINT plus AWS "
-                "credentials set for MinIO's S3 API.")
+                "credentials set for MinIO's S3 API."
+            )
 
 
 def _image_relative_schema(config):
     """The curated schema as the image finds it: relative to the installed
     project, where it is package data (components/curated_schema.py)."""
     from components import curated_schema
-    return dataclasses.replace(config,
-                               schema_path=curated_schema.project_relative(config.schema_path))
+
+    return dataclasses.replace(
+        config, schema_path=curated_schema.project_relative(config.schema_path)
+    )
 
 
-def _string_parameter(default: Optional[str] = None) -> dict:
-    parameter = {"parameterType": "STRING"}
+def _string_parameter(default: str | None = None) -> dict:
+    parameter: dict[str, object] = {"parameterType": "STRING"}
     if default is not None:
         parameter.update(defaultValue=default, isOptional=True)
     return parameter
@@ -114,9 +122,12 @@ def open_source_spec(config) -> dict:
     runtime = runtime_parameters(config)
     parameters = _declared_parameters(runtime)
     pipeline_ir = compiler.Compiler().compile(pipeline.create_pipeline(config, runtime=runtime))
-    task_names = {node.pipeline_node.node_info.id:
-                  kfp_names.sanitize_task_name(node.pipeline_node.node_info.id)
-                  for node in pipeline_ir.nodes}
+    task_names = {
+        node.pipeline_node.node_info.id: kfp_names.sanitize_task_name(
+            node.pipeline_node.node_info.id
+        )
+        for node in pipeline_ir.nodes
+    }
     components, executors, tasks = {}, {}, {}
     for node_id, task_name in task_names.items():
         component_name = kfp_names.sanitize_component_name(node_id)
@@ -127,17 +138,30 @@ def open_source_spec(config) -> dict:
             "executorLabel": executor_label,
             "inputDefinitions": {"parameters": {name: _string_parameter() for name in inputs}},
         }
-        executors[executor_label] = {"container": {
-            "image": config.kubeflow_image,
-            "command": NODE_LAUNCHER,
-            "args": [
-                "--pipeline-ir", node_launcher.encode_ir(node),
-                "--node-id", node_id,
-                "--run-id", "{{$.inputs.parameters['%s']}}" % RUN_ID_INPUT,
-                "--metadata-grpc", config.kubeflow_metadata_grpc,
-            ] + [arg for p in parameters for arg in (
-                "--runtime-parameter", "%s={{$.inputs.parameters['%s']}}" % (p.name, p.name))],
-        }}
+        executors[executor_label] = {
+            "container": {
+                "image": config.kubeflow_image,
+                "command": NODE_LAUNCHER,
+                "args": [
+                    "--pipeline-ir",
+                    node_launcher.encode_ir(node),
+                    "--node-id",
+                    node_id,
+                    "--run-id",
+                    "{{$.inputs.parameters['%s']}}" % RUN_ID_INPUT,  # noqa: UP031 (KFP's braces)
+                    "--metadata-grpc",
+                    config.kubeflow_metadata_grpc,
+                ]
+                + [
+                    arg
+                    for p in parameters
+                    for arg in (
+                        "--runtime-parameter",
+                        "%s={{$.inputs.parameters['%s']}}" % (p.name, p.name),  # noqa: UP031
+                    )
+                ],
+            }
+        }
         upstream = node_launcher.upstream_node_ids(node)
         tasks[task_name] = {
             "taskInfo": {"name": node_id},
@@ -147,9 +171,12 @@ def open_source_spec(config) -> dict:
             # cache forced on (enable_caching=True at submission) from ever
             # matching an earlier run: KFP keys its cache on resolved inputs.
             "cachingOptions": {"enableCache": False},
-            "inputs": {"parameters": {
-                RUN_ID_INPUT: {"runtimeValue": {"constant": RUN_ID_PLACEHOLDER}},
-                **{p.name: {"componentInputParameter": p.name} for p in parameters}}},
+            "inputs": {
+                "parameters": {
+                    RUN_ID_INPUT: {"runtimeValue": {"constant": RUN_ID_PLACEHOLDER}},
+                    **{p.name: {"componentInputParameter": p.name} for p in parameters},
+                }
+            },
         }
     return {
         "pipelineInfo": {"name": config.pipeline_name},
@@ -159,8 +186,9 @@ def open_source_spec(config) -> dict:
         "deploymentSpec": {"executors": executors},
         "root": {
             "dag": {"tasks": tasks},
-            "inputDefinitions": {"parameters": {
-                p.name: _string_parameter(p.default) for p in parameters}},
+            "inputDefinitions": {
+                "parameters": {p.name: _string_parameter(p.default) for p in parameters}
+            },
         },
     }
 
@@ -176,14 +204,16 @@ def vertex_spec(config) -> dict:
             "--drift-blocks needs the drift baseline, which the vertex target cannot resolve "
             "correctly: TFX compiles resolvers for Vertex to a query on the artifact type "
             "only, so Transform's statistics could become the baseline. Use the oss target, "
-            "or compile without --drift-blocks (drift is then not measured).")
+            "or compile without --drift-blocks (drift is then not measured)."
+        )
     runtime = runtime_parameters(config)
     tfx_pipeline = pipeline.create_pipeline(config, runtime=runtime, project_resolvers=False)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
             default_image=config.kubeflow_image,
             # TFX 1.16's YAML writer fails on runtime parameters with schema 2.0.
-            use_pipeline_spec_2_1=True),
+            use_pipeline_spec_2_1=True,
+        ),
     )
     spec = runner.run(tfx_pipeline, write_out=False)["pipelineSpec"]
     # TFX 1.16 compiles RuntimeParameter defaults into nothing; without a
@@ -199,28 +229,36 @@ def compile_pipeline(config) -> Path:
     import yaml
 
     if config.kubeflow_target not in TARGETS:
-        raise ValueError(f"kubeflow_target must be one of {TARGETS}, not {config.kubeflow_target!r}")
+        raise ValueError(
+            f"kubeflow_target must be one of {TARGETS}, not {config.kubeflow_target!r}"
+        )
     check_storage(config)
     config = _image_relative_schema(config)
     spec = (open_source_spec if config.kubeflow_target == "oss" else vertex_spec)(config)
     path = output_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_YAML_HEADER + f"# Compiled by runners/kubeflow_runner.py for target "
-                    f"'{config.kubeflow_target}' with {spec.get('sdkVersion', '?')}.\n"
-                    + yaml.safe_dump(spec, sort_keys=True))
+    path.write_text(
+        _YAML_HEADER + f"# Compiled by runners/kubeflow_runner.py for target "
+        f"'{config.kubeflow_target}' with {spec.get('sdkVersion', '?')}.\n"
+        + yaml.safe_dump(spec, sort_keys=True)
+    )
     return path
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     from pipeline import configs
 
     parser = argparse.ArgumentParser(
         prog="python runners/kubeflow_runner.py",
-        description="Compile the CFPB dispute pipeline to Kubeflow Pipelines v2 YAML.")
+        description="Compile the CFPB dispute pipeline to Kubeflow Pipelines v2 YAML.",
+    )
     config, _ = configs.parse_args(parser, argv)
     if not configs.is_remote(config.pipeline_root):
-        print(f"note: pipeline root {config.pipeline_root} is a local path; a cluster needs a "
-              "bucket every task can reach (--pipeline-root gs://...)", file=sys.stderr)
+        print(
+            f"note: pipeline root {config.pipeline_root} is a local path; a cluster needs a "
+            "bucket every task can reach (--pipeline-root gs://...)",
+            file=sys.stderr,
+        )
     try:
         path = compile_pipeline(config)
     except ValueError as e:

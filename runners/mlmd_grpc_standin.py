@@ -16,13 +16,14 @@ What differs from a cluster: the server library is 1.16 here, 1.14 there
 
     python -m runners.mlmd_grpc_standin --metadata-path build/kfp/metadata.sqlite --port 8080
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import threading
+from collections.abc import Sequence
 from concurrent import futures
-from typing import Optional, Sequence
 
 _SERVICE_NAME = "MetadataStoreService"
 _GRPC_CODES = None
@@ -30,6 +31,7 @@ _GRPC_CODES = None
 
 def _status_code(error_code: int):
     import grpc
+
     global _GRPC_CODES
     if _GRPC_CODES is None:
         _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -55,10 +57,12 @@ class MetadataGrpcStandin:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
                 self._handler(method.name, response_class),
                 request_deserializer=request_class.FromString,
-                response_serializer=response_class.SerializeToString)
+                response_serializer=response_class.SerializeToString,
+            )
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(service.full_name, handlers),))
+            (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+        )
         self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.address = f"127.0.0.1:{self.port}"
 
@@ -75,16 +79,17 @@ class MetadataGrpcStandin:
             except errors.StatusError as error:
                 context.abort(_status_code(error.error_code), error.message)
             return response
+
         return handle
 
-    def start(self) -> "MetadataGrpcStandin":
+    def start(self) -> MetadataGrpcStandin:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop(grace=None)
 
-    def __enter__(self) -> "MetadataGrpcStandin":
+    def __enter__(self) -> MetadataGrpcStandin:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -93,20 +98,25 @@ class MetadataGrpcStandin:
 
 def sqlite_standin(path: str, port: int = 0) -> MetadataGrpcStandin:
     from tfx.orchestration import metadata
+
     return MetadataGrpcStandin(metadata.sqlite_metadata_connection_config(path), port)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m runners.mlmd_grpc_standin",
         description="Serve an SQLite ML Metadata store over MLMD's gRPC API on 127.0.0.1 "
-                    "(a development stand-in for a KFP cluster's metadata-grpc-service).")
+        "(a development stand-in for a KFP cluster's metadata-grpc-service).",
+    )
     parser.add_argument("--metadata-path", required=True, help="SQLite file (created if missing)")
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     args = parser.parse_args(argv)
     server = sqlite_standin(args.metadata_path, args.port).start()
-    print(f"ML Metadata gRPC stand-in on {server.address} (store {args.metadata_path}); "
-          "Ctrl-C stops it", flush=True)
+    print(
+        f"ML Metadata gRPC stand-in on {server.address} (store {args.metadata_path}); "
+        "Ctrl-C stops it",
+        flush=True,
+    )
     try:
         server._server.wait_for_termination()
     except KeyboardInterrupt:

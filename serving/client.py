@@ -14,6 +14,7 @@ ignored; unknown names are an error.
 Prints each complaint's dispute probability and the model version that
 answered. Exit status: 0 answered, 1 the server failed or refused, 2 bad input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,9 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
 
 from data import prepare, schema
 from models import features
@@ -35,7 +36,7 @@ POSITIVE_CLASS = features.LABEL_CLASSES[1]
 INTEGER_FEATURES = ("zip_code",)
 REQUIRED_FEATURES = tuple(n for n in features.FEATURE_NAMES if n in schema.REQUIRED_VALUES)
 
-Complaint = Dict[str, Union[str, int]]
+Complaint = dict[str, str | int]
 
 
 class InputError(ValueError):
@@ -48,7 +49,7 @@ class ServingError(RuntimeError):
 
 @dataclass
 class Answer:
-    probabilities: List[float]
+    probabilities: list[float]
     version: int
 
 
@@ -58,9 +59,11 @@ def normalize(raw: dict) -> Complaint:
         raise InputError(f"a complaint is a JSON object of fields, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(prepare.CANONICAL_COLUMNS))
     if unknown:
-        raise InputError(f"unknown field(s) {', '.join(unknown)}; the model reads "
-                         f"{', '.join(features.FEATURE_NAMES)}")
-    complaint = {}
+        raise InputError(
+            f"unknown field(s) {', '.join(unknown)}; the model reads "
+            f"{', '.join(features.FEATURE_NAMES)}"
+        )
+    complaint: Complaint = {}
     for name in features.FEATURE_NAMES:
         value = raw.get(name)
         if value in (None, ""):
@@ -75,29 +78,42 @@ def normalize(raw: dict) -> Complaint:
             raise InputError(f"{name} must be a string, got {value!r}")
     missing = [name for name in REQUIRED_FEATURES if name not in complaint]
     if missing:
-        raise InputError(f"{', '.join(missing)} must be given: the schema requires "
-                         f"{', '.join(REQUIRED_FEATURES)} in every complaint")
+        raise InputError(
+            f"{', '.join(missing)} must be given: the schema requires "
+            f"{', '.join(REQUIRED_FEATURES)} in every complaint"
+        )
     return complaint
 
 
 def raw_instance(complaint: Complaint) -> Complaint:
     """serving_raw takes every feature: missing ones as '' (or 0 for a ZIP)."""
-    return {name: complaint.get(name, 0 if name in INTEGER_FEATURES else "")
-            for name in features.FEATURE_NAMES}
+    return {
+        name: complaint.get(name, 0 if name in INTEGER_FEATURES else "")
+        for name in features.FEATURE_NAMES
+    }
 
 
 class RestClient:
-    def __init__(self, host: str, port: int, model_name: str, version: Optional[int] = None,
-                 label: Optional[str] = None, timeout: float = 10.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        model_name: str,
+        version: int | None = None,
+        label: str | None = None,
+        timeout: float = 10.0,
+    ):
         self.base = urls.base_url(host, port)
         self.model = (model_name, version, label)
         urls.model_path(*self.model)  # fail early on a name/version/label that cannot be a URL
         self.timeout = timeout
 
-    def _call(self, path: str, body: Optional[dict] = None) -> dict:
+    def _call(self, path: str, body: dict | None = None) -> dict:
         url = self.base + path
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url, data=data, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
@@ -108,12 +124,16 @@ class RestClient:
             except ValueError:
                 pass
             hint = " (unknown model, version or label?)" if error.code == 404 else ""
-            raise ServingError(f"TF Serving answered {error.code} {error.reason} for "
-                               f"{'POST' if body is not None else 'GET'} {url}{hint}: {detail}")
+            raise ServingError(
+                f"TF Serving answered {error.code} {error.reason} for "
+                f"{'POST' if body is not None else 'GET'} {url}{hint}: {detail}"
+            ) from error
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise ServingError(f"cannot reach TF Serving at {self.base} ({reason}); is it running? "
-                               "See serving/README.md")
+            raise ServingError(
+                f"cannot reach TF Serving at {self.base} ({reason}); is it running? "
+                "See serving/README.md"
+            ) from error
 
     def metadata(self) -> dict:
         return self._call(urls.metadata_path(*self.model))
@@ -123,23 +143,35 @@ class RestClient:
         return int(self.metadata()["model_spec"]["version"])
 
     def predict(self, complaints: Sequence[Complaint]) -> Answer:
-        reply = self._call(urls.verb_path("predict", *self.model), {
-            "signature_name": RAW_SIGNATURE,
-            "instances": [raw_instance(c) for c in complaints]})
+        reply = self._call(
+            urls.verb_path("predict", *self.model),
+            {"signature_name": RAW_SIGNATURE, "instances": [raw_instance(c) for c in complaints]},
+        )
         return Answer([_scalar(p) for p in reply["predictions"]], self.served_version())
 
     def classify(self, complaints: Sequence[Complaint]) -> Answer:
-        reply = self._call(urls.verb_path("classify", *self.model), {
-            "signature_name": CLASSIFICATION_SIGNATURE, "examples": list(complaints)})
-        return Answer([dict(map(tuple, r))[POSITIVE_CLASS] for r in reply["result"]],
-                      self.served_version())
+        reply = self._call(
+            urls.verb_path("classify", *self.model),
+            {"signature_name": CLASSIFICATION_SIGNATURE, "examples": list(complaints)},
+        )
+        return Answer(
+            [dict(map(tuple, r))[POSITIVE_CLASS] for r in reply["result"]], self.served_version()
+        )
 
 
 class GrpcClient:
-    def __init__(self, host: str, port: int, model_name: str, version: Optional[int] = None,
-                 label: Optional[str] = None, timeout: float = 10.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        model_name: str,
+        version: int | None = None,
+        label: str | None = None,
+        timeout: float = 10.0,
+    ):
         import grpc
         from tensorflow_serving.apis import prediction_service_pb2_grpc
+
         urls.model_path(model_name, version, label)  # same name/version/label rules as REST
         self.target = f"{host}:{port}"
         self.channel = grpc.insecure_channel(self.target)
@@ -158,32 +190,50 @@ class GrpcClient:
 
     def _call(self, method, request):
         import grpc
+
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
             code = error.code()
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise ServingError(f"cannot reach TF Serving over gRPC at {self.target} "
-                                   f"({code.name}: {error.details()}); is it running? "
-                                   "See serving/README.md")
-            hint = " (unknown model, version or label?)" if code == grpc.StatusCode.NOT_FOUND else ""
-            raise ServingError(f"TF Serving answered {code.name}{hint}: {error.details()}")
+                raise ServingError(
+                    f"cannot reach TF Serving over gRPC at {self.target} "
+                    f"({code.name}: {error.details()}); is it running? "
+                    "See serving/README.md"
+                ) from error
+            hint = (
+                " (unknown model, version or label?)" if code == grpc.StatusCode.NOT_FOUND else ""
+            )
+            raise ServingError(
+                f"TF Serving answered {code.name}{hint}: {error.details()}"
+            ) from error
 
     def metadata(self) -> dict:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
+
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         self._spec(request.model_spec, "")
         response = self._call(self.stub.GetModelMetadata, request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
-        return {"model_spec": {"name": response.model_spec.name, "signature_name": "",
-                               "version": str(response.model_spec.version.value)},
-                "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)}}
+        return {
+            "model_spec": {
+                "name": response.model_spec.name,
+                "signature_name": "",
+                "version": str(response.model_spec.version.value),
+            },
+            "metadata": {
+                "signature_def": json_format.MessageToDict(
+                    signature_map, preserving_proto_field_name=True
+                )
+            },
+        }
 
     def predict(self, complaints: Sequence[Complaint]) -> Answer:
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
+
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, RAW_SIGNATURE)
         instances = [raw_instance(c) for c in complaints]
@@ -196,6 +246,7 @@ class GrpcClient:
 
     def classify(self, complaints: Sequence[Complaint]) -> Answer:
         from tensorflow_serving.apis import classification_pb2
+
         request = classification_pb2.ClassificationRequest()
         self._spec(request.model_spec, CLASSIFICATION_SIGNATURE)
         for complaint in complaints:
@@ -206,9 +257,13 @@ class GrpcClient:
                 else:
                     feature[name].bytes_list.value.append(value.encode())
         response = self._call(self.stub.Classify, request)
-        return Answer([{c.label: c.score for c in row.classes}[POSITIVE_CLASS]
-                       for row in response.result.classifications],
-                      response.model_spec.version.value)
+        return Answer(
+            [
+                {c.label: c.score for c in row.classes}[POSITIVE_CLASS]
+                for row in response.result.classifications
+            ],
+            response.model_spec.version.value,
+        )
 
 
 def _scalar(value) -> float:
@@ -225,19 +280,22 @@ def _numbered(check, number: int, raw, count: int) -> Complaint:
         raise InputError(f"complaint {number}: {error}" if count > 1 else str(error)) from None
 
 
-def read_complaints(path: Path) -> List[dict]:
+def read_complaints(path: Path) -> list[dict]:
     try:
         loaded = json.loads(Path(path).read_text())
     except OSError as error:
-        raise InputError(f"cannot read {path}: {error.strerror}")
+        raise InputError(f"cannot read {path}: {error.strerror}") from error
     except ValueError as error:
-        raise InputError(f"{path} is not JSON: {error}")
+        raise InputError(f"{path} is not JSON: {error}") from error
     return loaded if isinstance(loaded, list) else [loaded]
 
 
 def _parser(config: PipelineConfig) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.client",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     server = parser.add_argument_group("server")
     server.add_argument("--host", default="localhost")
     server.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
@@ -247,38 +305,47 @@ def _parser(config: PipelineConfig) -> argparse.ArgumentParser:
     which = server.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="ask this model version")
     which.add_argument("--label", help="ask the version behind this label (stable, canary)")
-    server.add_argument("--api", choices=("predict", "classify", "metadata"), default="predict",
-                        help="predict (serving_raw signature), classify (classification "
-                             "signature, tf.Examples) or metadata (signatures and version)")
+    server.add_argument(
+        "--api",
+        choices=("predict", "classify", "metadata"),
+        default="predict",
+        help="predict (serving_raw signature), classify (classification "
+        "signature, tf.Examples) or metadata (signatures and version)",
+    )
     server.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     complaint = parser.add_argument_group("complaint (a JSON file, or one complaint as flags)")
     complaint.add_argument("--input", type=Path, help="JSON object or list of objects")
     for name in features.FEATURE_NAMES:
-        complaint.add_argument(f"--{name.replace('_', '-')}", dest=name,
-                               type=int if name in INTEGER_FEATURES else str,
-                               help="required" if name in REQUIRED_FEATURES else None)
+        complaint.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=int if name in INTEGER_FEATURES else str,
+            help="required" if name in REQUIRED_FEATURES else None,
+        )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser(PipelineConfig.from_env()).parse_args(argv)
     try:
-        flags = {n: getattr(args, n) for n in features.FEATURE_NAMES if getattr(args, n) is not None}
+        flags = {
+            n: getattr(args, n) for n in features.FEATURE_NAMES if getattr(args, n) is not None
+        }
         if args.api == "metadata":
-            raw = []
+            raw: list = []
         elif args.input and flags:
             raise InputError("give complaints either as --input or as field flags, not both")
         else:
             raw = read_complaints(args.input) if args.input else [flags]
             if not raw or raw == [{}]:
-                raise InputError("no complaint given: use --input FILE or field flags "
-                                 "(see --help)")
+                raise InputError("no complaint given: use --input FILE or field flags (see --help)")
         complaints = [_numbered(normalize, i, c, len(raw)) for i, c in enumerate(raw, 1)]
         client_class = RestClient if args.protocol == "rest" else GrpcClient
         port = args.rest_port if args.protocol == "rest" else args.grpc_port
-        client = client_class(args.host, port, args.model_name, args.version, args.label,
-                              args.timeout)
+        client = client_class(
+            args.host, port, args.model_name, args.version, args.label, args.timeout
+        )
     except (InputError, urls.UrlError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -292,12 +359,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps({"model": args.model_name, "version": answer.version,
-                          PREDICTION_KEY: answer.probabilities}))
+        print(
+            json.dumps(
+                {
+                    "model": args.model_name,
+                    "version": answer.version,
+                    PREDICTION_KEY: answer.probabilities,
+                }
+            )
+        )
     else:
         pinned = f", label {args.label}" if args.label else ""
-        print(f"model {args.model_name} version {answer.version}{pinned} answered "
-              f"({args.protocol} {args.api}):")
+        print(
+            f"model {args.model_name} version {answer.version}{pinned} answered "
+            f"({args.protocol} {args.api}):"
+        )
         for i, probability in enumerate(answer.probabilities, 1):
             print(f"  complaint {i}: dispute probability {probability:.4f}")
     return 0
@@ -310,8 +386,10 @@ def _describe(metadata: dict) -> str:
     for name, signature in sorted(signature_defs.items()):
         if name.startswith("__"):
             continue  # TF's internal init op, not callable
-        lines.append(f"  {name}: inputs {sorted(signature.get('inputs', {}))} -> "
-                     f"outputs {sorted(signature.get('outputs', {}))}")
+        lines.append(
+            f"  {name}: inputs {sorted(signature.get('inputs', {}))} -> "
+            f"outputs {sorted(signature.get('outputs', {}))}"
+        )
     return "\n".join(lines)
 
 

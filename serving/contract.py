@@ -5,10 +5,10 @@ classifier.cc, regressor.cc, predict_util.cc), applied to the SignatureDefs in
 `saved_model.pb` the way `saved_model_cli show` reads them, so a model that
 would fail in TF Serving fails here first, on a machine without the binary.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
 
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
@@ -22,7 +22,7 @@ class ContractError(ValueError):
     """A SavedModel TF Serving could not load or could not answer for this project."""
 
 
-def read_signature_defs(model_dir: Path) -> Dict[str, meta_graph_pb2.SignatureDef]:
+def read_signature_defs(model_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
     """SignatureDefs of the `serve` MetaGraph, as TF Serving's loader sees them."""
     path = Path(model_dir) / "saved_model.pb"
     if not path.is_file():
@@ -35,50 +35,60 @@ def read_signature_defs(model_dir: Path) -> Dict[str, meta_graph_pb2.SignatureDe
     raise ContractError(f"{model_dir}: no MetaGraph tagged {SERVE_TAG!r}")
 
 
-def classify_problems(signature: meta_graph_pb2.SignatureDef) -> List[str]:
+def classify_problems(signature: meta_graph_pb2.SignatureDef) -> list[str]:
     """Why TF Serving's Classify would reject this signature (empty: it would not)."""
     problems = _one_string_input(signature)
     outputs = signature.outputs
-    known = {signature_names.CLASSIFY_CLASSES: types_pb2.DT_STRING,
-             signature_names.CLASSIFY_SCORES: types_pb2.DT_FLOAT}
+    known = {
+        signature_names.CLASSIFY_CLASSES: types_pb2.DT_STRING,
+        signature_names.CLASSIFY_SCORES: types_pb2.DT_FLOAT,
+    }
     if not 1 <= len(outputs) <= 2:
         problems.append(f"expected one or two outputs, found {len(outputs)}")
     if not set(outputs) & set(known):
-        problems.append(f"outputs must include {signature_names.CLASSIFY_CLASSES!r} or "
-                        f"{signature_names.CLASSIFY_SCORES!r}, found {sorted(outputs)}")
+        problems.append(
+            f"outputs must include {signature_names.CLASSIFY_CLASSES!r} or "
+            f"{signature_names.CLASSIFY_SCORES!r}, found {sorted(outputs)}"
+        )
     for key, info in outputs.items():
         if key not in known:
             problems.append(f"unexpected output {key!r}")
         elif info.dtype != known[key]:
-            problems.append(f"output {key!r} is {types_pb2.DataType.Name(info.dtype)}, "
-                            f"expected {types_pb2.DataType.Name(known[key])}")
+            problems.append(
+                f"output {key!r} is {types_pb2.DataType.Name(info.dtype)}, "
+                f"expected {types_pb2.DataType.Name(known[key])}"
+            )
     return problems
 
 
-def regress_problems(signature: meta_graph_pb2.SignatureDef) -> List[str]:
+def regress_problems(signature: meta_graph_pb2.SignatureDef) -> list[str]:
     """Why TF Serving's Regress would reject this signature (empty: it would not)."""
     problems = _one_string_input(signature)
     outputs = signature.outputs
     if set(outputs) != {signature_names.REGRESS_OUTPUTS}:
-        problems.append(f"expected exactly one output {signature_names.REGRESS_OUTPUTS!r}, "
-                        f"found {sorted(outputs)}")
+        problems.append(
+            f"expected exactly one output {signature_names.REGRESS_OUTPUTS!r}, "
+            f"found {sorted(outputs)}"
+        )
     elif outputs[signature_names.REGRESS_OUTPUTS].dtype != types_pb2.DT_FLOAT:
         problems.append(f"output {signature_names.REGRESS_OUTPUTS!r} must be DT_FLOAT")
     return problems
 
 
-def _one_string_input(signature: meta_graph_pb2.SignatureDef) -> List[str]:
+def _one_string_input(signature: meta_graph_pb2.SignatureDef) -> list[str]:
     # Classify and Regress feed serialized tf.Examples into the single input.
     if len(signature.inputs) != 1:
         return [f"expected one input, found {len(signature.inputs)}"]
-    (key, info), = signature.inputs.items()
+    ((key, info),) = signature.inputs.items()
     if info.dtype != types_pb2.DT_STRING:
-        return [f"input {key!r} is {types_pb2.DataType.Name(info.dtype)}, expected DT_STRING "
-                "(serialized tf.Example)"]
+        return [
+            f"input {key!r} is {types_pb2.DataType.Name(info.dtype)}, expected DT_STRING "
+            "(serialized tf.Example)"
+        ]
     return []
 
 
-def model_problems(model_dir: Path) -> List[str]:
+def model_problems(model_dir: Path) -> list[str]:
     """Every way this project's pushed model misses what the client and TF Serving need."""
     try:
         defs = read_signature_defs(model_dir)
@@ -94,13 +104,18 @@ def model_problems(model_dir: Path) -> List[str]:
             problems.append(f"signature {name!r} missing")
             continue
         if set(defs[name].inputs) != inputs:
-            problems.append(f"signature {name!r} inputs {sorted(defs[name].inputs)}, "
-                            f"expected {sorted(inputs)}")
+            problems.append(
+                f"signature {name!r} inputs {sorted(defs[name].inputs)}, expected {sorted(inputs)}"
+            )
         if set(defs[name].outputs) != {signature_names.PREDICTION_KEY}:
-            problems.append(f"signature {name!r} outputs {sorted(defs[name].outputs)}, "
-                            f"expected [{signature_names.PREDICTION_KEY!r}]")
-    for name, check in ((signature_names.CLASSIFICATION_SIGNATURE, classify_problems),
-                        (signature_names.REGRESSION_SIGNATURE, regress_problems)):
+            problems.append(
+                f"signature {name!r} outputs {sorted(defs[name].outputs)}, "
+                f"expected [{signature_names.PREDICTION_KEY!r}]"
+            )
+    for name, check in (
+        (signature_names.CLASSIFICATION_SIGNATURE, classify_problems),
+        (signature_names.REGRESSION_SIGNATURE, regress_problems),
+    ):
         if name not in defs:
             problems.append(f"signature {name!r} missing")
         else:

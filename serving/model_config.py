@@ -13,12 +13,13 @@ Every version is checked against the serving contract first: a folder that is
 not a complete SavedModel with this project's signatures is never put in the
 config.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
@@ -36,19 +37,22 @@ class ModelConfigError(ValueError):
     """No servable version, or a label pointing at a version that was not pushed."""
 
 
-def pushed_versions(model_dir: Path) -> List[int]:
+def pushed_versions(model_dir: Path) -> list[int]:
     """Numeric version folders under `<serving dir>/<model name>`, oldest first."""
     if not model_dir.is_dir():
-        raise ModelConfigError(f"{model_dir} does not exist: has the pipeline pushed a model? "
-                               "(python runners/beam_runner.py)")
+        raise ModelConfigError(
+            f"{model_dir} does not exist: has the pipeline pushed a model? "
+            "(python runners/beam_runner.py)"
+        )
     versions = sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
     if not versions:
         raise ModelConfigError(f"{model_dir} holds no version folders: nothing was pushed yet")
     return versions
 
 
-def choose_labels(versions: Sequence[int], stable: Optional[int] = None,
-                  canary: Optional[int] = None) -> dict:
+def choose_labels(
+    versions: Sequence[int], stable: int | None = None, canary: int | None = None
+) -> dict:
     """{label: version}: canary = newest, stable = the one before, unless given."""
     canary = versions[-1] if canary is None else canary
     if stable is None:
@@ -56,12 +60,16 @@ def choose_labels(versions: Sequence[int], stable: Optional[int] = None,
         stable = older[-1] if older else canary
     for label, version in ((STABLE, stable), (CANARY, canary)):
         if version not in versions:
-            raise ModelConfigError(f"--{label} {version}: not a pushed version "
-                                   f"(pushed: {', '.join(map(str, versions))})")
+            raise ModelConfigError(
+                f"--{label} {version}: not a pushed version "
+                f"(pushed: {', '.join(map(str, versions))})"
+            )
     return {STABLE: stable, CANARY: canary}
 
 
-def build_config(model_name: str, base_path: str, labels: dict) -> model_server_config_pb2.ModelServerConfig:
+def build_config(
+    model_name: str, base_path: str, labels: dict
+) -> model_server_config_pb2.ModelServerConfig:
     server_config = model_server_config_pb2.ModelServerConfig()
     model = server_config.model_config_list.config.add()
     model.name = model_name
@@ -73,8 +81,14 @@ def build_config(model_name: str, base_path: str, labels: dict) -> model_server_
     return server_config
 
 
-def write_model_config(model_dir: Path, model_name: str, output: Path, base_path: str,
-                       stable: Optional[int] = None, canary: Optional[int] = None) -> dict:
+def write_model_config(
+    model_dir: Path,
+    model_name: str,
+    output: Path,
+    base_path: str,
+    stable: int | None = None,
+    canary: int | None = None,
+) -> dict:
     """Checks the labelled versions, writes the config; returns {label: version}."""
     labels = choose_labels(pushed_versions(model_dir), stable, canary)
     for version in sorted(set(labels.values())):
@@ -83,38 +97,57 @@ def write_model_config(model_dir: Path, model_name: str, output: Path, base_path
             raise ModelConfigError(f"version {version} cannot be served: " + "; ".join(problems))
     text = text_format.MessageToString(build_config(model_name, base_path, labels))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("# Written by `python -m serving.model_config` from the pushed versions.\n"
-                      + text)
+    output.write_text(
+        "# Written by `python -m serving.model_config` from the pushed versions.\n" + text
+    )
     return labels
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     config = PipelineConfig.from_env()
     parser = argparse.ArgumentParser(
-        prog="python -m serving.model_config", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--serving-model-dir", default=config.serving_model_dir,
-                        help="the Pusher's base directory (default: %(default)s)")
-    parser.add_argument("--model-name", default=config.model_name,
-                        help="model name, also TF Serving's (default: %(default)s)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help="config file to write (default: %(default)s)")
-    parser.add_argument("--base-path", help="model base path as the server sees it (default: "
-                        f"{CONTAINER_MODELS_ROOT}/<model name>, the container mount; give the "
-                        "absolute host path for a tensorflow_model_server run on this machine)")
+        prog="python -m serving.model_config",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--serving-model-dir",
+        default=config.serving_model_dir,
+        help="the Pusher's base directory (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model-name",
+        default=config.model_name,
+        help="model name, also TF Serving's (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="config file to write (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--base-path",
+        help="model base path as the server sees it (default: "
+        f"{CONTAINER_MODELS_ROOT}/<model name>, the container mount; give the "
+        "absolute host path for a tensorflow_model_server run on this machine)",
+    )
     parser.add_argument("--stable", type=int, help="version for the 'stable' label")
     parser.add_argument("--canary", type=int, help="version for the 'canary' label")
     args = parser.parse_args(argv)
     model_dir = Path(args.serving_model_dir) / args.model_name
     base_path = args.base_path or f"{CONTAINER_MODELS_ROOT}/{args.model_name}"
     try:
-        labels = write_model_config(model_dir, args.model_name, args.output, base_path,
-                                    args.stable, args.canary)
+        labels = write_model_config(
+            model_dir, args.model_name, args.output, base_path, args.stable, args.canary
+        )
     except (ModelConfigError, contract.ContractError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {args.output}: model {args.model_name!r} at {base_path}, "
-          f"stable -> {labels[STABLE]}, canary -> {labels[CANARY]}")
+    print(
+        f"wrote {args.output}: model {args.model_name!r} at {base_path}, "
+        f"stable -> {labels[STABLE]}, canary -> {labels[CANARY]}"
+    )
     return 0
 
 

@@ -12,10 +12,12 @@ optional `context`), encode each as a `tf.Example` (JSON string -> bytes, intege
 Used by the tests to prove a REST request reaches the model intact, and by the
 development stand-in server.
 """
+
 from __future__ import annotations
 
 import base64
-from typing import Any, Dict, List, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -29,8 +31,9 @@ class RequestError(ValueError):
 def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) != {"b64"}:
-            raise RequestError(f"JSON object {value!r} is not a value; binary values are "
-                               '{"b64": "<base64>"}')
+            raise RequestError(
+                f'JSON object {value!r} is not a value; binary values are {{"b64": "<base64>"}}'
+            )
         return base64.b64decode(value["b64"])
     if isinstance(value, list):
         return [_decode(v) for v in value]
@@ -45,8 +48,9 @@ def _tensor(name: str, values: Any, info: meta_graph_pb2.TensorInfo) -> np.ndarr
             array = np.array(values, dtype=object)
             if not all(isinstance(v, (str, bytes)) for v in array.ravel()):
                 raise TypeError("not a string")
-            return np.vectorize(lambda v: v.encode() if isinstance(v, str) else v,
-                                otypes=[object])(array)
+            return np.vectorize(lambda v: v.encode() if isinstance(v, str) else v, otypes=[object])(
+                array
+            )
         array = np.array(values)
         if array.dtype == object or array.dtype.kind in "USb":
             raise TypeError("not a number")
@@ -54,18 +58,21 @@ def _tensor(name: str, values: Any, info: meta_graph_pb2.TensorInfo) -> np.ndarr
             raise TypeError("not an integer")
         return array.astype(dtype.as_numpy_dtype)
     except (TypeError, ValueError) as error:
-        raise RequestError(f"input {name!r}: {values!r} is not of type {dtype.name} ({error})")
+        raise RequestError(
+            f"input {name!r}: {values!r} is not of type {dtype.name} ({error})"
+        ) from error
 
 
-def _named(value: Any, names: List[str]) -> Any:
+def _named(value: Any, names: list[str]) -> Any:
     """A single-input signature also takes the bare value instead of {name: value}."""
     if len(names) == 1 and not (isinstance(value, dict) and set(value) == set(names)):
         return {names[0]: value}
     return value
 
 
-def predict_inputs(body: Mapping[str, Any],
-                   signature: meta_graph_pb2.SignatureDef) -> Dict[str, np.ndarray]:
+def predict_inputs(
+    body: Mapping[str, Any], signature: meta_graph_pb2.SignatureDef
+) -> dict[str, np.ndarray]:
     """The predict request's tensors, keyed by the signature's input names."""
     names = sorted(signature.inputs)
     if ("instances" in body) == ("inputs" in body):
@@ -75,7 +82,7 @@ def predict_inputs(body: Mapping[str, Any],
         if not isinstance(instances, list) or not instances:
             raise RequestError("'instances' must be a non-empty list")
         rows = [_named(row, names) for row in instances]
-        columns = {}
+        columns: dict[str, list] = {}
         for i, row in enumerate(rows):
             if not isinstance(row, dict) or set(row) != set(names):
                 got = sorted(row) if isinstance(row, dict) else type(row).__name__
@@ -104,7 +111,7 @@ def _json_array(array: np.ndarray) -> Any:
     return _json_value(array) if array.ndim == 0 else [_json_array(a) for a in array]
 
 
-def predict_reply(outputs: Mapping[str, np.ndarray], row_format: bool) -> Dict[str, Any]:
+def predict_reply(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict[str, Any]:
     """`{"predictions": ...}` or `{"outputs": ...}` for the signature's outputs."""
     names = sorted(outputs)
     if not row_format:
@@ -120,8 +127,11 @@ def predict_reply(outputs: Mapping[str, np.ndarray], row_format: bool) -> Dict[s
 def _feature(name: str, value: Any) -> tf.train.Feature:
     values = _decode(value if isinstance(value, list) else [value])
     if all(isinstance(v, (str, bytes)) for v in values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(
-            value=[v.encode() if isinstance(v, str) else v for v in values]))
+        return tf.train.Feature(
+            bytes_list=tf.train.BytesList(
+                value=[v.encode() if isinstance(v, str) else v for v in values]
+            )
+        )
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
@@ -129,7 +139,7 @@ def _feature(name: str, value: Any) -> tf.train.Feature:
     raise RequestError(f"feature {name!r}: {value!r} mixes types or is not a string/number")
 
 
-def examples(body: Mapping[str, Any]) -> List[bytes]:
+def examples(body: Mapping[str, Any]) -> list[bytes]:
     """Serialized tf.Examples of a classify/regress request (`context` merged in)."""
     rows = body.get("examples")
     if not isinstance(rows, list) or not rows:
@@ -140,16 +150,23 @@ def examples(body: Mapping[str, Any]) -> List[bytes]:
         if not isinstance(row, dict):
             raise RequestError(f"example {i} is not a JSON object of feature values")
         merged = {**context, **row}
-        serialized.append(tf.train.Example(features=tf.train.Features(
-            feature={k: _feature(k, v) for k, v in merged.items()})).SerializeToString())
+        serialized.append(
+            tf.train.Example(
+                features=tf.train.Features(feature={k: _feature(k, v) for k, v in merged.items()})
+            ).SerializeToString()
+        )
     return serialized
 
 
-def classify_reply(classes: np.ndarray, scores: np.ndarray) -> Dict[str, Any]:
+def classify_reply(classes: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     """`{"result": [[[class, score], ...], ...]}`, one list per example."""
-    return {"result": [[[_json_value(c), float(s)] for c, s in zip(row_classes, row_scores)]
-                       for row_classes, row_scores in zip(classes, scores)]}
+    return {
+        "result": [
+            [[_json_value(c), float(s)] for c, s in zip(row_classes, row_scores, strict=True)]
+            for row_classes, row_scores in zip(classes, scores, strict=True)
+        ]
+    }
 
 
-def regress_reply(values: np.ndarray) -> Dict[str, Any]:
+def regress_reply(values: np.ndarray) -> dict[str, Any]:
     return {"result": [float(v) for v in np.asarray(values).reshape(len(values), -1)[:, 0]]}

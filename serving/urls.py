@@ -5,10 +5,10 @@
 A version or a label, never both; no trailing slash before `:predict` and no
 `//metadata` (both are common mistakes, and TF Serving answers them with 404).
 """
+
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 VERBS = ("predict", "classify", "regress")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -18,7 +18,7 @@ class UrlError(ValueError):
     """A model name, version or label that cannot be part of a TF Serving URL."""
 
 
-def model_path(model_name: str, version: Optional[int] = None, label: Optional[str] = None) -> str:
+def model_path(model_name: str, version: int | None = None, label: str | None = None) -> str:
     """`/v1/models/<name>`, pinned to a version or a label if given."""
     if not _NAME.match(model_name or ""):
         raise UrlError(f"model name {model_name!r}: use letters, digits, '_', '-', '.'")
@@ -36,16 +36,16 @@ def model_path(model_name: str, version: Optional[int] = None, label: Optional[s
     return path
 
 
-def verb_path(verb: str, model_name: str, version: Optional[int] = None,
-              label: Optional[str] = None) -> str:
+def verb_path(
+    verb: str, model_name: str, version: int | None = None, label: str | None = None
+) -> str:
     """`.../<name>[...]:predict` (or `:classify`, `:regress`)."""
     if verb not in VERBS:
         raise UrlError(f"verb {verb!r}: one of {', '.join(VERBS)}")
     return f"{model_path(model_name, version, label)}:{verb}"
 
 
-def metadata_path(model_name: str, version: Optional[int] = None,
-                  label: Optional[str] = None) -> str:
+def metadata_path(model_name: str, version: int | None = None, label: str | None = None) -> str:
     """`.../<name>[...]/metadata`: the model's signatures and the version serving them."""
     return f"{model_path(model_name, version, label)}/metadata"
 

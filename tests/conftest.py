@@ -1,6 +1,7 @@
 """Shared fixtures. One small end-to-end pipeline run serves every test that
 needs pipeline outputs, so the suite pays for Transform/Trainer/Evaluator once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,19 +29,30 @@ E2E_MIN_AUC = 0.5
 E2E_ROWS_PER_SPAN = 3000
 E2E_TRAIN_STEPS = 150
 # Every component that runs an executor (the Resolvers only query MLMD).
-EXECUTING_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                        "DataValidationGate", "Transform", "Trainer", "Evaluator", "Pusher")
+EXECUTING_COMPONENTS = (
+    "CsvExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "DataValidationGate",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+)
 
 
 def pytest_configure(config):
     assert os.environ.get("TF_USE_LEGACY_KERAS") == "1", (
         "TF_USE_LEGACY_KERAS is not 1: run the tests with the venv that "
-        "scripts/setup.sh creates (make test)")
+        "scripts/setup.sh creates (make test)"
+    )
     # Every test sets its own settings. A developer's shell that sourced
     # build/services/env.sh or scripts/airflow_env.sh would otherwise send the
     # SQLite tests to their MySQL store and the Airflow tests to their Airflow.
-    for name in [n for n in os.environ
-                 if n.startswith(("CFPB_", "AIRFLOW__")) or n == "AIRFLOW_HOME"]:
+    for name in [
+        n for n in os.environ if n.startswith(("CFPB_", "AIRFLOW__")) or n == "AIRFLOW_HOME"
+    ]:
         del os.environ[name]
 
 
@@ -48,6 +60,7 @@ def real_export(name: str = "complaints_2015-01_2015-03.csv.gz") -> tuple:
     """Header and rows (lists of fields) of a bundled raw export, to cut new
     exports from real rows."""
     import csv
+
     path = prepare.RAW_DIR / name
     text, _ = prepare.decode(path.read_bytes(), path)
     header, *rows = list(csv.reader(io.StringIO(text, newline="")))
@@ -57,6 +70,7 @@ def real_export(name: str = "complaints_2015-01_2015-03.csv.gz") -> tuple:
 def csv_text(header, rows) -> str:
     """A header and rows of fields as CSV text, as an export holds them."""
     import csv
+
     out = io.StringIO(newline="")
     csv.writer(out).writerows([header, *rows])
     return out.getvalue()
@@ -90,12 +104,16 @@ def completed_component_types(config: PipelineConfig) -> set:
     """Component class names with a completed (or cached) execution in MLMD."""
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
+
     from pipeline import metadata
+
     store = metadata_store.MetadataStore(metadata.connection_config(config))
-    return {store.get_execution_types_by_id([e.type_id])[0].name.rsplit(".", 1)[-1]
-            for e in store.get_executions()
-            if e.last_known_state in (metadata_store_pb2.Execution.COMPLETE,
-                                      metadata_store_pb2.Execution.CACHED)}
+    return {
+        store.get_execution_types_by_id([e.type_id])[0].name.rsplit(".", 1)[-1]
+        for e in store.get_executions()
+        if e.last_known_state
+        in (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+    }
 
 
 def pushed_model_dir(config: PipelineConfig) -> Path:
@@ -110,6 +128,7 @@ def run_beam_runner(argv) -> tuple:
     """Runs `runners/beam_runner.py`'s main in-process; returns (exit code,
     stdout and stderr: progress, summary and errors)."""
     from runners import beam_runner
+
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         code = beam_runner.main(argv)
@@ -147,17 +166,30 @@ def prepared_span(tmp_path_factory) -> Path:
 def sourced_env(script: str, env: dict) -> dict:
     """The environment after `source <script>` in bash (as the README's commands do)."""
     dumped = subprocess.run(
-        ["bash", "-c", f'source "{script}" && python3 -c '
-                       '"import json, os; print(json.dumps(dict(os.environ)))"'],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        [
+            "bash",
+            "-c",
+            f'source "{script}" && python3 -c '
+            '"import json, os; print(json.dumps(dict(os.environ)))"',
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(dumped.stdout.strip().splitlines()[-1])
 
 
 def mysql_settings(servers: dict, database: str) -> dict:
     """Config settings for ML Metadata on the `servers` MariaDB, in its own database."""
-    return dict(mysql_host=servers["CFPB_MYSQL_HOST"], mysql_port=int(servers["CFPB_MYSQL_PORT"]),
-                mysql_user=servers["CFPB_MYSQL_USER"],
-                mysql_password_file=servers["CFPB_MYSQL_PASSWORD_FILE"], mysql_database=database)
+    return dict(
+        mysql_host=servers["CFPB_MYSQL_HOST"],
+        mysql_port=int(servers["CFPB_MYSQL_PORT"]),
+        mysql_user=servers["CFPB_MYSQL_USER"],
+        mysql_password_file=servers["CFPB_MYSQL_PASSWORD_FILE"],
+        mysql_database=database,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -176,8 +208,9 @@ def servers(request):
     env = {**os.environ, "CFPB_SERVICES_DIR": str(data)}
     subprocess.run([script, "destroy"], env=env, check=True)  # left by a killed session
     try:
-        started = subprocess.run([script, "start"], env=env, capture_output=True, text=True,
-                                 timeout=900)
+        started = subprocess.run(
+            [script, "start"], env=env, capture_output=True, text=True, timeout=900
+        )
         assert started.returncode == 0, started.stdout + started.stderr
         yield sourced_env(str(data / "env.sh"), env)
     finally:

@@ -1,4 +1,5 @@
 """The bootstrap intervals the quality table reports."""
+
 import numpy as np
 
 from bench import quality

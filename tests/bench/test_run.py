@@ -1,5 +1,6 @@
 """A smoke run of the benchmark entry point on a tiny setting, so it cannot
 rot. It asserts that every section is produced from real runs, never a timing."""
+
 import re
 
 import pytest
@@ -12,15 +13,34 @@ pytestmark = pytest.mark.e2e
 
 def test_bench_writes_every_section(tmp_path, capsys):
     output = tmp_path / "benchmarks.md"
-    assert run.main(["--rows", "1500", "--train-steps", "30", "--skip-multiprocessing",
-                     "--serving-seconds", "0.2", "--work-dir", str(tmp_path / "work"),
-                     "--output", str(output)]) == 0
+    assert (
+        run.main(
+            [
+                "--rows",
+                "1500",
+                "--train-steps",
+                "30",
+                "--skip-multiprocessing",
+                "--serving-seconds",
+                "0.2",
+                "--work-dir",
+                str(tmp_path / "work"),
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     text = output.read_text()
     assert text in capsys.readouterr().out
-    for heading in ("## Pipeline cost and cache", "## Overhead against a bare script",
-                    "## Serving: the pushed SavedModel in-process",
-                    "## Model quality", f"### test split of span {SPAN_2015}",
-                    f"### all of span {SPAN_2014} (complaints_2014-10_2014-11.csv"):
+    for heading in (
+        "## Pipeline cost and cache",
+        "## Overhead against a bare script",
+        "## Serving: the pushed SavedModel in-process",
+        "## Model quality",
+        f"### test split of span {SPAN_2015}",
+        f"### all of span {SPAN_2014} (complaints_2014-10_2014-11.csv",
+    ):
         assert heading in text
     assert "are excluded (" in text  # the label rule, stated with the bench numbers
     # The second re-run is served from cache, read back from ML Metadata.

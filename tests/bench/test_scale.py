@@ -1,5 +1,6 @@
 """The scale benchmark's data and harness on a small size: the resampled
 export is prepared and validated like a real one, and the run is measured."""
+
 import csv
 import gzip
 
@@ -13,8 +14,9 @@ pytestmark = pytest.mark.e2e
 
 def test_the_scaled_export_keeps_the_real_format_with_fresh_ids(tmp_path):
     path = scale.scaled_export(2_000, tmp_path / "raw" / "scaled.csv.gz")
+
     def without_id(header, row):
-        return tuple(v for name, v in zip(header, row) if name != scale.COMPLAINT_ID)
+        return tuple(v for name, v in zip(header, row, strict=True) if name != scale.COMPLAINT_ID)
 
     with gzip.open(scale.SOURCE_EXPORT, "rt", encoding="utf-8") as f:
         reader = csv.reader(f)
@@ -36,8 +38,23 @@ def test_the_scaled_export_keeps_the_real_format_with_fresh_ids(tmp_path):
 
 def test_a_scale_run_passes_validation_and_is_measured(tmp_path, capsys):
     output = tmp_path / "scale.md"
-    assert scale.main(["--rows", "3000", "--modes", "in_memory", "--train-steps", "30",
-                       "--work-dir", str(tmp_path / "work"), "--output", str(output)]) == 0
+    assert (
+        scale.main(
+            [
+                "--rows",
+                "3000",
+                "--modes",
+                "in_memory",
+                "--train-steps",
+                "30",
+                "--work-dir",
+                str(tmp_path / "work"),
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     text = output.read_text()
     (row,) = [line for line in text.splitlines() if line.startswith("| 3,000 |")]
     cells = [c.strip() for c in row.strip("|").split("|")]

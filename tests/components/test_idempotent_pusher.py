@@ -26,7 +26,9 @@ def test_an_already_pushed_identical_model_is_found(tmp_path):
     shutil.copytree(model, serving / "1700000000")
 
     assert idempotent_pusher.find_identical_version(str(model), str(serving)) == (
-        "1700000000", str(serving / "1700000000"))
+        "1700000000",
+        str(serving / "1700000000"),
+    )
 
 
 def test_a_different_model_is_not_mistaken_for_a_pushed_one(tmp_path):
@@ -56,7 +58,8 @@ def test_only_the_served_version_counts_as_already_pushed(tmp_path):
 def _push(tmp_path, model_dir, serving, name):
     """Runs the real executor on a blessed Model artifact, as the Pusher node does."""
     from tfx.proto import pusher_pb2
-    from tfx.types import standard_artifacts, standard_component_specs as keys
+    from tfx.types import standard_artifacts
+    from tfx.types import standard_component_specs as keys
     from tfx.utils import proto_utils
 
     model = standard_artifacts.Model()
@@ -68,12 +71,16 @@ def _push(tmp_path, model_dir, serving, name):
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / name / "pushed")
     destination = pusher_pb2.PushDestination(
-        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving)))
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving))
+    )
     idempotent_pusher.Executor().Do(
         {keys.MODEL_KEY: [model], keys.MODEL_BLESSING_KEY: [blessing]},
         {keys.PUSHED_MODEL_KEY: [pushed]},
-        {keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination),
-         keys.CUSTOM_CONFIG_KEY: "null"})
+        {
+            keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination),
+            keys.CUSTOM_CONFIG_KEY: "null",
+        },
+    )
     return pushed
 
 
@@ -89,7 +96,9 @@ def test_a_rolled_back_model_is_pushed_as_a_new_served_version(tmp_path):
     assert int(version) > 1700000100
     assert idempotent_pusher.newest_version(str(serving)) == version
     assert not pushed.get_int_custom_property(idempotent_pusher.REUSED_VERSION_KEY)
-    assert (serving / version / "fingerprint.pb").read_bytes() == (old / "fingerprint.pb").read_bytes()
+    assert (serving / version / "fingerprint.pb").read_bytes() == (
+        old / "fingerprint.pb"
+    ).read_bytes()
 
 
 def test_the_served_model_blessed_again_is_not_copied(tmp_path):

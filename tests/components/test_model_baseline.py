@@ -1,5 +1,6 @@
 """Which model the Evaluator is compared with, on Model/ModelBlessing artifacts
 as TFX's Evaluator writes them (blessed flag, current and baseline model ids)."""
+
 from tfx.types import standard_artifacts
 
 from components import model_baseline
@@ -25,8 +26,8 @@ def _blessing(model, blessed: bool, baseline=None) -> standard_artifacts.ModelBl
 
 def _baseline(candidate, models, blessings):
     resolved = model_baseline.BaselineModelStrategy().resolve_artifacts(
-        None, {"candidate": [candidate], "model": list(models),
-               "model_blessing": list(blessings)})
+        None, {"candidate": [candidate], "model": list(models), "model_blessing": list(blessings)}
+    )
     assert resolved["candidate"] == [candidate]
     assert len(resolved["model"]) == len(resolved["model_blessing"])
     if not resolved["model"]:

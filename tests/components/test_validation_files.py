@@ -1,4 +1,5 @@
 """The shared readers of StatisticsGen's and ExampleValidator's split files."""
+
 import os
 
 import pandas as pd
@@ -38,7 +39,8 @@ def test_the_summary_reports_dataset_level_anomalies(tmp_path):
     artifact = _mlmd_artifact(str(tmp_path), ["train"])
 
     assert summary._anomalies(artifact) == {
-        "train": [f"{validation_files.DATASET} (Low num examples in dataset.)"]}
+        "train": [f"{validation_files.DATASET} (Low num examples in dataset.)"]
+    }
 
 
 def test_examples_are_counted_and_an_empty_split_counts_zero(tmp_path):
@@ -49,11 +51,14 @@ def test_examples_are_counted_and_an_empty_split_counts_zero(tmp_path):
     assert validation_files.num_examples(str(tmp_path), "train") == 3
     assert validation_files.num_examples(str(tmp_path), "eval") == 0
     assert summary._split_rows(_mlmd_artifact(str(tmp_path), ["train", "eval"])) == {
-        "train": 3, "eval": 0}
+        "train": 3,
+        "eval": 0,
+    }
 
 
 def _mlmd_artifact(uri, splits):
     from ml_metadata.proto import metadata_store_pb2
+
     artifact = metadata_store_pb2.Artifact(uri=uri)
     artifact.properties["split_names"].string_value = str(splits).replace("'", '"')
     return artifact

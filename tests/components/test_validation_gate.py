@@ -5,6 +5,7 @@ broken in one way, run through the Beam runner against a copy of that run's
 spans and pushed model. Raw exports broken the same ways are refused earlier,
 by data preparation (tests/data/test_prepare.py and the last test here).
 """
+
 import csv
 import shutil
 from pathlib import Path
@@ -12,15 +13,26 @@ from pathlib import Path
 import pytest
 
 from data import prepare
-from tests.conftest import (SPAN_2014, SPAN_2015, completed_component_types,
-                            run_beam_runner, small_config, tree_digest)
+from tests.conftest import (
+    SPAN_2014,
+    SPAN_2015,
+    completed_component_types,
+    run_beam_runner,
+    small_config,
+    tree_digest,
+)
 
 pytestmark = pytest.mark.e2e
 
 NEW_SPAN = 20160131  # newer than the bundled spans: CsvExampleGen reads it
 # Resolvers record executions too; nothing from Transform on may.
-UP_TO_VALIDATION = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                    "Resolver"}
+UP_TO_VALIDATION = {
+    "CsvExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "Resolver",
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +72,31 @@ def _unknown_labels(path, header, rows):
 
 
 def _new_product_flood(path, header, rows):
-    _write(path, header, [{**r, "product": "Crypto-asset services"} if i % 2 else r
-                          for i, r in enumerate(rows)])
+    _write(
+        path,
+        header,
+        [{**r, "product": "Crypto-asset services"} if i % 2 else r for i, r in enumerate(rows)],
+    )
 
 
-@pytest.mark.parametrize("write_span, expected", [
-    (_missing_column, ["issue: Column dropped"]),
-    (_text_in_zip_code, ["zip_code: ", "INT"]),
-    (_empty_file, [f"span-{NEW_SPAN}/*.csv", "train: (dataset): Too few examples: 0 examples"]),
-    (_header_only, [f"span-{NEW_SPAN}/*.csv", "train: (dataset): Too few examples: 0 examples"]),
-    (_unknown_labels, ["consumer_disputed: "]),
-    (_new_product_flood, ["product: Unexpected string values", "Crypto-asset services"]),
-], ids=lambda v: v.__name__.strip("_") if callable(v) else "")
-def test_a_broken_span_stops_the_run_before_transform(e2e, real_rows, tmp_path, write_span,
-                                                      expected):
+@pytest.mark.parametrize(
+    "write_span, expected",
+    [
+        (_missing_column, ["issue: Column dropped"]),
+        (_text_in_zip_code, ["zip_code: ", "INT"]),
+        (_empty_file, [f"span-{NEW_SPAN}/*.csv", "train: (dataset): Too few examples: 0 examples"]),
+        (
+            _header_only,
+            [f"span-{NEW_SPAN}/*.csv", "train: (dataset): Too few examples: 0 examples"],
+        ),
+        (_unknown_labels, ["consumer_disputed: "]),
+        (_new_product_flood, ["product: Unexpected string values", "Crypto-asset services"]),
+    ],
+    ids=lambda v: v.__name__.strip("_") if callable(v) else "",
+)
+def test_a_broken_span_stops_the_run_before_transform(
+    e2e, real_rows, tmp_path, write_span, expected
+):
     source, _ = e2e
     shutil.copytree(source.data_root, tmp_path / "spans")
     shutil.copytree(source.serving_model_dir, tmp_path / "serving_model")
@@ -108,8 +131,11 @@ def test_drift_is_reported_and_can_block(e2e, real_rows, tmp_path):
     span_dir = prepare.span_dir(tmp_path / "spans", NEW_SPAN)
     span_dir.mkdir()
     header, rows = real_rows
-    _write(span_dir / prepare.SPAN_FILE_NAME, header,
-           [r for r in rows if r["product"] == "Debt collection"])
+    _write(
+        span_dir / prepare.SPAN_FILE_NAME,
+        header,
+        [r for r in rows if r["product"] == "Debt collection"],
+    )
     config = small_config(tmp_path, drift_blocks=True)
     served_before = tree_digest(tmp_path / "serving_model")
 
@@ -144,13 +170,17 @@ def test_drift_thresholds_on_the_full_real_exports(tmp_path):
     open complaints excluded, nothing moved beyond its threshold (the largest
     change is sub_issue's 0.032 against 0.05; README, 'Data validation')."""
     import tensorflow_data_validation as tfdv
+
     from components import validation_gate
     from data import schema
 
     prepare.prepare_all(prepare.RAW_DIR, tmp_path)
-    statistics = [tfdv.generate_statistics_from_csv(
-        str(prepare.span_dir(tmp_path, span) / prepare.SPAN_FILE_NAME))
-        for span in (SPAN_2014, SPAN_2015)]
+    statistics = [
+        tfdv.generate_statistics_from_csv(
+            str(prepare.span_dir(tmp_path, span) / prepare.SPAN_FILE_NAME)
+        )
+        for span in (SPAN_2014, SPAN_2015)
+    ]
     curated = tfdv.load_schema_text(str(schema.SCHEMA_PATH))
     assert validation_gate.measure_drift(statistics[1], statistics[0], curated) == []
 
@@ -160,6 +190,8 @@ def test_drift_thresholds_on_the_full_real_exports(tmp_path):
         for kind in ("infinity_norm", "jensen_shannon_divergence"):
             if comparator.HasField(kind):
                 getattr(comparator, kind).threshold = 0.0
-    drifted = {d["feature"]: d["detail"] for d in
-               validation_gate.measure_drift(statistics[1], statistics[0], curated)}
+    drifted = {
+        d["feature"]: d["detail"]
+        for d in validation_gate.measure_drift(statistics[1], statistics[0], curated)
+    }
     assert "0.0323" in drifted["sub_issue"] and "0.0101" in drifted["company_response"]

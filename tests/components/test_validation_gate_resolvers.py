@@ -1,5 +1,6 @@
 """The gate's two resolver strategies against a real (in-memory) ML Metadata
 store: what counts as validated, and which spans make the training window."""
+
 import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -19,11 +20,14 @@ class _History:
         config.fake_database.SetInParent()
         self.store = metadata_store.MetadataStore(config)
         self.examples_type = self.store.put_artifact_type(
-            metadata_store_pb2.ArtifactType(name="Examples"))
-        self.gate_type = self.store.put_execution_type(metadata_store_pb2.ExecutionType(
-            name="components.validation_gate.DataValidationGate"))
+            metadata_store_pb2.ArtifactType(name="Examples")
+        )
+        self.gate_type = self.store.put_execution_type(
+            metadata_store_pb2.ExecutionType(name="components.validation_gate.DataValidationGate")
+        )
         self.other_type = self.store.put_execution_type(
-            metadata_store_pb2.ExecutionType(name="Transform"))
+            metadata_store_pb2.ExecutionType(name="Transform")
+        )
         self.artifacts = []
 
     def add(self, span: int, gate_state=COMPLETE, reader=None) -> standard_artifacts.Examples:
@@ -32,9 +36,11 @@ class _History:
         [mlmd.id] = self.store.put_artifacts([mlmd])
         if gate_state is not None:
             execution = metadata_store_pb2.Execution(
-                type_id=reader or self.gate_type, last_known_state=gate_state)
-            event = metadata_store_pb2.Event(artifact_id=mlmd.id,
-                                             type=metadata_store_pb2.Event.INPUT)
+                type_id=reader or self.gate_type, last_known_state=gate_state
+            )
+            event = metadata_store_pb2.Event(
+                artifact_id=mlmd.id, type=metadata_store_pb2.Event.INPUT
+            )
             self.store.put_execution(execution, [(mlmd, event)], contexts=[])
         examples = standard_artifacts.Examples()
         examples.set_mlmd_artifact(mlmd)
@@ -52,15 +58,14 @@ def test_the_window_is_the_newest_validated_spans_newest_first():
     for span in (20141113, 20150319, 20150430, 20150531):
         history.add(span)
     assert [span for span, _ in history.window(3)] == [20150531, 20150430, 20150319]
-    assert [span for span, _ in history.window(10)] == [20150531, 20150430, 20150319,
-                                                         20141113]
+    assert [span for span, _ in history.window(10)] == [20150531, 20150430, 20150319, 20141113]
 
 
 def test_a_refused_or_unvalidated_span_never_enters_the_window():
     history = _History()
     history.add(20150319)
-    history.add(20150430, gate_state=FAILED)          # the gate refused it
-    history.add(20150531, gate_state=None)            # never reached the gate
+    history.add(20150430, gate_state=FAILED)  # the gate refused it
+    history.add(20150531, gate_state=None)  # never reached the gate
     history.add(20150630, reader=history.other_type)  # read, but not by the gate
     assert [span for span, _ in history.window(3)] == [20150319]
 

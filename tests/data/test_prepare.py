@@ -22,8 +22,10 @@ def _read_span(path):
 def test_both_vintages_map_onto_the_canonical_columns(tmp_path):
     reports = prepare.prepare_all(prepare.RAW_DIR, tmp_path)
 
-    assert [(r.span, r.source) for r in reports] == [(SPAN_2014, EXPORT_2014.name),
-                                                     (SPAN_2015, EXPORT_2015.name)]
+    assert [(r.span, r.source) for r in reports] == [
+        (SPAN_2014, EXPORT_2014.name),
+        (SPAN_2015, EXPORT_2015.name),
+    ]
     for report in reports:
         rows = _read_span(prepare.span_dir(tmp_path, report.span) / prepare.SPAN_FILE_NAME)
         assert tuple(rows[0].keys()) == prepare.CANONICAL_COLUMNS
@@ -58,29 +60,65 @@ def test_2015_zip_codes_regain_their_leading_zeros(tmp_path):
     assert sum(z.startswith("0") for z in zips) >= 2000
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("32219", "32219"), ("2134", "02134"), ("770XX", "77000"), ("770xx", "77000"),
-    ("12345-6789", "12345"), ("", ""), ("ABCDE", None), ("1234567", None), ("7XX", None),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("32219", "32219"),
+        ("2134", "02134"),
+        ("770XX", "77000"),
+        ("770xx", "77000"),
+        ("12345-6789", "12345"),
+        ("", ""),
+        ("ABCDE", None),
+        ("1234567", None),
+        ("7XX", None),
+    ],
+)
 def test_zip_normalization(raw, expected):
     assert prepare._normalize_zip(raw) == expected
 
 
 def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
     # Headers as in later CFPB exports: renamed response column, narrative column.
-    header = ["Date received", "Product", "Sub-product", "Issue", "Sub-issue",
-              "Consumer complaint narrative", "Company", "State", "ZIP code",
-              "Submitted via", "Company response to consumer", "Timely response?",
-              "Consumer disputed?", "Complaint ID"]
-    good = ["2016-05-01", "Mortgage", "", "Servicing", "", "long text", "Bank A", "NY",
-            "100XX", "Web", "Closed with explanation", "Yes", "No", "1"]
+    header = [
+        "Date received",
+        "Product",
+        "Sub-product",
+        "Issue",
+        "Sub-issue",
+        "Consumer complaint narrative",
+        "Company",
+        "State",
+        "ZIP code",
+        "Submitted via",
+        "Company response to consumer",
+        "Timely response?",
+        "Consumer disputed?",
+        "Complaint ID",
+    ]
+    good = [
+        "2016-05-01",
+        "Mortgage",
+        "",
+        "Servicing",
+        "",
+        "long text",
+        "Bank A",
+        "NY",
+        "100XX",
+        "Web",
+        "Closed with explanation",
+        "Yes",
+        "No",
+        "1",
+    ]
     rows = [
         good,
-        good[:-1],                                              # truncated row
-        ["13/45/2016"] + good[1:],                              # bad date
-        good[:12] + ["Maybe", "2"],                             # unknown label
-        good[:1] + [""] + good[2:],                             # no product
-        good[:8] + ["ABCDE"] + good[9:12] + ["Yes", "3"],       # bad zip: kept, blanked
+        good[:-1],  # truncated row
+        ["13/45/2016"] + good[1:],  # bad date
+        good[:12] + ["Maybe", "2"],  # unknown label
+        good[:1] + [""] + good[2:],  # no product
+        good[:8] + ["ABCDE"] + good[9:12] + ["Yes", "3"],  # bad zip: kept, blanked
     ]
     export = write_csv(tmp_path / "later.csv", header, rows)
 
@@ -96,8 +134,7 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
         "consumer_disputed not Yes/No/empty (e.g. 'Maybe')": 1,
         "product empty": 1,
     }
-    assert report.fixed == {"zip_code invalid, written empty": 1,
-                            "zip_code padded or unmasked": 1}
+    assert report.fixed == {"zip_code invalid, written empty": 1, "zip_code padded or unmasked": 1}
     assert report.span == 20160501
     written = _read_span(tmp_path / "span" / prepare.SPAN_FILE_NAME)
     assert written[0]["company_response"] == "Closed with explanation"
@@ -108,12 +145,21 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
     assert "rejected" in report.summary() and "Maybe" in report.summary()
 
 
-@pytest.mark.parametrize("content,message", [
-    ("", "no header row"),
-    ("Product,Issue\nMortgage,Servicing\n", "no column maps to 'sub_product', .*'consumer_disputed'"),
-    ("Product,Sub-product,Issue,Sub-issue,State,ZIP code,Date received,Company response,"
-     "Timely response?,Consumer disputed?\n", "no usable rows"),  # header only
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("", "no header row"),
+        (
+            "Product,Issue\nMortgage,Servicing\n",
+            "no column maps to 'sub_product', .*'consumer_disputed'",
+        ),
+        (
+            "Product,Sub-product,Issue,Sub-issue,State,ZIP code,Date received,Company response,"
+            "Timely response?,Consumer disputed?\n",
+            "no usable rows",
+        ),  # header only
+    ],
+)
 def test_unusable_exports_fail_loudly(tmp_path, content, message):
     export = tmp_path / "broken.csv"
     export.write_text(content)
@@ -126,16 +172,23 @@ def _real_rows(n=None, newest=None):
     n; received on or before `newest`, ISO), as an export would have them."""
     header, rows = real_export(EXPORT_2015.name)
     response, received = header.index("Company response"), header.index("Date received")
-    rows = [r for r in rows if r[response] != "In progress"
-            and (newest is None or prepare._parse_date(r[received]) <= newest)]
+    rows = [
+        r
+        for r in rows
+        if r[response] != "In progress"
+        and (newest is None or prepare._parse_date(r[received]) <= newest)
+    ]
     return header, rows[:n]
 
 
-@pytest.mark.parametrize("breakage,message", [
-    ("label", r"50 of 100 rows rejected, more than 5%: .*consumer_disputed not Yes/No/empty"),
-    ("zip", r"zip_code: 100 of 100 values are not ZIP codes"),
-    ("issue_column", r"required column\(s\) missing: no column maps to 'issue'"),
-])
+@pytest.mark.parametrize(
+    "breakage,message",
+    [
+        ("label", r"50 of 100 rows rejected, more than 5%: .*consumer_disputed not Yes/No/empty"),
+        ("zip", r"zip_code: 100 of 100 values are not ZIP codes"),
+        ("issue_column", r"required column\(s\) missing: no column maps to 'issue'"),
+    ],
+)
 def test_exports_broken_beyond_quirks_are_refused(tmp_path, breakage, message):
     header, rows = _real_rows(100)
     if breakage == "issue_column":
@@ -169,8 +222,11 @@ def test_unchanged_spans_are_not_rewritten(tmp_path):
 
 
 def _digests(spans_dir):
-    return {p.relative_to(spans_dir): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(spans_dir.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(spans_dir): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(spans_dir.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_backfilled_older_export_changes_no_existing_span(tmp_path):
@@ -203,8 +259,10 @@ def test_overlapping_exports_keep_each_complaint_once(tmp_path):
     assert cut.rows_written == len(rows)
     assert whole.excluded["complaint already in span 20150228"] == len(rows)
     assert whole.rows_written == 28156 - 2690 - len(rows)
-    ids = [set((prepare.span_dir(spans, s) / prepare.IDS_FILE_NAME).read_text().split())
-           for s in (cut.span, SPAN_2015)]
+    ids = [
+        set((prepare.span_dir(spans, s) / prepare.IDS_FILE_NAME).read_text().split())
+        for s in (cut.span, SPAN_2015)
+    ]
     assert len(ids[0]) == cut.rows_written and len(ids[1]) == whole.rows_written
     assert not ids[0] & ids[1]
     assert "excluded" in whole.summary() and "20150228" in whole.summary()
@@ -219,9 +277,11 @@ def test_an_export_of_complaints_already_prepared_is_refused_as_too_small(tmp_pa
     header, rows = _real_rows(newest="2015-02-28")
     write_csv(raw / "again.csv", header, rows)
 
-    with pytest.raises(prepare.PreparationError,
-                       match=rf"again.csv: too few rows for a span: 0 usable .*complaint already "
-                             rf"in span {SPAN_2015}"):
+    with pytest.raises(
+        prepare.PreparationError,
+        match=rf"again.csv: too few rows for a span: 0 usable .*complaint already "
+        rf"in span {SPAN_2015}",
+    ):
         prepare.prepare_all(raw, spans)
     assert _digests(spans) == before
 
@@ -232,8 +292,11 @@ def test_two_different_exports_ending_on_the_same_day_are_refused(tmp_path):
     raw.mkdir()
     write_csv(raw / "a.csv", header, rows[:200])
     write_csv(raw / "b.csv", header, rows[:150] + rows[250:])
-    with pytest.raises(prepare.PreparationError, match=r"b.csv: .* would be span 2015031\d, "
-                                                       r"which a.csv already is"):
+    with pytest.raises(
+        prepare.PreparationError,
+        match=r"b.csv: .* would be span 2015031\d, "
+        r"which a.csv already is",
+    ):
         prepare.prepare_all(raw, tmp_path / "spans")
 
 
@@ -247,8 +310,10 @@ def test_spans_numbered_by_file_order_are_refused(tmp_path):
 
 def test_max_rows_samples_across_the_whole_export(tmp_path):
     prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=1000)
-    dates = sorted(r["date_received"] for r in
-                   _read_span(prepare.span_dir(tmp_path, SPAN_2015) / prepare.SPAN_FILE_NAME))
+    dates = sorted(
+        r["date_received"]
+        for r in _read_span(prepare.span_dir(tmp_path, SPAN_2015) / prepare.SPAN_FILE_NAME)
+    )
     # The export covers 2015-01-01 .. 2015-03-19; the sample must too.
     assert dates[0] < "2015-01-10" and dates[-1] > "2015-03-01"
 
@@ -273,12 +338,17 @@ def test_windows_1252_exports_are_read_as_such(tmp_path):
     assert "Loan servicing \u2019s caf\u00e9" in issues
 
 
-@pytest.mark.parametrize("encode,message", [
-    (lambda text: text.encode("utf-16"), "looks like UTF-16 or a binary file"),
-    (lambda text: text.encode("utf-8").replace(b"Debt", b"D\x81bt"),
-     r"neither UTF-8 nor Windows-1252/Latin-1 \(byte 0x81 at offset \d+"),
-    (lambda text: b"\x1f\x8b" + text.encode()[:50], "not a readable gzip file"),
-])
+@pytest.mark.parametrize(
+    "encode,message",
+    [
+        (lambda text: text.encode("utf-16"), "looks like UTF-16 or a binary file"),
+        (
+            lambda text: text.encode("utf-8").replace(b"Debt", b"D\x81bt"),
+            r"neither UTF-8 nor Windows-1252/Latin-1 \(byte 0x81 at offset \d+",
+        ),
+        (lambda text: b"\x1f\x8b" + text.encode()[:50], "not a readable gzip file"),
+    ],
+)
 def test_unreadable_encodings_are_refused(tmp_path, encode, message):
     export = tmp_path / ("broken.csv.gz" if "gzip" in message else "broken.csv")
     export.write_bytes(encode(_real_text()))
@@ -289,17 +359,21 @@ def test_unreadable_encodings_are_refused(tmp_path, encode, message):
 def test_another_delimiter_is_named(tmp_path):
     export = tmp_path / "semicolons.csv"
     export.write_text(_real_text().replace(",", ";"))
-    with pytest.raises(prepare.PreparationError,
-                       match="separated by semicolons, but CFPB exports are comma-separated"):
+    with pytest.raises(
+        prepare.PreparationError,
+        match="separated by semicolons, but CFPB exports are comma-separated",
+    ):
         prepare.prepare_export(export, tmp_path / "span")
 
 
 def test_too_few_rows_is_refused(tmp_path):
     header, rows = _real_rows(prepare.MIN_SPAN_ROWS - 1)
     export = write_csv(tmp_path / "tiny.csv", header, rows)
-    with pytest.raises(prepare.PreparationError,
-                       match=rf"tiny.csv: too few rows for a span: {prepare.MIN_SPAN_ROWS - 1} "
-                             rf"usable \(at least {prepare.MIN_SPAN_ROWS} needed"):
+    with pytest.raises(
+        prepare.PreparationError,
+        match=rf"tiny.csv: too few rows for a span: {prepare.MIN_SPAN_ROWS - 1} "
+        rf"usable \(at least {prepare.MIN_SPAN_ROWS} needed",
+    ):
         prepare.prepare_export(export, tmp_path / "span")
 
 
@@ -307,9 +381,11 @@ def test_cli_errors_are_one_line_without_tensorflow(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "broken.csv").write_bytes(_real_text().encode("utf-16"))
-    script = ("import sys; from data import prepare; "
-              f"code = prepare.main(['--raw-dir', {str(raw)!r}, '--spans-dir', {str(tmp_path)!r}]); "
-              "assert 'tensorflow' not in sys.modules; sys.exit(code)")
+    script = (
+        "import sys; from data import prepare; "
+        f"code = prepare.main(['--raw-dir', {str(raw)!r}, '--spans-dir', {str(tmp_path)!r}]); "
+        "assert 'tensorflow' not in sys.modules; sys.exit(code)"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("\n") == 1 and "broken.csv" in result.stderr
@@ -319,6 +395,8 @@ def test_cli_errors_are_one_line_without_tensorflow(tmp_path):
 def test_cli_prints_the_report(tmp_path, capsys):
     assert prepare.main(["--spans-dir", str(tmp_path), "--max-rows", "100"]) == 0
     out = capsys.readouterr().out
-    assert f"span {SPAN_2014} <- complaints_2014-10_2014-11.csv.gz (2014-10-10 .. 2014-11-13)" in out
+    assert (
+        f"span {SPAN_2014} <- complaints_2014-10_2014-11.csv.gz (2014-10-10 .. 2014-11-13)" in out
+    )
     assert "100 rows written" in out
     assert "columns absent in this export, written empty: company, submitted_via" in out

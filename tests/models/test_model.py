@@ -6,8 +6,10 @@ from models import features, model
 
 def _batch(size=32, seed=0):
     rng = np.random.default_rng(seed)
-    inputs = {features.transformed_name(f.name): rng.integers(0, f.num_indices, size)
-              for f in features.ALL_FEATURES}
+    inputs = {
+        features.transformed_name(f.name): rng.integers(0, f.num_indices, size)
+        for f in features.ALL_FEATURES
+    }
     labels = rng.integers(0, 2, size)
     return inputs, labels
 
@@ -20,7 +22,8 @@ def test_tf_keras_is_keras_2():
 def test_model_takes_one_input_per_spec_feature():
     keras_model = model.build_keras_model()
     assert sorted(keras_model.input) == sorted(
-        features.transformed_name(n) for n in features.FEATURE_NAMES)
+        features.transformed_name(n) for n in features.FEATURE_NAMES
+    )
 
 
 def test_one_training_step_changes_the_weights_and_outputs_probabilities():
@@ -31,7 +34,9 @@ def test_one_training_step_changes_the_weights_and_outputs_probabilities():
     history = keras_model.fit(inputs, labels, batch_size=32, epochs=1, verbose=0)
 
     assert np.isfinite(history.history["loss"][0])
-    assert any(not np.array_equal(a, b) for a, b in zip(before, keras_model.get_weights()))
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(before, keras_model.get_weights(), strict=True)
+    )
     probabilities = keras_model.predict(inputs, verbose=0)
     assert probabilities.shape == (32, 1)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()

@@ -1,4 +1,5 @@
 """preprocessing_fn run through real tf.Transform (Beam) on real prepared rows."""
+
 import csv
 
 import numpy as np
@@ -40,12 +41,12 @@ def _instance(row):
 def transformed(prepared_span, tmp_path_factory):
     with open(prepared_span, newline="") as f:
         rows = list(csv.DictReader(f))[:600]
-    metadata = dataset_metadata.DatasetMetadata(
-        schema_utils.schema_from_feature_spec(RAW_SPEC))
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
     with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tft"))):
         (output, _), _ = (
-            ([_instance(r) for r in rows], metadata)
-            | tft_beam.AnalyzeAndTransformDataset(preprocessing.preprocessing_fn))
+            [_instance(r) for r in rows],
+            metadata,
+        ) | tft_beam.AnalyzeAndTransformDataset(preprocessing.preprocessing_fn)
     return rows, output
 
 
@@ -82,13 +83,16 @@ def test_the_most_frequent_product_gets_index_zero(transformed):
     for r in rows:
         counts[r["product"]] = counts.get(r["product"], 0) + 1
     top = max(counts, key=counts.get)
-    assert {o["product_xf"] for r, o in zip(rows, output) if r["product"] == top} == {0}
+    assert {o["product_xf"] for r, o in zip(rows, output, strict=True) if r["product"] == top} == {
+        0
+    }
 
 
 def test_label_passes_through(transformed):
     rows, output = transformed
     assert [o[features.TRANSFORMED_LABEL_KEY] for o in output] == [
-        int(r["consumer_disputed"]) for r in rows]
+        int(r["consumer_disputed"]) for r in rows
+    ]
 
 
 def test_zip_code_as_text_is_rejected_with_a_clear_message():

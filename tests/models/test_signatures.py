@@ -1,4 +1,5 @@
 """The four serving signatures of the pushed model, on raw complaints (end to end)."""
+
 import csv
 from pathlib import Path
 
@@ -39,13 +40,19 @@ def _example(row) -> bytes:
         if name == "zip_code":
             feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(row[name])]))
         else:
-            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[row[name].encode()]))
+            feature[name] = tf.train.Feature(
+                bytes_list=tf.train.BytesList(value=[row[name].encode()])
+            )
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def _raw_tensors(rows):
-    return {name: tf.constant([int(r[name] or 0) for r in rows], tf.int64) if name == "zip_code"
-            else tf.constant([r[name] for r in rows]) for name in features.FEATURE_NAMES}
+    return {
+        name: tf.constant([int(r[name] or 0) for r in rows], tf.int64)
+        if name == "zip_code"
+        else tf.constant([r[name] for r in rows])
+        for name in features.FEATURE_NAMES
+    }
 
 
 def test_pushed_model_is_in_tf_serving_layout(e2e):
@@ -56,9 +63,12 @@ def test_pushed_model_is_in_tf_serving_layout(e2e):
 
 
 def test_the_model_has_exactly_the_four_signatures(pushed):
-    assert set(pushed.signatures) == {"serving_default", signature_names.RAW_SIGNATURE,
-                                      signature_names.CLASSIFICATION_SIGNATURE,
-                                      signature_names.REGRESSION_SIGNATURE}
+    assert set(pushed.signatures) == {
+        "serving_default",
+        signature_names.RAW_SIGNATURE,
+        signature_names.CLASSIFICATION_SIGNATURE,
+        signature_names.REGRESSION_SIGNATURE,
+    }
     default = pushed.signatures["serving_default"]
     assert set(default.structured_input_signature[1]) == {signature_names.EXAMPLES_INPUT}
     raw = pushed.signatures[signature_names.RAW_SIGNATURE]
@@ -69,16 +79,19 @@ def test_the_model_has_exactly_the_four_signatures(pushed):
 def test_tf_example_signature_returns_probabilities(pushed, complaints):
     serialized = tf.constant([_example(r) for r in complaints])
     probabilities = pushed.signatures["serving_default"](examples=serialized)[
-        signature_names.PREDICTION_KEY].numpy()
+        signature_names.PREDICTION_KEY
+    ].numpy()
     assert probabilities.shape == (3, 1)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
 
 def test_raw_signature_agrees_with_the_tf_example_signature(pushed, complaints):
     from_examples = pushed.signatures["serving_default"](
-        examples=tf.constant([_example(r) for r in complaints]))[signature_names.PREDICTION_KEY]
+        examples=tf.constant([_example(r) for r in complaints])
+    )[signature_names.PREDICTION_KEY]
     from_raw = pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors(complaints))[
-        signature_names.PREDICTION_KEY]
+        signature_names.PREDICTION_KEY
+    ]
     np.testing.assert_allclose(from_raw.numpy(), from_examples.numpy(), rtol=1e-5)
     assert ((from_raw.numpy() >= 0) & (from_raw.numpy() <= 1)).all()
 
@@ -86,31 +99,44 @@ def test_raw_signature_agrees_with_the_tf_example_signature(pushed, complaints):
 def test_classification_and_regression_agree_with_the_predict_signature(pushed, complaints):
     serialized = tf.constant([_example(r) for r in complaints])
     probability = pushed.signatures["serving_default"](examples=serialized)[
-        signature_names.PREDICTION_KEY].numpy()
+        signature_names.PREDICTION_KEY
+    ].numpy()
     classified = pushed.signatures[signature_names.CLASSIFICATION_SIGNATURE](inputs=serialized)
-    assert classified[signature_names.CLASSIFY_CLASSES].numpy().tolist() == [
-        [c.encode() for c in features.LABEL_CLASSES]] * 3
+    assert (
+        classified[signature_names.CLASSIFY_CLASSES].numpy().tolist()
+        == [[c.encode() for c in features.LABEL_CLASSES]] * 3
+    )
     scores = classified[signature_names.CLASSIFY_SCORES].numpy()
     np.testing.assert_allclose(scores[:, 1:], probability, rtol=1e-5)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
     regressed = pushed.signatures[signature_names.REGRESSION_SIGNATURE](inputs=serialized)
-    np.testing.assert_allclose(regressed[signature_names.REGRESS_OUTPUTS].numpy(), probability, rtol=1e-5)
+    np.testing.assert_allclose(
+        regressed[signature_names.REGRESS_OUTPUTS].numpy(), probability, rtol=1e-5
+    )
 
 
 def test_predictions_depend_on_the_input(pushed, complaints):
-    probabilities = pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors(complaints))[
-        signature_names.PREDICTION_KEY].numpy().ravel()
+    probabilities = (
+        pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors(complaints))[
+            signature_names.PREDICTION_KEY
+        ]
+        .numpy()
+        .ravel()
+    )
     assert len(set(np.round(probabilities, 6))) > 1
 
 
 REQUIRED = ("product", "company_response", "timely_response")
-EXAMPLE_SIGNATURES = (("serving_default", "examples"),
-                      (signature_names.CLASSIFICATION_SIGNATURE, "inputs"),
-                      (signature_names.REGRESSION_SIGNATURE, "inputs"))
+EXAMPLE_SIGNATURES = (
+    ("serving_default", "examples"),
+    (signature_names.CLASSIFICATION_SIGNATURE, "inputs"),
+    (signature_names.REGRESSION_SIGNATURE, "inputs"),
+)
 
 
 def test_the_required_features_are_the_schemas(pushed):
     from data import schema
+
     assert REQUIRED == tuple(n for n in features.FEATURE_NAMES if n in schema.REQUIRED_VALUES)
 
 
@@ -127,21 +153,32 @@ def test_every_signature_refuses_a_complaint_without_a_required_value(pushed, co
     sent_empty.features.feature[name].bytes_list.value[0] = b""
     for signature, argument in EXAMPLE_SIGNATURES:
         with pytest.raises(tf.errors.InvalidArgumentError, match=f"{name} is required"):
-            pushed.signatures[signature](**{argument: tf.constant([sent_empty.SerializeToString()])})
+            pushed.signatures[signature](
+                **{argument: tf.constant([sent_empty.SerializeToString()])}
+            )
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"{name} is required"):
         pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors([left_out]))
 
 
 def test_every_signature_answers_a_complaint_without_its_optional_values(pushed, complaints):
     sparse = dict(complaints[0], **{n: "" for n in features.FEATURE_NAMES if n not in REQUIRED})
-    answers = [pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors([sparse]))[
-        signature_names.PREDICTION_KEY].numpy().item()]
-    outputs = {"serving_default": signature_names.PREDICTION_KEY,
-               signature_names.REGRESSION_SIGNATURE: signature_names.REGRESS_OUTPUTS}
+    answers = [
+        pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors([sparse]))[
+            signature_names.PREDICTION_KEY
+        ]
+        .numpy()
+        .item()
+    ]
+    outputs = {
+        "serving_default": signature_names.PREDICTION_KEY,
+        signature_names.REGRESSION_SIGNATURE: signature_names.REGRESS_OUTPUTS,
+    }
     for signature, argument in EXAMPLE_SIGNATURES:
         result = pushed.signatures[signature](**{argument: tf.constant([_example(sparse)])})
-        answers.append(result[signature_names.CLASSIFY_SCORES].numpy()[0, 1]
-                       if signature == signature_names.CLASSIFICATION_SIGNATURE
-                       else result[outputs[signature]].numpy().item())
+        answers.append(
+            result[signature_names.CLASSIFY_SCORES].numpy()[0, 1]
+            if signature == signature_names.CLASSIFICATION_SIGNATURE
+            else result[outputs[signature]].numpy().item()
+        )
     np.testing.assert_allclose(answers, answers[0], rtol=1e-5)
     assert 0 < answers[0] < 1

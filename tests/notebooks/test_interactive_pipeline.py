@@ -1,13 +1,19 @@
 """The notebook: committed without outputs, and executed headless on a small
 slice (every cell must run) with ML Metadata and the pushed model checked after."""
+
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from pipeline.configs import PipelineConfig
-from tests.conftest import (E2E_ROWS_PER_SPAN, E2E_TRAIN_STEPS, EXECUTING_COMPONENTS,
-                            completed_component_types, mysql_settings)
+from tests.conftest import (
+    E2E_ROWS_PER_SPAN,
+    E2E_TRAIN_STEPS,
+    EXECUTING_COMPONENTS,
+    completed_component_types,
+    mysql_settings,
+)
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "interactive_pipeline.ipynb"
 
@@ -28,6 +34,7 @@ def test_components_come_from_the_pipeline_factory():
 @pytest.mark.e2e
 def test_notebook_runs_headless_end_to_end(tmp_path, monkeypatch):
     from nbclient import NotebookClient
+
     work_dir = tmp_path / "notebook"
     monkeypatch.setenv("CFPB_NOTEBOOK_DIR", str(work_dir))
     monkeypatch.setenv("CFPB_NOTEBOOK_ROWS", str(E2E_ROWS_PER_SPAN))
@@ -35,11 +42,16 @@ def test_notebook_runs_headless_end_to_end(tmp_path, monkeypatch):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
 
     # Raises CellExecutionError, naming the cell, if any cell fails.
-    NotebookClient(notebook, timeout=1200, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=1200,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
 
     executed = completed_component_types(
-        PipelineConfig(metadata_path=str(work_dir / "metadata.sqlite")))
+        PipelineConfig(metadata_path=str(work_dir / "metadata.sqlite"))
+    )
     assert set(EXECUTING_COMPONENTS) <= executed, executed
     pushed = list((work_dir / "serving_model" / "cfpb_disputes").glob("*/saved_model.pb"))
     assert len(pushed) == 1
@@ -52,18 +64,26 @@ def test_notebook_keeps_ml_metadata_on_mysql_when_configured(servers, tmp_path, 
     """The notebook's first cells, up to CsvExampleGen, with the MySQL settings
     in the environment: the execution lands in MySQL, no SQLite file appears."""
     from nbclient import NotebookClient
+
     settings = mysql_settings(servers, "mlmd_notebook")
     for name, value in settings.items():
         monkeypatch.setenv(f"CFPB_{name.upper()}", str(value))
     monkeypatch.setenv("CFPB_NOTEBOOK_DIR", str(tmp_path))
     monkeypatch.setenv("CFPB_NOTEBOOK_ROWS", str(E2E_ROWS_PER_SPAN))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    first_run = next(i for i, c in enumerate(notebook.cells)
-                     if c.source.startswith('context.run(components["CsvExampleGen"])'))
-    notebook.cells = notebook.cells[:first_run + 1]
+    first_run = next(
+        i
+        for i, c in enumerate(notebook.cells)
+        if c.source.startswith('context.run(components["CsvExampleGen"])')
+    )
+    notebook.cells = notebook.cells[: first_run + 1]
 
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=900,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
 
     assert "CsvExampleGen" in completed_component_types(PipelineConfig(**settings))
     assert not list(tmp_path.rglob("*.sqlite"))

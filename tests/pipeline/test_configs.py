@@ -8,8 +8,13 @@ from pipeline.configs import PipelineConfig
 
 def test_defaults_live_inside_the_checkout():
     config = PipelineConfig()
-    for path in (config.data_root, config.pipeline_root, config.metadata_path,
-                 config.serving_model_dir, config.raw_data_dir):
+    for path in (
+        config.data_root,
+        config.pipeline_root,
+        config.metadata_path,
+        config.serving_model_dir,
+        config.raw_data_dir,
+    ):
         assert path.startswith(str(configs.REPO_ROOT)), path
 
 
@@ -17,17 +22,18 @@ def test_flags_override_environment_which_overrides_defaults():
     env = {"CFPB_TRAIN_STEPS": "500", "CFPB_MIN_AUC": "0.7", "CFPB_ENABLE_CACHE": "false"}
     parser = argparse.ArgumentParser()
     PipelineConfig.add_arguments(parser)
-    args = parser.parse_args(["--train-steps", "9", "--span", "1",
-                              "--beam-pipeline-args=--direct_num_workers=2 --x=y"])
+    args = parser.parse_args(
+        ["--train-steps", "9", "--span", "1", "--beam-pipeline-args=--direct_num_workers=2 --x=y"]
+    )
 
     config = PipelineConfig.from_args(args, environ=env)
 
-    assert config.train_steps == 9          # flag beats environment
-    assert config.min_auc == 0.7            # environment beats default
+    assert config.train_steps == 9  # flag beats environment
+    assert config.min_auc == 0.7  # environment beats default
     assert config.enable_cache is False
     assert config.span == 1
     assert config.beam_pipeline_args == ["--direct_num_workers=2", "--x=y"]
-    assert config.batch_size == 64          # default
+    assert config.batch_size == 64  # default
 
 
 def test_bad_values_name_the_setting():
@@ -58,6 +64,7 @@ def test_mysql_password_comes_from_a_file_or_the_environment(tmp_path):
 def _every_setting_changed() -> PipelineConfig:
     """A config where no setting keeps its default (one value per type)."""
     import dataclasses
+
     changed = {}
     for field in dataclasses.fields(PipelineConfig):
         value = getattr(PipelineConfig(), field.name)

@@ -3,8 +3,9 @@ from pipeline.configs import PipelineConfig
 
 
 def _auc_config(eval_config):
-    return next(m for spec in eval_config.metrics_specs for m in spec.metrics
-                if m.class_name == "AUC")
+    return next(
+        m for spec in eval_config.metrics_specs for m in spec.metrics if m.class_name == "AUC"
+    )
 
 
 def test_auc_floor_and_no_regression_bound_apply_to_the_overall_slice_only():

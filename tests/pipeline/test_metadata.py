@@ -12,8 +12,9 @@ def test_sqlite_by_default_under_the_configured_path(tmp_path):
 
 def test_mysql_when_a_host_is_configured(monkeypatch):
     monkeypatch.setenv("CFPB_MYSQL_PASSWORD", "pw")
-    config = PipelineConfig(mysql_host="db.internal", mysql_port=3307,
-                            mysql_database="mlmd_prod", mysql_user="tfx")
+    config = PipelineConfig(
+        mysql_host="db.internal", mysql_port=3307, mysql_database="mlmd_prod", mysql_user="tfx"
+    )
     connection = metadata.connection_config(config)
     assert connection.WhichOneof("config") == "mysql"
     assert (connection.mysql.host, connection.mysql.port) == ("db.internal", 3307)
@@ -29,6 +30,7 @@ def test_grpc_service_when_an_address_is_configured(tmp_path):
     from ml_metadata.proto import metadata_store_pb2
 
     from runners import mlmd_grpc_standin
+
     with mlmd_grpc_standin.sqlite_standin(str(tmp_path / "served.sqlite")) as server:
         config = PipelineConfig(metadata_grpc=server.address, mysql_host="ignored")
         connection = metadata.connection_config(config)
@@ -37,11 +39,13 @@ def test_grpc_service_when_an_address_is_configured(tmp_path):
         store = metadata_store.MetadataStore(connection)
         store.put_artifact_type(metadata_store_pb2.ArtifactType(name="Seen"))
     local = metadata_store.MetadataStore(
-        metadata.connection_config(PipelineConfig(metadata_path=str(tmp_path / "served.sqlite"))))
+        metadata.connection_config(PipelineConfig(metadata_path=str(tmp_path / "served.sqlite")))
+    )
     assert local.get_artifact_type("Seen").name == "Seen"
 
 
 def test_grpc_address_must_be_host_and_port():
     import pytest
+
     with pytest.raises(ValueError, match="HOST:PORT"):
         metadata.grpc_connection("metadata-grpc-service")

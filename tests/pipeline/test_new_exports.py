@@ -13,6 +13,7 @@
 
 Every export is cut from the real bundled exports.
 """
+
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,14 @@ from data import prepare
 from data import schema as schema_module
 from pipeline import run_history, summary
 from pipeline.configs import REPO_ROOT
-from tests.conftest import (SPAN_2014, real_export, run_beam_runner, small_config,
-                            tree_digest, write_csv)
+from tests.conftest import (
+    SPAN_2014,
+    real_export,
+    run_beam_runner,
+    small_config,
+    tree_digest,
+    write_csv,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +40,13 @@ EXPORT_2014 = prepare.RAW_DIR / "complaints_2014-10_2014-11.csv.gz"
 JAN_FEB, MARCH, RENAMED = 20150228, 20150319, 20150227
 MARCH_ROWS = 500
 # CFPB's later names (2017 taxonomy) for two real values.
-RENAMES = {"product": ("Credit reporting",
-                       "Credit reporting, credit repair services, or other personal consumer "
-                       "reports"),
-           "sub_product": ("Other mortgage", "Conventional home mortgage")}
+RENAMES = {
+    "product": (
+        "Credit reporting",
+        "Credit reporting, credit repair services, or other personal consumer reports",
+    ),
+    "sub_product": ("Other mortgage", "Conventional home mortgage"),
+}
 
 
 def _real_2015_rows():
@@ -48,11 +58,18 @@ def _real_2015_rows():
 def _run(config, *extra, as_process=False):
     """One Beam runner run: in this process, or as its own process (as a user
     runs it: what it prints through logging handlers is then seen too)."""
-    flags = config.as_flags() + [f"--raw-data-dir={config.raw_data_dir}",
-                                    f"--schema-path={config.schema_path}", *extra]
+    flags = config.as_flags() + [
+        f"--raw-data-dir={config.raw_data_dir}",
+        f"--schema-path={config.schema_path}",
+        *extra,
+    ]
     if as_process:
-        result = subprocess.run([sys.executable, "runners/beam_runner.py", *flags],
-                                cwd=REPO_ROOT, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "runners/beam_runner.py", *flags],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+        )
         code, output = result.returncode, result.stdout + result.stderr
     else:
         code, output = run_beam_runner(flags)
@@ -75,8 +92,11 @@ def scenario(tmp_path_factory):
     header, dated = _real_2015_rows()
     steps = {}
 
-    write_csv(raw / "complaints_2015-01_2015-02.csv", header,
-           [r for day, r in dated if day and day <= "2015-02-28"])
+    write_csv(
+        raw / "complaints_2015-01_2015-02.csv",
+        header,
+        [r for day, r in dated if day and day <= "2015-02-28"],
+    )
     steps["first"] = _run(config)
     steps["first_summary"] = summary.run_summary(config)
     steps["first_history"] = run_history.history(_connection(config), config.pipeline_name)
@@ -91,19 +111,26 @@ def scenario(tmp_path_factory):
     served = tree_digest(Path(config.serving_model_dir))
     (raw / EXPORT_2014.name).write_bytes(EXPORT_2014.read_bytes())
     steps["backfill"] = _run(config)
-    steps["backfill_unchanged"] = (jan_feb_files == _span_files(config, JAN_FEB)
-                                   and served == tree_digest(Path(config.serving_model_dir)))
+    steps["backfill_unchanged"] = jan_feb_files == _span_files(
+        config, JAN_FEB
+    ) and served == tree_digest(Path(config.serving_model_dir))
     steps["backfill_summary"] = summary.run_summary(config)
 
     march = [r for day, r in dated if day and day >= "2015-03-01"]
-    write_csv(raw / "complaints_2015-03.csv", header,
-           [march[i * len(march) // MARCH_ROWS] for i in range(MARCH_ROWS)])
+    write_csv(
+        raw / "complaints_2015-03.csv",
+        header,
+        [march[i * len(march) // MARCH_ROWS] for i in range(MARCH_ROWS)],
+    )
     steps["window"] = _run(config)
     steps["window_summary"] = summary.run_summary(config)
     steps["window_history"] = run_history.history(_connection(config), config.pipeline_name)
 
-    taken = set((prepare.span_dir(Path(config.data_root), JAN_FEB)
-                 / prepare.IDS_FILE_NAME).read_text().split())
+    taken = set(
+        (prepare.span_dir(Path(config.data_root), JAN_FEB) / prepare.IDS_FILE_NAME)
+        .read_text()
+        .split()
+    )
     complaint = header.index("Complaint ID")
     renamed = []
     for day, row in dated:
@@ -120,10 +147,16 @@ def scenario(tmp_path_factory):
     steps["schema_before"] = schema_module.load(schema_path)
     steps["diff"] = schema_module.diff(
         steps["schema_before"],
-        prepare.span_dir(Path(config.data_root), RENAMED) / prepare.SPAN_FILE_NAME)
+        prepare.span_dir(Path(config.data_root), RENAMED) / prepare.SPAN_FILE_NAME,
+    )
     steps["accept_code"] = schema_module.main(
-        ["accept", f"--span={RENAMED}", f"--spans-dir={config.data_root}",
-         f"--schema={schema_path}"])
+        [
+            "accept",
+            f"--span={RENAMED}",
+            f"--spans-dir={config.data_root}",
+            f"--schema={schema_path}",
+        ]
+    )
     steps["schema_after"] = schema_module.load(schema_path)
     steps["accepted"] = _run(config, f"--span={RENAMED}")
     steps["accepted_summary"] = summary.run_summary(config)
@@ -132,6 +165,7 @@ def scenario(tmp_path_factory):
 
 def _connection(config):
     from pipeline import metadata
+
     return metadata.connection_config(config)
 
 
@@ -182,8 +216,9 @@ def test_a_small_month_trains_on_the_window_and_is_judged_on_its_eval_rows(scena
     # lower than the served model's by more than max_auc_regression.
     candidate, baseline = _overall_auc(config)
     # (pipeline/evaluation.py allows 1e-10 so that an identical model passes.)
-    expected = (candidate >= config.min_auc
-                and candidate >= baseline - max(config.max_auc_regression, 1e-10))
+    expected = candidate >= config.min_auc and candidate >= baseline - max(
+        config.max_auc_regression, 1e-10
+    )
     assert result.blessed == expected, (candidate, baseline, result.blessing_reason)
 
 
@@ -203,10 +238,11 @@ def test_a_moved_taxonomy_is_refused_then_accepted_as_reviewed(scenario):
     before, after = steps["schema_before"], steps["schema_after"]
     for domain_before in before.string_domain:
         domain_after = next(d for d in after.string_domain if d.name == domain_before.name)
-        added = list(domain_after.value)[len(domain_before.value):]
-        assert list(domain_after.value)[:len(domain_before.value)] == list(domain_before.value)
-        assert set(added) == ({RENAMES[domain_before.name][1]}
-                              if domain_before.name in RENAMES else set())
+        added = list(domain_after.value)[len(domain_before.value) :]
+        assert list(domain_after.value)[: len(domain_before.value)] == list(domain_before.value)
+        assert set(added) == (
+            {RENAMES[domain_before.name][1]} if domain_before.name in RENAMES else set()
+        )
     after.ClearField("string_domain")
     before.ClearField("string_domain")
     assert after == before  # nothing but the domains changed
@@ -219,6 +255,7 @@ def test_a_moved_taxonomy_is_refused_then_accepted_as_reviewed(scenario):
 
 def _window_examples(config, spans):
     from ml_metadata import metadata_store
+
     store = metadata_store.MetadataStore(_connection(config))
     newest = {}
     for artifact in store.get_artifacts_by_type("Examples"):
@@ -230,8 +267,10 @@ def _window_examples(config, spans):
 
 def _eval_rows(config, spans):
     import tensorflow as tf
-    files = [str(f) for uri in _window_examples(config, spans)
-             for f in Path(uri, "Split-eval").iterdir()]
+
+    files = [
+        str(f) for uri in _window_examples(config, spans) for f in Path(uri, "Split-eval").iterdir()
+    ]
     return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
 
 
@@ -239,6 +278,7 @@ def _overall_auc(config):
     """Candidate and baseline AUC on the overall slice, from TFMA's metrics."""
     import tensorflow_model_analysis as tfma
     from ml_metadata import metadata_store
+
     store = metadata_store.MetadataStore(_connection(config))
     evaluation = max(store.get_artifacts_by_type("ModelEvaluation"), key=lambda a: a.id)
     auc = {}

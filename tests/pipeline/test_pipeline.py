@@ -41,10 +41,19 @@ def _proto(component, key, message):
 def test_graph_has_the_expected_components_and_edges(tmp_path):
     built = pipeline.create_pipeline(PipelineConfig(pipeline_root=str(tmp_path)))
     assert set(pipeline.component_ids(built)) == {
-        "CsvExampleGen", pipeline.STATISTICS_RESOLVER_ID, "StatisticsGen", "ImportSchemaGen",
-        "ExampleValidator", "DataValidationGate", pipeline.WINDOW_RESOLVER_ID, "Transform",
-        "Trainer", pipeline.RESOLVER_ID,
-        "Evaluator", "Pusher"}
+        "CsvExampleGen",
+        pipeline.STATISTICS_RESOLVER_ID,
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "ExampleValidator",
+        "DataValidationGate",
+        pipeline.WINDOW_RESOLVER_ID,
+        "Transform",
+        "Trainer",
+        pipeline.RESOLVER_ID,
+        "Evaluator",
+        "Pusher",
+    }
     assert pipeline.component_edges(built) == EXPECTED_EDGES
 
 
@@ -54,10 +63,13 @@ def test_curated_schema_is_imported_unless_inference_is_asked_for(tmp_path):
     assert imported.exec_properties["schema_file"] == config.schema_path
     assert Path(config.schema_path).is_file()
 
-    inferred = pipeline.create_pipeline(PipelineConfig(pipeline_root=str(tmp_path),
-                                                       infer_schema=True))
-    renamed = {(a.replace("ImportSchemaGen", "SchemaGen"), b.replace("ImportSchemaGen", "SchemaGen"))
-               for a, b in EXPECTED_EDGES}
+    inferred = pipeline.create_pipeline(
+        PipelineConfig(pipeline_root=str(tmp_path), infer_schema=True)
+    )
+    renamed = {
+        (a.replace("ImportSchemaGen", "SchemaGen"), b.replace("ImportSchemaGen", "SchemaGen"))
+        for a, b in EXPECTED_EDGES
+    }
     assert pipeline.component_edges(inferred) == renamed | {("StatisticsGen", "SchemaGen")}
 
 
@@ -81,8 +93,9 @@ def test_latest_span_by_default_and_a_fixed_span_on_request():
     assert latest.exec_properties["range_config"] is None
     assert "span-{SPAN}" in latest.exec_properties["input_config"]
 
-    fixed = pipeline.component_ids(
-        pipeline.create_pipeline(PipelineConfig(span=20141113)))["CsvExampleGen"]
+    fixed = pipeline.component_ids(pipeline.create_pipeline(PipelineConfig(span=20141113)))[
+        "CsvExampleGen"
+    ]
     range_config = _proto(fixed, "range_config", tfx.proto.RangeConfig())
     assert range_config.static_range.start_span_number == 20141113
     assert range_config.static_range.end_span_number == 20141113
@@ -96,8 +109,9 @@ def test_pusher_writes_under_the_model_name(tmp_path):
 
 
 def test_settings_reach_the_pipeline():
-    config = PipelineConfig(enable_cache=False, beam_pipeline_args=["--direct_num_workers=2"],
-                            train_steps=7)
+    config = PipelineConfig(
+        enable_cache=False, beam_pipeline_args=["--direct_num_workers=2"], train_steps=7
+    )
     built = pipeline.create_pipeline(config)
     assert built.enable_cache is False
     assert built.beam_pipeline_args == ["--direct_num_workers=2"]
@@ -110,12 +124,14 @@ def test_without_baseline_comparison_the_resolvers_are_left_out():
     resolvers = {pipeline.RESOLVER_ID, pipeline.STATISTICS_RESOLVER_ID}
     assert not resolvers & set(pipeline.component_ids(built))
     assert pipeline.component_edges(built) == {
-        edge for edge in EXPECTED_EDGES if not resolvers & set(edge)}
+        edge for edge in EXPECTED_EDGES if not resolvers & set(edge)
+    }
 
 
 def test_a_pattern_without_span_reads_files_directly():
-    example_gen = pipeline.component_ids(pipeline.create_pipeline(
-        PipelineConfig(input_pattern="*.csv", span=20150319)))["CsvExampleGen"]
+    example_gen = pipeline.component_ids(
+        pipeline.create_pipeline(PipelineConfig(input_pattern="*.csv", span=20150319))
+    )["CsvExampleGen"]
     assert _proto(example_gen, "input_config", tfx.proto.Input()).splits[0].pattern == "*.csv"
     assert example_gen.exec_properties["range_config"] is None
 

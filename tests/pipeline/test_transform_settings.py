@@ -1,6 +1,7 @@
 """Transform without TFDV statistics and analyzer cache (the pipeline's
 settings, for speed) writes the same transform graph and transformed examples
 as TFX's defaults, on the shared end-to-end run's examples."""
+
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,9 @@ def _transform(config, run, out: Path, tfx_defaults: bool) -> Path:
     }
     if tfx_defaults:
         properties.update(disable_statistics=0)
-        outputs.update({key: [_artifact(kind, out / key)]
-                        for key, kind in _STATISTICS_OUTPUTS.items()})
+        outputs.update(
+            {key: [_artifact(kind, out / key)] for key, kind in _STATISTICS_OUTPUTS.items()}
+        )
     else:
         assert properties["disable_statistics"] == 1
     executor.Executor().Do({"examples": [examples], "schema": [schema]}, outputs, properties)
@@ -53,18 +55,22 @@ def _transform(config, run, out: Path, tfx_defaults: bool) -> Path:
 
 def _files(root: Path, *parts: str) -> dict:
     base = root.joinpath(*parts)
-    return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()
+    }
 
 
 def _records(split_dir: Path) -> list:
     """The split's examples, canonically serialized and sorted (feature-map
     order and file sharding are not outputs)."""
     import tensorflow as tf
+
     files = sorted(str(p) for p in split_dir.glob("*.gz"))
     assert files, split_dir
-    return sorted(tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
-                  for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+    return sorted(
+        tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
+        for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+    )
 
 
 def test_the_faster_transform_settings_write_the_same_outputs(e2e, tmp_path):
@@ -78,7 +84,8 @@ def test_the_faster_transform_settings_write_the_same_outputs(e2e, tmp_path):
     assert vocabularies and vocabularies == _files(default, "graph", "transform_fn", "assets")
     # ...and every split's transformed examples.
     for split in ("train", "eval", "test"):
-        assert (_records(faster / "examples" / f"Split-{split}")
-                == _records(default / "examples" / f"Split-{split}")), split
+        assert _records(faster / "examples" / f"Split-{split}") == _records(
+            default / "examples" / f"Split-{split}"
+        ), split
     # The statistics TFX would have computed are what the setting leaves out.
     assert any((default / "post_transform_stats").rglob("*"))

@@ -1,6 +1,7 @@
 """The Airflow DAG under real Airflow 2.11 (temporary AIRFLOW_HOME, SQLite):
 compile, parse (no TFX, no data touched, stale compilations refused), graph,
 CLI listing, and a full `airflow dags test` run on a small sample."""
+
 import json
 import os
 import subprocess
@@ -12,8 +13,12 @@ import pytest
 
 from pipeline import pipeline
 from runners import airflow_runner
-from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types,
-                            small_config, sourced_env)
+from tests.conftest import (
+    EXECUTING_COMPONENTS,
+    completed_component_types,
+    small_config,
+    sourced_env,
+)
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -31,8 +36,14 @@ def airflow(tmp_path_factory):
     env.update(config.as_env(), CFPB_AIRFLOW_COMPILED=str(home / "compiled.json"))
 
     def run(*args, timeout=600, **env_changes):
-        result = subprocess.run(args, env={**env, **env_changes}, cwd=REPO, capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            args,
+            env={**env, **env_changes},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert result.returncode == 0, f"{args}\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
         return result.stdout
 
@@ -58,17 +69,23 @@ print(json.dumps({
 
 def _expected_tasks(config) -> set:
     return set(pipeline.component_ids(pipeline.create_pipeline(config))) | {
-        airflow_runner.PREPARE_TASK_ID}
+        airflow_runner.PREPARE_TASK_ID
+    }
 
 
 def test_parsing_the_dag_imports_no_tfx_and_touches_no_data(airflow, tmp_path):
     _, run = airflow
     # A pipeline compiled for a data root nothing has prepared yet.
-    untouched = {"CFPB_DATA_ROOT": str(tmp_path / "spans"),
-                 "CFPB_AIRFLOW_COMPILED": str(tmp_path / "compiled.json")}
+    untouched = {
+        "CFPB_DATA_ROOT": str(tmp_path / "spans"),
+        "CFPB_AIRFLOW_COMPILED": str(tmp_path / "compiled.json"),
+    }
     run(sys.executable, "runners/airflow_runner.py", **untouched)
-    parsed = json.loads(run(sys.executable, "-c", _PARSE, untouched["CFPB_DATA_ROOT"],
-                            **untouched).strip().splitlines()[-1])
+    parsed = json.loads(
+        run(sys.executable, "-c", _PARSE, untouched["CFPB_DATA_ROOT"], **untouched)
+        .strip()
+        .splitlines()[-1]
+    )
     assert parsed["import_errors"] == {}
     assert parsed["dag_ids"] == ["cfpb-disputes"]
     assert parsed["heavy_imports"] == []
@@ -77,9 +94,17 @@ def test_parsing_the_dag_imports_no_tfx_and_touches_no_data(airflow, tmp_path):
 
 def test_a_dag_compiled_from_other_settings_is_refused_with_the_command_to_fix_it(airflow):
     config, run = airflow
-    parsed = json.loads(run(sys.executable, "-c", _PARSE, config.data_root,
-                            CFPB_TRAIN_STEPS=str(config.train_steps + 1))
-                        .strip().splitlines()[-1])
+    parsed = json.loads(
+        run(
+            sys.executable,
+            "-c",
+            _PARSE,
+            config.data_root,
+            CFPB_TRAIN_STEPS=str(config.train_steps + 1),
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     (error,) = parsed["import_errors"].values()
     assert "compiled from other settings" in error
     assert "python runners/airflow_runner.py" in error
@@ -88,7 +113,10 @@ def test_a_dag_compiled_from_other_settings_is_refused_with_the_command_to_fix_i
 
 def test_dag_imports_and_matches_the_pipeline_graph(airflow):
     config, run = airflow
-    listing = run(sys.executable, "-c", """
+    listing = run(
+        sys.executable,
+        "-c",
+        """
 import json
 from airflow.models import DagBag
 bag = DagBag(include_examples=False)
@@ -101,7 +129,8 @@ print(json.dumps({
     "edges": sorted([t.task_id, d] for t in dag.tasks for d in t.downstream_task_ids),
     "tasks": sorted(t.task_id for t in dag.tasks),
 }))
-""")
+""",
+    )
     dag = json.loads(listing.strip().splitlines()[-1])
     expected = pipeline.create_pipeline(config)
 
@@ -112,7 +141,8 @@ print(json.dumps({
     assert set(dag["tasks"]) == _expected_tasks(config)
     # The TFX graph's edges, and ExampleGen waits for the spans to be prepared.
     assert {tuple(edge) for edge in dag["edges"]} == pipeline.component_edges(expected) | {
-        (airflow_runner.PREPARE_TASK_ID, "CsvExampleGen")}
+        (airflow_runner.PREPARE_TASK_ID, "CsvExampleGen")
+    }
 
 
 def test_airflow_cli_lists_the_dag_and_its_tasks(airflow):
@@ -130,13 +160,21 @@ def test_airflow_dags_test_runs_the_whole_pipeline(airflow):
 
     # `dags test` records its run in Airflow's DB but does not register the DAG
     # in the `dag` table, which `airflow dags list-runs` requires.
-    recorded = json.loads(run(sys.executable, "-c", """
+    recorded = json.loads(
+        run(
+            sys.executable,
+            "-c",
+            """
 import json
 from airflow.models import DagRun
 (dag_run,) = DagRun.find(dag_id="cfpb-disputes")
 print(json.dumps({"state": dag_run.state,
                   "tasks": {ti.task_id: ti.state for ti in dag_run.get_task_instances()}}))
-""").strip().splitlines()[-1])
+""",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     assert recorded["state"] == "success"
     assert recorded["tasks"] == {task_id: "success" for task_id in _expected_tasks(config)}
 

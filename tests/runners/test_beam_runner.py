@@ -1,5 +1,6 @@
 """The Beam runner end to end on a small real sample (one shared run), then a
 cached re-run and a deliberately worse model against the same ML Metadata."""
+
 import csv
 import io
 import re
@@ -12,8 +13,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import metadata
-from tests.conftest import (EXECUTING_COMPONENTS, csv_text, real_export,
-                            run_beam_runner, tree_digest)
+from tests.conftest import EXECUTING_COMPONENTS, csv_text, real_export, run_beam_runner, tree_digest
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -29,10 +29,22 @@ def _executions_by_node(config):
 
 
 def test_help_lists_the_options():
-    result = subprocess.run([sys.executable, "runners/beam_runner.py", "--help"], cwd=REPO,
-                            capture_output=True, text=True, check=True)
-    for flag in ("--data-root", "--pipeline-root", "--span", "--train-steps",
-                 "--beam-pipeline-args", "--mysql-host", "--verbose"):
+    result = subprocess.run(
+        [sys.executable, "runners/beam_runner.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for flag in (
+        "--data-root",
+        "--pipeline-root",
+        "--span",
+        "--train-steps",
+        "--beam-pipeline-args",
+        "--mysql-host",
+        "--verbose",
+    ):
         assert flag in result.stdout
 
 
@@ -40,7 +52,7 @@ def test_progress_lines_and_summary(e2e):
     config, output = e2e
     for component in EXECUTING_COMPONENTS:
         assert f"  = {component} finished in" in output
-    summary = output[output.index("Run summary"):]
+    summary = output[output.index("Run summary") :]
     assert "12 components (12 ran, 0 cached)" in summary
     assert "rows        train " in summary and "eval " in summary and "test " in summary
     assert "anomalies   none" in summary
@@ -95,8 +107,7 @@ def test_a_worse_model_is_not_blessed_and_the_served_model_stays(e2e):
     # Learning rate 0 leaves the seeded initial weights: a model that learned
     # nothing. The floor is lowered to 0 so only the no-regression check can
     # refuse it.
-    code, output = run_beam_runner(config.as_flags() + [
-        "--learning-rate=0", "--min-auc=0"])
+    code, output = run_beam_runner(config.as_flags() + ["--learning-rate=0", "--min-auc=0"])
 
     assert code == 0, output
     assert "  = Trainer finished in" in output
@@ -108,8 +119,9 @@ def test_a_worse_model_is_not_blessed_and_the_served_model_stays(e2e):
 
 def test_unusable_raw_data_fails_before_the_pipeline_starts(tmp_path):
     (tmp_path / "raw").mkdir()
-    code, output = run_beam_runner([f"--raw-data-dir={tmp_path / 'raw'}",
-                                    f"--data-root={tmp_path / 'spans'}"])
+    code, output = run_beam_runner(
+        [f"--raw-data-dir={tmp_path / 'raw'}", f"--data-root={tmp_path / 'spans'}"]
+    )
     assert code == 1
     assert "Running pipeline" not in output
 
@@ -122,19 +134,33 @@ def _real_csv(rows: int = 300) -> str:
 def _without_issue_column(text: str) -> str:
     header, *rows = list(csv.reader(io.StringIO(text, newline="")))
     drop = header.index("Issue")
-    return csv_text(header[:drop] + header[drop + 1:], [r[:drop] + r[drop + 1:] for r in rows])
+    return csv_text(header[:drop] + header[drop + 1 :], [r[:drop] + r[drop + 1 :] for r in rows])
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("utf16.csv", lambda: _real_csv().encode("utf-16"), "looks like UTF-16"),
-    ("bytes.csv", lambda: _real_csv().encode().replace(b"Debt", b"D\x8fbt"),
-     "neither UTF-8 nor Windows-1252/Latin-1"),
-    ("semicolons.csv", lambda: _real_csv().replace(",", ";").encode(), "separated by semicolons"),
-    ("no_issue.csv", lambda: _without_issue_column(_real_csv()).encode(),
-     "no column maps to 'issue'"),
-    ("tiny.csv", lambda: _real_csv(rows=40).encode(), "too few rows for a span"),
-    ("truncated.csv.gz", lambda: b"\x1f\x8b\x08\x00", "not a readable gzip file"),
-], ids=lambda v: v if isinstance(v, str) and v.endswith(("csv", "gz")) else "")
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("utf16.csv", lambda: _real_csv().encode("utf-16"), "looks like UTF-16"),
+        (
+            "bytes.csv",
+            lambda: _real_csv().encode().replace(b"Debt", b"D\x8fbt"),
+            "neither UTF-8 nor Windows-1252/Latin-1",
+        ),
+        (
+            "semicolons.csv",
+            lambda: _real_csv().replace(",", ";").encode(),
+            "separated by semicolons",
+        ),
+        (
+            "no_issue.csv",
+            lambda: _without_issue_column(_real_csv()).encode(),
+            "no column maps to 'issue'",
+        ),
+        ("tiny.csv", lambda: _real_csv(rows=40).encode(), "too few rows for a span"),
+        ("truncated.csv.gz", lambda: b"\x1f\x8b\x08\x00", "not a readable gzip file"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.endswith(("csv", "gz")) else "",
+)
 def test_a_bad_export_is_one_message_within_seconds(e2e, tmp_path, name, content, message):
     """Each expected failure: exit 1, one line naming the file and what to do,
     no traceback, TensorFlow never imported, the served model untouched."""
@@ -143,17 +169,29 @@ def test_a_bad_export_is_one_message_within_seconds(e2e, tmp_path, name, content
     raw.mkdir()
     (raw / name).write_bytes(content())
     served = tree_digest(Path(config.serving_model_dir))
-    probe = ("import runpy, sys; sys.argv = sys.argv[1:]; "
-             "exit_code = 0\n"
-             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-             "except SystemExit as e:\n    exit_code = e.code\n"
-             "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
-             "sys.exit(exit_code)")
+    probe = (
+        "import runpy, sys; sys.argv = sys.argv[1:]; "
+        "exit_code = 0\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as e:\n    exit_code = e.code\n"
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
+        "sys.exit(exit_code)"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", probe, "runners/beam_runner.py", f"--raw-data-dir={raw}",
-         f"--data-root={tmp_path / 'spans'}", f"--serving-model-dir={config.serving_model_dir}",
-         f"--metadata-path={tmp_path / 'metadata.sqlite'}"],
-        cwd=REPO, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            probe,
+            "runners/beam_runner.py",
+            f"--raw-data-dir={raw}",
+            f"--data-root={tmp_path / 'spans'}",
+            f"--serving-model-dir={config.serving_model_dir}",
+            f"--metadata-path={tmp_path / 'metadata.sqlite'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith(f"error: {raw / name}") or line.startswith(f"error: {name}"), line

@@ -10,19 +10,20 @@ decisions are read back from each runner's ML Metadata store with
 pipeline/run_history.py and must match row for row (the table is in the
 README, "Run on Kubeflow Pipelines").
 """
+
 import json
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from data import prepare
 from pipeline import metadata, run_history
-from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
 from pipeline.configs import REPO_ROOT, PipelineConfig
+from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
 from tests.conftest import SPAN_2014, SPAN_2015, small_config
 
 WORSE_MODEL_STEPS = 1
@@ -30,8 +31,9 @@ WORSE_MODEL_STEPS = 1
 SCENARIO = ((1, None), (2, None), (2, WORSE_MODEL_STEPS))
 
 
-def run_scenario(root: Path, run_once: Callable[[PipelineConfig, Path, int], None],
-                 **overrides) -> PipelineConfig:
+def run_scenario(
+    root: Path, run_once: Callable[[PipelineConfig, Path, int], None], **overrides
+) -> PipelineConfig:
     """Runs SCENARIO with `run_once(config, raw_dir, train_steps)`; the exports
     arrive in a raw folder one by one, as they would from a download job.
     Returns the config the runs used."""
@@ -50,9 +52,17 @@ def run_scenario(root: Path, run_once: Callable[[PipelineConfig, Path, int], Non
 def _beam_once(config, raw, steps):
     """One run of the Beam runner as its own process (as a user runs it)."""
     result = subprocess.run(
-        [sys.executable, "runners/beam_runner.py", *config.as_flags(),
-         f"--raw-data-dir={raw}", f"--train-steps={steps}"],
-        cwd=REPO_ROOT, capture_output=True, text=True)
+        [
+            sys.executable,
+            "runners/beam_runner.py",
+            *config.as_flags(),
+            f"--raw-data-dir={raw}",
+            f"--train-steps={steps}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
@@ -65,15 +75,22 @@ def _kfp_scenario(root: Path):
                 compiled["path"] = kubeflow_runner.compile_pipeline(config)
             # The cluster's ingestion job lays exports out as spans.
             prepare.prepare_all(raw, Path(config.data_root), config.max_rows_per_span)
-            result = kfp_standin.run(compiled["path"], root / "kfp_root", service.address,
-                                     {"train_args": json.dumps({"num_steps": steps})})
+            result = kfp_standin.run(
+                compiled["path"],
+                root / "kfp_root",
+                service.address,
+                {"train_args": json.dumps({"num_steps": steps})},
+            )
             assert result.failed is None, result.tasks[result.failed].log.read_text()[-3000:]
             assert result.skipped_hooks == []
 
-        config = run_scenario(root, kfp_once, kubeflow_metadata_grpc=service.address,
-                              kubeflow_output=str(root / "oss.yaml"))
-        return run_history.history(metadata.grpc_connection(service.address),
-                                   config.pipeline_name)
+        config = run_scenario(
+            root,
+            kfp_once,
+            kubeflow_metadata_grpc=service.address,
+            kubeflow_output=str(root / "oss.yaml"),
+        )
+        return run_history.history(metadata.grpc_connection(service.address), config.pipeline_name)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +102,9 @@ def histories(tmp_path_factory):
     def beam_scenario():
         try:
             config = run_scenario(tmp_path_factory.mktemp("parity_beam"), _beam_once)
-            beam["history"] = run_history.history(metadata.connection_config(config),
-                                                  config.pipeline_name)
+            beam["history"] = run_history.history(
+                metadata.connection_config(config), config.pipeline_name
+            )
         except BaseException as error:  # re-raised in the test's thread
             beam["error"] = error
 
@@ -115,7 +133,10 @@ def test_the_scenario_exercises_every_decision(histories):
     first, second, worse = histories[1]
     assert [first.span, second.span, worse.span] == [SPAN_2014, SPAN_2015, SPAN_2015]
     assert [first.window, second.window, worse.window] == [
-        [SPAN_2014], [SPAN_2014, SPAN_2015], [SPAN_2014, SPAN_2015]]
+        [SPAN_2014],
+        [SPAN_2014, SPAN_2015],
+        [SPAN_2014, SPAN_2015],
+    ]
     assert first.drift_baseline == "nothing (first statistics)"
     assert second.drift_baseline == f"span {SPAN_2014} statistics (run 1)"
     assert first.baseline_model == "nothing (no blessed model yet)"

@@ -2,6 +2,7 @@
 
 The runs of the compiled YAML are in test_kfp_standin.py and test_kfp_parity.py.
 """
+
 import dataclasses
 import re
 import shutil
@@ -24,17 +25,25 @@ METADATA = "metadata.example:9090"
 
 
 def _compile(tmp_path, target, **overrides):
-    config = small_config(tmp_path, kubeflow_image=IMAGE, kubeflow_target=target,
-                          kubeflow_metadata_grpc=METADATA,
-                          kubeflow_output=str(tmp_path / f"{target}.yaml"), **overrides)
+    config = small_config(
+        tmp_path,
+        kubeflow_image=IMAGE,
+        kubeflow_target=target,
+        kubeflow_metadata_grpc=METADATA,
+        kubeflow_output=str(tmp_path / f"{target}.yaml"),
+        **overrides,
+    )
     return config, kubeflow_runner.compile_pipeline(config)
 
 
 def _node_edges(spec):
     """(upstream, downstream) pairs of TFX node ids, from the tasks' dependencies."""
     node_of = {name: task.task_info.name for name, task in spec.root.dag.tasks.items()}
-    return {(node_of[upstream], node_of[name]) for name, task in spec.root.dag.tasks.items()
-            for upstream in task.dependent_tasks}
+    return {
+        (node_of[upstream], node_of[name])
+        for name, task in spec.root.dag.tasks.items()
+        for upstream in task.dependent_tasks
+    }
 
 
 def _container_args(spec, task_name):
@@ -65,11 +74,13 @@ def test_oss_graph_is_the_full_beam_graph(oss):
     config, _, spec = oss
     expected = pipeline.create_pipeline(config)
     assert {t.task_info.name for t in spec.root.dag.tasks.values()} == set(
-        pipeline.component_ids(expected))
+        pipeline.component_ids(expected)
+    )
     assert _node_edges(spec) == pipeline.component_edges(expected)
     # Both resolvers are there, as node tasks KFP can run.
     assert {pipeline.RESOLVER_ID, pipeline.STATISTICS_RESOLVER_ID} <= {
-        t.task_info.name for t in spec.root.dag.tasks.values()}
+        t.task_info.name for t in spec.root.dag.tasks.values()
+    }
 
 
 def test_oss_uses_only_what_the_kfp_backend_executes(oss):
@@ -106,10 +117,11 @@ def test_the_span_is_not_fixed_at_compile_time(oss):
     config, path, spec = oss
     parameters = yaml.safe_load(path.read_text())["root"]["inputDefinitions"]["parameters"]
     assert parameters["data_root"]["defaultValue"] == config.data_root  # the spans, not one
-    assert parameters["train_args"]["defaultValue"] == '{"num_steps": %d}' % config.train_steps
+    assert parameters["train_args"]["defaultValue"] == f'{{"num_steps": {config.train_steps}}}'
     assert all(p["isOptional"] for p in parameters.values())
-    (task_name,) = [n for n, t in spec.root.dag.tasks.items()
-                    if t.task_info.name == "CsvExampleGen"]
+    (task_name,) = [
+        n for n, t in spec.root.dag.tasks.items() if t.task_info.name == "CsvExampleGen"
+    ]
     node = node_launcher.decode_ir(_arg(_container_args(spec, task_name), "--pipeline-ir"))
     text = str(node)
     assert "span-{SPAN}/*.csv" in text and "static_range" not in text
@@ -134,21 +146,40 @@ def test_minio_roots_are_refused_with_what_works(tmp_path, setting):
 
 
 def test_help_minio_refusal_and_default_output(tmp_path):
-    result = subprocess.run([sys.executable, "runners/kubeflow_runner.py", "--help"], cwd=REPO,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "runners/kubeflow_runner.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "--kubeflow-image" in result.stdout and "--kubeflow-metadata-grpc" in result.stdout
-    refused = subprocess.run([sys.executable, "runners/kubeflow_runner.py",
-                              "--pipeline-root", "minio://mlpipeline/x",
-                              "--kubeflow-output", str(tmp_path / "x.yaml")],
-                             cwd=REPO, capture_output=True, text=True)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "runners/kubeflow_runner.py",
+            "--pipeline-root",
+            "minio://mlpipeline/x",
+            "--kubeflow-output",
+            str(tmp_path / "x.yaml"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode == 2 and "no minio:// scheme" in refused.stderr
     assert not (tmp_path / "x.yaml").exists()
     assert kubeflow_runner.output_path(small_config(tmp_path)).name == "cfpb-disputes.yaml"
 
 
 def test_node_launcher_help_and_bad_run_id(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "runners.node_launcher", "--help"], cwd=REPO,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "runners.node_launcher", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "--metadata-grpc" in result.stdout
     with pytest.raises(ValueError, match="older than 2.5"):
         node_launcher.launch(None, "Trainer", "{{$.pipeline_job_uuid}}", None)
@@ -166,15 +197,23 @@ def test_dockerfile_installs_every_package_the_project_ships(tmp_path):
     source.mkdir()
     shutil.copy(REPO / "setup.py", source)
     for package in re.findall(r'"(\w+)"', packages):
-        shutil.copytree(REPO / package, source / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-                    str(source)], check=True)
+        shutil.copytree(
+            REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
+        check=True,
+    )
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("models/preprocessing.py", "components/idempotent_pusher.py",
-                   "pipeline/pipeline.py", "runners/node_launcher.py",
-                   "data/raw/complaints_2015-01_2015-03.csv.gz", "data/schema/schema.pbtxt"):
+    for module in (
+        "models/preprocessing.py",
+        "components/idempotent_pusher.py",
+        "pipeline/pipeline.py",
+        "runners/node_launcher.py",
+        "data/raw/complaints_2015-01_2015-03.csv.gz",
+        "data/schema/schema.pbtxt",
+    ):
         assert module in names
     # Installed (a pure-Python wheel installs by unpacking) and run from an empty
     # folder, as in the image: the defaults and a compiled, project-relative
@@ -182,28 +221,34 @@ def test_dockerfile_installs_every_package_the_project_ships(tmp_path):
     installed, elsewhere = tmp_path / "site-packages", tmp_path / "workdir"
     zipfile.ZipFile(wheel).extractall(installed)
     elsewhere.mkdir()
-    check = ("import os, sys; sys.path.insert(0, sys.argv[1]); "
-             "from pipeline.configs import PipelineConfig; "
-             "from components import curated_schema; "
-             "config = PipelineConfig(); "
-             "paths = [config.schema_path, config.raw_data_dir, "
-             "         curated_schema.resolve(curated_schema.project_relative(config.schema_path))]; "
-             "assert all(p.startswith(sys.argv[1]) and os.path.exists(p) for p in paths), paths; "
-             "print(curated_schema.project_relative(config.schema_path))")
-    result = subprocess.run([sys.executable, "-c", check, str(installed)], cwd=elsewhere,
-                            capture_output=True, text=True)
+    check = (
+        "import os, sys; sys.path.insert(0, sys.argv[1]); "
+        "from pipeline.configs import PipelineConfig; "
+        "from components import curated_schema; "
+        "config = PipelineConfig(); "
+        "paths = [config.schema_path, config.raw_data_dir, "
+        "         curated_schema.resolve(curated_schema.project_relative(config.schema_path))]; "
+        "assert all(p.startswith(sys.argv[1]) and os.path.exists(p) for p in paths), paths; "
+        "print(curated_schema.project_relative(config.schema_path))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check, str(installed)], cwd=elsewhere, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "data/schema/schema.pbtxt"
 
 
 def test_task_lock_is_a_subset_of_the_development_lock():
     """The image runs the versions the tests ran: same pins, fewer packages."""
+
     def pins(name):
         return dict(re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)", (REPO / name).read_text(), re.M))
+
     task, development = pins("requirements-task.lock"), pins("requirements.lock")
     assert {"tfx", "tensorflow", "apache-beam", "tf-keras"} <= set(task)
-    assert {name: version for name, version in task.items()
-            if development.get(name) != version} == {}
+    assert {
+        name: version for name, version in task.items() if development.get(name) != version
+    } == {}
     # (jupyterlab and scikit-learn stay: TFMA's ipywidgets and TFX itself require them.)
     assert not {"apache-airflow", "kfp", "pytest", "psycopg2-binary"} & set(task)
 

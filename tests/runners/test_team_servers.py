@@ -5,6 +5,7 @@ The `servers` fixture (tests/conftest.py) starts both with
 `scripts/dev_services.sh`. The DAG is triggered under a real scheduler, as a
 team runs it.
 """
+
 import os
 import signal
 import subprocess
@@ -17,8 +18,13 @@ import pytest
 
 from pipeline import pipeline, summary
 from runners import airflow_runner
-from tests.conftest import (EXECUTING_COMPONENTS, completed_component_types,
-                            mysql_settings, small_config, sourced_env)
+from tests.conftest import (
+    EXECUTING_COMPONENTS,
+    completed_component_types,
+    mysql_settings,
+    small_config,
+    sourced_env,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
@@ -31,8 +37,12 @@ DAG_RUN_TIMEOUT_S = 45 * 60
 
 def _postgres(env: dict):
     import psycopg2
-    return psycopg2.connect(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace(
-        "postgresql+psycopg2://", "postgresql://"))
+
+    return psycopg2.connect(
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace(
+            "postgresql+psycopg2://", "postgresql://"
+        )
+    )
 
 
 def _query(env: dict, sql: str, *params) -> list:
@@ -48,8 +58,10 @@ def _wait_for(what: str, timeout_s: float, check, scheduler_log: Path):
         if value:
             return value
         time.sleep(10)
-    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}; scheduler log tail:\n"
-                + scheduler_log.read_text()[-5000:])
+    pytest.fail(
+        f"timed out after {timeout_s:.0f}s waiting for {what}; scheduler log tail:\n"
+        + scheduler_log.read_text()[-5000:]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,34 +72,85 @@ def airflow_run(servers, tmp_path_factory):
     config = small_config(home / "pipeline", **mysql_settings(servers, "mlmd_airflow"))
     env = sourced_env("scripts/airflow_env.sh", {**servers, "AIRFLOW_HOME": str(home / "airflow")})
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    env.update(config.as_env(), AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-               CFPB_AIRFLOW_COMPILED=str(home / "compiled.json"))
-    subprocess.run(["airflow", "db", "migrate"], env=env, cwd=REPO, check=True,
-                   capture_output=True, timeout=600)
-    subprocess.run([sys.executable, "runners/airflow_runner.py"], env=env, cwd=REPO, check=True,
-                   capture_output=True, timeout=600)
+    env.update(
+        config.as_env(),
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        CFPB_AIRFLOW_COMPILED=str(home / "compiled.json"),
+    )
+    subprocess.run(
+        ["airflow", "db", "migrate"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    subprocess.run(
+        [sys.executable, "runners/airflow_runner.py"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
 
     log = home / "scheduler.log"
     with open(log, "w") as out:
         # Its own process group: the LocalExecutor's workers and task processes
         # are stopped with it.
-        scheduler = subprocess.Popen(["airflow", "scheduler"], env=env, cwd=REPO, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        scheduler = subprocess.Popen(
+            ["airflow", "scheduler"],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        _wait_for("the scheduler to parse the DAG", DAG_PARSE_TIMEOUT_S,
-                  lambda: _query(servers, "SELECT 1 FROM dag WHERE dag_id = %s", DAG_ID), log)
+        _wait_for(
+            "the scheduler to parse the DAG",
+            DAG_PARSE_TIMEOUT_S,
+            lambda: _query(servers, "SELECT 1 FROM dag WHERE dag_id = %s", DAG_ID),
+            log,
+        )
         run_id = f"team-servers-{int(time.time())}"
-        triggered = subprocess.run(["airflow", "dags", "trigger", DAG_ID, "--run-id", run_id],
-                                   env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        triggered = subprocess.run(
+            ["airflow", "dags", "trigger", DAG_ID, "--run-id", run_id],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert triggered.returncode == 0, triggered.stderr[-3000:]
         state = _wait_for(
-            "the DAG run to finish", DAG_RUN_TIMEOUT_S,
-            lambda: next((s for (s,) in _query(
-                servers, "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s",
-                DAG_ID, run_id) if s in ("success", "failed")), None), log)
-        tasks = {task_id: (task_state, start, end) for task_id, task_state, start, end in _query(
-            servers, "SELECT task_id, state, start_date, end_date FROM task_instance "
-                     "WHERE dag_id = %s AND run_id = %s", DAG_ID, run_id)}
+            "the DAG run to finish",
+            DAG_RUN_TIMEOUT_S,
+            lambda: next(
+                (
+                    s
+                    for (s,) in _query(
+                        servers,
+                        "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s",
+                        DAG_ID,
+                        run_id,
+                    )
+                    if s in ("success", "failed")
+                ),
+                None,
+            ),
+            log,
+        )
+        tasks = {
+            task_id: (task_state, start, end)
+            for task_id, task_state, start, end in _query(
+                servers,
+                "SELECT task_id, state, start_date, end_date FROM task_instance "
+                "WHERE dag_id = %s AND run_id = %s",
+                DAG_ID,
+                run_id,
+            )
+        }
         print({t: (s, str(b), str(e)) for t, (s, b, e) in tasks.items()})
     finally:
         os.killpg(scheduler.pid, signal.SIGTERM)
@@ -102,14 +165,21 @@ def test_every_task_succeeded(airflow_run):
     config, tasks, state = airflow_run
     assert state == "success"
     assert {task: s for task, (s, _, _) in tasks.items()} == {
-        task: "success" for task in {*pipeline.component_ids(pipeline.create_pipeline(config)),
-                                     airflow_runner.PREPARE_TASK_ID}}
+        task: "success"
+        for task in {
+            *pipeline.component_ids(pipeline.create_pipeline(config)),
+            airflow_runner.PREPARE_TASK_ID,
+        }
+    }
 
 
 def test_independent_components_ran_at_the_same_time(airflow_run):
     config, tasks, _ = airflow_run
-    overlapping = [(a, b) for a, b in combinations(sorted(tasks), 2)
-                   if tasks[a][1] < tasks[b][2] and tasks[b][1] < tasks[a][2]]
+    overlapping = [
+        (a, b)
+        for a, b in combinations(sorted(tasks), 2)
+        if tasks[a][1] < tasks[b][2] and tasks[b][1] < tasks[a][2]
+    ]
     assert overlapping, tasks
     # ...and never against the graph: no task started before an upstream one ended.
     for upstream, downstream in pipeline.component_edges(pipeline.create_pipeline(config)):
@@ -137,15 +207,29 @@ def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_pat
     config = small_config(tmp_path, **mysql_settings(servers, "mlmd_beam"))
     env = {**servers, "CFPB_MYSQL_DATABASE": config.mysql_database}
     for _ in range(2):
-        result = subprocess.run([sys.executable, "runners/beam_runner.py", *config.as_flags()],
-                                env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
+        result = subprocess.run(
+            [sys.executable, "runners/beam_runner.py", *config.as_flags()],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     assert "mysql://" in result.stdout  # the run summary names the store
     second = summary.run_summary(config)
     states = {node_id: node.state for node_id, node in second.nodes.items()}
-    for component in ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                      "Transform", "Trainer", "Evaluator", "Pusher"):
+    for component in (
+        "CsvExampleGen",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "ExampleValidator",
+        "Transform",
+        "Trainer",
+        "Evaluator",
+        "Pusher",
+    ):
         assert states[component] == "cached", states
     assert second.push_reused_version  # pushed nothing new
     assert len(list((Path(config.serving_model_dir) / config.model_name).iterdir())) == 1

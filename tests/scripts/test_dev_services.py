@@ -2,6 +2,7 @@
 the integration tests (the `servers` fixture); these check what a user relies
 on besides: secrets stay private, servers listen on loopback only, and the
 Compose file describes the same databases, users and versions."""
+
 import os
 import re
 import socket
@@ -44,9 +45,14 @@ def test_compose_runs_the_same_databases_users_and_versions():
     # Passwords from the script's git-ignored files, never inline.
     secrets = yaml.safe_load(COMPOSE.read_text())["secrets"]
     assert {s["file"] for s in secrets.values()} == {
-        "../build/services/mysql_password", "../build/services/postgres_password"}
-    assert not any("PASSWORD" in k and not k.endswith("_FILE") and k != "MARIADB_RANDOM_ROOT_PASSWORD"
-                   for s in (mariadb, postgres) for k in s["environment"])
+        "../build/services/mysql_password",
+        "../build/services/postgres_password",
+    }
+    assert not any(
+        "PASSWORD" in k and not k.endswith("_FILE") and k != "MARIADB_RANDOM_ROOT_PASSWORD"
+        for s in (mariadb, postgres)
+        for k in s["environment"]
+    )
 
 
 def _non_loopback_address():
@@ -86,17 +92,22 @@ def test_servers_start_under_a_private_folder_and_destroy_deletes_everything(tmp
     env = {**os.environ, "CFPB_SERVICES_DIR": str(data)}
     server_files = None
     try:
-        started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True,
-                                 timeout=900)
+        started = subprocess.run(
+            [str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=900
+        )
         assert started.returncode == 0, started.stdout + started.stderr
         server_files = Path((data / "server_dir").read_text().strip())
         if os.geteuid() == 0:
-            assert not str(server_files).startswith(str(data)), "servers cannot reach the data folder"
+            assert not str(server_files).startswith(str(data)), (
+                "servers cannot reach the data folder"
+            )
         status = subprocess.run([str(SCRIPT), "status"], env=env, capture_output=True, text=True)
         assert status.returncode == 0, status.stdout
         assert "mariadb     running" in status.stdout and "postgresql  running" in status.stdout
     finally:
-        destroyed = subprocess.run([str(SCRIPT), "destroy"], env=env, capture_output=True, text=True)
+        destroyed = subprocess.run(
+            [str(SCRIPT), "destroy"], env=env, capture_output=True, text=True
+        )
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     assert not data.exists()
     assert server_files is not None and not server_files.exists()

@@ -3,6 +3,7 @@ model (two versions, labelled by `serving.model_config`), over REST and gRPC,
 including the error paths. The stand-in is not TF Serving; it speaks its
 protocol for this model (serving/standin_server.py).
 """
+
 import json
 import shutil
 import socket
@@ -21,12 +22,24 @@ pytestmark = pytest.mark.e2e
 
 STABLE, CANARY = 100, 200
 COMPLAINTS = [
-    {"product": "Debt collection", "issue": "Communication tactics", "state": "TX",
-     "zip_code": 76119, "company_response": "In progress", "timely_response": "Yes"},
-    {"product": "Mortgage", "sub_product": "Conventional fixed mortgage",
-     "issue": "Loan servicing, payments, escrow account", "state": "CA", "zip_code": "94110",
-     "company_response": "Closed with explanation", "timely_response": "No",
-     "consumer_disputed": "1"},  # a column of the data, ignored by the client
+    {
+        "product": "Debt collection",
+        "issue": "Communication tactics",
+        "state": "TX",
+        "zip_code": 76119,
+        "company_response": "In progress",
+        "timely_response": "Yes",
+    },
+    {
+        "product": "Mortgage",
+        "sub_product": "Conventional fixed mortgage",
+        "issue": "Loan servicing, payments, escrow account",
+        "state": "CA",
+        "zip_code": "94110",
+        "company_response": "Closed with explanation",
+        "timely_response": "No",
+        "consumer_disputed": "1",
+    },  # a column of the data, ignored by the client
 ]
 
 
@@ -38,8 +51,19 @@ def served(e2e, tmp_path_factory):
     for version in (STABLE, CANARY):
         shutil.copytree(pushed_model_dir(e2e[0]), model_dir / str(version))
     config_path = root / "models.config"
-    assert model_config.main(["--serving-model-dir", str(model_dir.parent), "--model-name",
-                              model_dir.name, "--output", str(config_path)]) == 0
+    assert (
+        model_config.main(
+            [
+                "--serving-model-dir",
+                str(model_dir.parent),
+                "--model-name",
+                model_dir.name,
+                "--output",
+                str(config_path),
+            ]
+        )
+        == 0
+    )
     model = standin_server.ServedModel.from_config(config_path, base_path=model_dir)
     server = standin_server.StandIn(model, rest_port=0, grpc_port=0)
     yield server, model_dir
@@ -58,27 +82,44 @@ def expected(served):
     """Probabilities from the SavedModel called directly, without any server."""
     loaded = tf.saved_model.load(str(served[1] / str(CANARY)))
     complaints = [client.raw_instance(client.normalize(c)) for c in COMPLAINTS]
-    tensors = {n: tf.constant([c[n] for c in complaints],
-                              tf.int64 if n in client.INTEGER_FEATURES else tf.string)
-               for n in features.FEATURE_NAMES}
-    return loaded.signatures[signature_names.RAW_SIGNATURE](**tensors)[
-        signature_names.PREDICTION_KEY].numpy().ravel()
+    tensors = {
+        n: tf.constant(
+            [c[n] for c in complaints], tf.int64 if n in client.INTEGER_FEATURES else tf.string
+        )
+        for n in features.FEATURE_NAMES
+    }
+    return (
+        loaded.signatures[signature_names.RAW_SIGNATURE](**tensors)[signature_names.PREDICTION_KEY]
+        .numpy()
+        .ravel()
+    )
 
 
 def _run(served, capsys, *argv):
     server, _ = served
-    code = client.main(["--host", "127.0.0.1", "--rest-port", str(server.rest_port),
-                        "--grpc-port", str(server.grpc_port), *argv])
+    code = client.main(
+        [
+            "--host",
+            "127.0.0.1",
+            "--rest-port",
+            str(server.rest_port),
+            "--grpc-port",
+            str(server.grpc_port),
+            *argv,
+        ]
+    )
     out, err = capsys.readouterr()
     return code, out, err
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 @pytest.mark.parametrize("api", ["predict", "classify"])
-def test_answers_with_the_models_probabilities_and_version(served, input_file, expected, capsys,
-                                                           protocol, api):
-    code, out, err = _run(served, capsys, "--input", str(input_file), "--protocol", protocol,
-                          "--api", api, "--json")
+def test_answers_with_the_models_probabilities_and_version(
+    served, input_file, expected, capsys, protocol, api
+):
+    code, out, err = _run(
+        served, capsys, "--input", str(input_file), "--protocol", protocol, "--api", api, "--json"
+    )
     assert code == 0, err
     answer = json.loads(out)
     assert answer["version"] == CANARY  # no label: TF Serving's latest version
@@ -87,9 +128,14 @@ def test_answers_with_the_models_probabilities_and_version(served, input_file, e
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_labels_and_versions_pick_the_answering_version(served, input_file, capsys, protocol):
-    for pin, version in ((["--label", "stable"], STABLE), (["--label", "canary"], CANARY),
-                         (["--version", str(STABLE)], STABLE)):
-        code, out, err = _run(served, capsys, "--input", str(input_file), "--protocol", protocol, *pin)
+    for pin, version in (
+        (["--label", "stable"], STABLE),
+        (["--label", "canary"], CANARY),
+        (["--version", str(STABLE)], STABLE),
+    ):
+        code, out, err = _run(
+            served, capsys, "--input", str(input_file), "--protocol", protocol, *pin
+        )
         assert code == 0, err
         assert f"version {version}" in out.splitlines()[0]
         assert len(out.splitlines()) == 1 + len(COMPLAINTS)
@@ -100,15 +146,30 @@ def test_metadata_lists_the_signatures(served, capsys, protocol):
     code, out, err = _run(served, capsys, "--api", "metadata", "--protocol", protocol)
     assert code == 0, err
     assert f"version {CANARY}" in out
-    for name in ("serving_default", signature_names.RAW_SIGNATURE,
-                 signature_names.CLASSIFICATION_SIGNATURE, signature_names.REGRESSION_SIGNATURE):
+    for name in (
+        "serving_default",
+        signature_names.RAW_SIGNATURE,
+        signature_names.CLASSIFICATION_SIGNATURE,
+        signature_names.REGRESSION_SIGNATURE,
+    ):
         assert f"  {name}: " in out
 
 
 def test_complaint_from_flags(served, capsys):
-    code, out, err = _run(served, capsys, "--product", "Mortgage", "--state", "CA",
-                          "--zip-code", "94110", "--company-response", "Closed with explanation",
-                          "--timely-response", "Yes")
+    code, out, err = _run(
+        served,
+        capsys,
+        "--product",
+        "Mortgage",
+        "--state",
+        "CA",
+        "--zip-code",
+        "94110",
+        "--company-response",
+        "Closed with explanation",
+        "--timely-response",
+        "Yes",
+    )
     assert code == 0, err
     assert "complaint 1: dispute probability 0." in out
 
@@ -118,11 +179,22 @@ INCOMPLETE = {"product": "Mortgage", "state": "CA", "zip_code": 94110}
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 @pytest.mark.parametrize("api", ["predict", "classify"])
-def test_an_incomplete_complaint_is_refused_the_same_way_by_every_api(served, capsys, protocol,
-                                                                        api):
+def test_an_incomplete_complaint_is_refused_the_same_way_by_every_api(
+    served, capsys, protocol, api
+):
     # The client refuses it before sending...
-    code, out, err = _run(served, capsys, "--product", "Mortgage", "--state", "CA",
-                          "--protocol", protocol, "--api", api)
+    code, out, err = _run(
+        served,
+        capsys,
+        "--product",
+        "Mortgage",
+        "--state",
+        "CA",
+        "--protocol",
+        protocol,
+        "--api",
+        api,
+    )
     assert code == 2 and out == ""
     assert "company_response, timely_response must be given" in err
     # ...and the model refuses it from a client that skips that check.
@@ -136,25 +208,34 @@ def test_an_incomplete_complaint_is_refused_the_same_way_by_every_api(served, ca
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 @pytest.mark.parametrize("api", ["predict", "classify"])
 def test_optional_fields_may_be_missing_on_every_api(served, capsys, protocol, api):
-    required_only = {"product": "Mortgage", "company_response": "Closed with explanation",
-                     "timely_response": "Yes"}
+    required_only = {
+        "product": "Mortgage",
+        "company_response": "Closed with explanation",
+        "timely_response": "Yes",
+    }
     answers = []
     for complaint in (required_only, {**required_only, "sub_product": "", "state": ""}):
         server, _ = served
         client_class = client.RestClient if protocol == "rest" else client.GrpcClient
         port = server.rest_port if protocol == "rest" else server.grpc_port
-        answers.append(getattr(client_class("127.0.0.1", port, "cfpb_disputes"), api)(
-            [client.normalize(complaint)]).probabilities)
+        answers.append(
+            getattr(client_class("127.0.0.1", port, "cfpb_disputes"), api)(
+                [client.normalize(complaint)]
+            ).probabilities
+        )
     assert answers[0] == answers[1]
     assert 0 < answers[0][0] < 1
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
-@pytest.mark.parametrize("pin, expected", [
-    (["--model-name", "no_such_model"], "no_such_model"),
-    (["--version", "7"], "Specific(cfpb_disputes, 7)"),
-    (["--label", "beta"], "label: beta"),
-])
+@pytest.mark.parametrize(
+    "pin, expected",
+    [
+        (["--model-name", "no_such_model"], "no_such_model"),
+        (["--version", "7"], "Specific(cfpb_disputes, 7)"),
+        (["--label", "beta"], "label: beta"),
+    ],
+)
 def test_server_refusals_are_reported(served, input_file, capsys, protocol, pin, expected):
     code, out, err = _run(served, capsys, "--input", str(input_file), "--protocol", protocol, *pin)
     assert code == 1 and out == ""
@@ -174,21 +255,49 @@ def test_server_down_is_reported(input_file, capsys, protocol):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again below: nothing listens there
-    code = client.main(["--host", "127.0.0.1", "--rest-port", str(port), "--grpc-port", str(port),
-                        "--protocol", protocol, "--timeout", "5", "--input", str(input_file)])
+    code = client.main(
+        [
+            "--host",
+            "127.0.0.1",
+            "--rest-port",
+            str(port),
+            "--grpc-port",
+            str(port),
+            "--protocol",
+            protocol,
+            "--timeout",
+            "5",
+            "--input",
+            str(input_file),
+        ]
+    )
     assert code == 1
     assert "cannot reach TF Serving" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("complaint, message", [
-    ({"product": "Mortgage", "zip_code": "9411O"}, "zip_code must be a number"),
-    ({"product": "Mortgage", "colour": "red"}, "unknown field(s) colour"),
-    ([{"product": "Mortgage", "company_response": "In progress", "timely_response": "Yes"},
-      {"product": "Mortgage"}], "complaint 2: company_response, timely_response must be given"),
-    ({"product": ["Mortgage"]}, "product must be a string"),
-    ({"product": "Mortgage", "company_response": "", "timely_response": "Yes"},
-     "company_response must be given"),
-])
+@pytest.mark.parametrize(
+    "complaint, message",
+    [
+        ({"product": "Mortgage", "zip_code": "9411O"}, "zip_code must be a number"),
+        ({"product": "Mortgage", "colour": "red"}, "unknown field(s) colour"),
+        (
+            [
+                {
+                    "product": "Mortgage",
+                    "company_response": "In progress",
+                    "timely_response": "Yes",
+                },
+                {"product": "Mortgage"},
+            ],
+            "complaint 2: company_response, timely_response must be given",
+        ),
+        ({"product": ["Mortgage"]}, "product must be a string"),
+        (
+            {"product": "Mortgage", "company_response": "", "timely_response": "Yes"},
+            "company_response must be given",
+        ),
+    ],
+)
 def test_bad_input_is_refused_before_sending(tmp_path, capsys, complaint, message):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(complaint))
@@ -199,16 +308,32 @@ def test_bad_input_is_refused_before_sending(tmp_path, capsys, complaint, messag
 
 def test_the_rest_client_does_not_import_tensorflow():
     # A REST client is a light install; only gRPC needs TF's protos.
-    code = ("import sys, serving.client; "
-            "sys.exit('tensorflow' in sys.modules or 'tensorflow_serving' in sys.modules)")
+    code = (
+        "import sys, serving.client; "
+        "sys.exit('tensorflow' in sys.modules or 'tensorflow_serving' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
 def test_command_line_as_users_run_it(served, input_file):
     server, _ = served
     result = subprocess.run(
-        [sys.executable, "-m", "serving.client", "--host", "127.0.0.1",
-         "--rest-port", str(server.rest_port), "--input", str(input_file), "--label", "stable"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "serving.client",
+            "--host",
+            "127.0.0.1",
+            "--rest-port",
+            str(server.rest_port),
+            "--input",
+            str(input_file),
+            "--label",
+            "stable",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"model cfpb_disputes version {STABLE}, label stable answered")

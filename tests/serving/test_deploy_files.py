@@ -2,6 +2,7 @@
 each other, with the config writer and with the client's defaults. (No Docker
 engine or cluster here: their own validation is the user's first `up`/`apply`.)
 """
+
 import importlib.metadata
 import re
 from pathlib import Path
@@ -32,8 +33,11 @@ def _flags(args):
 def test_serving_image_matches_the_training_tensorflow():
     tf_minor = ".".join(importlib.metadata.version("tensorflow").split(".")[:2])
     images = [_compose_service()["image"]] + [
-        c["image"] for m in _manifests() if m["kind"] == "Deployment"
-        for c in m["spec"]["template"]["spec"]["containers"]]
+        c["image"]
+        for m in _manifests()
+        if m["kind"] == "Deployment"
+        for c in m["spec"]["template"]["spec"]["containers"]
+    ]
     for image in images:
         assert image.startswith(f"tensorflow/serving:{tf_minor}."), image
 
@@ -44,8 +48,10 @@ def test_compose_mounts_everything_its_flags_name():
     for volume in service["volumes"]:
         source, target = volume.split(":")[:2]
         assert (SERVING_DIR / source).resolve() in (
-            SERVING_DIR.parent / "serving_model", model_config.DEFAULT_OUTPUT,
-            SERVING_DIR / "batching_parameters.txt"), source
+            SERVING_DIR.parent / "serving_model",
+            model_config.DEFAULT_OUTPUT,
+            SERVING_DIR / "batching_parameters.txt",
+        ), source
         mounts[target] = source
     flags = _flags(service["command"])
     assert flags["model_config_file"] in mounts and flags["batching_parameters_file"] in mounts
@@ -66,8 +72,10 @@ def test_kubernetes_manifest_is_a_valid_deployment_and_service():
     mounts = {m.mount_path for m in container.volume_mounts}
     flags = _flags(container.args)
     assert model_config.CONTAINER_MODELS_ROOT in mounts
-    assert {str(Path(flags["model_config_file"]).parent),
-            str(Path(flags["batching_parameters_file"]).parent)} <= mounts
+    assert {
+        str(Path(flags["model_config_file"]).parent),
+        str(Path(flags["batching_parameters_file"]).parent),
+    } <= mounts
     assert container.readiness_probe.http_get.path == urls.model_path(MODEL_NAME)
     ports = {p.name: p.container_port for p in container.ports}
     assert ports == {"grpc": 8500, "http": 8501}
@@ -82,15 +90,25 @@ def test_client_defaults_point_at_the_served_ports():
 
 # Fields of TF Serving's BatchingParameters (session_bundle_config.proto); the
 # proto is not in the tensorflow-serving-api wheel.
-BATCHING_FIELDS = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
-                   "num_batch_threads", "thread_pool_name", "allowed_batch_sizes",
-                   "pad_variable_length_inputs", "enable_large_batch_splitting",
-                   "max_execution_batch_size"}
+BATCHING_FIELDS = {
+    "max_batch_size",
+    "batch_timeout_micros",
+    "max_enqueued_batches",
+    "num_batch_threads",
+    "thread_pool_name",
+    "allowed_batch_sizes",
+    "pad_variable_length_inputs",
+    "enable_large_batch_splitting",
+    "max_execution_batch_size",
+}
 
 
 def test_batching_parameters_use_only_known_fields():
-    lines = [l for l in (SERVING_DIR / "batching_parameters.txt").read_text().splitlines()
-             if l.strip() and not l.startswith("#")]
+    lines = [
+        line
+        for line in (SERVING_DIR / "batching_parameters.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     values = {}
     for line in lines:
         match = re.fullmatch(r"(\w+) \{ value: (\d+) \}|(\w+): (true|false)", line.strip())

@@ -1,4 +1,5 @@
 """`python -m serving.model_config` on real pushed versions."""
+
 import re
 import shutil
 from pathlib import Path
@@ -27,8 +28,15 @@ def _read(path: Path):
 
 
 def _argv(model_dir, output, *extra):
-    return ["--serving-model-dir", str(model_dir.parent), "--model-name", model_dir.name,
-            "--output", str(output), *extra]
+    return [
+        "--serving-model-dir",
+        str(model_dir.parent),
+        "--model-name",
+        model_dir.name,
+        "--output",
+        str(output),
+        *extra,
+    ]
 
 
 def test_labels_the_newest_canary_and_the_previous_stable(pushed_two, tmp_path, capsys):
@@ -57,16 +65,23 @@ def test_one_version_is_both_stable_and_canary(pushed_two, tmp_path):
     output = tmp_path / "models.config"
     assert model_config.main(_argv(pushed_two, output)) == 0
     assert dict(_read(output).model_config_list.config[0].version_labels) == {
-        "stable": 200, "canary": 200}
+        "stable": 200,
+        "canary": 200,
+    }
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("no_versions", "holds no version folders"),
-    ("missing_dir", "does not exist"),
-    ("unknown_label_version", "--stable 150: not a pushed version"),
-    ("half_copied_newest", "version 300 cannot be served: .*no saved_model.pb"),
-])
-def test_refuses_to_write_a_config_that_cannot_serve(pushed_two, tmp_path, capsys, breakage, message):
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("no_versions", "holds no version folders"),
+        ("missing_dir", "does not exist"),
+        ("unknown_label_version", "--stable 150: not a pushed version"),
+        ("half_copied_newest", "version 300 cannot be served: .*no saved_model.pb"),
+    ],
+)
+def test_refuses_to_write_a_config_that_cannot_serve(
+    pushed_two, tmp_path, capsys, breakage, message
+):
     extra = []
     model_dir = pushed_two
     if breakage == "no_versions":
