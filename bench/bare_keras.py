@@ -53,9 +53,13 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--examples", required=True, help="CsvExampleGen examples artifact uri")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=42)
+    from pipeline.configs import PipelineConfig
+
+    defaults = PipelineConfig()  # the pipeline's own settings, stated once
+    parser.add_argument("--steps", type=int, default=defaults.train_steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -75,7 +79,7 @@ def main(argv=None) -> int:
         .repeat()
         .batch(args.batch_size)
     )
-    keras_model = pipeline_model.build_keras_model()
+    keras_model = pipeline_model.build_keras_model(args.learning_rate)
     fit_started = time.monotonic()
     keras_model.fit(dataset, steps_per_epoch=args.steps, epochs=1, verbose=0)
     fit_seconds = time.monotonic() - fit_started

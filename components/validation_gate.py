@@ -52,6 +52,8 @@ def passed_gate(store, artifact_id: int) -> bool:
     read this artifact: the one test of "validated" for both strategies below."""
     from ml_metadata.proto import metadata_store_pb2
 
+    from pipeline import metadata
+
     passed = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
     gate_type = f"{__name__}.DataValidationGate"
     consumer_ids = [
@@ -61,13 +63,7 @@ def passed_gate(store, artifact_id: int) -> bool:
     ]
     for execution in store.get_executions_by_id(consumer_ids):
         execution_type = store.get_execution_types_by_id([execution.type_id])[0]
-        # Legacy orchestration (Airflow, InteractiveContext) records the
-        # outcome as a "state" property instead.
-        legacy = execution.properties.get("state") or execution.custom_properties.get("state")
-        if execution_type.name == gate_type and (
-            execution.last_known_state in passed
-            or (legacy and legacy.string_value in ("complete", "cached"))
-        ):
+        if execution_type.name == gate_type and metadata.execution_state(execution) in passed:
             return True
     return False
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from data.listing import shortened
+from models import features
 
 RAW_DIR = Path(__file__).resolve().parent / "raw"
 # An export losing more rows than this to rejection is broken, not quirky (the
@@ -56,7 +57,7 @@ SPAN_FILE_NAME = "complaints.csv"
 REPORT_FILE_NAME = "report.json"
 IDS_FILE_NAME = "complaint_ids.txt"
 SPAN_DIR_PATTERN = re.compile(r"^span-(\d+)$")
-LABEL_COLUMN = "consumer_disputed"
+LABEL_COLUMN = features.LABEL_KEY
 ID_COLUMN = "complaint_id"
 
 CANONICAL_COLUMNS = (

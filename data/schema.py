@@ -47,6 +47,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from models import features
+
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
 
 # Fraction of a span's values that must be in the domain (unseen values allowed
@@ -62,19 +64,13 @@ MIN_DOMAIN_MASS: dict[str, float] = {
 }
 # CsvExampleGen writes an empty cell as a feature with no values, so TFDV's
 # presence counts it as present: presence (min_fraction 1) means "the column
-# exists", and emptiness is a value count. Every row has these (prepare rejects
-# rows without product; the others were never empty in 2014 or 2015):
-REQUIRED_VALUES = (
-    "product",
-    "company_response",
-    "timely_response",
-    "consumer_disputed",
-    "date_received",
-)
-# ...while these may be empty (share of empty rows in 2014 / 2015: sub_product
-# 0.36 / 0.38, sub_issue 0.55 / 0.53, state 0.016 / 0.015, zip_code 0.009 /
-# 0.010, issue a handful in 2014).
-OPTIONAL_VALUES = ("issue", "sub_product", "sub_issue", "state", "zip_code")
+# exists", and emptiness is a value count. Every row has the feature spec's
+# required features, the label and the date...
+REQUIRED_VALUES = features.REQUIRED_FEATURE_NAMES + (features.LABEL_KEY, "date_received")
+# ...while the other features may be empty (share of empty rows in 2014 / 2015:
+# sub_product 0.36 / 0.38, sub_issue 0.55 / 0.53, state 0.016 / 0.015, zip_code
+# 0.009 / 0.010, issue a handful in 2014).
+OPTIONAL_VALUES = tuple(n for n in features.FEATURE_NAMES if n not in REQUIRED_VALUES)
 # Drift thresholds. Measured between the 2014 and 2015 exports (L-infinity:
 # largest change in any value's share; JS: approximate Jensen-Shannon
 # divergence): product 0.030 (Mortgage), sub_product 0.020, issue 0.022,
@@ -91,13 +87,12 @@ LINF_THRESHOLDS: dict[str, float] = {
     "company_response": 0.05,
     "timely_response": 0.02,
 }
-JS_THRESHOLDS: dict[str, float] = {"zip_code": 0.01, "consumer_disputed": 0.01}
+JS_THRESHOLDS: dict[str, float] = {"zip_code": 0.01, features.LABEL_KEY: 0.01}
 DEPRECATED = ("company", "submitted_via")
 # Per split: an empty split must not reach the Trainer. Small spans are
 # legitimate (a month of a few hundred complaints trains inside the window);
 # data/prepare.py refuses exports under MIN_SPAN_ROWS rows before this.
 MIN_EXAMPLES_PER_SPLIT = 1
-LABEL = "consumer_disputed"
 
 
 def curate(schema, statistics_by_span: Sequence) -> None:
@@ -132,7 +127,7 @@ def curate(schema, statistics_by_span: Sequence) -> None:
             feature.ClearField("shape")
             feature.value_count.ClearField("min")
             feature.value_count.max = 1
-    label = tfdv.get_feature(schema, LABEL)
+    label = tfdv.get_feature(schema, features.LABEL_KEY)
     label.int_domain.min, label.int_domain.max = 0, 1
     for name, threshold in LINF_THRESHOLDS.items():
         feature = tfdv.get_feature(schema, name)

@@ -1,7 +1,8 @@
 """The feature spec: every feature the model uses, named once.
 
-Transform's `preprocessing_fn`, the Keras model's inputs and the serving
-signatures read these definitions, so adding or resizing a feature is a change
+Transform's `preprocessing_fn`, the Keras model's inputs, the serving
+signatures and client, and the curated schema's presence rules read these
+definitions, so adding or resizing a feature is a change
 here and nowhere else.
 
 Vocabulary sizes follow the values seen in the 2015 export (top-k keeps the
@@ -27,12 +28,15 @@ class CategoricalFeature:
 
     `embedding_dim` None means the model one-hot encodes the index; otherwise
     it learns an embedding of that size (for vocabularies too large to one-hot
-    cheaply).
+    cheaply). `required`: every complaint has a value (the schema requires it
+    in every row, every serving signature refuses a complaint without it);
+    otherwise an empty value means "not given", like an empty CSV cell.
     """
 
     name: str
     vocab_size: int
     embedding_dim: int | None = None
+    required: bool = False
 
     @property
     def num_indices(self) -> int:
@@ -44,11 +48,13 @@ class BucketizedFeature:
     """A numeric feature cut into quantile buckets (boundaries from train data).
 
     Index 0 is reserved for a missing value, so the model sees `num_buckets + 1`
-    indices and a missing ZIP is never confused with the lowest bucket.
+    indices and a missing ZIP is never confused with the lowest bucket. Raw
+    values are integers (data.prepare writes digits).
     """
 
     name: str
     num_buckets: int
+    required = False  # a missing value has its own index
 
     @property
     def num_indices(self) -> int:
@@ -56,9 +62,10 @@ class BucketizedFeature:
 
 
 CATEGORICAL_FEATURES: tuple[CategoricalFeature, ...] = (
-    CategoricalFeature("product", vocab_size=11),
-    CategoricalFeature("company_response", vocab_size=6),
-    CategoricalFeature("timely_response", vocab_size=2),
+    # Never empty in 2014 or 2015 (data.prepare rejects a row without product).
+    CategoricalFeature("product", vocab_size=11, required=True),
+    CategoricalFeature("company_response", vocab_size=6, required=True),
+    CategoricalFeature("timely_response", vocab_size=2, required=True),
     CategoricalFeature("sub_product", vocab_size=45, embedding_dim=5),
     CategoricalFeature("issue", vocab_size=90, embedding_dim=5),
     CategoricalFeature("sub_issue", vocab_size=50, embedding_dim=5),
@@ -73,6 +80,8 @@ BUCKETIZED_FEATURES: tuple[BucketizedFeature, ...] = (
 
 ALL_FEATURES = CATEGORICAL_FEATURES + BUCKETIZED_FEATURES
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in ALL_FEATURES)
+REQUIRED_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in ALL_FEATURES if f.required)
+INTEGER_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in BUCKETIZED_FEATURES)
 
 
 def transformed_name(name: str) -> str:

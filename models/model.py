@@ -23,8 +23,9 @@ from tfx_bsl.public import tfxio
 from models import features, signatures
 
 HIDDEN_UNITS = (100, 50, 10)
-DEFAULT_BATCH_SIZE = 64
-DEFAULT_LEARNING_RATE = 1e-3
+# The Trainer's custom_config: pipeline/pipeline.py sets these from the config
+# (whose defaults are the only ones), so the model never guesses a setting.
+CUSTOM_CONFIG_KEYS = ("batch_size", "learning_rate", "seed")
 FIT_TIME_FILE = "fit_time.json"
 
 
@@ -38,7 +39,7 @@ def _encoded_input(feature, indices: tf.Tensor) -> tf.Tensor:
     )(indices)
 
 
-def build_keras_model(learning_rate: float = DEFAULT_LEARNING_RATE) -> tf.keras.Model:
+def build_keras_model(learning_rate: float) -> tf.keras.Model:
     """Builds the compiled model; its inputs are Transform's `_xf` outputs."""
     inputs = {
         features.transformed_name(f.name): tf.keras.Input(
@@ -85,9 +86,14 @@ def _dataset(
 def run_fn(fn_args: FnArgs) -> None:
     """Trains the model and saves it with the serving signatures."""
     custom = fn_args.custom_config or {}
-    batch_size = int(custom.get("batch_size", DEFAULT_BATCH_SIZE))
-    if "seed" in custom:
-        tf.keras.utils.set_random_seed(int(custom["seed"]))
+    missing = [key for key in CUSTOM_CONFIG_KEYS if key not in custom]
+    if missing:
+        raise ValueError(
+            f"the Trainer's custom_config lacks {', '.join(missing)}: build the pipeline with "
+            "pipeline.pipeline.create_pipeline, which sets them from PipelineConfig"
+        )
+    batch_size = int(custom["batch_size"])
+    tf.keras.utils.set_random_seed(int(custom["seed"]))
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
     train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size)
@@ -95,7 +101,7 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size
     )
 
-    model = build_keras_model(float(custom.get("learning_rate", DEFAULT_LEARNING_RATE)))
+    model = build_keras_model(float(custom["learning_rate"]))
     started = time.monotonic()
     model.fit(
         train,

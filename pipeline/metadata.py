@@ -49,3 +49,26 @@ def describe(config: PipelineConfig) -> str:
             f"{config.mysql_database}"
         )
     return config.metadata_path
+
+
+# TFX's legacy launchers (InteractiveContext; Airflow's TFX DAG runner before
+# runners/airflow_dag.py) leave last_known_state unset and record the outcome
+# as a "state" string property (tfx/orchestration/metadata.py: 'new',
+# 'complete', 'cached').
+_LEGACY_STATES = {
+    "new": metadata_store_pb2.Execution.NEW,
+    "complete": metadata_store_pb2.Execution.COMPLETE,
+    "cached": metadata_store_pb2.Execution.CACHED,
+}
+
+
+def execution_state(execution: metadata_store_pb2.Execution) -> int:
+    """The execution's Execution.State, from whichever launcher recorded it."""
+    if execution.HasField("last_known_state"):
+        return execution.last_known_state
+    for properties in (execution.properties, execution.custom_properties):
+        if "state" in properties:
+            return _LEGACY_STATES.get(
+                properties["state"].string_value, metadata_store_pb2.Execution.UNKNOWN
+            )
+    return metadata_store_pb2.Execution.UNKNOWN

@@ -39,6 +39,7 @@ from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components import curated_schema, idempotent_pusher, model_baseline, validation_gate
+from models import model
 from pipeline import evaluation
 from pipeline.configs import PipelineConfig
 
@@ -203,11 +204,7 @@ def create_components(
         schema=schema_gen.outputs["schema"],
         train_args=runtime.train_args or trainer_pb2.TrainArgs(num_steps=config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
-        custom_config={
-            "batch_size": config.batch_size,
-            "learning_rate": config.learning_rate,
-            "seed": config.seed,
-        },
+        custom_config={key: getattr(config, key) for key in model.CUSTOM_CONFIG_KEYS},
     )
     model_resolver = (
         _baseline_resolver(trainer, project_resolvers) if config.compare_with_baseline else None

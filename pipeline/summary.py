@@ -202,14 +202,7 @@ def _run_id(store, execution, type_names: dict[int, str]) -> str | None:
 
 
 def _state(execution) -> str:
-    if execution.HasField("last_known_state"):
-        return _STATE_WORDS.get(execution.last_known_state, "unknown")
-    legacy = execution.properties.get("state")  # legacy launchers: 'complete', 'cached'
-    return (
-        {"complete": "finished"}.get(legacy.string_value, legacy.string_value)
-        if legacy
-        else "unknown"
-    )
+    return _STATE_WORDS.get(metadata.execution_state(execution), "unknown")
 
 
 def _latest_executions(store, pipeline_name: str) -> tuple[str | None, dict[str, object]]:

@@ -26,15 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from data import prepare, schema
+from data import prepare
 from models import features
 from models.signature_names import CLASSIFICATION_SIGNATURE, PREDICTION_KEY, RAW_SIGNATURE
 from pipeline.configs import PipelineConfig
 from serving import urls
 
 POSITIVE_CLASS = features.LABEL_CLASSES[1]
-INTEGER_FEATURES = ("zip_code",)
-REQUIRED_FEATURES = tuple(n for n in features.FEATURE_NAMES if n in schema.REQUIRED_VALUES)
+INTEGER_FEATURES = features.INTEGER_FEATURE_NAMES
+REQUIRED_FEATURES = features.REQUIRED_FEATURE_NAMES
 
 Complaint = dict[str, str | int]
 

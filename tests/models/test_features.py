@@ -4,7 +4,20 @@ from models import features
 
 def test_every_feature_and_the_label_are_canonical_columns():
     assert set(features.FEATURE_NAMES) <= set(prepare.CANONICAL_COLUMNS)
-    assert features.LABEL_KEY == prepare.LABEL_COLUMN
+    assert features.LABEL_KEY in prepare.CANONICAL_COLUMNS
+
+
+def test_the_curated_schema_requires_exactly_the_required_features():
+    # A fixed shape makes Transform parse the feature as always present (and
+    # the signatures refuse a complaint without it); the others are optional.
+    from data import schema
+
+    curated = {f.name: f for f in schema.load().feature}
+    assert {n for n in features.FEATURE_NAMES if curated[n].HasField("shape")} == set(
+        features.REQUIRED_FEATURE_NAMES
+    )
+    assert features.REQUIRED_FEATURE_NAMES == ("product", "company_response", "timely_response")
+    assert all(curated[n].value_count.max == 1 for n in schema.OPTIONAL_VALUES)
 
 
 def test_names_are_unique_and_the_label_is_not_a_feature():

@@ -2,6 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import features, model
+from pipeline.configs import PipelineConfig
 
 
 def _batch(size=32, seed=0):
@@ -20,14 +21,14 @@ def test_tf_keras_is_keras_2():
 
 
 def test_model_takes_one_input_per_spec_feature():
-    keras_model = model.build_keras_model()
+    keras_model = model.build_keras_model(PipelineConfig().learning_rate)
     assert sorted(keras_model.input) == sorted(
         features.transformed_name(n) for n in features.FEATURE_NAMES
     )
 
 
 def test_one_training_step_changes_the_weights_and_outputs_probabilities():
-    keras_model = model.build_keras_model()
+    keras_model = model.build_keras_model(PipelineConfig().learning_rate)
     inputs, labels = _batch()
     before = [w.copy() for w in keras_model.get_weights()]
 
@@ -43,7 +44,7 @@ def test_one_training_step_changes_the_weights_and_outputs_probabilities():
 
 
 def test_large_vocabularies_are_embedded_and_small_ones_one_hot():
-    keras_model = model.build_keras_model()
+    keras_model = model.build_keras_model(PipelineConfig().learning_rate)
     layer_names = {layer.name for layer in keras_model.layers}
     for feature in features.CATEGORICAL_FEATURES:
         kind = "embedding" if feature.embedding_dim else "one_hot"

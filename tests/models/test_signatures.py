@@ -126,18 +126,12 @@ def test_predictions_depend_on_the_input(pushed, complaints):
     assert len(set(np.round(probabilities, 6))) > 1
 
 
-REQUIRED = ("product", "company_response", "timely_response")
+REQUIRED = features.REQUIRED_FEATURE_NAMES
 EXAMPLE_SIGNATURES = (
     ("serving_default", "examples"),
     (signature_names.CLASSIFICATION_SIGNATURE, "inputs"),
     (signature_names.REGRESSION_SIGNATURE, "inputs"),
 )
-
-
-def test_the_required_features_are_the_schemas(pushed):
-    from data import schema
-
-    assert REQUIRED == tuple(n for n in features.FEATURE_NAMES if n in schema.REQUIRED_VALUES)
 
 
 @pytest.mark.parametrize("name", REQUIRED)

@@ -49,3 +49,18 @@ def test_grpc_address_must_be_host_and_port():
 
     with pytest.raises(ValueError, match="HOST:PORT"):
         metadata.grpc_connection("metadata-grpc-service")
+
+
+def test_execution_state_reads_portable_and_legacy_launchers_records():
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    portable = pb.Execution(last_known_state=pb.Execution.CACHED)
+    legacy = pb.Execution()
+    legacy.properties["state"].string_value = "complete"
+    legacy_custom = pb.Execution()
+    legacy_custom.custom_properties["state"].string_value = "new"
+
+    assert metadata.execution_state(portable) == pb.Execution.CACHED
+    assert metadata.execution_state(legacy) == pb.Execution.COMPLETE
+    assert metadata.execution_state(legacy_custom) == pb.Execution.NEW
+    assert metadata.execution_state(pb.Execution()) == pb.Execution.UNKNOWN
