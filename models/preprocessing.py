@@ -21,9 +21,10 @@ Tensor: TypeAlias = tf.Tensor | tf.SparseTensor
 def fill_in_missing(x: Tensor, default) -> tf.Tensor:
     """Returns a dense rank-1 tensor with `default` where a value is missing.
 
-    CsvExampleGen leaves empty cells out of the tf.Example, so a feature that is
-    sometimes empty arrives as a SparseTensor of shape [batch, 1]; one that is
-    always present arrives dense.
+    CsvExampleGen writes an empty cell as a feature with an empty value list, so
+    an optional feature (a VarLen feature in the schema) arrives as a
+    SparseTensor of shape [batch, 1] with no entry for that row; a required one
+    (fixed shape in the schema, models/features.py) arrives dense.
     """
     if isinstance(x, tf.SparseTensor):
         x = tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default)

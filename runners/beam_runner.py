@@ -9,6 +9,12 @@
 Prepares the bundled CFPB exports into spans, runs the graph from `pipeline/`
 with caching, prints one line per component and ends with a run summary read
 from ML Metadata. Orchestrator settings only: the graph lives in pipeline/.
+One run at a time per SQLite store and pipeline root (runners/run_lock.py):
+a second one is refused at once; a run killed mid-component is tidied up by
+the next one, which reuses every component that had finished.
+
+Exit status: 0 finished, 1 the run (or the data) failed, 2 bad settings,
+3 another run holds the store or the pipeline root.
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python runners/beam_runner.py",
         description="Run the CFPB dispute pipeline locally with TFX's BeamDagRunner.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Beam args take one quoted string with '=', e.g. "
+        epilog="Exit status: 0 finished, 1 failed, 2 bad settings, 3 another run holds the "
+        "store or pipeline root. Beam args take one quoted string with '=', e.g. "
         "--beam-pipeline-args='--direct_running_mode=multi_processing "
         "--direct_num_workers=2', or for Dataflow "
         "'--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp'.",
@@ -61,6 +68,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     config, args = configs.parse_args(parser, argv)
     _quiet_logs(args.verbose)
+    from runners import run_lock
+
+    try:
+        with run_lock.exclusive_run(config):
+            return _run(config, args.verbose)
+    except run_lock.RunLocked as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+
+
+def _run(config, verbose: bool) -> int:
+    """Prepares the data and runs the pipeline; the caller holds the run lock."""
 
     # Data first, before TensorFlow is imported (~20 s): a bad export is
     # reported within seconds.
@@ -78,11 +97,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(report.summary())
 
     from pipeline import metadata, pipeline, summary
-    from runners import beam_progress
+    from runners import beam_progress, run_lock
 
-    _quiet_logs(args.verbose)
+    _quiet_logs(verbose)
 
     connection = metadata.connection_config(config)
+    if run_lock.locks_store(config):
+        from ml_metadata import metadata_store
+
+        cancelled = run_lock.cancel_interrupted(
+            metadata_store.MetadataStore(connection), config.pipeline_name
+        )
+        if cancelled:
+            print("Marked as canceled, left running by an interrupted run: " + ", ".join(cancelled))
     tfx_pipeline = pipeline.create_pipeline(config, connection)
     print(
         f"\nRunning pipeline '{config.pipeline_name}' "

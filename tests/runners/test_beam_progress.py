@@ -1,0 +1,54 @@
+"""The contract runners/beam_progress.py relies on inside TFX's BeamDagRunner.
+
+TFX offers no public hook for per-node progress; these fail on a TFX upgrade
+that changes the hook, so the progress lines are never silently lost (or the
+runner broken) without a message saying where to look.
+"""
+
+import inspect
+
+from tfx.orchestration.beam import beam_dag_runner
+
+from runners import beam_progress
+
+WHY = (
+    "TFX changed how BeamDagRunner builds node DoFns; runners/beam_progress.py "
+    "subclasses PipelineNodeAsDoFn through BeamDagRunner._PIPELINE_NODE_DO_FN_CLS"
+)
+
+
+def test_beam_dag_runner_still_builds_node_dofns_from_the_class_attribute():
+    assert beam_dag_runner.BeamDagRunner._PIPELINE_NODE_DO_FN_CLS is (
+        beam_dag_runner.PipelineNodeAsDoFn
+    ), WHY
+    source = inspect.getsource(beam_dag_runner.BeamDagRunner)
+    assert "self._PIPELINE_NODE_DO_FN_CLS(" in source, WHY
+    assert beam_progress.ProgressBeamDagRunner._PIPELINE_NODE_DO_FN_CLS is (
+        beam_progress.ProgressNodeDoFn
+    )
+
+
+def test_the_node_dofn_takes_the_keyword_arguments_the_subclass_reads():
+    parameters = inspect.signature(beam_dag_runner.PipelineNodeAsDoFn.__init__).parameters
+    assert {"pipeline_node", "mlmd_connection_config", "pipeline_info"} <= set(parameters), WHY
+    source = inspect.getsource(beam_dag_runner.BeamDagRunner)
+    for keyword in ("pipeline_node=", "mlmd_connection_config=", "pipeline_info="):
+        assert keyword in source, WHY
+
+
+def test_the_subclass_keeps_its_own_copies_of_what_it_prints():
+    from tfx.proto.orchestration import pipeline_pb2
+
+    node = pipeline_pb2.PipelineNode()
+    node.node_info.id = "Trainer"
+    do_fn = beam_progress.ProgressNodeDoFn(
+        pipeline_node=node,
+        mlmd_connection_config=None,
+        pipeline_info=pipeline_pb2.PipelineInfo(id="cfpb-disputes"),
+        pipeline_runtime_spec=pipeline_pb2.PipelineRuntimeSpec(),
+        executor_spec=None,
+        custom_driver_spec=None,
+        deployment_config=None,
+        pipeline=None,
+    )
+    assert (do_fn.node_id, do_fn.pipeline_id) == ("Trainer", "cfpb-disputes")

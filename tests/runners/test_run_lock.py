@@ -1,0 +1,123 @@
+"""Faults, with real processes and real signals: a second run started while a
+first one is in Transform is refused; the first, killed with SIGKILL in the
+middle of Transform, is finished by the next run, which reuses what had
+finished, pushes one model and leaves no execution looking alive."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2 as pb
+
+from pipeline import metadata
+from pipeline.configs import REPO_ROOT
+from runners import run_lock
+from tests.conftest import run_beam_runner, small_config
+
+pytestmark = pytest.mark.e2e
+# Components that finished before Transform and must answer from cache.
+BEFORE_TRANSFORM = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator")
+
+
+def _executions(config, node_id):
+    store = metadata_store.MetadataStore(metadata.connection_config(config))
+    context = store.get_context_by_type_and_name("node", f"{config.pipeline_name}.{node_id}")
+    return store.get_executions_by_context(context.id) if context else []
+
+
+def _wait_for_running_transform(process, config, deadline):
+    """Reads the run's progress until Transform starts, then polls ML Metadata
+    until its execution is registered as RUNNING (the executor is working)."""
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if line.startswith("  > Transform"):
+            break
+        assert time.monotonic() < deadline, "".join(output)
+    else:
+        pytest.fail("the run ended before Transform:\n" + "".join(output))
+    while time.monotonic() < deadline:
+        try:
+            if any(
+                e.last_known_state == pb.Execution.RUNNING for e in _executions(config, "Transform")
+            ):
+                return "".join(output)
+        except Exception:  # the runner is writing: SQLite may refuse a reader for a moment
+            pass
+        time.sleep(0.2)
+    pytest.fail("Transform never showed as RUNNING:\n" + "".join(output))
+
+
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory):
+    config = small_config(tmp_path_factory.mktemp("faults"))
+    command = [sys.executable, "runners/beam_runner.py", *config.as_flags()]
+    first = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal job would be
+    )
+    try:
+        first_output = _wait_for_running_transform(first, config, time.monotonic() + 900)
+        second = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+    killed = [
+        e for e in _executions(config, "Transform") if e.last_known_state == pb.Execution.RUNNING
+    ]
+    code, output = run_beam_runner(config.as_flags())
+    return config, first, first_output, second, killed, code, output
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_store(faults):
+    config, first, _, second, *_ = faults
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert f"another run is using {config.metadata_path} (pid {first.pid}" in second.stderr
+    assert "Preparing spans" not in second.stdout  # refused before touching anything
+
+
+def test_a_run_killed_in_transform_is_finished_by_the_next_run(faults):
+    config, first, _, _, killed, code, output = faults
+    assert first.returncode == -signal.SIGKILL
+    assert len(killed) == 1  # killed while Transform's executor was working
+    assert code == 0, output
+    assert "Marked as canceled, left running by an interrupted run: Transform (run " in output
+
+    canceled = [e for e in _executions(config, "Transform") if e.id == killed[0].id][0]
+    assert canceled.last_known_state == pb.Execution.CANCELED
+    assert "killed" in canceled.custom_properties[run_lock.INTERRUPTED_KEY].string_value
+    for node_id in BEFORE_TRANSFORM:
+        newest = max(_executions(config, node_id), key=lambda e: e.id)
+        assert newest.last_known_state == pb.Execution.CACHED, node_id
+    store = metadata_store.MetadataStore(metadata.connection_config(config))
+    assert not [
+        e
+        for e in store.get_executions()
+        if e.last_known_state in (pb.Execution.RUNNING, pb.Execution.NEW)
+    ]
+    versions = list((Path(config.serving_model_dir) / config.model_name).iterdir())
+    assert len(versions) == 1
+    assert "Run finished" in output and "FAILED" not in output
+
+
+def test_the_lock_is_released_when_a_run_ends(tmp_path):
+    config = small_config(tmp_path)
+    with run_lock.exclusive_run(config):
+        with pytest.raises(run_lock.RunLocked, match=f"pid {os.getpid()}"):
+            with run_lock.exclusive_run(config):
+                pass
+    with run_lock.exclusive_run(config):  # free again
+        pass
+    assert run_lock.lock_files(config) == [
+        Path(f"{config.metadata_path}.lock"),
+        Path(config.pipeline_root) / run_lock.LOCK_NAME,
+    ]
