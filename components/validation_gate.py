@@ -233,7 +233,7 @@ def DataValidationGate(
             + "\nNothing after validation ran; the previously pushed model stays the served "
             f"one. Fix the data, or if CFPB's values really changed: `python -m data.schema "
             f"diff --span {span}` shows what accepting them changes, `accept` writes it "
-            "(README, 'Data validation')."
+            "(docs/data-validation.md)."
         )
 
 

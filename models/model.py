@@ -3,7 +3,7 @@
 The book's tabular model: small categoricals one-hot, larger ones embedded,
 ZIP buckets one-hot, then Dense 100 -> 50 -> 10 (relu) and a sigmoid output.
 The book's TF-Hub text embeddings for `issue`/`sub_issue` are replaced by
-in-graph vocabularies (no downloads at run time; see docs in README).
+in-graph vocabularies: nothing is downloaded at run time.
 
 Keras 2 is required (TFX 1.16): scripts/setup.sh makes TF_USE_LEGACY_KERAS=1
 hold in every interpreter of the venv, so `tf.keras` is tf-keras here.

@@ -12,7 +12,7 @@ errors go back as the same gRPC status codes. Clients use the real gRPC
 client path (`MetadataStoreClientConfig`), as tasks in a cluster do.
 
 What differs from a cluster: the server library is 1.16 here, 1.14 there
-(see the README's Kubeflow section), and calls are served one at a time.
+(see docs/kubeflow.md), and calls are served one at a time.
 
     python -m runners.mlmd_grpc_standin --metadata-path build/kfp/metadata.sqlite --port 8080
 """

@@ -168,7 +168,7 @@ def test_a_broken_raw_export_is_refused_before_the_pipeline(e2e, tmp_path):
 def test_drift_thresholds_on_the_full_real_exports(tmp_path):
     """The schema's thresholds against the whole 2014 and 2015 exports: with
     open complaints excluded, nothing moved beyond its threshold (the largest
-    change is sub_issue's 0.032 against 0.05; README, 'Data validation')."""
+    change is sub_issue's 0.032 against 0.05; docs/data-validation.md)."""
     import tensorflow_data_validation as tfdv
 
     from components import validation_gate

@@ -8,7 +8,7 @@ the first one); then a deliberately worse model (1 training step) on the same
 window, which must be compared with the blessed one and never pushed. Each run's
 decisions are read back from each runner's ML Metadata store with
 pipeline/run_history.py and must match row for row (the table is in the
-README, "Run on Kubeflow Pipelines").
+docs/kubeflow.md).
 """
 
 import json

@@ -198,11 +198,15 @@ def test_an_incomplete_complaint_is_refused_the_same_way_by_every_api(
     assert code == 2 and out == ""
     assert "company_response, timely_response must be given" in err
     # ...and the model refuses it from a client that skips that check.
-    server, _ = served
-    client_class = client.RestClient if protocol == "rest" else client.GrpcClient
-    port = server.rest_port if protocol == "rest" else server.grpc_port
     with pytest.raises(client.ServingError, match="company_response"):
-        getattr(client_class("127.0.0.1", port, "cfpb_disputes"), api)([INCOMPLETE])
+        getattr(_client(served, protocol), api)([INCOMPLETE])
+
+
+def _client(served, protocol):
+    server, _ = served
+    if protocol == "rest":
+        return client.RestClient("127.0.0.1", server.rest_port, "cfpb_disputes")
+    return client.GrpcClient("127.0.0.1", server.grpc_port, "cfpb_disputes")
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
@@ -213,16 +217,10 @@ def test_optional_fields_may_be_missing_on_every_api(served, capsys, protocol, a
         "company_response": "Closed with explanation",
         "timely_response": "Yes",
     }
-    answers = []
-    for complaint in (required_only, {**required_only, "sub_product": "", "state": ""}):
-        server, _ = served
-        client_class = client.RestClient if protocol == "rest" else client.GrpcClient
-        port = server.rest_port if protocol == "rest" else server.grpc_port
-        answers.append(
-            getattr(client_class("127.0.0.1", port, "cfpb_disputes"), api)(
-                [client.normalize(complaint)]
-            ).probabilities
-        )
+    answers = [
+        getattr(_client(served, protocol), api)([client.normalize(complaint)]).probabilities
+        for complaint in (required_only, {**required_only, "sub_product": "", "state": ""})
+    ]
     assert answers[0] == answers[1]
     assert 0 < answers[0][0] < 1
 
