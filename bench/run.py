@@ -37,6 +37,7 @@ def _config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
         pipeline_root=str(root / "pipeline_root"),
         metadata_path=str(root / "metadata.sqlite"),
         serving_model_dir=str(root / "serving_model"),
+        report_dir=str(root / "reports"),
         max_rows_per_span=args.rows,
         train_steps=args.train_steps,
         **overrides,

@@ -114,6 +114,7 @@ def run_once(
         pipeline_root=str(root / "pipeline_root"),
         metadata_path=str(root / "metadata.sqlite"),
         serving_model_dir=str(root / "serving_model"),
+        report_dir=str(root / "reports"),
         train_steps=train_steps,
         beam_pipeline_args=MODES[mode].split(),
     )

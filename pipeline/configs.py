@@ -111,6 +111,10 @@ class PipelineConfig:
         default=str(REPO_ROOT / "serving_model"),
         metadata={"help": "Pusher writes <this>/<model_name>/<version>/ (TF Serving layout)"},
     )
+    report_dir: str = dataclasses.field(
+        default=_build("reports"),
+        metadata={"help": "run reports go to <this>/<pipeline_name>/ (python -m pipeline.report)"},
+    )
     metadata_path: str = dataclasses.field(
         default=_build("metadata", "metadata.sqlite"),
         metadata={"help": "SQLite ML Metadata file (used unless --mysql-host is set)"},
@@ -151,6 +155,15 @@ class PipelineConfig:
         # 0.6 was set when open complaints made AUC easy (data/README.md).
         default=0.55,
         metadata={"help": "Evaluator blesses a model only if eval AUC is at least this"},
+    )
+    decision_threshold: float = dataclasses.field(
+        # About the share of disputed complaints (16-19% in 2014-2015): at 0.5
+        # this model flags almost none, so precision and recall there are empty.
+        default=0.2,
+        metadata={
+            "help": "probability from which a complaint counts as predicted disputed: "
+            "precision, recall and accuracy are reported at it"
+        },
     )
     max_auc_regression: float = dataclasses.field(
         default=0.0,

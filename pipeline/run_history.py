@@ -106,10 +106,16 @@ class _Store:
                 versions.append(version)
         self.version_names = {v: f"v{i}" for i, v in enumerate(sorted(versions, key=int), 1)}
 
-    def _run_type_id(self) -> int:
+    def _run_type_id(self) -> int | None:
+        """None in a store only TFX's legacy launcher wrote (InteractiveContext):
+        it records no pipeline runs, so there is no run history to read."""
         if not hasattr(self, "_run_type"):
-            run_type = self.store.get_context_type("pipeline_run")
-            self._run_type = run_type.id
+            from ml_metadata import errors
+
+            try:
+                self._run_type = self.store.get_context_type("pipeline_run").id
+            except errors.NotFoundError:
+                self._run_type = None
         return self._run_type
 
     def run_name(self, run_id: str) -> str:

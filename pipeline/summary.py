@@ -121,7 +121,7 @@ class RunSummary:
                 "the previously pushed model stays the served one"
             )
         if self.validation_report is not None:
-            lines.append("  drift       " + _drift_text(self.validation_report))
+            lines.append("  drift       " + drift_text(self.validation_report))
         if self.auc_overall:
             text = (
                 f"  eval AUC    {self.auc_overall.value:.3f} overall "
@@ -265,7 +265,7 @@ def _node_runs(store, executions: dict[str, Any]) -> dict[str, NodeRun]:
     return runs
 
 
-def _split_names(artifact) -> list[str]:
+def split_names(artifact) -> list[str]:
     value = artifact.properties.get("split_names") or artifact.custom_properties.get("split_names")
     return validation_files.split_names(value.string_value if value else "")
 
@@ -273,7 +273,7 @@ def _split_names(artifact) -> list[str]:
 def _split_rows(statistics) -> dict[str, int]:
     return {
         split: validation_files.num_examples(statistics.uri, split)
-        for split in _split_names(statistics)
+        for split in split_names(statistics)
     }
 
 
@@ -283,7 +283,7 @@ def _anomalies(anomalies_artifact) -> dict[str, list[str]]:
             f"{a['feature']} ({a['anomaly']})"
             for a in validation_files.read_anomalies(anomalies_artifact.uri, split)
         ]
-        for split in _split_names(anomalies_artifact)
+        for split in split_names(anomalies_artifact)
     }
 
 
@@ -347,7 +347,7 @@ def _threshold_text(threshold) -> str:
     return str(threshold).strip()
 
 
-def _drift_text(report: dict) -> str:
+def drift_text(report: dict) -> str:
     baseline = report.get("drift_baseline")
     if baseline is None:
         return "not measured: no earlier statistics to compare with"

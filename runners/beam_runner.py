@@ -130,11 +130,26 @@ def _run(config, verbose: bool) -> int:
         else:
             print(f"\nRun failed after {took:.0f}s: {error}", file=sys.stderr)
         print(summary.run_summary(config, connection).render(), file=sys.stderr)
+        _write_report(config, connection, sys.stderr)
         return 1
     run = summary.run_summary(config, connection)
     print(f"\nRun finished in {time.monotonic() - started:.0f}s")
     print(run.render())
+    _write_report(config, connection, sys.stdout)
     return 0
+
+
+def _write_report(config, connection, stream) -> None:
+    """The run's HTML report; a report that cannot be written never changes
+    the run's outcome, it is only said."""
+    from pipeline import report
+
+    try:
+        page = report.write(config, connection_config=connection)
+    except Exception as error:  # the run's result stands; say why there is no page
+        print(f"  report      not written: {type(error).__name__}: {error}", file=stream)
+        return
+    print(f"  report      {page}", file=stream)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ def small_config(root: Path, **overrides) -> PipelineConfig:
         pipeline_root=str(root / "pipeline_root"),
         metadata_path=str(root / "metadata.sqlite"),
         serving_model_dir=str(root / "serving_model"),
+        report_dir=str(root / "reports"),
         max_rows_per_span=E2E_ROWS_PER_SPAN,
         train_steps=E2E_TRAIN_STEPS,
         eval_steps=10,

@@ -57,6 +57,26 @@ def test_notebook_runs_headless_end_to_end(tmp_path, monkeypatch):
     assert len(pushed) == 1
     last_output = notebook.cells[-1].outputs[-1]["data"]["text/plain"]
     assert "dispute_probability" in last_output
+    # The run report, written and shown inline for the notebook's run.
+    (page,) = [
+        p
+        for p in (work_dir / "reports" / "cfpb-disputes-notebook").glob("*.html")
+        if p.name != "index.html"
+    ]
+    assert 'id="verdict"' in page.read_text()
+    shown = [
+        o for c in notebook.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})
+    ]
+    assert any("srcdoc" in o["data"]["text/html"] for o in shown)
+    # No library noise in the cells' output: CUDA registration errors, FutureWarnings.
+    stderr = "".join(
+        o.get("text", "")
+        for c in notebook.cells
+        for o in c.get("outputs", [])
+        if o.get("name") == "stderr"
+    )
+    for noise in ("Unable to register", "FutureWarning"):
+        assert noise not in stderr, stderr[:2000]
 
 
 @pytest.mark.integration

@@ -35,3 +35,14 @@ def test_without_a_baseline_only_the_floor_applies():
     auc = _auc_config(evaluation.eval_config(PipelineConfig(compare_with_baseline=False)))
     threshold = auc.per_slice_thresholds[0].threshold
     assert threshold.HasField("value_threshold") and not threshold.HasField("change_threshold")
+
+
+def test_precision_recall_and_accuracy_are_measured_at_the_operating_threshold():
+    import json
+
+    config = evaluation.eval_config(PipelineConfig(decision_threshold=0.3))
+    by_class = {m.class_name: m for spec in config.metrics_specs for m in spec.metrics}
+    assert json.loads(by_class["Precision"].config) == {"thresholds": [0.3]}
+    assert json.loads(by_class["Recall"].config) == {"thresholds": [0.3]}
+    assert json.loads(by_class["BinaryAccuracy"].config) == {"threshold": 0.3}
+    assert "ConfusionMatrixPlot" in by_class  # the report's ROC and PR curves

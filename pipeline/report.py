@@ -1,0 +1,692 @@
+"""The run report: one self-contained HTML page per run, and an index of runs.
+
+    python -m pipeline.report                       # the newest run of the configured store
+    python -m pipeline.report --output-dir DIR      # default build/reports/<pipeline_name>
+
+
+Read from ML Metadata and the run's artifacts (any store the config selects,
+any runner's records), written as `<run id>.html` next to `index.html`. Every
+chart is inline SVG and the styles are inline: the page needs no network and
+no script. What it shows:
+
+- the run at a glance: spans, rows per split, each component with its time and
+  state, and the verdict (pushed, not blessed and why, or stopped by data);
+- data: per feature, the train split's top values (or the ZIP histogram) next
+  to the drift baseline's, the drift distance against the schema's threshold,
+  and the share of empty values; anomalies with their description;
+- model: metrics overall and per slice with example counts, ROC and
+  precision-recall curves, calibration, precision and recall at the operating
+  threshold (`--decision-threshold`), the candidate next to the baseline it
+  was compared with;
+- lineage: export -> span -> examples -> transform graph -> model -> blessing
+  -> pushed version, with ML Metadata ids and URIs;
+- what changed since the previous run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import html
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from components import validation_files
+from models import features
+from pipeline import metadata, run_history, summary
+from pipeline.configs import PipelineConfig
+
+TOP_VALUES = 8
+BASELINE = "baseline"
+
+
+@dataclasses.dataclass
+class FeatureView:
+    name: str
+    kind: str  # "categorical" or "numeric"
+    # [(value, share of rows)] for this span and for the drift baseline
+    values: list[tuple[str, float]]
+    baseline_values: list[tuple[str, float]]
+    empty_share: float
+    drift: float | None = None
+    drift_threshold: float | None = None
+    drift_kind: str = ""
+
+
+@dataclasses.dataclass
+class Curve:
+    name: str
+    points: list[tuple[float, float]]
+
+
+@dataclasses.dataclass
+class Report:
+    config: PipelineConfig
+    run: summary.RunSummary
+    features: list[FeatureView]
+    anomalies: list[dict]  # split, feature, anomaly, detail
+    metrics: dict[str, dict[str, dict[str, float]]]  # model -> slice -> metric -> value
+    curves: dict[str, list[Curve]]  # chart title -> curves
+    lineage: list[tuple[str, str]]
+    history: list[run_history.RunDecisions]
+    statistics_uri: str | None = None
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _statistics_view(statistics, baseline, schema, drift_info) -> list[FeatureView]:
+    def by_name(dataset):
+        return {f.path.step[0]: f for f in dataset.features} if dataset else {}
+
+    current = by_name(statistics.datasets[0] if statistics.datasets else None)
+    previous = by_name(baseline.datasets[0] if baseline and baseline.datasets else None)
+    rows = statistics.datasets[0].num_examples if statistics.datasets else 0
+    views = []
+    for name in (*features.FEATURE_NAMES, features.LABEL_KEY):
+        if name not in current:
+            continue
+        stats = current[name]
+        kind = "numeric" if stats.HasField("num_stats") else "categorical"
+        common = (
+            stats.num_stats.common_stats if kind == "numeric" else stats.string_stats.common_stats
+        )
+        empty = 1.0 - common.tot_num_values / rows if rows else 0.0
+        view = FeatureView(
+            name,
+            kind,
+            _distribution(stats, rows),
+            _distribution(previous[name], _rows(baseline)) if name in previous else [],
+            max(empty, 0.0),
+        )
+        for measurement in drift_info.get(name, []):
+            view.drift, view.drift_threshold, view.drift_kind = measurement
+        views.append(view)
+    return views
+
+
+def feature_table(
+    statistics_uri: str,
+    baseline_uri: str | None = None,
+    schema_uri: str | None = None,
+    split: str = "train",
+) -> list[FeatureView]:
+    """Each feature's distribution in one split of a statistics artifact, next
+    to a baseline's and with the drift the schema's comparators measure."""
+    import tensorflow_data_validation as tfdv
+
+    statistics = validation_files.read_statistics(statistics_uri, split)
+    baseline = validation_files.read_statistics(baseline_uri, split) if baseline_uri else None
+    schema = tfdv.load_schema_text(os.path.join(schema_uri, "schema.pbtxt")) if schema_uri else None
+    return _statistics_view(
+        statistics, baseline, schema, _drift_measurements(statistics, baseline, schema)
+    )
+
+
+def _rows(statistics) -> int:
+    return statistics.datasets[0].num_examples if statistics and statistics.datasets else 0
+
+
+def _distribution(stats, rows: int) -> list[tuple[str, float]]:
+    if not rows:
+        return []
+    if stats.path.step[0] == features.LABEL_KEY:  # 0/1: the share of disputes says it all
+        disputed = stats.num_stats.mean
+        return [("not disputed (0)", 1 - disputed), ("disputed (1)", disputed)]
+    if stats.HasField("string_stats"):
+        top = stats.string_stats.top_values[:TOP_VALUES]
+        return [(v.value or "(empty)", v.frequency / rows) for v in top]
+    histograms = [h for h in stats.num_stats.histograms if h.type == h.STANDARD]
+    if not histograms:
+        return []
+    return [
+        (f"{b.low_value:,.0f}-{b.high_value:,.0f}", b.sample_count / rows)
+        for b in histograms[0].buckets
+    ]
+
+
+def _drift_measurements(statistics, baseline, schema) -> dict[str, list[tuple[float, float, str]]]:
+    """{feature: [(distance, threshold, kind)]} for every feature with a comparator."""
+    import tensorflow_data_validation as tfdv
+
+    if baseline is None or schema is None:
+        return {}
+    result = tfdv.validate_statistics(statistics, schema, previous_statistics=baseline)
+    measured: dict[str, list[tuple[float, float, str]]] = {}
+    for info in result.drift_skew_info:
+        name = info.path.step[0]
+        for m in info.drift_measurements:
+            kind = "L-infinity" if m.type == m.L_INFTY else "Jensen-Shannon"
+            measured.setdefault(name, []).append((m.value, m.threshold, kind))
+    return measured
+
+
+def _metrics(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
+    import tensorflow_model_analysis as tfma
+
+    by_model: dict[str, dict[str, dict[str, float]]] = {}
+    for metrics in tfma.load_metrics(evaluation_uri):
+        slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
+        slice_name = tfma.slicer.stringify_slice_key(slice_key) if slice_key else "overall"
+        for entry in metrics.metric_keys_and_values:
+            if entry.key.is_diff or not entry.value.HasField("double_value"):
+                continue
+            model = BASELINE if entry.key.model_name == BASELINE else "candidate"
+            by_model.setdefault(model, {}).setdefault(slice_name, {})[entry.key.name] = (
+                entry.value.double_value.value
+            )
+    return by_model
+
+
+def _curves(evaluation_uri: str) -> dict[str, list[Curve]]:
+    import tensorflow_model_analysis as tfma
+
+    roc, pr, calibration = [], [], []
+    for plots in tfma.load_plots(evaluation_uri):
+        if plots.slice_key.single_slice_keys:
+            continue  # overall only
+        for entry in plots.plot_keys_and_values:
+            model = BASELINE if entry.key.model_name == BASELINE else "candidate"
+            value = entry.value
+            if value.HasField("confusion_matrix_at_thresholds"):
+                matrices = value.confusion_matrix_at_thresholds.matrices
+                roc.append(
+                    Curve(
+                        model,
+                        sorted(
+                            (
+                                m.false_positives / max(m.false_positives + m.true_negatives, 1),
+                                m.recall,
+                            )
+                            for m in matrices
+                        ),
+                    )
+                )
+                pr.append(
+                    Curve(
+                        model,
+                        sorted((m.recall, m.precision) for m in matrices if m.precision > 0),
+                    )
+                )
+            if value.HasField("calibration_histogram_buckets"):
+                calibration.append(Curve(model, _calibration_points(value)))
+    curves = {}
+    if roc:
+        curves["ROC (true positive rate against false positive rate)"] = roc
+    if pr:
+        curves["Precision against recall"] = pr
+    if calibration:
+        curves["Calibration (share disputed against mean prediction, buckets of 20+ rows)"] = (
+            calibration
+        )
+    return curves
+
+
+def _calibration_points(value, bins: int = 20, min_rows: int = 20) -> list[tuple[float, float]]:
+    """(mean prediction, share disputed) per equal-width bin of predictions
+    holding at least `min_rows` rows (TFMA's 10,000 buckets hold a few each)."""
+    sums: dict[int, list[float]] = {}
+    for bucket in value.calibration_histogram_buckets.buckets:
+        rows = bucket.num_weighted_examples.value
+        if rows <= 0:
+            continue
+        prediction = bucket.total_weighted_refined_prediction.value / rows
+        bin_sums = sums.setdefault(min(int(prediction * bins), bins - 1), [0.0, 0.0, 0.0])
+        bin_sums[0] += rows
+        bin_sums[1] += bucket.total_weighted_refined_prediction.value
+        bin_sums[2] += bucket.total_weighted_label.value
+    return [
+        (predicted / rows, disputed / rows)
+        for _, (rows, predicted, disputed) in sorted(sums.items())
+        if rows >= min_rows
+    ]
+
+
+def _uri_line(artifact) -> str:
+    return f"id {artifact.id}: {artifact.uri}"
+
+
+def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str, str]]:
+    steps = []
+    examples = run.nodes.get("CsvExampleGen")
+    example_artifact = examples.artifact("examples") if examples else None
+    if example_artifact is not None:
+        span = example_artifact.custom_properties["span"].int_value
+        report_path = Path(config.data_root) / f"span-{span}" / "report.json"
+        source = "(no preparation report)"
+        if report_path.is_file():
+            prepared = json.loads(report_path.read_text())
+            source = f"{prepared.get('source', '?')} (sha256 {str(prepared.get('source_sha256', '?'))[:12]}...)"
+        steps.append(("raw export", source))
+        steps.append(("span", f"{span} ({report_path.parent})"))
+        steps.append(("examples", _uri_line(example_artifact)))
+    if run.window_spans:
+        steps.append(("training window", "spans " + ", ".join(map(str, run.window_spans))))
+    for node_id, key, label in (
+        ("Transform", "transform_graph", "transform graph"),
+        ("Trainer", "model", "model"),
+        ("Evaluator", "blessing", "blessing"),
+        ("Pusher", "pushed_model", "push record"),
+    ):
+        node = run.nodes.get(node_id)
+        artifact = node.artifact(key) if node else None
+        if artifact is not None:
+            steps.append((label, _uri_line(artifact)))
+    if run.pushed_path:
+        steps.append(("served version", f"{run.pushed_version} at {run.pushed_path}"))
+    return steps
+
+
+def build(config: PipelineConfig, connection_config=None) -> Report:
+    """Reads the newest run of `config.pipeline_name` into a Report."""
+
+    connection_config = connection_config or metadata.connection_config(config)
+    run = summary.run_summary(config, connection_config)
+
+    def output(node_id: str, key: str):
+        node = run.nodes.get(node_id)
+        return node.artifact(key) if node else None
+
+    statistics_artifact = output("StatisticsGen", "statistics")
+    schema_artifact = output("ImportSchemaGen", "schema") or output("SchemaGen", "schema")
+    feature_views: list[FeatureView] = []
+    if statistics_artifact is not None:
+        baseline = (run.validation_report or {}).get("drift_baseline") or {}
+        feature_views = feature_table(
+            statistics_artifact.uri,
+            baseline.get("uri"),
+            schema_artifact.uri if schema_artifact is not None else None,
+        )
+    anomalies_artifact = output("ExampleValidator", "anomalies")
+    anomalies = []
+    if anomalies_artifact is not None:
+        for split in summary.split_names(anomalies_artifact):
+            for found in validation_files.read_anomalies(anomalies_artifact.uri, split):
+                anomalies.append({"split": split, **found})
+    evaluation = output("Evaluator", "evaluation")
+    return Report(
+        config=config,
+        run=run,
+        features=feature_views,
+        anomalies=anomalies,
+        metrics=_metrics(evaluation.uri) if evaluation is not None else {},
+        curves=_curves(evaluation.uri) if evaluation is not None else {},
+        lineage=_lineage(run, config),
+        history=run_history.history(connection_config, config.pipeline_name),
+        statistics_uri=statistics_artifact.uri if statistics_artifact is not None else None,
+    )
+
+
+# ---------------------------------------------------------------- drawing
+
+_COLORS = {"candidate": "#1f6fb4", BASELINE: "#e08a1e", "this span": "#1f6fb4"}
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
+h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+h3{font-size:15px;margin:18px 0 4px}table{border-collapse:collapse;margin:8px 0}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
+.verdict{font-size:17px;padding:10px 14px;border-radius:6px;margin:12px 0}
+.ok{background:#e5f4e8;border:1px solid #9cd3a7}.stop{background:#fdecea;border:1px solid #f1a9a0}
+.warn{background:#fff6e0;border:1px solid #f0cf7a}.grid{display:flex;flex-wrap:wrap;gap:18px}
+.card{border:1px solid #e3e3e3;border-radius:6px;padding:8px 10px}.muted{color:#777}
+svg text{font:11px system-ui,sans-serif;fill:#333}code{font-size:12px}
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _bar_chart(
+    title: str,
+    rows: list[tuple[str, dict[str, float], str]],
+    subtitle: str = "",
+    width: int = 470,
+    scale_max: float | None = None,
+) -> str:
+    """Horizontal bars: one group per row label, one bar per series; a note per row."""
+    series = sorted({s for _, values, _ in rows for s in values}, key=lambda s: s != "candidate")
+    top = scale_max or max([v for _, values, _ in rows for v in values.values()] + [1e-9])
+    bar, gap, label_w, note_w = 11, 6, 170, 90
+    height = len(rows) * (bar * len(series) + gap) + 24
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{_e(title)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}">'
+    ]
+    y = 18
+    plot_w = width - label_w - note_w
+    for label, values, note in rows:
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar}" text-anchor="end">{_e(label[:28])}</text>'
+        )
+        for i, name in enumerate(series):
+            value = values.get(name)
+            if value is None or math.isnan(value):
+                continue
+            w = max(plot_w * value / top, 1)
+            parts.append(
+                f'<rect class="bar" data-series="{_e(name)}" data-value="{value:.4f}" '
+                f'x="{label_w}" y="{y + i * bar}" width="{w:.1f}" height="{bar - 2}" '
+                f'fill="{_COLORS.get(name, "#999")}"><title>{_e(name)}: {value:.3f}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{width - note_w + 4}" y="{y + bar}" class="muted">{_e(note)}</text>'
+        )
+        y += bar * len(series) + gap
+    legend = " ".join(
+        f'<tspan style="fill:{_COLORS.get(s, "#999")}">&#9632;</tspan> {_e(s)}' for s in series
+    )
+    parts.append(f'<text x="{label_w}" y="11">{legend}</text></svg>')
+    note = f'<div class="muted">{_e(subtitle)}</div>' if subtitle else ""
+    return f'<div class="card"><h3>{_e(title)}</h3>{note}{"".join(parts)}</div>'
+
+
+def _line_chart(title: str, curves: list[Curve], size: int = 300, diagonal: bool = True) -> str:
+    pad = 34
+    inner = size - 2 * pad
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{_e(title)}" width="{size}" height="{size}" '
+        f'viewBox="0 0 {size} {size}">',
+        f'<rect x="{pad}" y="{pad}" width="{inner}" height="{inner}" fill="none" stroke="#bbb"/>',
+    ]
+    if diagonal:
+        parts.append(
+            f'<line x1="{pad}" y1="{pad + inner}" x2="{pad + inner}" y2="{pad}" '
+            'stroke="#ccc" stroke-dasharray="4 3"/>'
+        )
+    for tick in (0, 0.5, 1):
+        x = pad + tick * inner
+        parts.append(f'<text x="{x}" y="{size - 12}" text-anchor="middle">{tick:g}</text>')
+        parts.append(
+            f'<text x="{pad - 6}" y="{pad + inner - tick * inner + 4}" text-anchor="end">{tick:g}</text>'
+        )
+    for n, curve in enumerate(curves):
+        if not curve.points:
+            continue
+        points = " ".join(
+            f"{pad + min(max(x, 0), 1) * inner:.1f},{pad + inner - min(max(y, 0), 1) * inner:.1f}"
+            for x, y in curve.points
+        )
+        color = _COLORS.get(curve.name, "#999")
+        parts.append(
+            f'<polyline class="curve" data-series="{_e(curve.name)}" points="{points}" '
+            f'fill="none" stroke="{color}" stroke-width="2"/>'
+        )
+        parts.append(
+            f'<text x="{pad + 6}" y="{pad + 14 + 13 * n}" style="fill:{color}">{_e(curve.name)}</text>'
+        )
+    parts.append("</svg>")
+    return f'<div class="card"><h3>{_e(title)}</h3>{"".join(parts)}</div>'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{css}"><tr>{head}</tr>{body}</table>'
+
+
+def _verdict(run: summary.RunSummary) -> tuple[str, str]:
+    gate = run.nodes.get(summary.GATE_ID)
+    failed = [n.node_id for n in run.nodes.values() if n.state == "FAILED"]
+    if gate is not None and gate.state == "FAILED":
+        return "stop", (
+            "Stopped by data validation before Transform: nothing was trained; "
+            "the previously pushed model stays the served one."
+        )
+    if failed:
+        return "stop", f"Failed at {', '.join(failed)}; nothing after it ran."
+    if run.blessed is False:
+        return "warn", f"Not blessed, not pushed: {run.blessing_reason}."
+    if run.pushed_path and run.push_reused_version:
+        return "ok", f"Blessed; nothing new pushed: version {run.pushed_version} is this model."
+    if run.pushed_path:
+        return "ok", f"Blessed and pushed as version {run.pushed_version}: {run.blessing_reason}."
+    return "warn", "The run has not reached the Evaluator (still running, or stopped)."
+
+
+def _glance(report: Report) -> str:
+    run = report.run
+    css, text = _verdict(run)
+    components = _table(
+        ["component", "state", "seconds"],
+        [(n.node_id, n.state, f"{n.seconds:.1f}") for n in run.nodes.values()],
+    )
+    facts = [
+        ("run", run.run_id or "-"),
+        ("spans trained on", ", ".join(map(str, run.window_spans)) or "-"),
+        ("rows", ", ".join(f"{s} {r:,}" for s, r in run.split_rows.items()) or "-"),
+        ("drift", summary.drift_text(run.validation_report) if run.validation_report else "-"),
+        ("ML Metadata", run.metadata_location),
+    ]
+    return (
+        f'<div class="verdict {css}" id="verdict">{_e(text)}</div>'
+        + _table(["", ""], facts)
+        + "<h3>Components</h3>"
+        + components
+    )
+
+
+def _data_section(report: Report) -> str:
+    if not report.features:
+        return "<p>No statistics were recorded for this run.</p>"
+    cards = []
+    for view in report.features:
+        labels = [v for v, _ in view.values]
+        baseline = dict(view.baseline_values)
+        rows = [
+            (
+                value,
+                {"this span": share, **({BASELINE: baseline[value]} if value in baseline else {})},
+                f"{share:.1%}",
+            )
+            for value, share in view.values
+        ]
+        if view.drift is not None and view.drift_threshold is not None:
+            drift = (
+                f"{view.drift_kind} distance {view.drift:.4f}, threshold {view.drift_threshold:g}"
+                + (": DRIFTED" if view.drift > view.drift_threshold else "")
+            )
+        else:
+            drift = "no drift baseline" if not view.baseline_values else "no drift comparator"
+        if labels:
+            cards.append(
+                _bar_chart(
+                    f"{view.name} ({view.kind})", rows, f"{view.empty_share:.1%} empty; {drift}"
+                )
+            )
+    anomalies = (
+        _table(
+            ["split", "feature", "anomaly", "detail"],
+            [(a["split"], a["feature"], a["anomaly"], a["detail"]) for a in report.anomalies],
+            "anomalies",
+        )
+        if report.anomalies
+        else "<p>No anomalies against the schema.</p>"
+    )
+    baseline = (report.run.validation_report or {}).get("drift_baseline") or {}
+    itself = (
+        "<p class='muted'>This span's statistics were already validated in an earlier run, so "
+        "the drift baseline is the span itself (distance 0): drift between spans is measured "
+        "by the run that first reads a new span.</p>"
+        if baseline.get("uri") and baseline.get("uri") == report.statistics_uri
+        else ""
+    )
+    return (
+        "<p>Train split of this run's span (blue) against the drift baseline, the statistics "
+        "of the last validated earlier span (orange), as shares of rows.</p>"
+        f'{itself}<div class="grid">{"".join(cards)}</div><h3>Anomalies</h3>{anomalies}'
+    )
+
+
+_SHOWN_METRICS = ("auc", "precision", "recall", "binary_accuracy", "calibration", "example_count")
+
+
+def _model_section(report: Report) -> str:
+    if not report.metrics:
+        return "<p>The run did not reach the Evaluator.</p>"
+    candidate = report.metrics.get("candidate", {})
+    baseline = report.metrics.get(BASELINE, {})
+    threshold = report.config.decision_threshold
+    names = [m for m in _SHOWN_METRICS if m in candidate.get("overall", {})]
+    overall_rows = [
+        [m + (f" (at {threshold:g})" if m in ("precision", "recall", "binary_accuracy") else "")]
+        + [f"{candidate['overall'][m]:.4f}"]
+        + ([f"{baseline['overall'][m]:.4f}"] if m in baseline.get("overall", {}) else [])
+        for m in names
+    ]
+    compared = report.history[-1].baseline_model if report.history else ""
+    header = ["metric", "candidate"] + ([f"baseline ({compared})"] if baseline else [])
+    parts = [
+        f"<p>On the eval rows of the training window. Precision, recall and accuracy count a "
+        f"complaint as predicted disputed from probability {threshold:g} (the operating "
+        "threshold, about the share of disputed complaints).</p>",
+        _table(header, overall_rows, "metrics"),
+    ]
+    charts = [
+        _line_chart(title, curves, diagonal=not title.startswith("Precision"))
+        for title, curves in report.curves.items()
+    ]
+    for feature in ("product", "state"):
+        slices = sorted(
+            (
+                (name.split(":", 1)[1], values)
+                for name, values in candidate.items()
+                if name.startswith(f"{feature}:") and "auc" in values
+            ),
+            key=lambda item: -item[1].get("example_count", 0),
+        )[:15]
+        if slices:
+            rows = [
+                (
+                    value,
+                    {
+                        "candidate": values["auc"],
+                        **(
+                            {BASELINE: baseline[f"{feature}:{value}"]["auc"]}
+                            if "auc" in baseline.get(f"{feature}:{value}", {})
+                            else {}
+                        ),
+                    },
+                    f"{int(values.get('example_count', 0)):,} rows"
+                    + (
+                        ""
+                        if values.get("example_count", 0) >= summary.MIN_SLICE_EXAMPLES
+                        else " (few)"
+                    ),
+                )
+                for value, values in slices
+            ]
+            charts.append(
+                _bar_chart(
+                    f"AUC by {feature}",
+                    rows,
+                    f"largest slices, bars from 0 to 1; under {summary.MIN_SLICE_EXAMPLES} rows "
+                    "AUC is mostly noise",
+                    scale_max=1.0,
+                )
+            )
+    return "".join(parts) + f'<div class="grid">{"".join(charts)}</div>'
+
+
+def _changes(report: Report) -> str:
+    rows = report.history
+    if not rows:
+        return (
+            "<p>No run history: this store holds TFX's legacy launcher records "
+            "(InteractiveContext), where each component runs on its own.</p>"
+        )
+    if len(rows) < 2:
+        return "<p>This is the first run in this store.</p>"
+    previous, current = rows[-2].cells(), rows[-1].cells()
+    changed = [
+        (column, before, after)
+        for column, before, after in zip(run_history.COLUMNS, previous, current, strict=True)
+        if column != "run" and before != after
+    ]
+    if not changed:
+        return "<p>Nothing changed in the run's decisions since the previous run.</p>"
+    return _table(["", "previous run", "this run"], changed)
+
+
+def render(report: Report) -> str:
+    run = report.run
+    title = f"{report.config.pipeline_name} run {run.run_id}"
+    lineage = _table(["step", "artifact"], report.lineage, "lineage")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f'<p><a href="index.html">all runs</a></p><h1>{_e(title)}</h1>'
+        f'<h2 id="glance">The run at a glance</h2>{_glance(report)}'
+        f'<h2 id="data">Data</h2>{_data_section(report)}'
+        f'<h2 id="model">Model</h2>{_model_section(report)}'
+        f'<h2 id="lineage">Lineage</h2>{lineage}'
+        f'<h2 id="changes">Since the previous run</h2>{_changes(report)}'
+        "</body></html>"
+    )
+
+
+def render_index(
+    config: PipelineConfig, rows: list[run_history.RunDecisions], pages: set[str]
+) -> str:
+    table_rows = []
+    for row in reversed(rows):
+        cells = "".join(f"<td>{_e(c)}</td>" for c in row.cells()[1:])
+        link = (
+            f'<a href="{_e(page_name(row.run_id))}">{_e(row.run_id)}</a>'
+            if page_name(row.run_id) in pages
+            else _e(row.run_id)
+        )
+        table_rows.append(f"<tr><td>{link}</td>{cells}</tr>")
+    listed = {page_name(row.run_id) for row in rows}
+    for page in sorted(pages - listed - {"index.html"}, reverse=True):
+        # Runs without history rows (legacy launcher stores): their page only.
+        table_rows.append(f'<tr><td><a href="{_e(page)}">{_e(page[:-5])}</a></td></tr>')
+    head = "".join(f"<th>{_e(c)}</th>" for c in ("run", *run_history.COLUMNS[1:]))
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_e(config.pipeline_name)} runs</title><style>{_CSS}</style></head><body>"
+        f"<h1>{_e(config.pipeline_name)}: runs, newest first</h1>"
+        f'<table class="runs"><tr>{head}</tr>{"".join(table_rows)}</table></body></html>'
+    )
+
+
+def page_name(run_id: str | None) -> str:
+    return f"{(run_id or 'run').replace(':', '_').replace('/', '_')}.html"
+
+
+def write(config: PipelineConfig, output_dir: Path | None = None, connection_config=None) -> Path:
+    """Writes the newest run's page and the index; returns the page's path."""
+    output_dir = Path(output_dir or Path(config.report_dir) / config.pipeline_name)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report = build(config, connection_config)
+    page = output_dir / page_name(report.run.run_id)
+    page.write_text(render(report), encoding="utf-8")
+    pages = {p.name for p in output_dir.glob("*.html")}
+    (output_dir / "index.html").write_text(
+        render_index(config, report.history, pages), encoding="utf-8"
+    )
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pipeline import configs
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--output-dir", type=Path, help="default: <report_dir>/<pipeline_name>")
+    config, args = configs.parse_args(parser, argv)
+    page = write(config, args.output_dir)
+    print(f"Run report: {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The run report, opened in a real headless Chromium as a user would: the
+shared end-to-end run's page, and the page of a run that bad data stopped.
+Offline: the test fails on any request that is not the page itself. On a
+failed assertion a screenshot is kept under build/test-artifacts/."""
+
+import contextlib
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from data import prepare
+from pipeline import report, summary
+from pipeline.configs import REPO_ROOT
+from tests.browser import Browser
+from tests.conftest import SPAN_2015, run_beam_runner, small_config
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = REPO_ROOT / "build" / "test-artifacts"
+NEW_SPAN = 20160131
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chrome = Browser()
+    yield chrome
+    chrome.close()
+
+
+@contextlib.contextmanager
+def _screenshot_on_failure(browser, name):
+    try:
+        yield
+    except AssertionError:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        print(f"screenshot: {browser.screenshot(ARTIFACTS / f'{name}.png')}")
+        raise
+
+
+def _open(browser, page: Path):
+    browser.open(page.as_uri())
+    # Offline by construction: the page itself is the only request, and nothing failed.
+    assert browser.requested_urls() == [page.as_uri()]
+    assert browser.failed_requests() == []
+
+
+def _visible_marks(browser, selector: str) -> int:
+    """Chart marks that the browser laid out with a non-empty box."""
+    return browser.evaluate(
+        f"[...document.querySelectorAll('{selector}')]"
+        ".filter(e => {const b = e.getBBox(); return b.width > 0 && b.height > 0}).length"
+    )
+
+
+@pytest.fixture(scope="module")
+def good_page(e2e, tmp_path_factory):
+    config, _ = e2e
+    return report.write(config, tmp_path_factory.mktemp("report"))
+
+
+def test_the_report_of_a_pushed_run(browser, good_page, e2e):
+    config, _ = e2e
+    _open(browser, good_page)
+    with _screenshot_on_failure(browser, "report-pushed-run"):
+        verdict = browser.evaluate("document.getElementById('verdict').textContent")
+        # Blessed, and pushed by this run or (re-run by another test) earlier.
+        assert verdict.startswith(("Blessed and pushed as version ", "Blessed; nothing new")), (
+            verdict
+        )
+        # A chart per feature and the label, each with bars for this span.
+        cards = browser.evaluate(
+            "[...document.querySelectorAll('.card h3')].map(h => h.textContent)"
+        )
+        for name in ("product (categorical", "zip_code (numeric", "consumer_disputed"):
+            assert any(c.startswith(name) for c in cards), cards
+        assert _visible_marks(browser, "rect.bar") >= 40
+        # ROC, precision-recall and calibration curves of the candidate.
+        assert _visible_marks(browser, "polyline.curve") >= 3
+        assert any(c.startswith("AUC by product") for c in cards), cards
+        text = browser.evaluate("document.body.innerText")
+        for expected in (
+            f"precision (at {config.decision_threshold:g})",
+            "served version",
+            "transform graph",
+            "Since the previous run",
+        ):
+            assert expected in text, expected
+
+
+def test_the_index_links_every_reported_run(browser, good_page):
+    index = good_page.parent / "index.html"
+    _open(browser, index)
+    with _screenshot_on_failure(browser, "report-index"):
+        links = browser.evaluate("[...document.querySelectorAll('table.runs a')].map(a => a.href)")
+        assert links == [good_page.as_uri()]
+
+
+@pytest.fixture(scope="module")
+def stopped_page(e2e, tmp_path_factory):
+    """A run stopped by validation: a new span where half the rows have a
+    product the schema does not know; the runner writes its report itself."""
+    source, _ = e2e
+    root = tmp_path_factory.mktemp("stopped")
+    shutil.copytree(source.data_root, root / "spans")
+    path = prepare.span_dir(root / "spans", SPAN_2015) / prepare.SPAN_FILE_NAME
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))[:1000]
+    span_dir = prepare.span_dir(root / "spans", NEW_SPAN)
+    span_dir.mkdir()
+    with open(span_dir / prepare.SPAN_FILE_NAME, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(
+            {**r, "product": "Crypto-asset services"} if i % 2 else r for i, r in enumerate(rows)
+        )
+    config = small_config(root)
+    code, output = run_beam_runner(config.as_flags())
+    assert code == 1, output
+    pages = [
+        p
+        for p in (Path(config.report_dir) / config.pipeline_name).glob("*.html")
+        if p.name != "index.html"
+    ]
+    assert len(pages) == 1 and f"  report      {pages[0]}" in output, output
+    return pages[0]
+
+
+def test_the_report_of_a_run_stopped_by_bad_data(browser, stopped_page):
+    _open(browser, stopped_page)
+    with _screenshot_on_failure(browser, "report-stopped-run"):
+        verdict = browser.evaluate("document.getElementById('verdict').textContent")
+        assert verdict.startswith("Stopped by data validation before Transform"), verdict
+        anomalies = browser.evaluate(
+            "[...document.querySelectorAll('table.anomalies tr')].slice(1).map(r => r.innerText)"
+        )
+        assert anomalies and all("product" in row for row in anomalies), anomalies
+        assert any("Crypto-asset services" in row for row in anomalies), anomalies
+        assert "The run did not reach the Evaluator." in browser.evaluate("document.body.innerText")
+
+
+def test_a_model_that_was_not_blessed_says_why():
+    run = summary.RunSummary(
+        run_id="r",
+        nodes={},
+        split_rows={},
+        window_spans=[],
+        anomalies={},
+        validation_report=None,
+        auc_overall=None,
+        auc_worst_slice=None,
+        blessed=False,
+        blessing_reason="AUC 0.52 is below the lower bound 0.55",
+        pushed_path=None,
+        pushed_version=None,
+        push_reused_version=False,
+        metadata_location="m",
+    )
+    css, text = report._verdict(run)
+    assert css == "warn"
+    assert text == "Not blessed, not pushed: AUC 0.52 is below the lower bound 0.55."
