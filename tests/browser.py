@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -18,15 +19,15 @@ INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
 
 
 def chromium_path() -> str:
-    """Debian's chromium, installed when missing (as scripts/dev_services.sh installs servers)."""
+    """Debian's chromium, installed when missing (as scripts/dev_services.sh
+    installs its servers: install, and on failure update the lists and retry)."""
     path = shutil.which("chromium")
     if path is None:
-        result = subprocess.run(
-            INSTALL,
-            capture_output=True,
-            text=True,
-            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        result = subprocess.run(INSTALL, capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env)
+            result = subprocess.run(INSTALL, capture_output=True, text=True, env=env)
         path = shutil.which("chromium")
         if path is None:
             raise RuntimeError(
