@@ -2,6 +2,7 @@
 
     python -m pipeline.report                       # the newest run of the configured store
     python -m pipeline.report --output-dir DIR      # default build/reports/<pipeline_name>
+    python -m pipeline.report --run-id RUN_ID       # an earlier run (see the index)
 
 
 Read from ML Metadata and the run's artifacts (any store the config selects,
@@ -75,6 +76,7 @@ class Report:
     lineage: list[tuple[str, str]]
     history: list[run_history.RunDecisions]
     statistics_uri: str | None = None
+    previous: summary.RunSummary | None = None  # the run before this one, if any
 
 
 # ---------------------------------------------------------------- reading
@@ -282,11 +284,19 @@ def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str,
     return steps
 
 
-def build(config: PipelineConfig, connection_config=None) -> Report:
-    """Reads the newest run of `config.pipeline_name` into a Report."""
+def build(config: PipelineConfig, connection_config=None, run_id: str | None = None) -> Report:
+    """Reads the newest run of `config.pipeline_name` (or run `run_id`) into a Report."""
 
     connection_config = connection_config or metadata.connection_config(config)
-    run = summary.run_summary(config, connection_config)
+    run = summary.run_summary(config, connection_config, run_id)
+    history = run_history.history(connection_config, config.pipeline_name)
+    run_ids = [row.run_id for row in history]
+    position = run_ids.index(run.run_id) if run.run_id in run_ids else -1
+    previous = (
+        summary.run_summary(config, connection_config, run_ids[position - 1])
+        if position > 0
+        else None
+    )
 
     def output(node_id: str, key: str):
         node = run.nodes.get(node_id)
@@ -317,8 +327,9 @@ def build(config: PipelineConfig, connection_config=None) -> Report:
         metrics=_metrics(evaluation.uri) if evaluation is not None else {},
         curves=_curves(evaluation.uri) if evaluation is not None else {},
         lineage=_lineage(run, config),
-        history=run_history.history(connection_config, config.pipeline_name),
+        history=history[: position + 1] if position >= 0 else history,
         statistics_uri=statistics_artifact.uri if statistics_artifact is not None else None,
+        previous=previous,
     )
 
 
@@ -608,6 +619,14 @@ def _changes(report: Report) -> str:
         for column, before, after in zip(run_history.COLUMNS, previous, current, strict=True)
         if column != "run" and before != after
     ]
+    if report.previous is not None:
+        changed += [
+            (label, before, after)
+            for (label, before), (_, after) in zip(
+                _measured(report.previous), _measured(report.run), strict=True
+            )
+            if before != after
+        ]
     if not changed:
         return "<p>Nothing changed in the run's decisions since the previous run.</p>"
     return _table(["", "previous run", "this run"], changed)
@@ -659,11 +678,27 @@ def page_name(run_id: str | None) -> str:
     return f"{(run_id or 'run').replace(':', '_').replace('/', '_')}.html"
 
 
-def write(config: PipelineConfig, output_dir: Path | None = None, connection_config=None) -> Path:
-    """Writes the newest run's page and the index; returns the page's path."""
+def _measured(run: summary.RunSummary) -> list[tuple[str, str]]:
+    """What a run measured, as text, for comparing two runs."""
+    auc = run.auc_overall
+    return [
+        ("rows (train, eval, test)", ", ".join(f"{r:,}" for r in run.split_rows.values()) or "-"),
+        ("eval AUC overall", f"{auc.value:.4f} ({auc.examples:,} rows)" if auc else "-"),
+        ("version pushed (or kept, if unchanged)", run.pushed_version or "-"),
+    ]
+
+
+def write(
+    config: PipelineConfig,
+    output_dir: Path | None = None,
+    connection_config=None,
+    run_id: str | None = None,
+) -> Path:
+    """Writes the run's page (the newest run by default) and the index;
+    returns the page's path."""
     output_dir = Path(output_dir or Path(config.report_dir) / config.pipeline_name)
     output_dir.mkdir(parents=True, exist_ok=True)
-    report = build(config, connection_config)
+    report = build(config, connection_config, run_id)
     page = output_dir / page_name(report.run.run_id)
     page.write_text(render(report), encoding="utf-8")
     pages = {p.name for p in output_dir.glob("*.html")}
@@ -682,8 +717,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--output-dir", type=Path, help="default: <report_dir>/<pipeline_name>")
+    parser.add_argument("--run-id", help="the run to report (default: the newest)")
     config, args = configs.parse_args(parser, argv)
-    page = write(config, args.output_dir)
+    try:
+        page = write(config, args.output_dir, run_id=args.run_id)
+    except ValueError as error:  # an unknown run id
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"Run report: {page}")
     return 0
 

@@ -205,7 +205,9 @@ def _state(execution) -> str:
     return _STATE_WORDS.get(metadata.execution_state(execution), "unknown")
 
 
-def _latest_executions(store, pipeline_name: str) -> tuple[str | None, dict[str, object]]:
+def _latest_executions(
+    store, pipeline_name: str, run_id: str | None = None
+) -> tuple[str | None, dict[str, object]]:
     """The newest run id, and the newest execution of every component in it.
 
     IR-based runners record every component in each run (cached ones too), so
@@ -213,11 +215,21 @@ def _latest_executions(store, pipeline_name: str) -> tuple[str | None, dict[str,
     The legacy launcher's runs are read per component instead: an interactive
     notebook runs each component in a run of its own.
     """
+    type_names = _context_types(store)
+    if run_id is not None:  # one named run (IR-based runners record runs)
+        run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
+        if run_context is None:
+            raise ValueError(f"no run {run_id!r} of {pipeline_name} in this store")
+        executions = store.get_executions_by_context(run_context.id)
+        return run_id, {
+            node_id: execution
+            for execution in sorted(executions, key=lambda e: e.id)
+            if (node_id := _node_id(store, execution, pipeline_name, type_names)) is not None
+        }
     pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
     executions = store.get_executions_by_context(pipeline_context.id) if pipeline_context else []
     if not executions:
         return None, {}
-    type_names = _context_types(store)
     newest = max(executions, key=lambda e: e.id)
     run_id = _run_id(store, newest, type_names)
     if "run_id" not in newest.properties and run_id is not None:
@@ -360,11 +372,14 @@ def drift_text(report: dict) -> str:
     )
 
 
-def run_summary(config: PipelineConfig, connection_config=None) -> RunSummary:
-    """Summarizes the newest execution of each component of `config.pipeline_name`."""
+def run_summary(
+    config: PipelineConfig, connection_config=None, run_id: str | None = None
+) -> RunSummary:
+    """Summarizes the newest run of `config.pipeline_name` (or the run `run_id`):
+    the newest execution of each of its components."""
     connection_config = connection_config or metadata.connection_config(config)
     store = metadata_store.MetadataStore(connection_config)
-    run_id, executions = _latest_executions(store, config.pipeline_name)
+    run_id, executions = _latest_executions(store, config.pipeline_name, run_id)
     nodes = _node_runs(store, executions) if executions else {}
 
     def output(node_id: str, key: str):

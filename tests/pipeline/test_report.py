@@ -159,3 +159,66 @@ def test_a_model_that_was_not_blessed_says_why():
     css, text = report._verdict(run)
     assert css == "warn"
     assert text == "Not blessed, not pushed: AUC 0.52 is below the lower bound 0.55."
+
+
+def _summary(run_id, auc, pushed_version, blessed=True):
+    return summary.RunSummary(
+        run_id=run_id,
+        nodes={},
+        split_rows={"train": 2400, "eval": 300, "test": 300},
+        window_spans=[20150319],
+        anomalies={},
+        validation_report=None,
+        auc_overall=summary.SliceMetric("overall", auc, 300),
+        auc_worst_slice=None,
+        blessed=blessed,
+        blessing_reason="",
+        pushed_path=None,
+        pushed_version=pushed_version,
+        push_reused_version=False,
+        metadata_location="m",
+    )
+
+
+def test_changes_since_the_previous_run_name_decisions_and_measurements():
+    from pipeline import run_history
+    from pipeline.configs import PipelineConfig
+
+    rows = [
+        run_history.RunDecisions(1, "a", 20141113, [20141113], "nothing", "nothing", True, "v1"),
+        run_history.RunDecisions(
+            2, "b", 20141113, [20141113], "nothing", "run 1's model", False, "nothing"
+        ),
+    ]
+    page = report.Report(
+        config=PipelineConfig(),
+        run=_summary("b", 0.55, None, blessed=False),
+        features=[],
+        anomalies=[],
+        metrics={},
+        curves={},
+        lineage=[],
+        history=rows,
+        previous=_summary("a", 0.58, "1700000000"),
+    )
+    html = report._changes(page)
+    for expected in (
+        "candidate compared with",
+        "run 1&#x27;s model",
+        "eval AUC overall",
+        "0.5800 (300 rows)",
+        "0.5500 (300 rows)",
+        "1700000000",
+    ):
+        assert expected in html, html
+    assert "span read" not in html and "rows (train" not in html  # unchanged: not listed
+
+
+def test_an_earlier_run_is_reported_by_its_id(e2e, tmp_path, capsys):
+    config, _ = e2e
+    run_id = summary.run_summary(config).run_id
+    page = report.write(config, tmp_path, run_id=run_id)
+    assert page.name == report.page_name(run_id)
+    flags = [*config.as_flags(), "--output-dir", str(tmp_path)]
+    assert report.main([*flags, "--run-id", "no-such-run"]) == 2
+    assert "no run 'no-such-run'" in capsys.readouterr().err
