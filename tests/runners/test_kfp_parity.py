@@ -11,6 +11,7 @@ pipeline/run_history.py and must match row for row (the table is in the
 docs/kubeflow.md).
 """
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from data import prepare
-from pipeline import metadata, run_history
+from pipeline import metadata, report, run_history
 from pipeline.configs import REPO_ROOT, PipelineConfig
 from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
 from tests.conftest import SPAN_2014, SPAN_2015, small_config
@@ -90,6 +91,10 @@ def _kfp_scenario(root: Path):
             kubeflow_metadata_grpc=service.address,
             kubeflow_output=str(root / "oss.yaml"),
         )
+        # The run report reads a cluster's records too (the last run: the worse model).
+        cluster = dataclasses.replace(config, metadata_grpc=service.address)
+        page = report.write(cluster, root / "reports").read_text()
+        assert "Not blessed, not pushed" in page and 'class="bar"' in page
         return run_history.history(metadata.grpc_connection(service.address), config.pipeline_name)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import pipeline, summary
+from pipeline import pipeline, report, summary
 from runners import airflow_runner
 from tests.conftest import (
     EXECUTING_COMPONENTS,
@@ -200,6 +200,12 @@ def test_a_model_was_pushed(airflow_run):
     assert summary.run_summary(config).pushed_path == str(versions[0])
 
 
+def test_the_run_report_reads_the_airflow_run_on_mysql(airflow_run, tmp_path):
+    config, _, _ = airflow_run
+    page = report.write(config, tmp_path).read_text()
+    assert "Blessed and pushed as version" in page and 'class="bar"' in page
+
+
 def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_path):
     """Two Beam runner processes against one MySQL store: the second reuses the
     first one's outputs. (It re-validates, because the drift resolver now
@@ -218,6 +224,7 @@ def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_pat
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     assert "mysql://" in result.stdout  # the run summary names the store
+    assert "  report      " in result.stdout and "not written" not in result.stdout
     second = summary.run_summary(config)
     states = {node_id: node.state for node_id, node in second.nodes.items()}
     for component in (
