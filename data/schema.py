@@ -194,7 +194,7 @@ class SchemaDiff:
             lines.append(
                 f"  {feature}: {n} rows without a value, but every row needs one "
                 "(not accepted by this command: the model reads it as always "
-                "present; see data/schema.py, REQUIRED_VALUES)"
+                "present; see required=True in models/features.py)"
             )
         return "\n".join(lines)
 
