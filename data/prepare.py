@@ -88,9 +88,19 @@ REQUIRED_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c not in ("company", "s
 # rows of the 2015 export, none disputed). Such rows are excluded and counted.
 # `Untimely response` rows stay: there is no response to dispute, which is
 # known when the model is asked, so 0 is their true outcome.
-_LABEL_VALUES = {"yes": 1, "no": 0, "": 0}
+LABEL_VALUES = {"yes": 1, "no": 0, "": 0}
 OPEN_RESPONSES = ("In progress",)
 UNKNOWN_OUTCOME = "outcome not known yet (company_response In progress)"
+
+
+def observed_outcome(label: str, company_response: str) -> int | None:
+    """The rule above: 1 disputed, 0 not, None while the outcome is not known
+    yet. `label` is Yes/No/empty in any case (KeyError otherwise)."""
+    value = LABEL_VALUES[label.lower()]
+    if company_response in OPEN_RESPONSES and label == "":
+        return None
+    return value
+
 
 # Header spellings seen across CFPB vintages, after `_normalize_header`.
 _HEADER_ALIASES = {
@@ -180,7 +190,7 @@ def _parse_date(value: str) -> str | None:
     return None
 
 
-def _normalize_zip(value: str) -> str | None:
+def normalize_zip(value: str) -> str | None:
     """Returns a five-digit ZIP (masked digits as 0), '' if empty, None if invalid.
 
     Exports that went through a spreadsheet lost leading zeros (`2134` for
@@ -278,7 +288,7 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
             continue
         row = {c: fields[i].strip() for c, i in index_of.items()}
         label = row[LABEL_COLUMN].lower()
-        if label not in _LABEL_VALUES:
+        if label not in LABEL_VALUES:
             report.count(
                 report.rejected, f"{LABEL_COLUMN} not Yes/No/empty (e.g. {row[LABEL_COLUMN]!r})"
             )
@@ -293,12 +303,13 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
         row["date_received"] = date
         report.first_date = min(report.first_date or date, date)
         report.last_date = max(report.last_date, date)
-        if row["company_response"] in OPEN_RESPONSES and label == "":
+        outcome = observed_outcome(label, row["company_response"])
+        if outcome is None:
             report.count(report.excluded, UNKNOWN_OUTCOME)
             continue
-        row[LABEL_COLUMN] = str(_LABEL_VALUES[label])
+        row[LABEL_COLUMN] = str(outcome)
         if "zip_code" in row:
-            zip_code = _normalize_zip(row["zip_code"])
+            zip_code = normalize_zip(row["zip_code"])
             if zip_code is None:
                 report.count(report.fixed, INVALID_ZIP)
                 zip_code = ""
@@ -309,6 +320,22 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
         if ID_COLUMN in row:
             canonical[ID_COLUMN] = row[ID_COLUMN]
         yield canonical
+
+
+def complaints_as_asked(source: Path) -> Iterator[dict[str, str]]:
+    """Every row of an export as a served model is asked about it: canonical
+    names, the ZIP normalized as above ('' when invalid), the complaint id, and
+    no label rule (open complaints included: they are asked about too)."""
+    text, _ = decode(_read_bytes(source), source)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [_normalize_header(h) for h in next(reader, [])]
+    for fields in reader:
+        if len(fields) != len(header):
+            continue
+        row = {c: v.strip() for c, v in zip(header, fields, strict=True)}
+        if "zip_code" in row:
+            row["zip_code"] = normalize_zip(row["zip_code"]) or ""
+        yield {c: row[c] for c in (*CANONICAL_COLUMNS, ID_COLUMN) if c in row}
 
 
 def _evenly_spaced(rows: list[_Row], max_rows: int | None) -> list[_Row]:

@@ -84,6 +84,13 @@ REQUIRED_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in ALL_FEATURES if 
 INTEGER_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in BUCKETIZED_FEATURES)
 
 
+def raw_missing_value(name: str) -> str | int:
+    """What stands for "missing" in the dense `serving_raw` signature, which
+    cannot leave a value out: '' for a string feature, 0 for a ZIP (the
+    signature turns both into missing values, models/signatures.py)."""
+    return 0 if name in INTEGER_FEATURE_NAMES else ""
+
+
 def transformed_name(name: str) -> str:
     """Name of a feature after Transform (the book's `_xf` convention)."""
     return f"{name}_xf"

@@ -75,7 +75,7 @@ def test_2015_zip_codes_regain_their_leading_zeros(tmp_path):
     ],
 )
 def test_zip_normalization(raw, expected):
-    assert prepare._normalize_zip(raw) == expected
+    assert prepare.normalize_zip(raw) == expected
 
 
 def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
@@ -400,3 +400,36 @@ def test_cli_prints_the_report(tmp_path, capsys):
     )
     assert "100 rows written" in out
     assert "columns absent in this export, written empty: company, submitted_via" in out
+
+
+def test_complaints_as_asked_keep_open_complaints_and_ids():
+    """What a served model is asked: every row, open complaints included, ZIPs
+    normalized, the label rule not applied (it decides only what is trained on)."""
+    export = prepare.RAW_DIR / "complaints_2014-10_2014-11.csv.gz"
+    asked = list(prepare.complaints_as_asked(export))
+    report = prepare.SpanReport(span=0, source=export.name, source_sha256="")
+    text, _ = prepare.decode(export.read_bytes(), export)
+    trained = list(prepare.canonical_rows(text, report))
+    open_ones = [a for a in asked if a["company_response"] in prepare.OPEN_RESPONSES]
+    # The export's one broken row (a wrong field count) is the only one left out.
+    assert report.rows_rejected == 1 and len(asked) == report.rows_read - 1
+    assert len(open_ones) >= report.excluded[prepare.UNKNOWN_OUTCOME]
+    assert len(trained) + report.excluded[prepare.UNKNOWN_OUTCOME] <= len(asked)
+    assert all(a[prepare.ID_COLUMN] for a in asked)
+    assert all(a["zip_code"] == "" or len(a["zip_code"]) == 5 for a in asked)
+
+
+@pytest.mark.parametrize(
+    "label, response, outcome",
+    [
+        ("Yes", "Closed with explanation", 1),
+        ("No", "In progress", 0),
+        ("", "Closed", 0),
+        ("", "In progress", None),  # not known yet
+        ("", "Untimely response", 0),
+    ],
+)
+def test_the_label_rule(label, response, outcome):
+    assert prepare.observed_outcome(label, response) == outcome
+    with pytest.raises(KeyError):
+        prepare.observed_outcome("maybe", response)
