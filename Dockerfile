@@ -1,4 +1,5 @@
-# The image every Kubeflow task runs (`python -m runners.node_launcher`): the
+# The image every Kubeflow task runs (`python -m runners.node_launcher`), and
+# the request logger next to TF Serving (`python -m serving.logging_proxy`): the
 # project and only what its tasks import, pinned by requirements-task.lock (the
 # tested versions from requirements.lock, without Airflow, the KFP SDK or the
 # test tools). `python scripts/estimate_image_size.py` estimates its size.

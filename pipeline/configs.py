@@ -115,6 +115,24 @@ class PipelineConfig:
         default=_build("reports"),
         metadata={"help": "run reports go to <this>/<pipeline_name>/ (python -m pipeline.report)"},
     )
+    prediction_log_prefix: str = dataclasses.field(
+        default=_build("prediction_logs", "predictions"),
+        metadata={
+            "help": "logged requests: <this>-*.tfrecord of TF Serving PredictionLog records "
+            "(written by serving.logging_proxy, read by serving.skew and data.feedback)"
+        },
+    )
+    skew_window_days: int = dataclasses.field(
+        default=7,
+        metadata={"help": "serving.skew compares the requests logged in the last N days"},
+    )
+    skew_blocks: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": "serving.skew exits with status 4 when a feature's training/serving skew "
+            "is beyond its schema threshold (default: report only, as for drift)"
+        },
+    )
     metadata_path: str = dataclasses.field(
         default=_build("metadata", "metadata.sqlite"),
         metadata={"help": "SQLite ML Metadata file (used unless --mysql-host is set)"},

@@ -10,7 +10,10 @@ list). product, company_response and timely_response must be given (the
 schema requires them in every complaint, and every signature refuses a
 complaint without them); other fields left out or empty count as missing, like
 empty CSV cells. Other columns of the prepared CSV (the label, dates) are
-ignored; unknown names are an error.
+ignored; unknown names are an error. A `complaint_id` travels with the
+complaint on --api classify (inside its tf.Example), so that a logged request
+can be joined with the complaint's outcome (data/feedback.py); predict's
+serving_raw signature cannot carry it.
 Prints each complaint's dispute probability and the model version that
 answered. Exit status: 0 answered, 1 the server failed or refused, 2 bad input.
 """
@@ -35,6 +38,10 @@ from serving import urls
 POSITIVE_CLASS = features.LABEL_CLASSES[1]
 INTEGER_FEATURES = features.INTEGER_FEATURE_NAMES
 REQUIRED_FEATURES = features.REQUIRED_FEATURE_NAMES
+# Sent inside each tf.Example (classify) so that a logged request can be joined
+# with the complaint's outcome later (data/feedback.py); the model's parser
+# ignores features it does not know. serving_raw (predict) has no place for it.
+ID_KEY = prepare.ID_COLUMN
 
 Complaint = dict[str, str | int]
 
@@ -57,7 +64,7 @@ def normalize(raw: dict) -> Complaint:
     """Only the model's features, typed; raises InputError on unknown names or bad values."""
     if not isinstance(raw, dict):
         raise InputError(f"a complaint is a JSON object of fields, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(prepare.CANONICAL_COLUMNS))
+    unknown = sorted(set(raw) - set(prepare.CANONICAL_COLUMNS) - {ID_KEY})
     if unknown:
         raise InputError(
             f"unknown field(s) {', '.join(unknown)}; the model reads "
@@ -76,6 +83,11 @@ def normalize(raw: dict) -> Complaint:
             complaint[name] = value
         else:
             raise InputError(f"{name} must be a string, got {value!r}")
+    complaint_id = raw.get(ID_KEY)
+    if complaint_id not in (None, ""):
+        if isinstance(complaint_id, bool) or not isinstance(complaint_id, str | int):
+            raise InputError(f"{ID_KEY} must be a string or a number, got {complaint_id!r}")
+        complaint[ID_KEY] = str(complaint_id)
     missing = [name for name in REQUIRED_FEATURES if name not in complaint]
     if missing:
         raise InputError(
@@ -88,7 +100,7 @@ def normalize(raw: dict) -> Complaint:
 def raw_instance(complaint: Complaint) -> Complaint:
     """serving_raw takes every feature: missing ones as '' (or 0 for a ZIP)."""
     return {
-        name: complaint.get(name, 0 if name in INTEGER_FEATURES else "")
+        name: complaint.get(name, features.raw_missing_value(name))
         for name in features.FEATURE_NAMES
     }
 

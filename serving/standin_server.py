@@ -106,6 +106,14 @@ class ServedModel:
         if not models:
             raise ValueError(f"{config_path}: no model in model_config_list")
         model = models[0]
+        if model.HasField("logging_config"):
+            # What the stock tensorflow_model_server answers (it has no request
+            # logger; serving/prediction_log.py cites the source).
+            raise ValueError(
+                f"{config_path}: Invalid argument: No request-logger-creator provided. "
+                "(TF Serving cannot log requests without a custom build: log with "
+                "`python -m serving.logging_proxy` in front of it)"
+            )
         if not model.model_version_policy.specific.versions:
             raise ValueError(
                 f"{config_path}: the stand-in serves a 'specific' version policy "

@@ -217,3 +217,8 @@ def servers(request):
     finally:
         ending = "stop" if request.session.testsfailed else "destroy"
         subprocess.run([script, ending], env=env, check=True)
+
+
+# The feedback loop's logged traffic, shared by tests/serving and tests/data
+# (a fixture is defined once, here, so the session makes it once).
+from tests.feedback_traffic import feedback_traffic  # noqa: E402,F401

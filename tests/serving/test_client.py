@@ -291,6 +291,15 @@ def test_server_down_is_reported(input_file, capsys, protocol):
         ),
         ({"product": ["Mortgage"]}, "product must be a string"),
         (
+            {
+                "product": "Mortgage",
+                "company_response": "Closed",
+                "timely_response": "Yes",
+                "complaint_id": True,
+            },
+            "complaint_id must be a string or a number",
+        ),
+        (
             {"product": "Mortgage", "company_response": "", "timely_response": "Yes"},
             "company_response must be given",
         ),
@@ -335,3 +344,9 @@ def test_command_line_as_users_run_it(served, input_file):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"model cfpb_disputes version {STABLE}, label stable answered")
+
+
+def test_the_complaint_id_travels_in_the_example_and_not_to_serving_raw():
+    complaint = client.normalize({**COMPLAINTS[1], "complaint_id": 1262356})
+    assert complaint["complaint_id"] == "1262356"
+    assert "complaint_id" not in client.raw_instance(complaint)

@@ -11,7 +11,7 @@ import yaml
 from kubernetes import client as k8s
 
 from pipeline.configs import PipelineConfig
-from serving import client, model_config, urls
+from serving import client, logging_proxy, model_config, urls
 
 SERVING_DIR = Path(model_config.__file__).resolve().parent
 MODEL_NAME = PipelineConfig().model_name
@@ -37,6 +37,7 @@ def test_serving_image_matches_the_training_tensorflow():
         for m in _manifests()
         if m["kind"] == "Deployment"
         for c in m["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "tf-serving"
     ]
     for image in images:
         assert image.startswith(f"tensorflow/serving:{tf_minor}."), image
@@ -79,6 +80,8 @@ def test_kubernetes_manifest_is_a_valid_deployment_and_service():
     assert container.readiness_probe.http_get.path == urls.model_path(MODEL_NAME)
     ports = {p.name: p.container_port for p in container.ports}
     assert ports == {"grpc": 8500, "http": 8501}
+    logger = deployment.spec.template.spec.containers[1]
+    ports.update({p.name: p.container_port for p in logger.ports})
     assert {p.target_port for p in service.spec.ports} == set(ports)
     assert service.spec.selector == deployment.spec.template.metadata.labels
 
@@ -116,3 +119,38 @@ def test_batching_parameters_use_only_known_fields():
         values[match[1] or match[3]] = match[2] or match[4]
     assert set(values) <= BATCHING_FIELDS
     assert int(values["max_batch_size"]) >= 256  # the bench's largest batch fits one call
+
+
+def _proxy_settings(command: list[str], env: dict[str, str]):
+    """The proxy's own parser reading the deploy file's command line."""
+    assert command[:3] == ["python", "-m", "serving.logging_proxy"], command
+    return logging_proxy.parse_args(command[3:], PipelineConfig.from_env(env))
+
+
+def test_the_request_logger_sits_in_front_of_tf_serving_in_both_files():
+    compose = yaml.safe_load((SERVING_DIR / "docker-compose.yml").read_text())["services"]
+    service = compose["request-logger"]
+    args = _proxy_settings(service["command"], service["environment"])
+    assert args.upstream == f"tf-serving:{_flags(_compose_service()['command'])['port']}"
+    assert service["ports"] == [f"{args.port}:{args.port}"]
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        mounts[target] = source
+    assert mounts[str(args.logging_config)] == "./logging.config"
+    assert args.prediction_log_prefix.startswith("/logs/") and mounts["/logs"] == (
+        "../build/prediction_logs"
+    )
+    # The host path the mount lands on is the host's default for the readers.
+    assert PipelineConfig().prediction_log_prefix == str(
+        (SERVING_DIR / "../build/prediction_logs").resolve() / "predictions"
+    )
+
+    deployment, _ = _manifests()
+    tf_serving, logger = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in logger["env"]}
+    k8s_args = _proxy_settings(logger["command"] + logger["args"], env)
+    assert k8s_args.upstream == f"localhost:{_flags(tf_serving['args'])['port']}"
+    assert k8s_args.prediction_log_prefix == args.prediction_log_prefix
+    logger_mounts = {m["mountPath"] for m in logger["volumeMounts"]}
+    assert {"/logs", str(Path(k8s_args.logging_config).parent)} <= logger_mounts

@@ -1,0 +1,110 @@
+"""Sends the complaints of a CFPB export to TF Serving as traffic, for trying
+the feedback loop without production traffic.
+
+    python -m serving.replay data/raw/complaints_2014-10_2014-11.csv.gz \\
+        --port 8510 --rows 2000 --outcomes-out build/outcomes.csv
+
+Each complaint goes as it would arrive (open complaints included; the label
+is not sent) with its `complaint_id`, over gRPC Classify in batches, through
+the client (serving/client.py). Point it at the logging proxy's port so the
+requests are logged. With `--outcomes-out` it also writes the outcomes the
+export records, as the outcomes file `python -m data.feedback` reads (learned
+today; complaints whose outcome is not known yet are left out, by the label
+rule of data/prepare.py). Exit status: 0 sent, 1 the server failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from data import feedback, prepare
+from pipeline.configs import PipelineConfig
+from serving import client
+
+
+def complaints(export: Path, rows: int | None) -> tuple[list[dict], list[dict], int]:
+    """(complaints to send, their export rows, rows skipped as unsendable)."""
+    sendable, sources, skipped = [], [], 0
+    for row in prepare.complaints_as_asked(export):
+        try:
+            sendable.append(client.normalize({k: v for k, v in row.items() if v != ""}))
+        except client.InputError:
+            skipped += 1
+            continue
+        sources.append(row)
+        if rows is not None and len(sendable) == rows:
+            break
+    return sendable, sources, skipped
+
+
+def write_outcomes(path: Path, rows: Sequence[dict], learned: datetime.date) -> int:
+    written = 0
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(feedback.OUTCOME_COLUMNS)
+        for row in rows:
+            try:
+                outcome = prepare.observed_outcome(
+                    row.get(prepare.LABEL_COLUMN, ""), row.get("company_response", "")
+                )
+            except KeyError:  # not an export's Yes/No/empty (a prepared span's 0/1)
+                continue
+            if outcome is not None and row.get(prepare.ID_COLUMN):
+                writer.writerow(
+                    [row[prepare.ID_COLUMN], "Yes" if outcome else "No", learned.isoformat()]
+                )
+                written += 1
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = PipelineConfig.from_env()
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.replay",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("export", type=Path, help="a CFPB export (.csv or .csv.gz)")
+    parser.add_argument("--host", default="localhost")
+    parser.add_argument("--port", type=int, default=8510, help="gRPC port (the logging proxy's)")
+    parser.add_argument("--model-name", default=config.model_name)
+    parser.add_argument("--rows", type=int, help="send at most this many complaints")
+    parser.add_argument("--batch", type=int, default=50, help="complaints per request")
+    parser.add_argument("--outcomes-out", type=Path, help="write the export's outcomes here")
+    args = parser.parse_args(argv)
+    try:
+        sendable, sources, skipped = complaints(args.export, args.rows)
+    except prepare.PreparationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not sendable:
+        print(f"error: {args.export}: no complaint to send", file=sys.stderr)
+        return 2
+    grpc_client = client.GrpcClient(args.host, args.port, args.model_name)
+    try:
+        for start in range(0, len(sendable), args.batch):
+            grpc_client.classify(sendable[start : start + args.batch])
+    except client.ServingError as error:
+        print(f"error after {start:,} complaints: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"sent {len(sendable):,} complaints from {args.export.name} to "
+        f"{args.host}:{args.port} ({skipped:,} rows without a required field skipped)"
+    )
+    if args.outcomes_out:
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        written = write_outcomes(args.outcomes_out, sources, today)
+        print(
+            f"wrote {written:,} outcomes to {args.outcomes_out} "
+            f"({len(sources) - written:,} not known yet)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
