@@ -531,6 +531,35 @@ def _data_section(report: Report) -> str:
         "<p>Train split of this run's span (blue) against the drift baseline, the statistics "
         "of the last validated earlier span (orange), as shares of rows.</p>"
         f'{itself}<div class="grid">{"".join(cards)}</div><h3>Anomalies</h3>{anomalies}'
+        f"<h3>Training/serving skew</h3>{_skew_section(report.run.serving_skew)}"
+    )
+
+
+def _skew_section(result) -> str:
+    if result is None:
+        return (
+            "<p>No skew check yet: <code>python -m serving.skew</code> compares the requests "
+            "serving logged with the training statistics.</p>"
+        )
+    table = _table(
+        ["feature", "comparator", "distance", "threshold", "verdict"],
+        [
+            (
+                m["feature"],
+                m["comparator"],
+                f"{m['distance']:.4f}",
+                f"{m['threshold']:g}",
+                "SKEWED" if m["beyond"] else "ok",
+            )
+            for m in result.measurements
+        ],
+        "skew",
+    )
+    anomalies = "".join(
+        f"<li>{_e(name)}: {_e(text)}</li>" for name, text in result.serving_anomalies.items()
+    )
+    return f"<p>{_e(result.describe())}: <b>{_e(result.verdict())}</b></p>{table}" + (
+        f"<p>Schema anomalies in the logged requests:</p><ul>{anomalies}</ul>" if anomalies else ""
     )
 
 

@@ -23,6 +23,7 @@ from components.idempotent_pusher import REUSED_VERSION_KEY
 from pipeline import metadata
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import WINDOW_RESOLVER_ID
+from serving import skew
 
 GATE_ID = validation_gate.DataValidationGate.__name__
 # Slices smaller than this are too noisy to call the "worst" one.
@@ -73,6 +74,9 @@ class RunSummary:
     pushed_version: str | None
     push_reused_version: bool
     metadata_location: str
+    # The newest training/serving skew check (serving/skew.py), if any: skew
+    # is measured on traffic, on its own schedule, not by a run.
+    serving_skew: skew.SkewResult | None = None
 
     def render(self) -> str:
         if not self.nodes:
@@ -144,6 +148,11 @@ class RunSummary:
             lines.append(
                 "  pushed      nothing: the model was not blessed; "
                 "the previously pushed model stays the served one"
+            )
+        if self.serving_skew is not None:
+            lines.append(
+                f"  skew        {self.serving_skew.verdict()}; newest check: "
+                f"{self.serving_skew.describe()}"
             )
         lines.append(f"  MLMD        {self.metadata_location}")
         return "\n".join(lines)
@@ -444,6 +453,7 @@ def run_summary(
         pushed_version=pushed_version,
         push_reused_version=reused,
         metadata_location=metadata.describe(config),
+        serving_skew=skew.latest(config),
     )
 
 

@@ -1,0 +1,319 @@
+"""Training/serving skew: what serving was asked against what the model trained on.
+
+    python -m serving.skew                   # the last 7 days of logged requests
+    python -m serving.skew --since 2026-11-01 --until 2026-11-30
+
+Reads the requests serving logged (serving/logging_proxy.py, TF Serving's
+PredictionLog records) in a window of days, computes their statistics with
+TFDV over the model's features, and compares them with the training
+statistics of the pipeline's newest run (StatisticsGen's train split, found in
+ML Metadata) using the curated schema's skew comparators (L-infinity for
+categorical features, Jensen-Shannon for the ZIP code; data/schema.py). It
+also checks the logged requests against the schema's rules for those features
+(values never seen, missing required values).
+
+Skew is a fact about traffic, which arrives on its own schedule, not about a
+pipeline run: this is a command to run next to the logs (a cron job or an
+Airflow task), not a component. Each check is kept under
+`<pipeline_root>/serving_skew/<UTC time>/` (skew.json, the logged examples and
+their statistics); the run summary and the run report show the newest one.
+Exit status: 0 checked (skew is reported), 4 skew beyond a threshold with
+`--skew-blocks` (as `--drift-blocks` stops a run), 1 nothing to compare
+(no logs in the window, no pipeline run), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from models import features
+from pipeline.configs import PipelineConfig
+from serving import prediction_log
+
+SKEW_DIR = "serving_skew"
+RESULT_FILE = "skew.json"
+EXAMPLES_FILE = "serving_examples.tfrecord"
+STATISTICS_FILE = "serving_statistics.pb"
+EXIT_SKEW_BLOCKS = 4
+
+
+class SkewError(RuntimeError):
+    """Nothing to compare: the message says what is missing."""
+
+
+@dataclasses.dataclass
+class SkewResult:
+    checked_at: str
+    window: list[str]
+    logged_requests: int
+    logged_complaints: int
+    training_statistics: dict  # uri, span, MLMD artifact id
+    measurements: list[dict]  # feature, comparator, distance, threshold, beyond
+    serving_anomalies: dict[str, str]  # feature: what the schema check found
+    blocks: bool
+
+    @property
+    def beyond(self) -> list[dict]:
+        return [m for m in self.measurements if m["beyond"]]
+
+    def describe(self) -> str:
+        """What was compared with what, in one line."""
+        return (
+            f"{self.logged_complaints:,} logged complaints ({self.logged_requests:,} requests, "
+            f"{self.window[0]} .. {self.window[1]}) vs span "
+            f"{self.training_statistics.get('span')} training statistics "
+            f"(checked {self.checked_at})"
+        )
+
+    def verdict(self) -> str:
+        if not self.beyond:
+            return "no feature beyond its skew threshold"
+        found = "; ".join(
+            f"{m['feature']} {m['distance']:.4f} > {m['threshold']:g} ({m['comparator']})"
+            for m in self.beyond
+        )
+        return f"SKEW: {found}" + (" -- blocks (--skew-blocks)" if self.blocks else "")
+
+    def render(self) -> str:
+        lines = [f"{self.describe()}: {self.verdict()}"]
+        if self.serving_anomalies:
+            lines.append(
+                "schema anomalies in the logged requests: "
+                + "; ".join(f"{k}: {v}" for k, v in self.serving_anomalies.items())
+            )
+        return "\n".join(lines)
+
+
+def newest_training_statistics(config: PipelineConfig, connection_config=None) -> tuple:
+    """(the newest ExampleStatistics artifact of the pipeline in ML Metadata,
+    the span of the examples it describes, or None)."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    from pipeline import metadata
+
+    store = metadata_store.MetadataStore(connection_config or metadata.connection_config(config))
+    context = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
+    if context is None:
+        raise SkewError(
+            f"no run of pipeline {config.pipeline_name!r} in ML Metadata "
+            f"({metadata.describe(config)}): run the pipeline first"
+        )
+    types = {t.id: t.name for t in store.get_artifact_types()}
+    statistics = [
+        a
+        for a in store.get_artifacts_by_context(context.id)
+        if types.get(a.type_id) == "ExampleStatistics"
+        and a.state == metadata_store_pb2.Artifact.LIVE
+    ]
+    if not statistics:
+        raise SkewError(f"pipeline {config.pipeline_name!r} has no training statistics yet")
+    newest = max(statistics, key=lambda a: a.id)
+    # StatisticsGen's output carries no span; the examples it read do.
+    made_by = [
+        e.execution_id
+        for e in store.get_events_by_artifact_ids([newest.id])
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    ]
+    read = [
+        e.artifact_id
+        for e in store.get_events_by_execution_ids(made_by)
+        if e.type == metadata_store_pb2.Event.INPUT
+    ]
+    spans = [
+        a.custom_properties["span"].int_value
+        for a in store.get_artifacts_by_id(read)
+        if "span" in a.custom_properties
+    ]
+    return newest, (max(spans) if spans else None)
+
+
+def _example(complaint: dict) -> bytes:
+    import tensorflow as tf
+
+    feature = {}
+    for name in features.FEATURE_NAMES:
+        if name not in complaint:
+            continue  # missing, as the model read it
+        value = complaint[name]
+        if name in features.INTEGER_FEATURE_NAMES:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+        else:
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def serving_statistics(complaints: Sequence[dict], output_dir: str):
+    """TFDV statistics of the logged complaints' features (examples kept next to them)."""
+    import tensorflow as tf
+    import tensorflow_data_validation as tfdv
+
+    examples_path = os.path.join(output_dir, EXAMPLES_FILE)
+    with tf.io.TFRecordWriter(examples_path) as writer:
+        for complaint in complaints:
+            writer.write(_example(complaint))
+    return tfdv.generate_statistics_from_tfrecord(
+        examples_path, output_path=os.path.join(output_dir, STATISTICS_FILE)
+    )
+
+
+def serving_schema(schema):
+    """The schema's rules for what serving is asked: the model's features only
+    (the label, dates and other columns are never sent), and the optional ones
+    may be left out of a request (the missing-value rule of models/features.py;
+    in a span an empty CSV cell is a present feature with no value, in a
+    request it is an absent feature: both are missing to the model)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    view = schema_pb2.Schema()
+    view.CopyFrom(schema)
+    del view.feature[:]
+    for feature in schema.feature:
+        if feature.name not in features.FEATURE_NAMES:
+            continue
+        kept = view.feature.add()
+        kept.CopyFrom(feature)
+        if feature.name not in features.REQUIRED_FEATURE_NAMES:
+            kept.presence.min_fraction = 0.0
+            kept.presence.min_count = 0
+    view.ClearField("dataset_constraints")
+    return view
+
+
+def measure(training, serving, schema) -> tuple[list[dict], dict[str, str]]:
+    """(skew measurements per feature, schema anomalies of the serving statistics)."""
+    import tensorflow_data_validation as tfdv
+
+    view = serving_schema(schema)
+    result = tfdv.validate_statistics(training, view, serving_statistics=serving)
+    measurements = []
+    for info in result.drift_skew_info:
+        for m in info.skew_measurements:
+            measurements.append(
+                {
+                    "feature": info.path.step[0],
+                    "comparator": "L-infinity" if m.type == m.L_INFTY else "Jensen-Shannon",
+                    "distance": round(float(m.value), 6),
+                    "threshold": float(m.threshold),
+                    "beyond": bool(m.value > m.threshold),
+                }
+            )
+    anomalies = tfdv.validate_statistics(serving, view).anomaly_info
+    return (
+        sorted(measurements, key=lambda m: m["feature"]),
+        {name: info.short_description for name, info in sorted(anomalies.items())},
+    )
+
+
+def check(
+    config: PipelineConfig,
+    since: datetime.date,
+    until: datetime.date,
+    connection_config=None,
+    now: datetime.datetime | None = None,
+) -> tuple[SkewResult, str]:
+    """Runs one check and keeps it; returns (result, its folder)."""
+    import tensorflow as tf
+    import tensorflow_data_validation as tfdv
+
+    from components import curated_schema, validation_files
+
+    records = list(prediction_log.read_logs(config.prediction_log_prefix, since, until))
+    complaints = [c for r in records for c in prediction_log.logged_complaints(r)]
+    if not complaints:
+        raise SkewError(
+            f"no logged requests under {config.prediction_log_prefix}-*.tfrecord "
+            f"from {since} to {until} (is serving.logging_proxy in front of the server?)"
+        )
+    statistics_artifact, span = newest_training_statistics(config, connection_config)
+    training = validation_files.read_statistics(statistics_artifact.uri, "train")
+    schema = tfdv.load_schema_text(curated_schema.resolve(config.schema_path))
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    output_dir = os.path.join(config.pipeline_root, SKEW_DIR, f"{now:%Y%m%dT%H%M%S.%fZ}")
+    tf.io.gfile.makedirs(output_dir)
+    serving = serving_statistics(complaints, output_dir)
+    measurements, anomalies = measure(training, serving, schema)
+    result = SkewResult(
+        checked_at=f"{now:%Y-%m-%d %H:%M} UTC",
+        window=[since.isoformat(), until.isoformat()],
+        logged_requests=len(records),
+        logged_complaints=len(complaints),
+        training_statistics={
+            "uri": statistics_artifact.uri,
+            "span": span,
+            "artifact_id": statistics_artifact.id,
+        },
+        measurements=measurements,
+        serving_anomalies=anomalies,
+        blocks=False,
+    )
+    result.blocks = config.skew_blocks and bool(result.beyond)
+    with tf.io.gfile.GFile(os.path.join(output_dir, RESULT_FILE), "w") as out:
+        out.write(json.dumps(dataclasses.asdict(result), indent=2) + "\n")
+    return result, output_dir
+
+
+def latest(config: PipelineConfig) -> SkewResult | None:
+    """The newest kept check of this pipeline root, or None."""
+    import tensorflow as tf
+
+    root = os.path.join(config.pipeline_root, SKEW_DIR)
+    if not tf.io.gfile.isdir(root):
+        return None
+    for name in sorted(tf.io.gfile.listdir(root), reverse=True):
+        path = os.path.join(root, name.rstrip("/"), RESULT_FILE)
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                return SkewResult(**json.load(f))
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    from pipeline import configs
+
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.skew",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--since",
+        type=prediction_log.parse_day,
+        help="first UTC day of logs (default: see --until)",
+    )
+    parser.add_argument(
+        "--until",
+        type=prediction_log.parse_day,
+        help="last UTC day of logs (default: today; the window is --skew-window-days long)",
+    )
+    config, args = configs.parse_args(parser, argv)
+    until = args.until or datetime.datetime.now(datetime.timezone.utc).date()
+    since = args.since or until - datetime.timedelta(days=config.skew_window_days - 1)
+    if since > until:
+        print(f"error: --since {since} is after --until {until}", file=sys.stderr)
+        return 2
+    try:
+        result, output_dir = check(config, since, until)
+    except SkewError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("serving skew: " + result.render())
+    for m in result.measurements:
+        mark = "BEYOND" if m["beyond"] else "ok"
+        print(
+            f"  {m['feature']:<18} {m['comparator']:<15} {m['distance']:.4f} "
+            f"(threshold {m['threshold']:g}) {mark}"
+        )
+    print(f"kept in {output_dir}")
+    return EXIT_SKEW_BLOCKS if result.blocks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Outcomes joined with logged requests (real complaints replayed through the
+client and the logging proxy, tests/feedback_traffic.py) into a labelled
+export that data.prepare turns into a span passing the curated schema."""
+
+import csv
+import dataclasses
+import datetime
+import json
+from pathlib import Path
+
+import pytest
+
+from data import feedback, prepare
+from models import features
+from serving import prediction_log
+from tests.conftest import small_config
+from tests.feedback_traffic import EARLIER_ROWS
+
+pytestmark = pytest.mark.e2e
+
+ANSWERED = 400  # complaints of the logged traffic whose outcome came back
+
+
+def _outcome_rows(path: Path) -> list[list[str]]:
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == feedback.OUTCOME_COLUMNS
+    return rows[1:]
+
+
+def _join(traffic, outcomes: Path, raw_dir: Path, *more: str) -> int:
+    return feedback.main(
+        [
+            "--outcomes",
+            str(outcomes),
+            "--raw-data-dir",
+            str(raw_dir),
+            "--prediction-log-prefix",
+            traffic.config.prediction_log_prefix,
+            *more,
+        ]
+    )
+
+
+def _write(path: Path, rows) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(feedback.OUTCOME_COLUMNS)
+        writer.writerows(rows)
+    return path
+
+
+def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_path, capsys):
+    earlier = feedback_traffic.earlier
+    known = _outcome_rows(earlier.outcomes)  # the export's real outcomes, learned today
+    assert ANSWERED < len(known) < EARLIER_ROWS  # open complaints have none yet
+    answered = known[:ANSWERED]
+    flipped = {"Yes": "No", "No": "Yes"}
+    duplicates = answered[:20]
+    conflicting = [[i, flipped[d], day] for i, d, day in answered[20:25]]
+    too_early = {row[0] for row in answered[25:35]}
+    unknown = [[f"unknown-{n}", "No", answered[0][2]] for n in range(15)]
+    invalid = [[answered[0][0], "maybe", answered[0][2]], [answered[1][0], "Yes", "yesterday"]]
+    rows = [[i, d, "2000-01-01" if i in too_early else day] for i, d, day in answered]
+    outcomes = _write(
+        tmp_path / "outcomes.csv", rows + duplicates + conflicting + unknown + invalid
+    )
+
+    raw_dir = tmp_path / "raw"
+    assert _join(earlier, outcomes, raw_dir) == 0
+    printed = capsys.readouterr().out
+    (export,) = raw_dir.glob("feedback-*.csv")
+    days = {prediction_log.logged_day(r) for r in prediction_log.read_logs(earlier.prefix)}
+    first, last = min(days), max(days)  # one day, unless the replay crossed midnight
+    assert export.name == f"feedback-{first:%Y%m%d}-{last:%Y%m%d}.csv"
+
+    valid = {
+        i: d for i, d, _ in answered if i not in too_early and i not in {c[0] for c in conflicting}
+    }
+    with export.open(newline="") as f:
+        joined = list(csv.DictReader(f))
+    assert {r["complaint_id"]: r["consumer_disputed"] for r in joined} == valid
+    assert len(joined) == len(valid) == ANSWERED - 5 - 10
+    # Features are the ones the model was asked with: the export's own values.
+    sent = {r["complaint_id"]: r for r in prepare.complaints_as_asked(earlier.export)}
+    for row in joined:
+        for name in features.FEATURE_NAMES:
+            assert row[name] == sent[row["complaint_id"]][name], name
+        assert datetime.date.fromisoformat(row["date_received"]) in days
+
+    counts = json.loads((raw_dir / f"{export.name}.join.json").read_text())
+    assert {f.name: counts[f.name] for f in dataclasses.fields(feedback.JoinCounts)} == {
+        "logged_complaints": EARLIER_ROWS,
+        "requests_without_id": 0,
+        "repeated_requests": 0,
+        "outcome_rows": len(rows) + 20 + 5 + 15 + 2,
+        "invalid_outcomes": 2,
+        "duplicate_outcomes": 20,
+        "conflicting_outcomes": 5,
+        "unmatched_outcomes": 15,
+        "outcome_before_prediction": 10,
+        "awaiting_outcome": EARLIER_ROWS - ANSWERED,
+        "joined": len(valid),
+        "disputed": sum(d == "Yes" for d in valid.values()),
+    }
+    assert "outcome before prediction" in printed and f"{len(valid):>7,}" in printed
+
+    # The pipeline's own preparation takes it like any export...
+    spans_dir = tmp_path / "spans"
+    (report,) = prepare.prepare_all(raw_dir, spans_dir)
+    assert report.span == int(f"{last:%Y%m%d}")
+    assert report.rows_written == len(valid) and report.rows_rejected == 0
+    assert report.positive_rows == counts["disputed"]
+    # ...and the pipeline's own components, up to its validation gate, pass it.
+    _validate_with_the_pipeline(small_config(tmp_path / "validate", data_root=str(spans_dir)))
+
+    # The same window again: the export would end on the same day as this one.
+    assert _join(earlier, outcomes, raw_dir, "--since", first.isoformat()) == 1
+    assert "already ends on" in capsys.readouterr().err
+    # Without --since the next join starts after it: nothing logged since.
+    assert _join(earlier, outcomes, raw_dir) == 1
+    assert "no logged requests" in capsys.readouterr().err
+
+
+def _validate_with_the_pipeline(config) -> None:
+    """The pipeline's own graph, run by TFX's Beam runner up to its validation
+    gate (a partial run: CsvExampleGen, StatisticsGen, ImportSchemaGen,
+    ExampleValidator, the gate); the gate fails the run on any anomaly."""
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+    from tfx.orchestration.pipeline import RunOptions
+
+    from pipeline import metadata, pipeline, summary
+
+    BeamDagRunner().run(
+        pipeline.create_pipeline(config, metadata.connection_config(config)),
+        run_options=RunOptions(to_nodes=["DataValidationGate"]),
+    )
+    up_to_the_gate = {
+        "CsvExampleGen",
+        pipeline.STATISTICS_RESOLVER_ID,
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "ExampleValidator",
+        "DataValidationGate",
+    }
+    run = summary.run_summary(config)
+    assert {n.node_id: n.state for n in run.nodes.values()} == dict.fromkeys(
+        up_to_the_gate, "finished"
+    )
+    assert set(run.split_rows) >= {"train", "eval"}
+    assert not any(run.anomalies.values()), run.anomalies
+    assert run.validation_report is not None
+
+
+def test_too_few_outcomes_and_a_foreign_file_are_refused(feedback_traffic, tmp_path, capsys):
+    known = _outcome_rows(feedback_traffic.earlier.outcomes)
+    few = _write(tmp_path / "few.csv", known[: prepare.MIN_SPAN_ROWS - 1])
+    elsewhere = tmp_path / "raw"
+    assert _join(feedback_traffic.earlier, few, elsewhere) == 1
+    assert f"a span needs at least {prepare.MIN_SPAN_ROWS}" in capsys.readouterr().err
+    assert not elsewhere.exists()
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text("Complaint ID,Consumer disputed?\n1,Yes\n")
+    assert _join(feedback_traffic.earlier, foreign, elsewhere) == 2
+    assert "the header must be complaint_id,disputed,date_learned" in capsys.readouterr().err
