@@ -31,14 +31,22 @@ The join, and what it counts (printed, and kept next to the export as
   before the window, or an id serving never saw).
 - invalid outcomes: `disputed` not Yes/No, or an unreadable date.
 - awaiting outcome: logged complaints with no outcome yet; a later join takes
-  them.
+  them when their outcome is in.
+- already joined: complaints an earlier feedback export in the raw folder
+  holds (each complaint is joined once; its span keeps it).
 - requests without an id: logged, but they cannot be joined (sent through
   serving_raw or without `complaint_id`).
 
-The window: requests logged from the day after the newest earlier feedback
-export (or all logs) up to today, or `--since/--until`. Fewer joined
-complaints than a span needs (data/prepare.py MIN_SPAN_ROWS) are refused:
-collect more outcomes first. Exit status 0 written, 1 refused, 2 bad input.
+The window: every logged request up to today, or `--since/--until`; what an
+earlier feedback export holds is skipped, so outcomes that arrive late are
+joined by the next run. Fewer joined complaints than a span needs
+(data/prepare.py MIN_SPAN_ROWS) are refused: collect more outcomes first.
+An export ends on the day of its newest joined request and must end after
+every earlier feedback export: otherwise its span would not be newer than
+the spans the pipeline reads (prepare refuses a second span on one day, and
+a default run never ingests an older one). Late outcomes for requests of
+days already exported therefore wait to be joined with newer traffic.
+Exit status 0 written, 1 refused, 2 bad input.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from data import prepare
@@ -89,6 +97,7 @@ class JoinCounts:
     logged_complaints: int = 0
     requests_without_id: int = 0
     repeated_requests: int = 0
+    already_joined: int = 0
     outcome_rows: int = 0
     invalid_outcomes: int = 0
     duplicate_outcomes: int = 0
@@ -154,8 +163,14 @@ def first_requests(logged: Iterable[tuple[dict, datetime.date]], counts: JoinCou
     return asked
 
 
-def join(asked: dict[str, Asked], outcomes: dict[str, Outcome | None], counts: JoinCounts):
-    """Canonical rows (with complaint_id) of the complaints joined with an outcome."""
+def join(
+    asked: dict[str, Asked],
+    outcomes: dict[str, Outcome | None],
+    counts: JoinCounts,
+    joined_before: Collection[str] = (),
+):
+    """Canonical rows (with complaint_id) of the complaints joined with an
+    outcome, except those `joined_before`."""
     rows = []
     for complaint_id, outcome in outcomes.items():
         if outcome is None:
@@ -163,6 +178,9 @@ def join(asked: dict[str, Asked], outcomes: dict[str, Outcome | None], counts: J
         request = asked.get(complaint_id)
         if request is None:
             counts.unmatched_outcomes += 1
+            continue
+        if complaint_id in joined_before:
+            counts.already_joined += 1
             continue
         if outcome.learned < request.day:
             counts.outcome_before_prediction += 1
@@ -179,7 +197,7 @@ def join(asked: dict[str, Asked], outcomes: dict[str, Outcome | None], counts: J
         row[prepare.ID_COLUMN] = complaint_id
         rows.append(row)
         counts.disputed += outcome.disputed
-    answered = set(outcomes)
+    answered = set(outcomes) | set(joined_before)
     counts.awaiting_outcome = sum(1 for c in asked if c not in answered)
     counts.joined = len(rows)
     return sorted(rows, key=lambda r: (r["date_received"], r[prepare.ID_COLUMN]))
@@ -193,6 +211,14 @@ def earlier_exports(raw_dir: Path) -> list[tuple[datetime.date, datetime.date, P
             first, last = (datetime.datetime.strptime(d, "%Y%m%d").date() for d in match.groups())
             found.append((first, last, path))
     return found
+
+
+def joined_ids(exports: Sequence[Path]) -> set[str]:
+    ids: set[str] = set()
+    for path in exports:
+        with path.open(newline="") as f:
+            ids.update(row[prepare.ID_COLUMN] for row in csv.DictReader(f))
+    return ids
 
 
 def export_csv(rows: Sequence[dict]) -> str:
@@ -219,8 +245,6 @@ def run(
         raise FeedbackError(f"cannot read {outcomes_path}: {error.strerror}") from error
     outcomes = read_outcomes(text, str(outcomes_path), counts)
     earlier = earlier_exports(raw_dir)
-    if since is None and earlier:
-        since = max(last for _, last, _ in earlier) + datetime.timedelta(days=1)
     until = until or datetime.datetime.now(datetime.timezone.utc).date()
     logged = [
         (values, prediction_log.logged_day(record))
@@ -230,7 +254,9 @@ def run(
     window = f"{since or 'the first log'} .. {until}"
     if not logged:
         return None, counts, f"no logged requests under {prefix}-*.tfrecord for {window}"
-    rows = join(first_requests(logged, counts), outcomes, counts)
+    rows = join(
+        first_requests(logged, counts), outcomes, counts, joined_ids([p for *_, p in earlier])
+    )
     if len(rows) < prepare.MIN_SPAN_ROWS:
         return (
             None,
@@ -239,13 +265,16 @@ def run(
             f"{prepare.MIN_SPAN_ROWS}; nothing written (join again when more outcomes are in)",
         )
     first, last = rows[0]["date_received"], rows[-1]["date_received"]
-    clash = [p for _, end, p in earlier if end.isoformat() == last]
-    if clash:
+    newest = max(earlier, key=lambda e: e[1], default=None)
+    if newest is not None and newest[1].isoformat() >= last:
+        # Its span would be the same as, or older than, one the pipeline already
+        # reads: prepare refuses the first, and a default run never ingests the second.
         return (
             None,
             counts,
-            f"{clash[0]} already ends on {last}, and two exports cannot end on the same "
-            "day (data/prepare.py); give --since after it",
+            f"{len(rows)} complaints joined, all asked on or before {last}; "
+            f"{newest[2].name} already ends on {newest[1]}: nothing written, join again "
+            "once newer traffic has outcomes (the late ones are joined with it)",
         )
     name = f"feedback-{first.replace('-', '')}-{last.replace('-', '')}.csv"
     raw_dir.mkdir(parents=True, exist_ok=True)

@@ -172,7 +172,16 @@ def read_logs(
     from tensorflow_serving.apis import prediction_log_pb2
 
     for path in log_files(filename_prefix):
-        for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        records = tf.data.TFRecordDataset(path).as_numpy_iterator()
+        while True:
+            try:
+                serialized = next(records)
+            except StopIteration:
+                break
+            except tf.errors.DataLossError:
+                # A record the logger is writing right now (the files are read
+                # while the proxy runs): the next read gets it whole.
+                break
             record = prediction_log_pb2.PredictionLog.FromString(serialized)
             day = logged_day(record)
             if (since and day < since) or (until and day > until):

@@ -93,6 +93,7 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
         "logged_complaints": EARLIER_ROWS,
         "requests_without_id": 0,
         "repeated_requests": 0,
+        "already_joined": 0,
         "outcome_rows": len(rows) + 20 + 5 + 15 + 2,
         "invalid_outcomes": 2,
         "duplicate_outcomes": 20,
@@ -114,12 +115,24 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
     # ...and the pipeline's own components, up to its validation gate, pass it.
     _validate_with_the_pipeline(small_config(tmp_path / "validate", data_root=str(spans_dir)))
 
-    # The same window again: the export would end on the same day as this one.
-    assert _join(earlier, outcomes, raw_dir, "--since", first.isoformat()) == 1
-    assert "already ends on" in capsys.readouterr().err
-    # Without --since the next join starts after it: nothing logged since.
+    # The same outcomes again: every complaint is in the first export already.
     assert _join(earlier, outcomes, raw_dir) == 1
-    assert "no logged requests" in capsys.readouterr().err
+    assert "only 0 complaint(s) joined" in capsys.readouterr().err
+    # Late outcomes, for complaints asked on the day the first export ends on:
+    # a second export ending that day would not be a newer span.
+    answered_ids = {r[0] for r in answered}
+    awaiting = [
+        c["complaint_id"]
+        for r in prediction_log.read_logs(earlier.prefix)
+        for c in prediction_log.logged_complaints(r)
+        if c["complaint_id"] not in answered_ids
+    ]
+    assert len(awaiting) == EARLIER_ROWS - ANSWERED
+    late = [[i, "No", max(days).isoformat()] for i in awaiting[: prepare.MIN_SPAN_ROWS + 20]]
+    late_file = _write(tmp_path / "late.csv", late)
+    assert _join(earlier, late_file, raw_dir) == 1
+    assert f"{export.name} already ends on {last}" in capsys.readouterr().err
+    assert list(raw_dir.glob("feedback-*.csv")) == [export]
 
 
 def _validate_with_the_pipeline(config) -> None:

@@ -177,3 +177,16 @@ def test_the_complaint_id_does_not_change_the_answer(feedback_traffic):
     without = [{k: v for k, v in c.items() if k != client.ID_KEY} for c in with_ids]
     assert all(client.ID_KEY in c for c in with_ids)
     assert asked.classify(with_ids).probabilities == asked.classify(without).probabilities
+
+
+def test_a_record_being_written_is_left_for_the_next_read(tmp_path):
+    logger = prediction_log.RequestLogger(prediction_log.logging_config(str(tmp_path / "p"), 1.0))
+    response = classification_pb2.ClassificationResponse()
+    for _ in range(3):
+        logger.log("classify", classification_pb2.ClassificationRequest(), response)
+    logger.close()
+    (path,) = prediction_log.log_files(str(tmp_path / "p"))
+    data = open(path, "rb").read()
+    with open(path, "wb") as cut:  # as a reader finds it mid-write
+        cut.write(data[:-5])
+    assert len(list(prediction_log.read_logs(str(tmp_path / "p")))) == 2
