@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from components import validation_files
+from data import prepare
 from models import features
 from pipeline import metadata, run_history, summary
 from pipeline.configs import PipelineConfig
@@ -258,14 +259,19 @@ def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str,
     examples = run.nodes.get("CsvExampleGen")
     example_artifact = examples.artifact("examples") if examples else None
     if example_artifact is not None:
+        import tensorflow as tf
+
         span = example_artifact.custom_properties["span"].int_value
-        report_path = Path(config.data_root) / f"span-{span}" / "report.json"
+        # Through TF's filesystems: the data root may be gs:// or s3://.
+        span_folder = os.path.join(config.data_root, f"span-{span}")
+        report_path = os.path.join(span_folder, prepare.REPORT_FILE_NAME)
         source = "(no preparation report)"
-        if report_path.is_file():
-            prepared = json.loads(report_path.read_text())
+        if tf.io.gfile.exists(report_path):
+            with tf.io.gfile.GFile(report_path) as f:
+                prepared = json.load(f)
             source = f"{prepared.get('source', '?')} (sha256 {str(prepared.get('source_sha256', '?'))[:12]}...)"
         steps.append(("raw export", source))
-        steps.append(("span", f"{span} ({report_path.parent})"))
+        steps.append(("span", f"{span} ({span_folder})"))
         steps.append(("examples", _uri_line(example_artifact)))
     if run.window_spans:
         steps.append(("training window", "spans " + ", ".join(map(str, run.window_spans))))

@@ -222,3 +222,11 @@ def test_an_earlier_run_is_reported_by_its_id(e2e, tmp_path, capsys):
     flags = [*config.as_flags(), "--output-dir", str(tmp_path)]
     assert report.main([*flags, "--run-id", "no-such-run"]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_the_lineage_starts_at_the_raw_export(e2e):
+    (raw_export, source), (span, where) = report.build(e2e[0]).lineage[:2]
+    assert raw_export == "raw export" and source.startswith(
+        "complaints_2015-01_2015-03.csv.gz (sha256 "
+    ), source
+    assert span == "span" and where == f"{SPAN_2015} ({e2e[0].data_root}/span-{SPAN_2015})"
