@@ -105,7 +105,10 @@ def raw_instance(complaint: Complaint) -> Complaint:
     }
 
 
-class RestClient:
+class _ServerClient:
+    """Where the server is and which model, version or label to ask: the same
+    for both protocols."""
+
     def __init__(
         self,
         host: str,
@@ -115,10 +118,18 @@ class RestClient:
         label: str | None = None,
         timeout: float = 10.0,
     ):
-        self.base = urls.base_url(host, port)
+        # Fail early on a name/version/label that cannot be a URL: gRPC takes
+        # the same ones, so both protocols accept the same settings.
+        urls.model_path(model_name, version, label)
+        self.host, self.port = host, port
         self.model = (model_name, version, label)
-        urls.model_path(*self.model)  # fail early on a name/version/label that cannot be a URL
         self.timeout = timeout
+
+
+class RestClient(_ServerClient):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.base = urls.base_url(self.host, self.port)
 
     def _call(self, path: str, body: dict | None = None) -> dict:
         url = self.base + path
@@ -171,25 +182,15 @@ class RestClient:
         )
 
 
-class GrpcClient:
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        model_name: str,
-        version: int | None = None,
-        label: str | None = None,
-        timeout: float = 10.0,
-    ):
+class GrpcClient(_ServerClient):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         import grpc
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-        urls.model_path(model_name, version, label)  # same name/version/label rules as REST
-        self.target = f"{host}:{port}"
+        self.target = f"{self.host}:{self.port}"
         self.channel = grpc.insecure_channel(self.target)
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.model = (model_name, version, label)
-        self.timeout = timeout
 
     def _spec(self, spec, signature_name: str) -> None:
         name, version, label = self.model
