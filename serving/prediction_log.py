@@ -49,13 +49,11 @@ from tensorflow_serving.config import logging_config_pb2
 if TYPE_CHECKING:  # the message module imports TensorFlow: only where it is used
     from tensorflow_serving.apis import prediction_log_pb2
 
-from data import prepare
 from models import features
 
 COLLECTOR_TYPE = "tfrecord"
 SAVED_MODEL_TAGS = ("serve",)
 LOG_KINDS = ("classify", "regress", "predict")
-ID_KEY = prepare.ID_COLUMN  # the client sends it inside each tf.Example (serving/client.py)
 
 
 class LoggingConfigError(ValueError):
