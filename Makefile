@@ -3,7 +3,8 @@
 #   make test   set everything up, lint, then run the whole test suite (what CI runs)
 # While editing:
 #   make test-fast   the tests that run no pipeline and need no servers (~2 min)
-#   make lint        ruff (lint + format check) and mypy, configured in ruff.toml and mypy.ini
+#   make lint        ruff (lint + format check), mypy and the layers (import-linter:
+#                    ruff.toml, mypy.ini, .importlinter)
 #   make format      let ruff format the tree and fix what it can
 PYTHON := .venv/bin/python
 FAST_TESTS := -m "not e2e and not integration"
@@ -29,6 +30,7 @@ lint-only:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 format: setup
 	.venv/bin/ruff check --fix .

@@ -11,10 +11,22 @@ setup(
     version="0.1.0",
     description="Reference TFX pipeline on CFPB consumer complaints",
     python_requires=">=3.9,<3.11",
-    packages=["components", "data", "models", "pipeline", "runners", "serving"],
+    # Product packages only: `standins/` (development stand-ins), `bench/` and
+    # `tests/` are not installed (tests/test_packaging.py reads the wheel).
+    packages=[
+        "settings",
+        "models",
+        "data",
+        "serving",
+        "components",
+        "pipeline",
+        "feedback",
+        "reporting",
+        "runners",
+    ],
     # The bundled exports and the curated schema, so that an installed package
     # (the Kubeflow task image) finds its defaults without a checkout.
-    package_data={"data": ["raw/*.csv.gz", "schema/schema.pbtxt"]},
+    package_data={"data": ["raw/*.csv.gz", "curated_schema.pbtxt"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "apache-beam[gcp]==2.59.0",

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--examples", required=True, help="CsvExampleGen examples artifact uri")
-    from pipeline.configs import PipelineConfig
+    from settings.configs import PipelineConfig
 
     defaults = PipelineConfig()  # the pipeline's own settings, stated once
     parser.add_argument("--steps", type=int, default=defaults.train_steps)

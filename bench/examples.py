@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models import features
-from pipeline.configs import PipelineConfig
+from settings.configs import PipelineConfig
 
 CATEGORICAL = [f.name for f in features.CATEGORICAL_FEATURES]
 NUMERIC = [f.name for f in features.BUCKETIZED_FEATURES]
@@ -68,7 +68,8 @@ def span_examples(config: PipelineConfig, span: int, work_dir: Path) -> Split:
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
     from tfx.orchestration.pipeline import Pipeline
 
-    from pipeline import metadata, pipeline
+    from pipeline import pipeline
+    from settings import metadata
 
     span_config = dataclasses.replace(
         config,

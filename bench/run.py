@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench import quality, serving_speed
 from data import prepare
-from pipeline.configs import REPO_ROOT, PipelineConfig
+from settings.configs import REPO_ROOT, PipelineConfig
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
 MULTI_PROCESSING = "--direct_running_mode=multi_processing --direct_num_workers=2"
@@ -46,7 +46,7 @@ def _config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
 
 def _run_pipeline(config: PipelineConfig, label: str, log_dir: Path) -> dict:
     """One Beam runner process; its wall time and what ML Metadata recorded."""
-    from pipeline import summary
+    from reporting import summary
 
     log = log_dir / f"{label}.log"
     print(f"[bench] {label}: python runners/beam_runner.py ... (log {log})", flush=True)

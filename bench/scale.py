@@ -37,7 +37,7 @@ from typing import Any
 
 from bench.run import command_line, machine, publish
 from data import prepare
-from pipeline.configs import REPO_ROOT, PipelineConfig
+from settings.configs import REPO_ROOT, PipelineConfig
 
 SOURCE_EXPORT = prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz"
 COMPLAINT_ID = "Complaint ID"
@@ -104,7 +104,7 @@ def run_once(
     rows: int, mode: str, export: Path, work: Path, train_steps: int, timeout: float
 ) -> dict:
     """One cold run; its wall time, per-component seconds and peak memory, or its failure."""
-    from pipeline import summary
+    from reporting import summary
 
     root = work / f"{rows}-{mode}"
     shutil.rmtree(root, ignore_errors=True)

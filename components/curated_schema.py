@@ -51,7 +51,7 @@ def file_sha256(path: str) -> str:
 
 def project_relative(path: str) -> str:
     """`path` relative to the project when it is a file inside it, else unchanged."""
-    from pipeline.configs import REPO_ROOT, is_remote
+    from settings.configs import REPO_ROOT, is_remote
 
     if is_remote(path) or not os.path.isabs(path):
         return path
@@ -62,7 +62,7 @@ def project_relative(path: str) -> str:
 
 def resolve(path: str) -> str:
     """The file a compiled `schema_file` names (relative = inside the project)."""
-    from pipeline.configs import REPO_ROOT, is_remote
+    from settings.configs import REPO_ROOT, is_remote
 
     if is_remote(path) or os.path.isabs(path):
         return path

@@ -52,7 +52,7 @@ def passed_gate(store, artifact_id: int) -> bool:
     read this artifact: the one test of "validated" for both strategies below."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipeline import metadata
+    from settings import metadata
 
     passed = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
     gate_type = f"{__name__}.DataValidationGate"

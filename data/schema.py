@@ -30,7 +30,7 @@ Schema evolution is a reviewed step. When the gate refuses a span because
 CFPB's taxonomy moved (new products, sub-products, issues), `diff` lists the
 values the span adds to each domain, with their share of the span's rows, and
 the rows that leave a required value empty; `accept` adds exactly those values
-to the domains in data/schema/schema.pbtxt (nothing else changes), to be
+to the domains in data/curated_schema.pbtxt (nothing else changes), to be
 reviewed with `git diff` and committed with the reason. Neither reads more
 than the prepared span's CSV: no TensorFlow, a few seconds. Empty required
 values are listed but never accepted: the model reads those features as
@@ -48,8 +48,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models import features
+from settings import configs
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
+SCHEMA_PATH = configs.CURATED_SCHEMA
 
 # Fraction of a span's values that must be in the domain (unseen values allowed
 # below 1 - mass).
@@ -327,7 +328,7 @@ def _bootstrap(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.configs import PipelineConfig
+    from settings.configs import PipelineConfig
 
     config = PipelineConfig.from_env()
     parser = argparse.ArgumentParser(

@@ -8,7 +8,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf.wrappers_pb2 import BoolValue
 
 from models import features
-from pipeline.configs import PipelineConfig
+from settings.configs import PipelineConfig
 
 SLICE_FEATURES = ("product", "state")
 BLESSING_METRIC = "AUC"

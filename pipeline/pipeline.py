@@ -40,13 +40,10 @@ from tfx.types import Channel, standard_artifacts
 
 from components import curated_schema, idempotent_pusher, model_baseline, validation_gate
 from models import model
-from pipeline import evaluation
-from pipeline.configs import PipelineConfig
+from pipeline import evaluation, node_ids
+from settings.configs import PipelineConfig
 
 SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
-RESOLVER_ID = "latest_blessed_model_resolver"
-STATISTICS_RESOLVER_ID = "previous_statistics_resolver"
-WINDOW_RESOLVER_ID = "training_window_resolver"
 
 
 @dataclasses.dataclass
@@ -85,7 +82,7 @@ def _example_gen(config: PipelineConfig, runtime: RuntimeParameters) -> CsvExamp
             )
         ),
         range_config=range_config,
-    )
+    ).with_id(node_ids.EXAMPLE_GEN)
 
 
 def _baseline_resolver(trainer: Trainer, project_resolvers: bool) -> Resolver:
@@ -106,7 +103,7 @@ def _baseline_resolver(trainer: Trainer, project_resolvers: bool) -> Resolver:
         )
     else:
         resolver = Resolver(strategy_class=LatestBlessedModelStrategy, **models)
-    return resolver.with_id(RESOLVER_ID)
+    return resolver.with_id(node_ids.BASELINE_RESOLVER)
 
 
 def create_components(
@@ -122,16 +119,20 @@ def create_components(
     """
     runtime = runtime or RuntimeParameters()
     example_gen = _example_gen(config, runtime)
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
+        node_ids.STATISTICS_GEN
+    )
     if config.infer_schema:
         schema_gen = SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
-        )
+        ).with_id(node_ids.SCHEMA_GEN)
     else:
-        schema_gen = curated_schema.ImportSchemaGen(schema_file=os.fspath(config.schema_path))
+        schema_gen = curated_schema.ImportSchemaGen(
+            schema_file=os.fspath(config.schema_path)
+        ).with_id(node_ids.IMPORT_SCHEMA_GEN)
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
+    ).with_id(node_ids.EXAMPLE_VALIDATOR)
     # The latest statistics that passed validation in an earlier run (the
     # previous span, once a new span arrives). StatisticsGen waits for it, so it
     # never resolves this run's own, also where independent tasks run at once.
@@ -144,7 +145,7 @@ def create_components(
                 producer_component_id=statistics_gen.id,
                 output_key="statistics",
             ),
-        ).with_id(STATISTICS_RESOLVER_ID)
+        ).with_id(node_ids.STATISTICS_RESOLVER)
         if config.compare_with_baseline and project_resolvers
         else None
     )
@@ -160,7 +161,7 @@ def create_components(
         ),
         data_location=os.path.join(os.fspath(config.data_root), config.input_pattern),
         drift_blocks=config.drift_blocks,
-    )
+    ).with_id(node_ids.VALIDATION_GATE)
     # The training window: the newest validated spans, this run's among them
     # (it resolves after the gate). Span by span, no month is too small to
     # train on, and a refused span never enters a later window.
@@ -173,7 +174,7 @@ def create_components(
                 producer_component_id=example_gen.id,
                 output_key="examples",
             ),
-        ).with_id(WINDOW_RESOLVER_ID)
+        ).with_id(node_ids.WINDOW_RESOLVER)
         if project_resolvers
         else None
     )
@@ -193,7 +194,7 @@ def create_components(
         # 29 s on the 2015 export, same vocabularies and model).
         disable_statistics=True,
         disable_analyzer_cache=True,
-    )
+    ).with_id(node_ids.TRANSFORM)
     # Order only, no artifact: a re-validated span must not invalidate
     # Transform's cache, but nothing trains until the gate has passed.
     transform.add_upstream_node(validation)
@@ -205,7 +206,7 @@ def create_components(
         train_args=runtime.train_args or trainer_pb2.TrainArgs(num_steps=config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
         custom_config={key: getattr(config, key) for key in model.CUSTOM_CONFIG_KEYS},
-    )
+    ).with_id(node_ids.TRAINER)
     model_resolver = (
         _baseline_resolver(trainer, project_resolvers) if config.compare_with_baseline else None
     )
@@ -221,7 +222,7 @@ def create_components(
         baseline_model=model_resolver.outputs["model"] if model_resolver else None,
         example_splits=["eval"],
         eval_config=evaluation.eval_config(config),
-    )
+    ).with_id(node_ids.EVALUATOR)
     pusher = Pusher(
         # Re-blessing an unchanged model must not push it again as a new version.
         custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
@@ -232,7 +233,7 @@ def create_components(
                 base_directory=os.path.join(config.serving_model_dir, config.model_name)
             )
         ),
-    )
+    ).with_id(node_ids.PUSHER)
     components = [
         example_gen,
         statistics_resolver,

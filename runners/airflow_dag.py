@@ -5,8 +5,8 @@ It only reads the pipeline compiled by `python runners/airflow_runner.py`
 from the environment (`CFPB_<NAME>`), as for every runner.
 """
 
-from pipeline.configs import PipelineConfig
 from runners import airflow_runner
+from settings.configs import PipelineConfig
 
 # Airflow discovers DAGs as module-level globals.
 DAG = airflow_runner.create_dag(PipelineConfig.from_env())

@@ -37,7 +37,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.configs import REPO_ROOT, PipelineConfig, is_remote
+from settings.configs import REPO_ROOT, PipelineConfig, is_remote
 
 PREPARE_TASK_ID = "prepare_spans"
 INPUT_BASE_KEY = "input_base"  # tfx.types.standard_component_specs.INPUT_BASE_KEY
@@ -160,8 +160,8 @@ def run_node(node_id: str, run_id: str) -> None:
     """Runs one TFX node of the compiled pipeline in pipeline run `run_id`."""
     from airflow.exceptions import AirflowFailException
 
-    from pipeline import metadata
     from runners import node_launcher
+    from settings import metadata
 
     config = PipelineConfig.from_env()
     try:
@@ -202,7 +202,7 @@ def create_dag(config: PipelineConfig):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline import configs
+    from settings import configs
 
     parser = argparse.ArgumentParser(
         prog="python runners/airflow_runner.py",

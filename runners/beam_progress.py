@@ -19,7 +19,7 @@ import traceback
 from tfx.orchestration.beam import beam_dag_runner
 
 from components import validation_gate
-from pipeline import summary
+from reporting import summary
 
 # Failures a user acts on from the message alone: no traceback for these.
 EXPECTED_FAILURES = (validation_gate.DataValidationError,)

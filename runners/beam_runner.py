@@ -49,7 +49,7 @@ def _quiet_logs(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline import configs
+    from settings import configs
 
     parser = argparse.ArgumentParser(
         prog="python runners/beam_runner.py",
@@ -96,8 +96,10 @@ def _run(config, verbose: bool) -> int:
     for report in reports:
         print(report.summary())
 
-    from pipeline import metadata, pipeline, summary
+    from pipeline import pipeline
+    from reporting import summary
     from runners import beam_progress, run_lock
+    from settings import metadata
 
     _quiet_logs(verbose)
 
@@ -142,7 +144,7 @@ def _run(config, verbose: bool) -> int:
 def _write_report(config, connection, stream) -> None:
     """The run's HTML report; a report that cannot be written never changes
     the run's outcome, it is only said."""
-    from pipeline import report
+    from reporting import report
 
     try:
         page = report.write(config, connection_config=connection)

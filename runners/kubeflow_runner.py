@@ -25,7 +25,7 @@ Two targets:
   state that is not among its KFP inputs (which model is blessed, which span
   is newest); TFX's cache decides instead. The cost: KFP's UI lists no
   artifacts for these tasks (they are in ML Metadata; `python -m
-  pipeline.summary` and the task logs show them).
+  reporting.summary` and the task logs show them).
 - `vertex`: TFX's Vertex AI Pipelines spec (untested here: no Vertex project).
   Vertex runs the model Resolver itself, but compiles a resolver to a query on
   the artifact type alone (TFX's step_builder.py), so the drift baseline
@@ -54,7 +54,7 @@ _YAML_HEADER = "# PIPELINE DEFINITION\n"
 
 
 def output_path(config) -> Path:
-    from pipeline.configs import REPO_ROOT
+    from settings.configs import REPO_ROOT
 
     return Path(config.kubeflow_output or REPO_ROOT / "build" / f"{config.pipeline_name}.yaml")
 
@@ -246,7 +246,7 @@ def compile_pipeline(config) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline import configs
+    from settings import configs
 
     parser = argparse.ArgumentParser(
         prog="python runners/kubeflow_runner.py",

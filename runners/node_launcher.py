@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a pipeline runtime parameter (repeatable)",
     )
     args = parser.parse_args(argv)
-    from pipeline import metadata
+    from settings import metadata
 
     # Task logs are what the KFP UI shows: TFX's INFO lines name each step.
     logging.basicConfig(

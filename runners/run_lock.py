@@ -32,7 +32,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.configs import PipelineConfig, is_remote
+from settings.configs import PipelineConfig, is_remote
 
 LOCK_NAME = ".run.lock"
 INTERRUPTED_KEY = "interrupted"
@@ -97,7 +97,7 @@ def cancel_interrupted(store, pipeline_name: str) -> list[str]:
     a note; returns '<node> (run <id>)' for each. Call only under the lock."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    from pipeline import metadata
+    from settings import metadata
 
     context = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if context is None:

@@ -12,7 +12,7 @@ complaint without them); other fields left out or empty count as missing, like
 empty CSV cells. Other columns of the prepared CSV (the label, dates) are
 ignored; unknown names are an error. A `complaint_id` travels with the
 complaint on --api classify (inside its tf.Example), so that a logged request
-can be joined with the complaint's outcome (data/feedback.py); predict's
+can be joined with the complaint's outcome (feedback/join.py); predict's
 serving_raw signature cannot carry it.
 Prints each complaint's dispute probability and the model version that
 answered. Exit status: 0 answered, 1 the server failed or refused, 2 bad input.
@@ -32,14 +32,14 @@ from pathlib import Path
 from data import prepare
 from models import features
 from models.signature_names import CLASSIFICATION_SIGNATURE, PREDICTION_KEY, RAW_SIGNATURE
-from pipeline.configs import PipelineConfig
 from serving import urls
+from settings.configs import PipelineConfig
 
 POSITIVE_CLASS = features.LABEL_CLASSES[1]
 INTEGER_FEATURES = features.INTEGER_FEATURE_NAMES
 REQUIRED_FEATURES = features.REQUIRED_FEATURE_NAMES
 # Sent inside each tf.Example (classify) so that a logged request can be joined
-# with the complaint's outcome later (data/feedback.py); the model's parser
+# with the complaint's outcome later (feedback/join.py); the model's parser
 # ignores features it does not know. serving_raw (predict) has no place for it.
 ID_KEY = prepare.ID_COLUMN
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipeline.configs import PipelineConfig
 from serving import contract
+from settings.configs import PipelineConfig
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "models.config"
 # Where the Compose file and the Kubernetes manifest mount the serving directory.

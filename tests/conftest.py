@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from data import prepare
-from pipeline.configs import REPO_ROOT, PipelineConfig
+from settings.configs import REPO_ROOT, PipelineConfig
 
 # The bundled exports' spans: the day of each export's newest complaint.
 SPAN_2014, SPAN_2015 = 20141113, 20150319
@@ -106,7 +106,7 @@ def completed_component_types(config: PipelineConfig) -> set:
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipeline import metadata
+    from settings import metadata
 
     store = metadata_store.MetadataStore(metadata.connection_config(config))
     return {
@@ -221,4 +221,4 @@ def servers(request):
 
 # The feedback loop's logged traffic, shared by tests/serving and tests/data
 # (a fixture is defined once, here, so the session makes it once).
-from tests.feedback_traffic import feedback_traffic  # noqa: E402,F401
+from tests.feedback.traffic import feedback_traffic  # noqa: E402,F401

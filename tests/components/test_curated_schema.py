@@ -67,11 +67,11 @@ def test_a_compiled_relative_schema_path_is_inside_the_project_not_the_cwd(tmp_p
     from tfx.types import standard_component_specs
 
     from pipeline import pipeline
-    from pipeline.configs import REPO_ROOT
+    from settings.configs import REPO_ROOT
     from tests.conftest import small_config
 
     relative = curated_schema.project_relative(str(schema.SCHEMA_PATH))
-    assert relative == "data/schema/schema.pbtxt"
+    assert relative == "data/curated_schema.pbtxt"
     assert curated_schema.project_relative(str(tmp_path / "schema.pbtxt")) == str(
         tmp_path / "schema.pbtxt"
     )  # outside the project: left as it is

@@ -7,7 +7,7 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from components import validation_files
-from pipeline import summary
+from reporting import summary
 
 
 def _write(uri, split, name, proto):

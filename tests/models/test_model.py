@@ -2,7 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import features, model
-from pipeline.configs import PipelineConfig
+from settings.configs import PipelineConfig
 
 
 def _batch(size=32, seed=0):

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pipeline.configs import PipelineConfig
+from settings.configs import PipelineConfig
 from tests.conftest import (
     E2E_ROWS_PER_SPAN,
     E2E_TRAIN_STEPS,

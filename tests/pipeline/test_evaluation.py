@@ -1,5 +1,5 @@
 from pipeline import evaluation
-from pipeline.configs import PipelineConfig
+from settings.configs import PipelineConfig
 
 
 def _auc_config(eval_config):

@@ -22,8 +22,8 @@ import pytest
 
 from data import prepare
 from data import schema as schema_module
-from pipeline import run_history, summary
-from pipeline.configs import REPO_ROOT
+from reporting import run_history, summary
+from settings.configs import REPO_ROOT
 from tests.conftest import (
     SPAN_2014,
     real_export,
@@ -164,7 +164,7 @@ def scenario(tmp_path_factory):
 
 
 def _connection(config):
-    from pipeline import metadata
+    from settings import metadata
 
     return metadata.connection_config(config)
 

@@ -3,31 +3,31 @@ from pathlib import Path
 from google.protobuf import json_format
 from tfx import v1 as tfx
 
-from pipeline import pipeline
-from pipeline.configs import PipelineConfig
+from pipeline import node_ids, pipeline
+from settings.configs import PipelineConfig
 
 # The graph, stated once. Backend tests (Airflow, Kubeflow) compare their
 # compiled graphs against pipeline.component_edges(), which this pins down.
 EXPECTED_EDGES = {
     ("CsvExampleGen", "StatisticsGen"),
-    (pipeline.STATISTICS_RESOLVER_ID, "StatisticsGen"),
+    (node_ids.STATISTICS_RESOLVER, "StatisticsGen"),
     ("StatisticsGen", "ExampleValidator"),
     ("ImportSchemaGen", "ExampleValidator"),
     ("CsvExampleGen", "DataValidationGate"),
     ("StatisticsGen", "DataValidationGate"),
     ("ImportSchemaGen", "DataValidationGate"),
     ("ExampleValidator", "DataValidationGate"),
-    (pipeline.STATISTICS_RESOLVER_ID, "DataValidationGate"),
-    ("DataValidationGate", pipeline.WINDOW_RESOLVER_ID),
-    (pipeline.WINDOW_RESOLVER_ID, "Transform"),
+    (node_ids.STATISTICS_RESOLVER, "DataValidationGate"),
+    ("DataValidationGate", node_ids.WINDOW_RESOLVER),
+    (node_ids.WINDOW_RESOLVER, "Transform"),
     ("ImportSchemaGen", "Transform"),
     ("DataValidationGate", "Transform"),
     ("Transform", "Trainer"),
     ("ImportSchemaGen", "Trainer"),
-    (pipeline.WINDOW_RESOLVER_ID, "Evaluator"),
+    (node_ids.WINDOW_RESOLVER, "Evaluator"),
     ("Trainer", "Evaluator"),
-    ("Trainer", pipeline.RESOLVER_ID),  # the baseline depends on this run's model
-    (pipeline.RESOLVER_ID, "Evaluator"),
+    ("Trainer", node_ids.BASELINE_RESOLVER),  # the baseline depends on this run's model
+    (node_ids.BASELINE_RESOLVER, "Evaluator"),
     ("Trainer", "Pusher"),
     ("Evaluator", "Pusher"),
 }
@@ -42,15 +42,15 @@ def test_graph_has_the_expected_components_and_edges(tmp_path):
     built = pipeline.create_pipeline(PipelineConfig(pipeline_root=str(tmp_path)))
     assert set(pipeline.component_ids(built)) == {
         "CsvExampleGen",
-        pipeline.STATISTICS_RESOLVER_ID,
+        node_ids.STATISTICS_RESOLVER,
         "StatisticsGen",
         "ImportSchemaGen",
         "ExampleValidator",
         "DataValidationGate",
-        pipeline.WINDOW_RESOLVER_ID,
+        node_ids.WINDOW_RESOLVER,
         "Transform",
         "Trainer",
-        pipeline.RESOLVER_ID,
+        node_ids.BASELINE_RESOLVER,
         "Evaluator",
         "Pusher",
     }
@@ -121,7 +121,7 @@ def test_settings_reach_the_pipeline():
 
 def test_without_baseline_comparison_the_resolvers_are_left_out():
     built = pipeline.create_pipeline(PipelineConfig(compare_with_baseline=False))
-    resolvers = {pipeline.RESOLVER_ID, pipeline.STATISTICS_RESOLVER_ID}
+    resolvers = {node_ids.BASELINE_RESOLVER, node_ids.STATISTICS_RESOLVER}
     assert not resolvers & set(pipeline.component_ids(built))
     assert pipeline.component_edges(built) == {
         edge for edge in EXPECTED_EDGES if not resolvers & set(edge)
@@ -139,7 +139,7 @@ def test_a_pattern_without_span_reads_files_directly():
 def test_the_training_window_feeds_transform_and_the_evaluator():
     built = pipeline.create_pipeline(PipelineConfig(train_window_spans=5))
     components = pipeline.component_ids(built)
-    window = components[pipeline.WINDOW_RESOLVER_ID]
+    window = components[node_ids.WINDOW_RESOLVER]
     assert window.exec_properties["source_uri"] == {"num_spans": 5}
     for reader in ("Transform", "Evaluator"):
         assert components[reader].inputs["examples"].producer_component_id == window.id
@@ -148,6 +148,6 @@ def test_the_training_window_feeds_transform_and_the_evaluator():
 def test_without_project_resolvers_this_run_s_span_is_all_that_is_read():
     built = pipeline.create_pipeline(PipelineConfig(), project_resolvers=False)
     components = pipeline.component_ids(built)
-    assert not {pipeline.WINDOW_RESOLVER_ID, pipeline.STATISTICS_RESOLVER_ID} & set(components)
+    assert not {node_ids.WINDOW_RESOLVER, node_ids.STATISTICS_RESOLVER} & set(components)
     for reader in ("Transform", "Evaluator"):
         assert components[reader].inputs["examples"].producer_component_id == "CsvExampleGen"

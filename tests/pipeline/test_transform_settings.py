@@ -8,7 +8,8 @@ import pytest
 from tfx.components.transform import executor
 from tfx.types import standard_artifacts
 
-from pipeline import pipeline, summary
+from pipeline import pipeline
+from reporting import summary
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline import metadata
+from settings import metadata
 from tests.conftest import EXECUTING_COMPONENTS, csv_text, real_export, run_beam_runner, tree_digest
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ statistics, the model trains on the window of both spans and is compared with
 the first one); then a deliberately worse model (1 training step) on the same
 window, which must be compared with the blessed one and never pushed. Each run's
 decisions are read back from each runner's ML Metadata store with
-pipeline/run_history.py and must match row for row (the table is in the
+reporting/run_history.py and must match row for row (the table is in the
 docs/kubeflow.md).
 """
 
@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 
 from data import prepare
-from pipeline import metadata, report, run_history
-from pipeline.configs import REPO_ROOT, PipelineConfig
-from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
+from reporting import report, run_history
+from runners import kubeflow_runner
+from settings import metadata
+from settings.configs import REPO_ROOT, PipelineConfig
+from standins import kfp_backend, mlmd_grpc_server
 from tests.conftest import SPAN_2014, SPAN_2015, small_config
 
 WORSE_MODEL_STEPS = 1
@@ -68,7 +70,7 @@ def _beam_once(config, raw, steps):
 
 
 def _kfp_scenario(root: Path):
-    with mlmd_grpc_standin.sqlite_standin(str(root / "cluster-metadata.sqlite")) as service:
+    with mlmd_grpc_server.sqlite_standin(str(root / "cluster-metadata.sqlite")) as service:
         compiled = {}
 
         def kfp_once(config, raw, steps):
@@ -76,7 +78,7 @@ def _kfp_scenario(root: Path):
                 compiled["path"] = kubeflow_runner.compile_pipeline(config)
             # The cluster's ingestion job lays exports out as spans.
             prepare.prepare_all(raw, Path(config.data_root), config.max_rows_per_span)
-            result = kfp_standin.run(
+            result = kfp_backend.run(
                 compiled["path"],
                 root / "kfp_root",
                 service.address,

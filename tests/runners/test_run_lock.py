@@ -14,9 +14,9 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as pb
 
-from pipeline import metadata
-from pipeline.configs import REPO_ROOT
 from runners import run_lock
+from settings import metadata
+from settings.configs import REPO_ROOT
 from tests.conftest import run_beam_runner, small_config
 
 pytestmark = pytest.mark.e2e

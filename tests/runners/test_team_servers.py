@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import pipeline, report, summary
+from pipeline import pipeline
+from reporting import report, summary
 from runners import airflow_runner
 from tests.conftest import (
     EXECUTING_COMPONENTS,

@@ -1,7 +1,7 @@
 """The client end to end against the development stand-in on the real pushed
 model (two versions, labelled by `serving.model_config`), over REST and gRPC,
 including the error paths. The stand-in is not TF Serving; it speaks its
-protocol for this model (serving/standin_server.py).
+protocol for this model (standins/tf_serving.py).
 """
 
 import json
@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 from models import features, signature_names
-from serving import client, model_config, standin_server
+from serving import client, model_config
+from standins import tf_serving
 from tests.conftest import pushed_model_dir
 
 pytestmark = pytest.mark.e2e
@@ -64,8 +65,8 @@ def served(e2e, tmp_path_factory):
         )
         == 0
     )
-    model = standin_server.ServedModel.from_config(config_path, base_path=model_dir)
-    server = standin_server.StandIn(model, rest_port=0, grpc_port=0)
+    model = tf_serving.ServedModel.from_config(config_path, base_path=model_dir)
+    server = tf_serving.StandIn(model, rest_port=0, grpc_port=0)
     yield server, model_dir
     server.stop()
 

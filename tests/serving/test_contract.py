@@ -2,7 +2,7 @@
 
 No TF Serving binary here: the signatures are read from saved_model.pb as TF
 Serving's loader reads them and checked by its rules; REST bodies go through
-TF Serving's JSON-to-tensor conversion (serving.rest_format) into the real
+TF Serving's JSON-to-tensor conversion (standins.tf_serving_rest) into the real
 SavedModel and must give what the signatures give when called directly.
 """
 
@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from data import prepare
 from models import features, signature_names
-from serving import contract, rest_format
+from serving import contract
+from standins import tf_serving_rest
 from tests.conftest import SPAN_2015, pushed_model_dir
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +65,7 @@ def _direct(loaded, rows):
 
 
 def _example(row) -> bytes:
-    return rest_format.examples({"examples": [{k: v for k, v in row.items() if v != ""}]})[0]
+    return tf_serving_rest.examples({"examples": [{k: v for k, v in row.items() if v != ""}]})[0]
 
 
 def test_pushed_model_meets_the_serving_contract(model_dir):
@@ -94,11 +95,13 @@ def test_rest_predict_row_format_gives_the_direct_probabilities(loaded, signatur
             for r in rows
         ],
     }
-    inputs = rest_format.predict_inputs(body, signature_defs[signature_names.RAW_SIGNATURE])
+    inputs = tf_serving_rest.predict_inputs(body, signature_defs[signature_names.RAW_SIGNATURE])
     outputs = loaded.signatures[signature_names.RAW_SIGNATURE](
         **{k: tf.constant(v) for k, v in inputs.items()}
     )
-    reply = rest_format.predict_reply({k: v.numpy() for k, v in outputs.items()}, row_format=True)
+    reply = tf_serving_rest.predict_reply(
+        {k: v.numpy() for k, v in outputs.items()}, row_format=True
+    )
     got = np.array(reply["predictions"])  # one output: a plain value per instance
     np.testing.assert_allclose(got, _direct(loaded, rows), rtol=1e-6)
     assert len(set(np.round(got.ravel(), 6))) > 1
@@ -106,7 +109,7 @@ def test_rest_predict_row_format_gives_the_direct_probabilities(loaded, signatur
 
 def test_rest_predict_on_b64_examples_matches_the_raw_signature(loaded, signature_defs, rows):
     body = {"instances": [{"b64": base64.b64encode(_example(r)).decode()} for r in rows]}
-    inputs = rest_format.predict_inputs(body, signature_defs["serving_default"])
+    inputs = tf_serving_rest.predict_inputs(body, signature_defs["serving_default"])
     got = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
     np.testing.assert_allclose(
         got[signature_names.PREDICTION_KEY].numpy(), _direct(loaded, rows), rtol=1e-5
@@ -115,14 +118,16 @@ def test_rest_predict_on_b64_examples_matches_the_raw_signature(loaded, signatur
 
 def test_rest_classify_and_regress_examples_match_the_direct_probabilities(loaded, rows):
     body = {"examples": [{k: v for k, v in r.items() if v != ""} for r in rows]}
-    serialized = tf.constant(rest_format.examples(body))
+    serialized = tf.constant(tf_serving_rest.examples(body))
     classified = loaded.signatures[signature_names.CLASSIFICATION_SIGNATURE](inputs=serialized)
-    reply = rest_format.classify_reply(classified["classes"].numpy(), classified["scores"].numpy())
+    reply = tf_serving_rest.classify_reply(
+        classified["classes"].numpy(), classified["scores"].numpy()
+    )
     disputed = [dict(map(tuple, result))[features.LABEL_CLASSES[1]] for result in reply["result"]]
     np.testing.assert_allclose(disputed, _direct(loaded, rows).ravel(), rtol=1e-5)
     regressed = loaded.signatures[signature_names.REGRESSION_SIGNATURE](inputs=serialized)
     np.testing.assert_allclose(
-        rest_format.regress_reply(regressed["outputs"].numpy())["result"],
+        tf_serving_rest.regress_reply(regressed["outputs"].numpy())["result"],
         _direct(loaded, rows).ravel(),
         rtol=1e-5,
     )
@@ -138,5 +143,5 @@ def test_rest_classify_and_regress_examples_match_the_direct_probabilities(loade
     ],
 )
 def test_bad_rest_predict_bodies_are_rejected(signature_defs, body, message):
-    with pytest.raises(rest_format.RequestError, match=message):
-        rest_format.predict_inputs(body, signature_defs[signature_names.RAW_SIGNATURE])
+    with pytest.raises(tf_serving_rest.RequestError, match=message):
+        tf_serving_rest.predict_inputs(body, signature_defs[signature_names.RAW_SIGNATURE])

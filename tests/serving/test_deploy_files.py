@@ -10,8 +10,9 @@ from pathlib import Path
 import yaml
 from kubernetes import client as k8s
 
-from pipeline.configs import PipelineConfig
-from serving import client, logging_proxy, model_config, urls
+from feedback import logging_proxy
+from serving import client, model_config, urls
+from settings.configs import PipelineConfig
 
 SERVING_DIR = Path(model_config.__file__).resolve().parent
 MODEL_NAME = PipelineConfig().model_name
@@ -123,7 +124,7 @@ def test_batching_parameters_use_only_known_fields():
 
 def _proxy_settings(command: list[str], env: dict[str, str]):
     """The proxy's own parser reading the deploy file's command line."""
-    assert command[:3] == ["python", "-m", "serving.logging_proxy"], command
+    assert command[:3] == ["python", "-m", "feedback.logging_proxy"], command
     return logging_proxy.parse_args(command[3:], PipelineConfig.from_env(env))
 
 

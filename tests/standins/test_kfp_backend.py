@@ -16,8 +16,9 @@ import yaml
 from ml_metadata.metadata_store import metadata_store
 
 from data import prepare
-from pipeline import metadata
-from runners import kfp_standin, kubeflow_runner, mlmd_grpc_standin
+from runners import kubeflow_runner
+from settings import metadata
+from standins import kfp_backend, mlmd_grpc_server
 from tests.conftest import SPAN_2015, small_config
 
 
@@ -25,7 +26,7 @@ from tests.conftest import SPAN_2015, small_config
 def metadata_service(tmp_path_factory):
     """A gRPC ML Metadata service, as every KFP install runs one."""
     path = tmp_path_factory.mktemp("kfp_metadata") / "metadata.sqlite"
-    with mlmd_grpc_standin.sqlite_standin(str(path)) as server:
+    with mlmd_grpc_server.sqlite_standin(str(path)) as server:
         yield server.address
 
 
@@ -69,9 +70,9 @@ def test_resolver_executors_are_refused_with_kfps_text_before_anything_runs(
     )
     path = kubeflow_runner.compile_pipeline(config)
     with pytest.raises(
-        kfp_standin.Refused, match=r"non-container and non-importer executor not implemented"
+        kfp_backend.Refused, match=r"non-container and non-importer executor not implemented"
     ):
-        kfp_standin.run(path, tmp_path / "root", metadata_service)
+        kfp_backend.run(path, tmp_path / "root", metadata_service)
     assert not any(c.name == "vertex" for c in _store(metadata_service).get_contexts())
 
 
@@ -85,7 +86,7 @@ def test_lifecycle_hooks_are_never_run(tmp_path, metadata_service):
     path = _write_spec(
         tmp_path / "hooks.yaml", {"task": {}}, {"exec-task": {"container": container}}
     )
-    result = kfp_standin.run(path, tmp_path / "root", metadata_service)
+    result = kfp_backend.run(path, tmp_path / "root", metadata_service)
     assert result.failed is None and ran.exists()
     assert not hook.exists()
     assert result.skipped_hooks == ["task"]
@@ -131,7 +132,7 @@ def test_upstream_artifacts_arrive_as_the_driver_builds_them(tmp_path, metadata_
             }
         },
     )
-    result = kfp_standin.run(path, tmp_path / "root", metadata_service)
+    result = kfp_backend.run(path, tmp_path / "root", metadata_service)
     assert result.failed is None
     (artifact,) = json.loads(seen.read_text())["inputs"]["artifacts"]["examples"]["artifacts"]
     assert artifact["type"] == {"instanceSchema": ""}
@@ -179,8 +180,8 @@ def test_kfp_cache_follows_the_caching_options(
         {"exec-task": {"container": container}},
         inputs=inputs,
     )
-    first = kfp_standin.run(path, tmp_path / "root", metadata_service)
-    second = kfp_standin.run(path, tmp_path / "root", metadata_service)
+    first = kfp_backend.run(path, tmp_path / "root", metadata_service)
+    second = kfp_backend.run(path, tmp_path / "root", metadata_service)
     assert len(counter.read_text().splitlines()) == expected_runs
     assert first.tasks["task"].state == "COMPLETE"
     assert second.tasks["task"].state == ("CACHED" if expected_runs == 1 else "COMPLETE")
@@ -200,7 +201,7 @@ def test_a_failed_task_stops_its_downstream_tasks(tmp_path, metadata_service):
             },
         },
     )
-    result = kfp_standin.run(path, tmp_path / "root", metadata_service)
+    result = kfp_backend.run(path, tmp_path / "root", metadata_service)
     assert result.failed == "first" and set(result.tasks) == {"first"}
     assert not marker.exists()
 
@@ -208,10 +209,10 @@ def test_a_failed_task_stops_its_downstream_tasks(tmp_path, metadata_service):
 def test_cli_help_and_refusal(tmp_path, metadata_service):
     import subprocess
 
-    from pipeline.configs import REPO_ROOT
+    from settings.configs import REPO_ROOT
 
     result = subprocess.run(
-        [sys.executable, "-m", "runners.kfp_standin", "--help"],
+        [sys.executable, "-m", "standins.kfp_backend", "--help"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -221,7 +222,7 @@ def test_cli_help_and_refusal(tmp_path, metadata_service):
     assert (
         "--metadata-path"
         in subprocess.run(
-            [sys.executable, "-m", "runners.mlmd_grpc_standin", "--help"],
+            [sys.executable, "-m", "standins.mlmd_grpc_server", "--help"],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -258,7 +259,7 @@ def test_tfx_v2_entrypoint_fails_under_the_standin_where_a_cluster_fails(
     )
     prepare.prepare_all(prepare.RAW_DIR, Path(config.data_root), config.max_rows_per_span)
     path = kubeflow_runner.compile_pipeline(config)
-    result = kfp_standin.run(path, tmp_path / "root", metadata_service)
+    result = kfp_backend.run(path, tmp_path / "root", metadata_service)
     assert result.failed == failing_task
     assert error in result.tasks[failing_task].log.read_text()
     assert "CsvExampleGen" in result.skipped_hooks

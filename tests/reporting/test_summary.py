@@ -1,10 +1,10 @@
-"""`python -m pipeline.summary`: the run summary for any store, read back
+"""`python -m reporting.summary`: the run summary for any store, read back
 after the run (the shared end-to-end run's SQLite store here; the MySQL one
 in the team-server tests)."""
 
 import pytest
 
-from pipeline import summary
+from reporting import summary
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ client path (`MetadataStoreClientConfig`), as tasks in a cluster do.
 What differs from a cluster: the server library is 1.16 here, 1.14 there
 (see docs/kubeflow.md), and calls are served one at a time.
 
-    python -m runners.mlmd_grpc_standin --metadata-path build/kfp/metadata.sqlite --port 8080
+    python -m standins.mlmd_grpc_server --metadata-path build/kfp/metadata.sqlite --port 8080
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def sqlite_standin(path: str, port: int = 0) -> MetadataGrpcStandin:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m runners.mlmd_grpc_standin",
+        prog="python -m standins.mlmd_grpc_server",
         description="Serve an SQLite ML Metadata store over MLMD's gRPC API on 127.0.0.1 "
         "(a development stand-in for a KFP cluster's metadata-grpc-service).",
     )

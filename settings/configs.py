@@ -25,6 +25,9 @@ from pathlib import Path
 # schema are package data). Defaults never depend on the current directory.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "CFPB_"
+# The curated schema (package data): ImportSchemaGen's default and what
+# `python -m data.schema accept` writes.
+CURATED_SCHEMA = REPO_ROOT / "data" / "curated_schema.pbtxt"
 
 
 def is_remote(path: str) -> bool:
@@ -84,7 +87,7 @@ class PipelineConfig:
         },
     )
     schema_path: str = dataclasses.field(
-        default=str(REPO_ROOT / "data" / "schema" / "schema.pbtxt"),
+        default=str(CURATED_SCHEMA),
         metadata={
             "help": "curated schema that ImportSchemaGen imports (python -m data.schema "
             "re-bootstraps it)"
@@ -113,23 +116,23 @@ class PipelineConfig:
     )
     report_dir: str = dataclasses.field(
         default=_build("reports"),
-        metadata={"help": "run reports go to <this>/<pipeline_name>/ (python -m pipeline.report)"},
+        metadata={"help": "run reports go to <this>/<pipeline_name>/ (python -m reporting.report)"},
     )
     prediction_log_prefix: str = dataclasses.field(
         default=_build("prediction_logs", "predictions"),
         metadata={
             "help": "logged requests: <this>-*.tfrecord of TF Serving PredictionLog records "
-            "(written by serving.logging_proxy, read by serving.skew and data.feedback)"
+            "(written by feedback.logging_proxy, read by feedback.skew and feedback.join)"
         },
     )
     skew_window_days: int = dataclasses.field(
         default=7,
-        metadata={"help": "serving.skew compares the requests logged in the last N days"},
+        metadata={"help": "feedback.skew compares the requests logged in the last N days"},
     )
     skew_blocks: bool = dataclasses.field(
         default=False,
         metadata={
-            "help": "serving.skew exits with status 4 when a feature's training/serving skew "
+            "help": "feedback.skew exits with status 4 when a feature's training/serving skew "
             "is beyond its schema threshold (default: report only, as for drift)"
         },
     )

@@ -21,7 +21,7 @@ LogCollector type is registered and no RequestLogger implements
 `CreateLogMessage` (tensorflow/serving#408, #1846). Logging inside TF Serving
 needs a custom build.
 
-So this project logs next to the server (serving/logging_proxy.py) and reads
+So this project logs next to the server (feedback/logging_proxy.py) and reads
 its settings from the same `LoggingConfig` message (serving/logging.config),
 writing what RequestLogger would hand its collector. The collector here is
 type "tfrecord": files `<filename_prefix>-<UTC start>-<host>-<pid>.tfrecord`,

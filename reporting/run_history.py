@@ -11,7 +11,7 @@ must read the same way (tests/runners/test_kfp_parity.py).
 Reads the layout of the IR-based runners (Beam, Kubeflow's node tasks), where
 each run is a `pipeline_run` context.
 
-    python -m pipeline.run_history --metadata-path build/metadata/metadata.sqlite
+    python -m reporting.run_history --metadata-path build/metadata/metadata.sqlite
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.idempotent_pusher import REUSED_VERSION_KEY
-from pipeline.pipeline import RESOLVER_ID, STATISTICS_RESOLVER_ID, WINDOW_RESOLVER_ID
+from pipeline import node_ids
 
 COLUMNS = (
     "run",
@@ -129,8 +129,7 @@ class _Store:
                 event.artifact_id == artifact_id
                 and event.type == metadata_store_pb2.Event.OUTPUT
                 and event.execution_id in self.run_of
-                and self.node_of.get(event.execution_id)
-                not in (RESOLVER_ID, STATISTICS_RESOLVER_ID, WINDOW_RESOLVER_ID)
+                and self.node_of.get(event.execution_id) not in node_ids.RESOLVERS
             ):
                 return self.run_name(self.run_of[event.execution_id])
         return "another pipeline"
@@ -170,13 +169,13 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
     span_by_run: dict[str, int | None] = {}
     rows = []
     for number, run_id in enumerate(store.run_ids, 1):
-        examples = store.artifacts_of(run_id, "CsvExampleGen", "examples", outputs)
+        examples = store.artifacts_of(run_id, node_ids.EXAMPLE_GEN, "examples", outputs)
         validation = store.artifacts_of(run_id, "DataValidationGate", "validation", outputs)
-        blessing = store.artifacts_of(run_id, "Evaluator", "blessing", outputs)
-        pushed = store.artifacts_of(run_id, "Pusher", "pushed_model", outputs)
+        blessing = store.artifacts_of(run_id, node_ids.EVALUATOR, "blessing", outputs)
+        pushed = store.artifacts_of(run_id, node_ids.PUSHER, "pushed_model", outputs)
         window = sorted(
             _property(a, "span")
-            for a in store.artifacts_of(run_id, "Transform", "examples", inputs)
+            for a in store.artifacts_of(run_id, node_ids.TRANSFORM, "examples", inputs)
         )
         span_by_run[store.run_name(run_id)] = _property(examples[0], "span") if examples else None
 
@@ -233,10 +232,10 @@ def markdown(rows: Sequence[RunDecisions], columns: Sequence[str] = COLUMNS) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline import configs, metadata
+    from settings import configs, metadata
 
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.run_history",
+        prog="python -m reporting.run_history",
         description="Print every run's decisions (span, training window, drift baseline, compared model, "
         "blessing, push) from ML Metadata as a Markdown table.",
     )

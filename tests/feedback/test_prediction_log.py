@@ -1,6 +1,6 @@
 """Request logs in TF Serving's PredictionLog format, written by the logging
 proxy in front of the serving stand-in, from real complaints replayed through
-the client (tests/feedback_traffic.py)."""
+the client (tests/feedback/traffic.py)."""
 
 import csv
 import datetime
@@ -17,9 +17,11 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from data import prepare
+from feedback import logging_proxy, prediction_log, skew
 from models import features, signature_names
-from serving import client, logging_proxy, prediction_log, skew, standin_server
-from tests.feedback_traffic import EARLIER_ROWS, REPLAY_BATCH
+from serving import client
+from standins import tf_serving
+from tests.feedback.traffic import EARLIER_ROWS, REPLAY_BATCH
 
 pytestmark = pytest.mark.e2e
 
@@ -153,7 +155,7 @@ def test_the_stand_in_refuses_logging_config_as_the_stock_server_does(tmp_path):
     path = tmp_path / "models.config"
     path.write_text(str(server_config))
     with pytest.raises(ValueError, match="No request-logger-creator provided"):
-        standin_server.ServedModel.from_config(path)
+        tf_serving.ServedModel.from_config(path)
 
 
 def test_the_shipped_logging_config(tmp_path):

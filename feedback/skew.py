@@ -1,9 +1,9 @@
 """Training/serving skew: what serving was asked against what the model trained on.
 
-    python -m serving.skew                   # the last 7 days of logged requests
-    python -m serving.skew --since 2026-11-01 --until 2026-11-30
+    python -m feedback.skew                   # the last 7 days of logged requests
+    python -m feedback.skew --since 2026-11-01 --until 2026-11-30
 
-Reads the requests serving logged (serving/logging_proxy.py, TF Serving's
+Reads the requests serving logged (feedback/logging_proxy.py, TF Serving's
 PredictionLog records) in a window of days, computes their statistics with
 TFDV over the model's features, and compares them with the training
 statistics of the pipeline's newest run (StatisticsGen's train split, found in
@@ -31,9 +31,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from feedback import prediction_log
 from models import features
-from pipeline.configs import PipelineConfig
-from serving import prediction_log
+from settings.configs import PipelineConfig
 
 SKEW_DIR = "serving_skew"
 RESULT_FILE = "skew.json"
@@ -95,7 +95,7 @@ def newest_training_statistics(config: PipelineConfig, connection_config=None) -
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipeline import metadata
+    from settings import metadata
 
     store = metadata_store.MetadataStore(connection_config or metadata.connection_config(config))
     context = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
@@ -228,7 +228,7 @@ def check(
     if not complaints:
         raise SkewError(
             f"no logged requests under {config.prediction_log_prefix}-*.tfrecord "
-            f"from {since} to {until} (is serving.logging_proxy in front of the server?)"
+            f"from {since} to {until} (is feedback.logging_proxy in front of the server?)"
         )
     statistics_artifact, span = newest_training_statistics(config, connection_config)
     training = validation_files.read_statistics(statistics_artifact.uri, "train")
@@ -276,10 +276,10 @@ def latest(config: PipelineConfig) -> SkewResult | None:
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    from pipeline import configs
+    from settings import configs
 
     parser = argparse.ArgumentParser(
-        prog="python -m serving.skew",
+        prog="python -m feedback.skew",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -3,7 +3,7 @@
 Every runner ends with this summary, so it reads only what any orchestrator
 records: executions and artifacts in MLMD, and the files those artifacts point
 to (statistics, anomalies, TFMA metrics and validation, the pushed model).
-`python -m pipeline.summary` prints it for the newest run in the configured
+`python -m reporting.summary` prints it for the newest run in the configured
 store (SQLite or MySQL), e.g. after an Airflow or another machine's run.
 """
 
@@ -20,12 +20,11 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import validation_files, validation_gate
 from components.idempotent_pusher import REUSED_VERSION_KEY
-from pipeline import metadata
-from pipeline.configs import PipelineConfig
-from pipeline.pipeline import WINDOW_RESOLVER_ID
-from serving import skew
+from feedback import skew
+from pipeline import node_ids
+from settings import metadata
+from settings.configs import PipelineConfig
 
-GATE_ID = validation_gate.DataValidationGate.__name__
 # Slices smaller than this are too noisy to call the "worst" one.
 MIN_SLICE_EXAMPLES = 50
 _STATE_WORDS = {
@@ -74,7 +73,7 @@ class RunSummary:
     pushed_version: str | None
     push_reused_version: bool
     metadata_location: str
-    # The newest training/serving skew check (serving/skew.py), if any: skew
+    # The newest training/serving skew check (feedback/skew.py), if any: skew
     # is measured on traffic, on its own schedule, not by a run.
     serving_skew: skew.SkewResult | None = None
 
@@ -106,7 +105,7 @@ class RunSummary:
                 + ", ".join(map(str, self.window_spans))
                 + " (Transform and Trainer read them; the Evaluator their eval rows)"
             )
-        if "ExampleValidator" in self.nodes:
+        if node_ids.EXAMPLE_VALIDATOR in self.nodes:
             if any(self.anomalies.values()):
                 lines.append(
                     "  anomalies   "
@@ -118,7 +117,7 @@ class RunSummary:
                 )
             else:
                 lines.append("  anomalies   none")
-        gate = self.nodes.get(GATE_ID)
+        gate = self.nodes.get(node_ids.VALIDATION_GATE)
         if gate is not None and gate.state == "FAILED":
             lines.append(
                 "  validation  FAILED: bad data stopped the run before Transform; "
@@ -144,7 +143,7 @@ class RunSummary:
             )
         elif self.pushed_path:
             lines.append(f"  pushed      {self.pushed_path} (version {self.pushed_version})")
-        elif "Pusher" in self.nodes:
+        elif node_ids.PUSHER in self.nodes:
             lines.append(
                 "  pushed      nothing: the model was not blessed; "
                 "the previously pushed model stays the served one"
@@ -395,14 +394,16 @@ def run_summary(
         node = nodes.get(node_id)
         return node.artifact(key) if node else None
 
-    statistics = output("StatisticsGen", "statistics")
-    anomalies = output("ExampleValidator", "anomalies")
-    validation = output(GATE_ID, "validation")
-    evaluation = output("Evaluator", "evaluation")
-    blessing = output("Evaluator", "blessing")
-    pushed = output("Pusher", "pushed_model")
+    statistics = output(node_ids.STATISTICS_GEN, "statistics")
+    anomalies = output(node_ids.EXAMPLE_VALIDATOR, "anomalies")
+    validation = output(node_ids.VALIDATION_GATE, "validation")
+    evaluation = output(node_ids.EVALUATOR, "evaluation")
+    blessing = output(node_ids.EVALUATOR, "blessing")
+    pushed = output(node_ids.PUSHER, "pushed_model")
     window = (
-        nodes[WINDOW_RESOLVER_ID].outputs.get("examples", []) if WINDOW_RESOLVER_ID in nodes else []
+        nodes[node_ids.WINDOW_RESOLVER].outputs.get("examples", [])
+        if node_ids.WINDOW_RESOLVER in nodes
+        else []
     )
 
     auc_overall = auc_worst = None
@@ -426,7 +427,7 @@ def run_summary(
         # A cached Pusher's output is the push of the run that made it: this
         # run pushed nothing new either.
         reused = bool(pushed.custom_properties[REUSED_VERSION_KEY].int_value) or (
-            "Pusher" in nodes and nodes["Pusher"].state == "cached"
+            node_ids.PUSHER in nodes and nodes[node_ids.PUSHER].state == "cached"
         )
 
     return RunSummary(
@@ -458,10 +459,10 @@ def run_summary(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline import configs
+    from settings import configs
 
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.summary",
+        prog="python -m reporting.summary",
         description="Print what the newest run of the pipeline did, read from ML Metadata "
         "(the store the settings select: SQLite, MySQL with CFPB_MYSQL_*, or a "
         "gRPC metadata service with --metadata-grpc).",

@@ -1,14 +1,14 @@
 """Sends the complaints of a CFPB export to TF Serving as traffic, for trying
 the feedback loop without production traffic.
 
-    python -m serving.replay data/raw/complaints_2014-10_2014-11.csv.gz \\
+    python -m feedback.replay data/raw/complaints_2014-10_2014-11.csv.gz \\
         --port 8510 --rows 2000 --outcomes-out build/outcomes.csv
 
 Each complaint goes as it would arrive (open complaints included; the label
 is not sent) with its `complaint_id`, over gRPC Classify in batches, through
 the client (serving/client.py). Point it at the logging proxy's port so the
 requests are logged. With `--outcomes-out` it also writes the outcomes the
-export records, as the outcomes file `python -m data.feedback` reads (learned
+export records, as the outcomes file `python -m feedback.join` reads (learned
 today; complaints whose outcome is not known yet are left out, by the label
 rule of data/prepare.py). Exit status: 0 sent, 1 the server failed, 2 bad input.
 """
@@ -22,9 +22,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from data import feedback, prepare
-from pipeline.configs import PipelineConfig
+from data import prepare
+from feedback import join
 from serving import client
+from settings.configs import PipelineConfig
 
 
 def complaints(export: Path, rows: int | None) -> tuple[list[dict], list[dict], int]:
@@ -46,7 +47,7 @@ def write_outcomes(path: Path, rows: Sequence[dict], learned: datetime.date) -> 
     written = 0
     with path.open("w", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(feedback.OUTCOME_COLUMNS)
+        writer.writerow(join.OUTCOME_COLUMNS)
         for row in rows:
             try:
                 outcome = prepare.observed_outcome(
@@ -65,7 +66,7 @@ def write_outcomes(path: Path, rows: Sequence[dict], learned: datetime.date) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     config = PipelineConfig.from_env()
     parser = argparse.ArgumentParser(
-        prog="python -m serving.replay",
+        prog="python -m feedback.replay",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

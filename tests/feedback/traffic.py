@@ -1,8 +1,8 @@
 """The feedback loop's traffic, made once for the serving and data tests.
 
 The shared run's pushed model behind the serving stand-in, the logging proxy
-(serving/logging_proxy.py) in front of it logging every request, and real
-complaints replayed through the client (serving/replay.py) over gRPC:
+(feedback/logging_proxy.py) in front of it logging every request, and real
+complaints replayed through the client (feedback/replay.py) over gRPC:
 - `earlier`: the first complaints of the 2014 export, as they arrived (open
   complaints included), with the outcomes the export records;
 - `training`: the complaints of the shared run's newest span (2015), the
@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import pytest
 
 from data import prepare
-from serving import logging_proxy, prediction_log, replay, standin_server
+from feedback import logging_proxy, prediction_log, replay
+from standins import tf_serving
 from tests.conftest import SPAN_2015, pushed_model_dir
 
 EARLIER_EXPORT = prepare.RAW_DIR / "complaints_2014-10_2014-11.csv.gz"
@@ -42,8 +43,8 @@ def feedback_traffic(e2e, tmp_path_factory):
     version_dir = pushed_model_dir(config)
     model_dir = root / "serving_model" / config.model_name
     shutil.copytree(version_dir, model_dir / version_dir.name)
-    model = standin_server.ServedModel(config.model_name, model_dir, [int(version_dir.name)], {})
-    server = standin_server.StandIn(model, rest_port=0, grpc_port=0)
+    model = tf_serving.ServedModel(config.model_name, model_dir, [int(version_dir.name)], {})
+    server = tf_serving.StandIn(model, rest_port=0, grpc_port=0)
     traffic = SimpleNamespace(
         config=config, root=root, version=int(version_dir.name), server=server
     )

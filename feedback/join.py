@@ -1,10 +1,10 @@
 """Outcomes that come back, joined with the logged requests into a new export.
 
-    python -m data.feedback --outcomes outcomes.csv
+    python -m feedback.join --outcomes outcomes.csv
 
 Complaints are asked about when they arrive; whether the consumer disputes
 the company's response is learned weeks later. This command joins those
-outcomes with the requests serving logged (serving/logging_proxy.py) and
+outcomes with the requests serving logged (feedback/logging_proxy.py) and
 writes the joined complaints as an export in the canonical columns into the
 raw data folder, where the pipeline prepares and ingests it like any export
 (a span named by its newest day; data/prepare.py).
@@ -63,8 +63,8 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from data import prepare
+from feedback import prediction_log
 from models import features
-from serving import prediction_log
 
 OUTCOME_COLUMNS = ("complaint_id", "disputed", "date_learned")
 _OUTCOME_VALUES = {"Yes": 1, "No": 0}
@@ -291,10 +291,10 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline import configs
+    from settings import configs
 
     parser = argparse.ArgumentParser(
-        prog="python -m data.feedback",
+        prog="python -m feedback.join",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

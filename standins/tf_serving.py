@@ -9,7 +9,7 @@ Docker. It runs the model with TensorFlow's Python runtime, one request at a
 time per model, with no batching, no version polling and no performance
 claims: run the real server (serving/README.md) for anything else.
 
-    python -m serving.standin_server --model-config serving/models.config \
+    python -m standins.tf_serving --model-config serving/models.config \
         --model-base-path serving_model/cfpb_disputes
 """
 
@@ -41,7 +41,8 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import contract, rest_format
+from serving import contract
+from standins import tf_serving_rest
 
 BANNER = "DEVELOPMENT STAND-IN for TensorFlow Serving (not TF Serving; see serving/README.md)"
 _GRPC_CODES = {
@@ -108,11 +109,11 @@ class ServedModel:
         model = models[0]
         if model.HasField("logging_config"):
             # What the stock tensorflow_model_server answers (it has no request
-            # logger; serving/prediction_log.py cites the source).
+            # logger; feedback/prediction_log.py cites the source).
             raise ValueError(
                 f"{config_path}: Invalid argument: No request-logger-creator provided. "
                 "(TF Serving cannot log requests without a custom build: log with "
-                "`python -m serving.logging_proxy` in front of it)"
+                "`python -m feedback.logging_proxy` in front of it)"
             )
         if not model.model_version_policy.specific.versions:
             raise ValueError(
@@ -242,7 +243,7 @@ def _rest_handler(model: ServedModel):
                     )
             except ServingStatus as status:
                 self._reply(_HTTP_CODES[status.code], {"error": str(status)})
-            except rest_format.RequestError as error:
+            except tf_serving_rest.RequestError as error:
                 self._reply(400, {"error": str(error)})
 
         def _post(self, verb: str, version: int) -> dict:
@@ -250,22 +251,22 @@ def _rest_handler(model: ServedModel):
             try:
                 body = json.loads(raw)
             except ValueError as error:
-                raise rest_format.RequestError(f"JSON Parse error: {error}") from error
+                raise tf_serving_rest.RequestError(f"JSON Parse error: {error}") from error
             if not isinstance(body, dict):
-                raise rest_format.RequestError("the request body must be a JSON object")
+                raise tf_serving_rest.RequestError("the request body must be a JSON object")
             signature_name = body.get("signature_name", "serving_default")
             if verb == "predict":
                 signature = model.signature(version, signature_name)
                 outputs = model.run(
-                    version, signature_name, rest_format.predict_inputs(body, signature)
+                    version, signature_name, tf_serving_rest.predict_inputs(body, signature)
                 )
-                return rest_format.predict_reply(outputs, row_format="instances" in body)
+                return tf_serving_rest.predict_reply(outputs, row_format="instances" in body)
             outputs = model.run_on_examples(
-                version, signature_name, verb, rest_format.examples(body)
+                version, signature_name, verb, tf_serving_rest.examples(body)
             )
             if verb == "classify":
-                return rest_format.classify_reply(outputs["classes"], outputs["scores"])
-            return rest_format.regress_reply(outputs["outputs"])
+                return tf_serving_rest.classify_reply(outputs["classes"], outputs["scores"])
+            return tf_serving_rest.regress_reply(outputs["outputs"])
 
         def do_GET(self):
             self._route("GET")
@@ -354,7 +355,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         )
         response = regression_pb2.RegressionResponse()
         _fill_spec(response.model_spec, self.model, version, request.model_spec.signature_name)
-        for value in rest_format.regress_reply(outputs["outputs"])["result"]:
+        for value in tf_serving_rest.regress_reply(outputs["outputs"])["result"]:
             response.result.regressions.add(value=value)
         return response
 
@@ -417,7 +418,7 @@ class StandIn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m serving.standin_server",
+        prog="python -m standins.tf_serving",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# ML Metadata's protos only: the ground floor imports no TFX, so that every
+# command parses its settings and connects without TFX's import cost.
 from ml_metadata.proto import metadata_store_pb2
 
-# tfx.orchestration.metadata, not tfx.v1 (see pipeline/pipeline.py: import cost).
-from tfx.orchestration import metadata as tfx_metadata
-
-from pipeline.configs import PipelineConfig, is_remote
+from settings.configs import PipelineConfig, is_remote
 
 
 def grpc_connection(address: str) -> metadata_store_pb2.MetadataStoreClientConfig:
@@ -26,17 +25,26 @@ def connection_config(config: PipelineConfig):
     """The MLMD connection every runner and the notebook use for `config`."""
     if config.metadata_grpc:
         return grpc_connection(config.metadata_grpc)
+    # The same messages as tfx.orchestration.metadata's
+    # mysql_/sqlite_metadata_connection_config (TFX 1.16).
     if config.uses_mysql:
-        return tfx_metadata.mysql_metadata_connection_config(
-            host=config.mysql_host,
-            port=config.mysql_port,
-            database=config.mysql_database,
-            username=config.mysql_user,
-            password=config.mysql_password(),
+        return metadata_store_pb2.ConnectionConfig(
+            mysql=metadata_store_pb2.MySQLDatabaseConfig(
+                host=config.mysql_host,
+                port=config.mysql_port,
+                database=config.mysql_database,
+                user=config.mysql_user,
+                password=config.mysql_password(),
+            )
         )
     if not is_remote(config.metadata_path):
         Path(config.metadata_path).parent.mkdir(parents=True, exist_ok=True)
-    return tfx_metadata.sqlite_metadata_connection_config(os.fspath(config.metadata_path))
+    return metadata_store_pb2.ConnectionConfig(
+        sqlite=metadata_store_pb2.SqliteMetadataSourceConfig(
+            filename_uri=os.fspath(config.metadata_path),
+            connection_mode=metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE,
+        )
+    )
 
 
 def describe(config: PipelineConfig) -> str:

@@ -1,17 +1,17 @@
 """Logs a sample of the requests TF Serving answers, in TF Serving's format.
 
-    python -m serving.logging_proxy --upstream localhost:8500 --port 8510
+    python -m feedback.logging_proxy --upstream localhost:8500 --port 8510
 
 A gRPC sidecar in front of TF Serving: clients talk to it as to TF Serving
 (PredictionService and ModelService, same messages), it forwards every call
 unchanged and answers with TF Serving's own reply or status, and for every
 answered Classify, Regress and Predict call it hands request and response to
-the request logger (serving/prediction_log.py), which writes a sample of them
+the request logger (feedback/prediction_log.py), which writes a sample of them
 as `PredictionLog` records.
 
 Why a sidecar: the stock `tensorflow_model_server` cannot log requests (it
 refuses a models.config with `logging_config`: "No request-logger-creator
-provided."; serving/prediction_log.py says where in its source). The settings
+provided."; feedback/prediction_log.py says where in its source). The settings
 are TF Serving's `LoggingConfig` (serving/logging.config), so a TF Serving
 build with a request logger could take them over unchanged.
 
@@ -19,7 +19,7 @@ Only gRPC is logged; REST calls go to TF Serving's REST port directly and are
 not logged. Send the traffic you want to learn from over gRPC to this port,
 with each complaint's `complaint_id` in its tf.Example (the client's
 `--protocol grpc --api classify` does), so outcomes can be joined later
-(`python -m data.feedback`). A record that cannot be written is reported on
+(`python -m feedback.join`). A record that cannot be written is reported on
 stderr and counted; the caller still gets its answer.
 """
 
@@ -35,8 +35,8 @@ from pathlib import Path
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from pipeline.configs import PipelineConfig
-from serving import prediction_log
+from feedback import prediction_log
+from settings.configs import PipelineConfig
 
 DEFAULT_LOGGING_CONFIG = Path(__file__).resolve().parent / "logging.config"
 
@@ -116,7 +116,7 @@ class LoggingProxy:
 
 def parse_args(argv: Sequence[str] | None, config: PipelineConfig) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m serving.logging_proxy",
+        prog="python -m feedback.logging_proxy",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,8 +1,8 @@
 """The run report: one self-contained HTML page per run, and an index of runs.
 
-    python -m pipeline.report                       # the newest run of the configured store
-    python -m pipeline.report --output-dir DIR      # default build/reports/<pipeline_name>
-    python -m pipeline.report --run-id RUN_ID       # an earlier run (see the index)
+    python -m reporting.report                       # the newest run of the configured store
+    python -m reporting.report --output-dir DIR      # default build/reports/<pipeline_name>
+    python -m reporting.report --run-id RUN_ID       # an earlier run (see the index)
 
 
 Read from ML Metadata and the run's artifacts (any store the config selects,
@@ -40,8 +40,10 @@ from typing import Any
 from components import validation_files
 from data import prepare
 from models import features
-from pipeline import metadata, run_history, summary
-from pipeline.configs import PipelineConfig
+from pipeline import node_ids
+from reporting import run_history, summary
+from settings import metadata
+from settings.configs import PipelineConfig
 
 TOP_VALUES = 8
 BASELINE = "baseline"
@@ -256,7 +258,7 @@ def _uri_line(artifact) -> str:
 
 def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str, str]]:
     steps = []
-    examples = run.nodes.get("CsvExampleGen")
+    examples = run.nodes.get(node_ids.EXAMPLE_GEN)
     example_artifact = examples.artifact("examples") if examples else None
     if example_artifact is not None:
         import tensorflow as tf
@@ -276,10 +278,10 @@ def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str,
     if run.window_spans:
         steps.append(("training window", "spans " + ", ".join(map(str, run.window_spans))))
     for node_id, key, label in (
-        ("Transform", "transform_graph", "transform graph"),
-        ("Trainer", "model", "model"),
-        ("Evaluator", "blessing", "blessing"),
-        ("Pusher", "pushed_model", "push record"),
+        (node_ids.TRANSFORM, "transform_graph", "transform graph"),
+        (node_ids.TRAINER, "model", "model"),
+        (node_ids.EVALUATOR, "blessing", "blessing"),
+        (node_ids.PUSHER, "pushed_model", "push record"),
     ):
         node = run.nodes.get(node_id)
         artifact = node.artifact(key) if node else None
@@ -308,8 +310,10 @@ def build(config: PipelineConfig, connection_config=None, run_id: str | None = N
         node = run.nodes.get(node_id)
         return node.artifact(key) if node else None
 
-    statistics_artifact = output("StatisticsGen", "statistics")
-    schema_artifact = output("ImportSchemaGen", "schema") or output("SchemaGen", "schema")
+    statistics_artifact = output(node_ids.STATISTICS_GEN, "statistics")
+    schema_artifact = next(
+        filter(None, (output(node, "schema") for node in node_ids.SCHEMA_NODES)), None
+    )
     feature_views: list[FeatureView] = []
     if statistics_artifact is not None:
         baseline = (run.validation_report or {}).get("drift_baseline") or {}
@@ -318,13 +322,13 @@ def build(config: PipelineConfig, connection_config=None, run_id: str | None = N
             baseline.get("uri"),
             schema_artifact.uri if schema_artifact is not None else None,
         )
-    anomalies_artifact = output("ExampleValidator", "anomalies")
+    anomalies_artifact = output(node_ids.EXAMPLE_VALIDATOR, "anomalies")
     anomalies = []
     if anomalies_artifact is not None:
         for split in summary.split_names(anomalies_artifact):
             for found in validation_files.read_anomalies(anomalies_artifact.uri, split):
                 anomalies.append({"split": split, **found})
-    evaluation = output("Evaluator", "evaluation")
+    evaluation = output(node_ids.EVALUATOR, "evaluation")
     return Report(
         config=config,
         run=run,
@@ -448,7 +452,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") 
 
 
 def _verdict(run: summary.RunSummary) -> tuple[str, str]:
-    gate = run.nodes.get(summary.GATE_ID)
+    gate = run.nodes.get(node_ids.VALIDATION_GATE)
     failed = [n.node_id for n in run.nodes.values() if n.state == "FAILED"]
     if gate is not None and gate.state == "FAILED":
         return "stop", (
@@ -544,7 +548,7 @@ def _data_section(report: Report) -> str:
 def _skew_section(result) -> str:
     if result is None:
         return (
-            "<p>No skew check yet: <code>python -m serving.skew</code> compares the requests "
+            "<p>No skew check yet: <code>python -m feedback.skew</code> compares the requests "
             "serving logged with the training statistics.</p>"
         )
     table = _table(
@@ -744,10 +748,10 @@ def write(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline import configs
+    from settings import configs
 
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.report",
+        prog="python -m reporting.report",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

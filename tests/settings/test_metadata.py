@@ -1,5 +1,6 @@
-from pipeline import metadata
-from pipeline.configs import PipelineConfig
+from settings import metadata
+from settings.configs import PipelineConfig
+from standins import mlmd_grpc_server
 
 
 def test_sqlite_by_default_under_the_configured_path(tmp_path):
@@ -29,9 +30,7 @@ def test_grpc_service_when_an_address_is_configured(tmp_path):
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    from runners import mlmd_grpc_standin
-
-    with mlmd_grpc_standin.sqlite_standin(str(tmp_path / "served.sqlite")) as server:
+    with mlmd_grpc_server.sqlite_standin(str(tmp_path / "served.sqlite")) as server:
         config = PipelineConfig(metadata_grpc=server.address, mysql_host="ignored")
         connection = metadata.connection_config(config)
         assert isinstance(connection, metadata_store_pb2.MetadataStoreClientConfig)

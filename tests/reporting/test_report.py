@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from data import prepare
-from pipeline import report, summary
-from pipeline.configs import REPO_ROOT
+from reporting import report, summary
+from settings.configs import REPO_ROOT
 from tests.browser import Browser
 from tests.conftest import SPAN_2015, run_beam_runner, small_config
 
@@ -181,8 +181,8 @@ def _summary(run_id, auc, pushed_version, blessed=True):
 
 
 def test_changes_since_the_previous_run_name_decisions_and_measurements():
-    from pipeline import run_history
-    from pipeline.configs import PipelineConfig
+    from reporting import run_history
+    from settings.configs import PipelineConfig
 
     rows = [
         run_history.RunDecisions(1, "a", 20141113, [20141113], "nothing", "nothing", True, "v1"),

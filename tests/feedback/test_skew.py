@@ -1,4 +1,4 @@
-"""Training/serving skew from logged requests (tests/feedback_traffic.py)
+"""Training/serving skew from logged requests (tests/feedback/traffic.py)
 against the shared run's training statistics, with the schema's comparators.
 
 "Really differ" is measured here without TFDV: the L-infinity distance
@@ -17,9 +17,10 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 
 from data import schema as curated_schema
+from feedback import prediction_log, skew
 from models import features
-from pipeline import metadata, report, summary
-from serving import prediction_log, skew
+from reporting import report, summary
+from settings import metadata
 from tests.conftest import SPAN_2015
 
 pytestmark = pytest.mark.e2e

@@ -53,7 +53,7 @@ the executor output file is under the task's folder instead of
 /tmp/kfp_outputs; the cache index is the executions' cache_fingerprint in ML
 Metadata instead of the API server's task table.
 
-    python -m runners.kfp_standin build/cfpb-disputes.yaml --pipeline-root build/kfp/root \\
+    python -m standins.kfp_backend build/cfpb-disputes.yaml --pipeline-root build/kfp/root \\
         --metadata-grpc 127.0.0.1:8080 --param train_args='{"num_steps": 100}'
 """
 
@@ -616,7 +616,7 @@ def run(
     `metadata_grpc` is the ML Metadata gRPC service (HOST:PORT) KFP records in;
     TFX node tasks compiled for it use the same store.
     """
-    from pipeline.metadata import grpc_connection
+    from settings.metadata import grpc_connection
 
     spec = load_pipeline_spec(spec_path)
     check_executors(spec, deployment_config(spec))  # refused before anything runs
@@ -652,7 +652,7 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m runners.kfp_standin",
+        prog="python -m standins.kfp_backend",
         description="Run a compiled KFP v2 pipeline YAML locally the way an open-source KFP "
         "2.x backend runs it (a development stand-in for a cluster).",
     )
@@ -667,7 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--metadata-grpc",
         required=True,
         metavar="HOST:PORT",
-        help="ML Metadata gRPC service (python -m runners.mlmd_grpc_standin)",
+        help="ML Metadata gRPC service (python -m standins.mlmd_grpc_server)",
     )
     parser.add_argument(
         "--param",

@@ -2,8 +2,8 @@ import argparse
 
 import pytest
 
-from pipeline import configs
-from pipeline.configs import PipelineConfig
+from settings import configs
+from settings.configs import PipelineConfig
 
 
 def test_defaults_live_inside_the_checkout():

@@ -1,5 +1,5 @@
 """Outcomes joined with logged requests (real complaints replayed through the
-client and the logging proxy, tests/feedback_traffic.py) into a labelled
+client and the logging proxy, tests/feedback/traffic.py) into a labelled
 export that data.prepare turns into a span passing the curated schema."""
 
 import csv
@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from data import feedback, prepare
+from data import prepare
+from feedback import join, prediction_log
 from models import features
-from serving import prediction_log
+from pipeline import node_ids
 from tests.conftest import small_config
-from tests.feedback_traffic import EARLIER_ROWS
+from tests.feedback.traffic import EARLIER_ROWS
 
 pytestmark = pytest.mark.e2e
 
@@ -24,12 +25,12 @@ ANSWERED = 400  # complaints of the logged traffic whose outcome came back
 def _outcome_rows(path: Path) -> list[list[str]]:
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
-    assert tuple(rows[0]) == feedback.OUTCOME_COLUMNS
+    assert tuple(rows[0]) == join.OUTCOME_COLUMNS
     return rows[1:]
 
 
 def _join(traffic, outcomes: Path, raw_dir: Path, *more: str) -> int:
-    return feedback.main(
+    return join.main(
         [
             "--outcomes",
             str(outcomes),
@@ -45,7 +46,7 @@ def _join(traffic, outcomes: Path, raw_dir: Path, *more: str) -> int:
 def _write(path: Path, rows) -> Path:
     with path.open("w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(feedback.OUTCOME_COLUMNS)
+        writer.writerow(join.OUTCOME_COLUMNS)
         writer.writerows(rows)
     return path
 
@@ -89,7 +90,7 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
         assert datetime.date.fromisoformat(row["date_received"]) in days
 
     counts = json.loads((raw_dir / f"{export.name}.join.json").read_text())
-    assert {f.name: counts[f.name] for f in dataclasses.fields(feedback.JoinCounts)} == {
+    assert {f.name: counts[f.name] for f in dataclasses.fields(join.JoinCounts)} == {
         "logged_complaints": EARLIER_ROWS,
         "requests_without_id": 0,
         "repeated_requests": 0,
@@ -142,7 +143,9 @@ def _validate_with_the_pipeline(config) -> None:
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
     from tfx.orchestration.pipeline import RunOptions
 
-    from pipeline import metadata, pipeline, summary
+    from pipeline import pipeline
+    from reporting import summary
+    from settings import metadata
 
     BeamDagRunner().run(
         pipeline.create_pipeline(config, metadata.connection_config(config)),
@@ -150,7 +153,7 @@ def _validate_with_the_pipeline(config) -> None:
     )
     up_to_the_gate = {
         "CsvExampleGen",
-        pipeline.STATISTICS_RESOLVER_ID,
+        node_ids.STATISTICS_RESOLVER,
         "StatisticsGen",
         "ImportSchemaGen",
         "ExampleValidator",
