@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench import examples
+from models import signature_names
 
 BOOTSTRAP_RESAMPLES = 1000
 
@@ -80,16 +81,16 @@ def quality(
         x_test = _tabular(test_columns)
         pipeline_probabilities = np.concatenate(
             [
-                loaded.signatures["serving_default"](
+                loaded.signatures[signature_names.DEFAULT_SIGNATURE](
                     examples=tf.constant(serialized[i : i + 1024])
-                )["dispute_probability"]
+                )[signature_names.PREDICTION_KEY]
                 .numpy()
                 .ravel()
                 for i in range(0, len(serialized), 1024)
             ]
         )
         rows = [
-            ("pipeline model (serving_default)", pipeline_probabilities),
+            (f"pipeline model ({signature_names.DEFAULT_SIGNATURE})", pipeline_probabilities),
             ("majority class (train base rate)", np.full(len(test_labels), train_labels.mean())),
             (
                 "logistic regression, one-hot",

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from models import features
+from models import features, signature_names
 
 BATCH_SIZES = (1, 32, 256)
-SIGNATURE = "serving_default (tf.Example in)"
+SIGNATURE = f"{signature_names.DEFAULT_SIGNATURE} (tf.Example in)"
 MODEL_ONLY = "model only (transformed tensors in)"
 TRANSFORM_ONLY = "parse + Transform only (tf.Example in)"
 
@@ -64,7 +64,7 @@ def serving_speed(
     raw_spec = signatures.raw_feature_spec(tft.TFTransformOutput(transform_dir))
     loaded = tf.saved_model.load(model_dir)
     keras_model = tf.keras.models.load_model(model_dir)
-    default = loaded.signatures["serving_default"]
+    default = loaded.signatures[signature_names.DEFAULT_SIGNATURE]
     model_inputs_spec = {
         features.transformed_name(f.name): tf.TensorSpec([None], tf.int64)
         for f in features.ALL_FEATURES

@@ -26,6 +26,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from serving import versions
+
 FINGERPRINT_FILE = "fingerprint.pb"
 # Custom property on the PushedModel artifact: 1 when an existing version was
 # recognized instead of copying the model again.
@@ -43,9 +45,8 @@ def newest_version(base_directory: str) -> str | None:
     """The version TF Serving serves: the highest numeric folder name."""
     if not fileio.isdir(base_directory):
         return None
-    versions = [name.rstrip("/") for name in fileio.listdir(base_directory)]
-    numeric = [int(v) for v in versions if v.isdigit()]
-    return str(max(numeric)) if numeric else None
+    served = versions.served_version(fileio.listdir(base_directory))
+    return None if served is None else str(served)
 
 
 def find_identical_version(model_path: str, base_directory: str) -> tuple[str, str] | None:

@@ -88,7 +88,8 @@ REQUIRED_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c not in ("company", "s
 # rows of the 2015 export, none disputed). Such rows are excluded and counted.
 # `Untimely response` rows stay: there is no response to dispute, which is
 # known when the model is asked, so 0 is their true outcome.
-LABEL_VALUES = {"yes": 1, "no": 0, "": 0}
+DISPUTED, NOT_DISPUTED = "Yes", "No"
+LABEL_VALUES = {DISPUTED.lower(): 1, NOT_DISPUTED.lower(): 0, "": 0}
 OPEN_RESPONSES = ("In progress",)
 UNKNOWN_OUTCOME = "outcome not known yet (company_response In progress)"
 
@@ -100,6 +101,11 @@ def observed_outcome(label: str, company_response: str) -> int | None:
     if company_response in OPEN_RESPONSES and label == "":
         return None
     return value
+
+
+def outcome_text(disputed: int | bool) -> str:
+    """An observed outcome as an export writes it (the rule's inverse)."""
+    return DISPUTED if disputed else NOT_DISPUTED
 
 
 # Header spellings seen across CFPB vintages, after `_normalize_header`.

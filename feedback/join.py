@@ -67,7 +67,7 @@ from feedback import prediction_log
 from models import features
 
 OUTCOME_COLUMNS = ("complaint_id", "disputed", "date_learned")
-_OUTCOME_VALUES = {"Yes": 1, "No": 0}
+_OUTCOME_VALUES = {prepare.DISPUTED: 1, prepare.NOT_DISPUTED: 0}
 EXPORT_PATTERN = re.compile(r"^feedback-(\d{8})-(\d{8})\.csv$")
 EXPORT_COLUMNS = (*prepare.CANONICAL_COLUMNS, prepare.ID_COLUMN)
 
@@ -193,7 +193,7 @@ def join(
         # canonical column is five digits.
         row["zip_code"] = prepare.normalize_zip(row["zip_code"]) or ""
         row["date_received"] = request.day.isoformat()
-        row[prepare.LABEL_COLUMN] = "Yes" if outcome.disputed else "No"
+        row[prepare.LABEL_COLUMN] = prepare.outcome_text(outcome.disputed)
         row[prepare.ID_COLUMN] = complaint_id
         rows.append(row)
         counts.disputed += outcome.disputed

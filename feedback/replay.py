@@ -57,7 +57,7 @@ def write_outcomes(path: Path, rows: Sequence[dict], learned: datetime.date) -> 
                 continue
             if outcome is not None and row.get(prepare.ID_COLUMN):
                 writer.writerow(
-                    [row[prepare.ID_COLUMN], "Yes" if outcome else "No", learned.isoformat()]
+                    [row[prepare.ID_COLUMN], prepare.outcome_text(outcome), learned.isoformat()]
                 )
                 written += 1
     return written

@@ -20,7 +20,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
-from models import features, signatures
+from models import features, signature_names, signatures
 
 HIDDEN_UNITS = (100, 50, 10)
 # The Trainer's custom_config: pipeline/pipeline.py sets these from the config
@@ -53,7 +53,7 @@ def build_keras_model(learning_rate: float) -> tf.keras.Model:
     x = tf.keras.layers.concatenate(encoded)
     for units in HIDDEN_UNITS:
         x = tf.keras.layers.Dense(units, activation="relu")(x)
-    output = tf.keras.layers.Dense(1, activation="sigmoid", name="dispute_probability")(x)
+    output = tf.keras.layers.Dense(1, activation="sigmoid", name=signature_names.PREDICTION_KEY)(x)
 
     model = tf.keras.Model(inputs=inputs, outputs=output)
     model.compile(

@@ -5,6 +5,9 @@ TensorFlow, so that clients (serving/client.py's REST path) use the same
 names without importing TensorFlow.
 """
 
+# The signature TF Serving and TFMA use when a request names none
+# (tensorflow/cc/saved_model/signature_constants.h: kDefaultServingSignatureDefKey).
+DEFAULT_SIGNATURE = "serving_default"
 PREDICTION_KEY = "dispute_probability"
 EXAMPLES_INPUT = "examples"
 RAW_SIGNATURE = "serving_raw"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models import features
+from models import features, signature_names
 from models.signature_names import (
     CLASSIFICATION_SIGNATURE,
     CLASSIFY_CLASSES,
@@ -123,7 +123,7 @@ def serving_signatures(
         return predict({name: _as_transform_input(raw[name], spec[name]) for name in spec})
 
     return {
-        "serving_default": serve_tf_examples.get_concrete_function(),
+        signature_names.DEFAULT_SIGNATURE: serve_tf_examples.get_concrete_function(),
         RAW_SIGNATURE: serve_raw.get_concrete_function(),
         CLASSIFICATION_SIGNATURE: classify_tf_examples.get_concrete_function(),
         REGRESSION_SIGNATURE: regress_tf_examples.get_concrete_function(),

@@ -7,14 +7,14 @@ import json
 import tensorflow_model_analysis as tfma
 from google.protobuf.wrappers_pb2 import BoolValue
 
-from models import features
-from settings.configs import PipelineConfig
+from models import features, signature_names
+from settings.configs import GraphSettings
 
 SLICE_FEATURES = ("product", "state")
 BLESSING_METRIC = "AUC"
 
 
-def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+def eval_config(config: GraphSettings) -> tfma.EvalConfig:
     """Metrics overall and per product/state; AUC gates the blessing.
 
     TFMA blesses only models that pass every threshold, and blesses nothing
@@ -43,7 +43,9 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         # compile metrics, whose `auc` clashes by name with TFMA's own.
         options=tfma.Options(include_default_metrics=BoolValue(value=False)),
         model_specs=[
-            tfma.ModelSpec(signature_name="serving_default", label_key=features.LABEL_KEY)
+            tfma.ModelSpec(
+                signature_name=signature_names.DEFAULT_SIGNATURE, label_key=features.LABEL_KEY
+            )
         ],
         slicing_specs=[tfma.SlicingSpec()]
         + [tfma.SlicingSpec(feature_keys=[name]) for name in SLICE_FEATURES],

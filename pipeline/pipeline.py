@@ -41,7 +41,7 @@ from tfx.types import Channel, standard_artifacts
 from components import curated_schema, idempotent_pusher, model_baseline, validation_gate
 from models import model
 from pipeline import evaluation, node_ids
-from settings.configs import PipelineConfig
+from settings.configs import GraphSettings
 
 SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
 
@@ -59,7 +59,7 @@ class RuntimeParameters:
     train_args: RuntimeParameter | None = None
 
 
-def _example_gen(config: PipelineConfig, runtime: RuntimeParameters) -> CsvExampleGen:
+def _example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvExampleGen:
     range_config = None
     if config.span is not None and "{SPAN}" in config.input_pattern:
         range_config = range_config_pb2.RangeConfig(
@@ -107,7 +107,7 @@ def _baseline_resolver(trainer: Trainer, project_resolvers: bool) -> Resolver:
 
 
 def create_components(
-    config: PipelineConfig, runtime: RuntimeParameters | None = None, project_resolvers: bool = True
+    config: GraphSettings, runtime: RuntimeParameters | None = None, project_resolvers: bool = True
 ) -> list[BaseNode]:
     """The pipeline's components in topological order (the notebook runs them one by one).
 
@@ -252,13 +252,15 @@ def create_components(
 
 
 def create_pipeline(
-    config: PipelineConfig,
+    config: GraphSettings,
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
     runtime: RuntimeParameters | None = None,
     project_resolvers: bool = True,
 ) -> Pipeline:
-    """The whole graph. Runners pass their MLMD connection (None on Kubeflow,
-    where the cluster provides the store)."""
+    """The whole graph, from the settings that shape it (`config.graph()`; a
+    full PipelineConfig is one too, but only these are read). Runners pass
+    their MLMD connection (None on Kubeflow, where the cluster provides the
+    store)."""
     return Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=os.fspath(config.pipeline_root),

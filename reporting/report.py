@@ -46,7 +46,7 @@ from settings import metadata
 from settings.configs import PipelineConfig
 
 TOP_VALUES = 8
-BASELINE = "baseline"
+BASELINE = summary.BASELINE
 
 
 @dataclasses.dataclass
@@ -171,23 +171,6 @@ def _drift_measurements(statistics, baseline, schema) -> dict[str, list[tuple[fl
     return measured
 
 
-def _metrics(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
-    import tensorflow_model_analysis as tfma
-
-    by_model: dict[str, dict[str, dict[str, float]]] = {}
-    for metrics in tfma.load_metrics(evaluation_uri):
-        slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
-        slice_name = tfma.slicer.stringify_slice_key(slice_key) if slice_key else "overall"
-        for entry in metrics.metric_keys_and_values:
-            if entry.key.is_diff or not entry.value.HasField("double_value"):
-                continue
-            model = BASELINE if entry.key.model_name == BASELINE else "candidate"
-            by_model.setdefault(model, {}).setdefault(slice_name, {})[entry.key.name] = (
-                entry.value.double_value.value
-            )
-    return by_model
-
-
 def _curves(evaluation_uri: str) -> dict[str, list[Curve]]:
     import tensorflow_model_analysis as tfma
 
@@ -196,7 +179,7 @@ def _curves(evaluation_uri: str) -> dict[str, list[Curve]]:
         if plots.slice_key.single_slice_keys:
             continue  # overall only
         for entry in plots.plot_keys_and_values:
-            model = BASELINE if entry.key.model_name == BASELINE else "candidate"
+            model = BASELINE if entry.key.model_name == BASELINE else summary.CANDIDATE
             value = entry.value
             if value.HasField("confusion_matrix_at_thresholds"):
                 matrices = value.confusion_matrix_at_thresholds.matrices
@@ -334,7 +317,7 @@ def build(config: PipelineConfig, connection_config=None, run_id: str | None = N
         run=run,
         features=feature_views,
         anomalies=anomalies,
-        metrics=_metrics(evaluation.uri) if evaluation is not None else {},
+        metrics=summary.metrics_by_model(evaluation.uri) if evaluation is not None else {},
         curves=_curves(evaluation.uri) if evaluation is not None else {},
         lineage=_lineage(run, config),
         history=history[: position + 1] if position >= 0 else history,

@@ -161,11 +161,15 @@ def _node_context_name(pipeline_name: str, node_id: str) -> str:
     return f"{pipeline_name}.{node_id}"
 
 
-def latest_node_state(connection_config, pipeline_name: str, node_id: str) -> str:
-    """'finished', 'cached', ... for the newest execution of one component."""
+def node_state(connection_config, pipeline_name: str, run_id: str | None, node_id: str) -> str:
+    """'finished', 'cached', ... for one component's execution in run `run_id`."""
     store = metadata_store.MetadataStore(connection_config)
-    context = store.get_context_by_type_and_name("node", _node_context_name(pipeline_name, node_id))
-    executions = store.get_executions_by_context(context.id) if context else []
+    node = store.get_context_by_type_and_name("node", _node_context_name(pipeline_name, node_id))
+    run = store.get_context_by_type_and_name("pipeline_run", run_id) if run_id else None
+    if node is None or run is None:
+        return "done (no execution recorded)"
+    in_run = {e.id for e in store.get_executions_by_context(run.id)}
+    executions = [e for e in store.get_executions_by_context(node.id) if e.id in in_run]
     if not executions:
         return "done (no execution recorded)"
     return _state(max(executions, key=lambda e: e.id))
@@ -307,26 +311,37 @@ def _anomalies(anomalies_artifact) -> dict[str, list[str]]:
     }
 
 
+# TFMA's model names in an evaluation with a baseline (pipeline/evaluation.py).
+CANDIDATE, BASELINE = "candidate", "baseline"
+
+
+def metrics_by_model(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
+    """{CANDIDATE or BASELINE: {slice name: {metric name: value}}}: every
+    scalar metric TFMA wrote, per model and slice ("overall" for the whole
+    eval set); change-vs-baseline entries are left out."""
+    import tensorflow_model_analysis as tfma
+
+    by_model: dict[str, dict[str, dict[str, float]]] = {}
+    for metrics in tfma.load_metrics(evaluation_uri):
+        slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
+        slice_name = tfma.slicer.stringify_slice_key(slice_key) if slice_key else "overall"
+        for entry in metrics.metric_keys_and_values:
+            if entry.key.is_diff or not entry.value.HasField("double_value"):
+                continue
+            model = BASELINE if entry.key.model_name == BASELINE else CANDIDATE
+            by_model.setdefault(model, {}).setdefault(slice_name, {})[entry.key.name] = (
+                entry.value.double_value.value
+            )
+    return by_model
+
+
 def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """{slice name: {metric name: value}} of the candidate model's scalar metrics.
 
     A plain structure (pandas.DataFrame(...).T renders it as a table) for
     viewers where TFMA's widgets do not render.
     """
-    import tensorflow_model_analysis as tfma
-
-    by_slice = {}
-    for metrics in tfma.load_metrics(evaluation_uri):
-        slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
-        slice_name = tfma.slicer.stringify_slice_key(slice_key) if slice_key else "overall"
-        by_slice[slice_name] = {
-            entry.key.name: entry.value.double_value.value
-            for entry in metrics.metric_keys_and_values
-            if not entry.key.is_diff
-            and entry.key.model_name != "baseline"
-            and entry.value.HasField("double_value")
-        }
-    return by_slice
+    return metrics_by_model(evaluation_uri).get(CANDIDATE, {})
 
 
 def _auc_by_slice(evaluation_uri: str) -> dict[str, SliceMetric]:

@@ -43,8 +43,6 @@ PREPARE_TASK_ID = "prepare_spans"
 INPUT_BASE_KEY = "input_base"  # tfx.types.standard_component_specs.INPUT_BASE_KEY
 # The code that defines the compiled graph: a change here needs a recompile.
 GRAPH_PACKAGES = ("pipeline", "components", "models")
-# Settings that do not reach the IR: read when Airflow parses or a task starts.
-RUN_TIME_SETTINGS = ("airflow_", "kubeflow_", "metadata_", "mysql_")
 
 
 def compiled_path(config: PipelineConfig) -> Path:
@@ -54,15 +52,13 @@ def compiled_path(config: PipelineConfig) -> Path:
 
 
 def fingerprint(config: PipelineConfig) -> dict[str, str]:
-    """What the compiled IR depends on, each as a short digest (cheap: no TFX).
+    """What the compiled IR depends on, each as a short digest (cheap: no TFX):
+    the graph's settings (exactly what create_pipeline reads; the others are
+    read when a task starts), the graph's code and the curated schema.
 
     The schema file is hashed where it is local; a remote one is checked when
     ImportSchemaGen's task starts (runners/node_launcher.py)."""
-    settings = {
-        name: value
-        for name, value in dataclasses.asdict(config).items()
-        if not name.startswith(RUN_TIME_SETTINGS)
-    }
+    settings = dataclasses.asdict(config.graph())
     code = hashlib.sha256()
     for package in GRAPH_PACKAGES:
         for source in sorted((REPO_ROOT / package).glob("*.py")):
@@ -83,7 +79,7 @@ def compile_pipeline(config: PipelineConfig) -> Path:
     from pipeline import pipeline
     from runners import node_launcher
 
-    pipeline_ir = compiler.Compiler().compile(pipeline.create_pipeline(config))
+    pipeline_ir = compiler.Compiler().compile(pipeline.create_pipeline(config.graph()))
     nodes = [node.pipeline_node for node in pipeline_ir.nodes]
     compiled = {
         "fingerprint": fingerprint(config),

@@ -9,6 +9,12 @@ with PipelineNodeAsDoFn's documented keyword arguments. The subclass keeps its
 own copies of the arguments it needs instead of reading TFX's private
 attributes; tests/runners/test_beam_progress.py fails, saying this, when a TFX
 upgrade changes either side.
+
+The run id: `run_with_ir` writes the id it makes into the IR's runtime spec
+before any node runs (runtime_parameter_utils.substitute_runtime_parameter
+sets `runtime_spec.pipeline_run_id`), and every node's DoFn receives that
+spec, so both the progress lines and the runner read the run they are in,
+never "the newest run" of a store other runs may write to.
 """
 
 from __future__ import annotations
@@ -32,16 +38,26 @@ FAILED_NODES: list[str] = []
 class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
     """Runs one node exactly as TFX does, printing when it starts and ends."""
 
-    def __init__(self, *, pipeline_node, mlmd_connection_config, pipeline_info, **kwargs):
+    def __init__(
+        self,
+        *,
+        pipeline_node,
+        mlmd_connection_config,
+        pipeline_info,
+        pipeline_runtime_spec,
+        **kwargs,
+    ):
         super().__init__(
             pipeline_node=pipeline_node,
             mlmd_connection_config=mlmd_connection_config,
             pipeline_info=pipeline_info,
+            pipeline_runtime_spec=pipeline_runtime_spec,
             **kwargs,
         )
         self.node_id = pipeline_node.node_info.id
         self.connection_config = mlmd_connection_config
         self.pipeline_id = pipeline_info.id
+        self.run_id = run_id_of(pipeline_runtime_spec)
 
     def process(self, element, *signals):
         print(f"  > {self.node_id} ...", flush=True)
@@ -58,9 +74,33 @@ class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
                 print(traceback.format_exc(), flush=True)
             FAILED_NODES.append(self.node_id)
             raise
-        state = summary.latest_node_state(self.connection_config, self.pipeline_id, self.node_id)
+        state = summary.node_state(
+            self.connection_config, self.pipeline_id, self.run_id, self.node_id
+        )
         print(f"  = {self.node_id} {state} in {time.monotonic() - started:.1f}s", flush=True)
 
 
+def run_id_of(runtime_spec) -> str | None:
+    """The run id TFX substituted into a pipeline's runtime spec, if any."""
+    return runtime_spec.pipeline_run_id.field_value.string_value or None
+
+
 class ProgressBeamDagRunner(beam_dag_runner.BeamDagRunner):
+    """BeamDagRunner that prints progress and remembers the id of its run."""
+
     _PIPELINE_NODE_DO_FN_CLS = ProgressNodeDoFn
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pipeline_ir = None
+
+    def run_with_ir(self, pipeline, run_options=None):
+        # TFX substitutes the run id into this very message, in place.
+        self._pipeline_ir = pipeline
+        return super().run_with_ir(pipeline, run_options)
+
+    @property
+    def run_id(self) -> str | None:
+        """The id of the run this runner started (also after it failed);
+        None before it started one."""
+        return run_id_of(self._pipeline_ir.runtime_spec) if self._pipeline_ir else None

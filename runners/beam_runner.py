@@ -97,7 +97,6 @@ def _run(config, verbose: bool) -> int:
         print(report.summary())
 
     from pipeline import pipeline
-    from reporting import summary
     from runners import beam_progress, run_lock
     from settings import metadata
 
@@ -112,15 +111,16 @@ def _run(config, verbose: bool) -> int:
         )
         if cancelled:
             print("Marked as canceled, left running by an interrupted run: " + ", ".join(cancelled))
-    tfx_pipeline = pipeline.create_pipeline(config, connection)
+    tfx_pipeline = pipeline.create_pipeline(config.graph(), connection)
     print(
         f"\nRunning pipeline '{config.pipeline_name}' "
         f"(cache {'on' if config.enable_cache else 'off'}, MLMD {metadata.describe(config)})"
     )
     started = time.monotonic()
     beam_progress.FAILED_NODES.clear()
+    runner = beam_progress.ProgressBeamDagRunner()
     try:
-        beam_progress.ProgressBeamDagRunner().run(tfx_pipeline)
+        runner.run(tfx_pipeline)
     except Exception as error:
         took = time.monotonic() - started
         if beam_progress.FAILED_NODES:  # its line above holds the message, said once
@@ -131,23 +131,30 @@ def _run(config, verbose: bool) -> int:
             )
         else:
             print(f"\nRun failed after {took:.0f}s: {error}", file=sys.stderr)
-        print(summary.run_summary(config, connection).render(), file=sys.stderr)
-        _write_report(config, connection, sys.stderr)
+        if runner.run_id is not None:  # it failed after starting a run: describe that run
+            _report_run(config, connection, runner.run_id, sys.stderr)
         return 1
-    run = summary.run_summary(config, connection)
     print(f"\nRun finished in {time.monotonic() - started:.0f}s")
-    print(run.render())
-    _write_report(config, connection, sys.stdout)
+    _report_run(config, connection, runner.run_id, sys.stdout)
     return 0
 
 
-def _write_report(config, connection, stream) -> None:
+def _report_run(config, connection, run_id: str | None, stream) -> None:
+    """The summary and the HTML report of this run: the run this process
+    made, even when other runs write to the same store."""
+    from reporting import summary
+
+    print(summary.run_summary(config, connection, run_id=run_id).render(), file=stream)
+    _write_report(config, connection, run_id, stream)
+
+
+def _write_report(config, connection, run_id: str | None, stream) -> None:
     """The run's HTML report; a report that cannot be written never changes
     the run's outcome, it is only said."""
     from reporting import report
 
     try:
-        page = report.write(config, connection_config=connection)
+        page = report.write(config, connection_config=connection, run_id=run_id)
     except Exception as error:  # the run's result stands; say why there is no page
         print(f"  report      not written: {type(error).__name__}: {error}", file=stream)
         return

@@ -121,7 +121,9 @@ def open_source_spec(config) -> dict:
 
     runtime = runtime_parameters(config)
     parameters = _declared_parameters(runtime)
-    pipeline_ir = compiler.Compiler().compile(pipeline.create_pipeline(config, runtime=runtime))
+    pipeline_ir = compiler.Compiler().compile(
+        pipeline.create_pipeline(config.graph(), runtime=runtime)
+    )
     task_names = {
         node.pipeline_node.node_info.id: kfp_names.sanitize_task_name(
             node.pipeline_node.node_info.id
@@ -207,7 +209,9 @@ def vertex_spec(config) -> dict:
             "or compile without --drift-blocks (drift is then not measured)."
         )
     runtime = runtime_parameters(config)
-    tfx_pipeline = pipeline.create_pipeline(config, runtime=runtime, project_resolvers=False)
+    tfx_pipeline = pipeline.create_pipeline(
+        config.graph(), runtime=runtime, project_resolvers=False
+    )
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
             default_image=config.kubeflow_image,

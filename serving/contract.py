@@ -96,7 +96,7 @@ def model_problems(model_dir: Path) -> list[str]:
         return [str(error)]
     problems = []
     expected_inputs = {
-        "serving_default": {signature_names.EXAMPLES_INPUT},
+        signature_names.DEFAULT_SIGNATURE: {signature_names.EXAMPLES_INPUT},
         signature_names.RAW_SIGNATURE: set(features.FEATURE_NAMES),
     }
     for name, inputs in expected_inputs.items():

@@ -24,7 +24,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import contract
+from serving import contract, versions
 from settings.configs import PipelineConfig
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "models.config"
@@ -44,10 +44,10 @@ def pushed_versions(model_dir: Path) -> list[int]:
             f"{model_dir} does not exist: has the pipeline pushed a model? "
             "(python runners/beam_runner.py)"
         )
-    versions = sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
-    if not versions:
+    numbers = versions.version_numbers(p.name for p in model_dir.iterdir() if p.is_dir())
+    if not numbers:
         raise ModelConfigError(f"{model_dir} holds no version folders: nothing was pushed yet")
-    return versions
+    return numbers
 
 
 def choose_labels(

@@ -40,7 +40,10 @@ def _build(*parts: str) -> str:
 
 
 @dataclasses.dataclass
-class PipelineConfig:
+class GraphSettings:
+    """What shapes the compiled graph. `pipeline.create_pipeline` reads these and
+    nothing else, and Airflow's recompile check hashes exactly these."""
+
     pipeline_name: str = dataclasses.field(
         default="cfpb-disputes", metadata={"help": "pipeline name, also the MLMD pipeline context"}
     )
@@ -48,22 +51,11 @@ class PipelineConfig:
         default="cfpb_disputes",
         metadata={"help": "model name under the serving directory (TF Serving's model name)"},
     )
-    raw_data_dir: str = dataclasses.field(
-        default=str(REPO_ROOT / "data" / "raw"),
-        metadata={
-            "help": "CFPB exports (.csv/.csv.gz); each becomes span YYYYMMDD, the day of "
-            "its newest complaint"
-        },
-    )
     data_root: str = dataclasses.field(
         default=_build("data", "spans"),
         metadata={
             "help": "prepared spans (span-<YYYYMMDD>/complaints.csv) that CsvExampleGen reads"
         },
-    )
-    max_rows_per_span: int | None = dataclasses.field(
-        default=None,
-        metadata={"help": "keep at most this many rows per span (evenly spaced), for quick runs"},
     )
     input_pattern: str = dataclasses.field(
         default="span-{SPAN}/*.csv",
@@ -113,51 +105,6 @@ class PipelineConfig:
     serving_model_dir: str = dataclasses.field(
         default=str(REPO_ROOT / "serving_model"),
         metadata={"help": "Pusher writes <this>/<model_name>/<version>/ (TF Serving layout)"},
-    )
-    report_dir: str = dataclasses.field(
-        default=_build("reports"),
-        metadata={"help": "run reports go to <this>/<pipeline_name>/ (python -m reporting.report)"},
-    )
-    prediction_log_prefix: str = dataclasses.field(
-        default=_build("prediction_logs", "predictions"),
-        metadata={
-            "help": "logged requests: <this>-*.tfrecord of TF Serving PredictionLog records "
-            "(written by feedback.logging_proxy, read by feedback.skew and feedback.join)"
-        },
-    )
-    skew_window_days: int = dataclasses.field(
-        default=7,
-        metadata={"help": "feedback.skew compares the requests logged in the last N days"},
-    )
-    skew_blocks: bool = dataclasses.field(
-        default=False,
-        metadata={
-            "help": "feedback.skew exits with status 4 when a feature's training/serving skew "
-            "is beyond its schema threshold (default: report only, as for drift)"
-        },
-    )
-    metadata_path: str = dataclasses.field(
-        default=_build("metadata", "metadata.sqlite"),
-        metadata={"help": "SQLite ML Metadata file (used unless --mysql-host is set)"},
-    )
-    metadata_grpc: str | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": "use ML Metadata through this gRPC service (HOST:PORT) instead of "
-            "SQLite/MySQL, e.g. a Kubeflow cluster's, port-forwarded"
-        },
-    )
-    mysql_host: str | None = dataclasses.field(
-        default=None, metadata={"help": "use ML Metadata on this MySQL server instead of SQLite"}
-    )
-    mysql_port: int = dataclasses.field(default=3306, metadata={"help": "MySQL port"})
-    mysql_database: str = dataclasses.field(
-        default="mlmd", metadata={"help": "MySQL database for ML Metadata"}
-    )
-    mysql_user: str = dataclasses.field(default="mlmd", metadata={"help": "MySQL user"})
-    mysql_password_file: str | None = dataclasses.field(
-        default=None,
-        metadata={"help": "file holding the MySQL password (or set CFPB_MYSQL_PASSWORD)"},
     )
     train_steps: int = dataclasses.field(default=2000, metadata={"help": "training steps"})
     eval_steps: int = dataclasses.field(
@@ -209,7 +156,102 @@ class PipelineConfig:
         },
     )
 
-    # Orchestrator settings: read only by the runner they name.
+
+@dataclasses.dataclass
+class DataSettings:
+    """Where exports come from and how they become spans: read by preparation
+    (the runners before the graph, Airflow's prepare task, `python -m data.prepare`)."""
+
+    raw_data_dir: str = dataclasses.field(
+        default=str(REPO_ROOT / "data" / "raw"),
+        metadata={
+            "help": "CFPB exports (.csv/.csv.gz); each becomes span YYYYMMDD, the day of "
+            "its newest complaint"
+        },
+    )
+    max_rows_per_span: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "keep at most this many rows per span (evenly spaced), for quick runs"},
+    )
+
+
+@dataclasses.dataclass
+class StoreSettings:
+    """Where ML Metadata lives: read by the runners, every task and every reader."""
+
+    metadata_path: str = dataclasses.field(
+        default=_build("metadata", "metadata.sqlite"),
+        metadata={"help": "SQLite ML Metadata file (used unless --mysql-host is set)"},
+    )
+    metadata_grpc: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "use ML Metadata through this gRPC service (HOST:PORT) instead of "
+            "SQLite/MySQL, e.g. a Kubeflow cluster's, port-forwarded"
+        },
+    )
+    mysql_host: str | None = dataclasses.field(
+        default=None, metadata={"help": "use ML Metadata on this MySQL server instead of SQLite"}
+    )
+    mysql_port: int = dataclasses.field(default=3306, metadata={"help": "MySQL port"})
+    mysql_database: str = dataclasses.field(
+        default="mlmd", metadata={"help": "MySQL database for ML Metadata"}
+    )
+    mysql_user: str = dataclasses.field(default="mlmd", metadata={"help": "MySQL user"})
+    mysql_password_file: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "file holding the MySQL password (or set CFPB_MYSQL_PASSWORD)"},
+    )
+
+    @property
+    def uses_mysql(self) -> bool:
+        return bool(self.mysql_host)
+
+    def mysql_password(self, environ: Mapping[str, str] = os.environ) -> str:
+        """The MySQL password, from a file or the environment, never from flags."""
+        if self.mysql_password_file:
+            return Path(self.mysql_password_file).read_text().strip()
+        return environ.get(f"{ENV_PREFIX}MYSQL_PASSWORD", "")
+
+
+@dataclasses.dataclass
+class ServingSettings:
+    """Serving and the feedback loop: request logs, skew checks."""
+
+    prediction_log_prefix: str = dataclasses.field(
+        default=_build("prediction_logs", "predictions"),
+        metadata={
+            "help": "logged requests: <this>-*.tfrecord of TF Serving PredictionLog records "
+            "(written by feedback.logging_proxy, read by feedback.skew and feedback.join)"
+        },
+    )
+    skew_window_days: int = dataclasses.field(
+        default=7,
+        metadata={"help": "feedback.skew compares the requests logged in the last N days"},
+    )
+    skew_blocks: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": "feedback.skew exits with status 4 when a feature's training/serving skew "
+            "is beyond its schema threshold (default: report only, as for drift)"
+        },
+    )
+
+
+@dataclasses.dataclass
+class ReportSettings:
+    """Where run reports go."""
+
+    report_dir: str = dataclasses.field(
+        default=_build("reports"),
+        metadata={"help": "run reports go to <this>/<pipeline_name>/ (python -m reporting.report)"},
+    )
+
+
+@dataclasses.dataclass
+class AirflowSettings:
+    """Read only by the Airflow runner and its DAG."""
+
     airflow_schedule: str | None = dataclasses.field(
         default=None,
         metadata={"help": "Airflow schedule (cron or preset such as '@weekly'); unset: manual"},
@@ -231,6 +273,11 @@ class PipelineConfig:
             "runners/airflow_runner.py); default build/<pipeline_name>.airflow.json"
         },
     )
+
+
+@dataclasses.dataclass
+class KubeflowSettings:
+    """Read only by the Kubeflow compiler."""
 
     kubeflow_image: str = dataclasses.field(
         default="cfpb-tfx-pipeline:latest",
@@ -256,15 +303,38 @@ class PipelineConfig:
         },
     )
 
-    @property
-    def uses_mysql(self) -> bool:
-        return bool(self.mysql_host)
 
-    def mysql_password(self, environ: Mapping[str, str] = os.environ) -> str:
-        """The MySQL password, from a file or the environment, never from flags."""
-        if self.mysql_password_file:
-            return Path(self.mysql_password_file).read_text().strip()
-        return environ.get(f"{ENV_PREFIX}MYSQL_PASSWORD", "")
+# The groups in the order --help shows them.
+SETTINGS_GROUPS = (
+    GraphSettings,
+    DataSettings,
+    StoreSettings,
+    ServingSettings,
+    ReportSettings,
+    AirflowSettings,
+    KubeflowSettings,
+)
+
+
+@dataclasses.dataclass
+class PipelineConfig(
+    KubeflowSettings,
+    AirflowSettings,
+    ReportSettings,
+    ServingSettings,
+    StoreSettings,
+    DataSettings,
+    GraphSettings,
+):
+    """Every setting: the union of the groups above, so that one parser (flags
+    and `CFPB_*` variables) serves every command. Code that needs one group
+    takes that group's type."""
+
+    def graph(self) -> GraphSettings:
+        """Only the settings that shape the graph."""
+        return GraphSettings(
+            **{field.name: getattr(self, field.name) for field in dataclasses.fields(GraphSettings)}
+        )
 
     def changed_settings(self) -> dict[str, str]:
         """Each setting that differs from its default, as the text its flag
@@ -306,10 +376,16 @@ class PipelineConfig:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Adds one flag per field; unset flags keep the environment/default value."""
+        for settings_group in SETTINGS_GROUPS:
+            cls._add_group_arguments(parser, settings_group)
+
+    @classmethod
+    def _add_group_arguments(cls, parser: argparse.ArgumentParser, settings_group: type) -> None:
+        title = (settings_group.__doc__ or settings_group.__name__).split("\n")[0].strip()
         group = parser.add_argument_group(
-            "pipeline settings (each also read from the environment as CFPB_<NAME>)"
+            f"{title} (each also read from the environment as CFPB_<NAME>)"
         )
-        for field in dataclasses.fields(cls):
+        for field in dataclasses.fields(settings_group):
             flag = "--" + field.name.replace("_", "-")
             default = _default(field)
             help_text = f"{field.metadata['help']} (default: {default})"

@@ -10,7 +10,7 @@ from pathlib import Path
 # command parses its settings and connects without TFX's import cost.
 from ml_metadata.proto import metadata_store_pb2
 
-from settings.configs import PipelineConfig, is_remote
+from settings.configs import StoreSettings, is_remote
 
 
 def grpc_connection(address: str) -> metadata_store_pb2.MetadataStoreClientConfig:
@@ -21,7 +21,7 @@ def grpc_connection(address: str) -> metadata_store_pb2.MetadataStoreClientConfi
     return metadata_store_pb2.MetadataStoreClientConfig(host=host, port=int(port))
 
 
-def connection_config(config: PipelineConfig):
+def connection_config(config: StoreSettings):
     """The MLMD connection every runner and the notebook use for `config`."""
     if config.metadata_grpc:
         return grpc_connection(config.metadata_grpc)
@@ -47,7 +47,7 @@ def connection_config(config: PipelineConfig):
     )
 
 
-def describe(config: PipelineConfig) -> str:
+def describe(config: StoreSettings) -> str:
     """Where the store lives, for run summaries (never prints the password)."""
     if config.metadata_grpc:
         return f"grpc://{config.metadata_grpc}"

@@ -41,6 +41,7 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
+from models import signature_names
 from serving import contract
 from standins import tf_serving_rest
 
@@ -148,7 +149,7 @@ class ServedModel:
         return self._signature_defs[version]
 
     def signature(self, version: int, name: str) -> meta_graph_pb2.SignatureDef:
-        name = name or "serving_default"
+        name = name or signature_names.DEFAULT_SIGNATURE
         if name not in self._signature_defs[version]:
             raise ServingStatus(
                 "INVALID_ARGUMENT", f'Serving signature name: "{name}" not found in signature def'
@@ -158,7 +159,7 @@ class ServedModel:
     def run(
         self, version: int, signature_name: str, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        signature_name = signature_name or "serving_default"
+        signature_name = signature_name or signature_names.DEFAULT_SIGNATURE
         expected = set(self.signature(version, signature_name).inputs)
         if set(inputs) != expected:
             raise ServingStatus(
@@ -254,7 +255,7 @@ def _rest_handler(model: ServedModel):
                 raise tf_serving_rest.RequestError(f"JSON Parse error: {error}") from error
             if not isinstance(body, dict):
                 raise tf_serving_rest.RequestError("the request body must be a JSON object")
-            signature_name = body.get("signature_name", "serving_default")
+            signature_name = body.get("signature_name", signature_names.DEFAULT_SIGNATURE)
             if verb == "predict":
                 signature = model.signature(version, signature_name)
                 outputs = model.run(
@@ -299,7 +300,7 @@ def _spec_version(model: ServedModel, spec) -> int:
 def _fill_spec(response_spec, model: ServedModel, version: int, signature_name: str) -> None:
     response_spec.name = model.name
     response_spec.version.value = version
-    response_spec.signature_name = signature_name or "serving_default"
+    response_spec.signature_name = signature_name or signature_names.DEFAULT_SIGNATURE
 
 
 def _grpc_guard(method):

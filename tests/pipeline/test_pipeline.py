@@ -151,3 +151,13 @@ def test_without_project_resolvers_this_run_s_span_is_all_that_is_read():
     assert not {node_ids.WINDOW_RESOLVER, node_ids.STATISTICS_RESOLVER} & set(components)
     for reader in ("Transform", "Evaluator"):
         assert components[reader].inputs["examples"].producer_component_id == "CsvExampleGen"
+
+
+def test_the_graph_is_built_from_the_graph_settings_alone(tmp_path):
+    """What create_pipeline needs is in GraphSettings: a config holding
+    nothing else (no store, orchestrator or serving settings) builds it."""
+    full = PipelineConfig(pipeline_root=str(tmp_path))
+    from_graph = pipeline.create_pipeline(full.graph())
+    assert pipeline.component_edges(from_graph) == pipeline.component_edges(
+        pipeline.create_pipeline(full)
+    )

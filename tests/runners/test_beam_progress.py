@@ -41,14 +41,30 @@ def test_the_subclass_keeps_its_own_copies_of_what_it_prints():
 
     node = pipeline_pb2.PipelineNode()
     node.node_info.id = "Trainer"
+    runtime_spec = pipeline_pb2.PipelineRuntimeSpec()
+    runtime_spec.pipeline_run_id.field_value.string_value = "20261202-120000.000000"
     do_fn = beam_progress.ProgressNodeDoFn(
         pipeline_node=node,
         mlmd_connection_config=None,
         pipeline_info=pipeline_pb2.PipelineInfo(id="cfpb-disputes"),
-        pipeline_runtime_spec=pipeline_pb2.PipelineRuntimeSpec(),
+        pipeline_runtime_spec=runtime_spec,
         executor_spec=None,
         custom_driver_spec=None,
         deployment_config=None,
         pipeline=None,
     )
-    assert (do_fn.node_id, do_fn.pipeline_id) == ("Trainer", "cfpb-disputes")
+    assert (do_fn.node_id, do_fn.pipeline_id, do_fn.run_id) == (
+        "Trainer",
+        "cfpb-disputes",
+        "20261202-120000.000000",
+    )
+
+
+def test_run_with_ir_writes_the_run_id_into_the_ir_it_was_given():
+    """The runner reads its run's id from the IR after (or while) running it."""
+    source = inspect.getsource(beam_dag_runner.BeamDagRunner.run_with_ir)
+    assert "substitute_runtime_parameter(" in source, WHY
+    assert "PIPELINE_RUN_ID_PARAMETER_NAME: run_id" in source, WHY
+    assert "pipeline_runtime_spec=pipeline.runtime_spec" in inspect.getsource(
+        beam_dag_runner.BeamDagRunner
+    ), WHY

@@ -89,3 +89,40 @@ def test_flags_and_environment_reproduce_a_config_exactly():
     assert PipelineConfig.from_env(config.as_env()) == config
     assert PipelineConfig().as_flags() == [] and PipelineConfig().as_env() == {}
     assert PipelineConfig(span=None, enable_cache=False).as_flags() == ["--no-enable-cache"]
+
+
+def test_every_setting_belongs_to_exactly_one_group_by_reader():
+    import dataclasses
+
+    names = [f.name for group in configs.SETTINGS_GROUPS for f in dataclasses.fields(group)]
+    assert len(names) == len(set(names))
+    assert set(names) == {f.name for f in dataclasses.fields(PipelineConfig)}
+
+
+def test_the_graph_settings_are_only_what_shapes_the_graph():
+    import dataclasses
+
+    config = _every_setting_changed()
+    graph = config.graph()
+    assert type(graph) is configs.GraphSettings
+    assert dataclasses.asdict(graph) == {
+        f.name: getattr(config, f.name) for f in dataclasses.fields(configs.GraphSettings)
+    }
+    assert not hasattr(graph, "metadata_path") and not hasattr(graph, "airflow_schedule")
+
+
+def test_airflow_recompiles_for_graph_settings_and_for_nothing_else():
+    import dataclasses
+
+    from runners import airflow_runner
+
+    base = PipelineConfig()
+    digest = airflow_runner.fingerprint(base)["settings"]
+    graph_names = {f.name for f in dataclasses.fields(configs.GraphSettings)}
+    changed = _every_setting_changed()
+    for field in dataclasses.fields(PipelineConfig):
+        if field.name == "schema_path":  # hashed by content: another file must exist
+            continue
+        one = dataclasses.replace(base, **{field.name: getattr(changed, field.name)})
+        moved = airflow_runner.fingerprint(one)["settings"] != digest
+        assert moved == (field.name in graph_names), field.name
