@@ -43,8 +43,9 @@ from typing import TypeVar
 
 from data.listing import shortened
 from models import features
+from settings import configs
 
-RAW_DIR = Path(__file__).resolve().parent / "raw"
+RAW_DIR = configs.BUNDLED_EXPORTS
 # An export losing more rows than this to rejection is broken, not quirky (the
 # real exports lose 1 of 8,340 and none of 28,156): refuse it instead of
 # training on the remainder.
@@ -575,27 +576,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Map CFPB complaint exports onto the canonical schema, one span each "
         "(span-YYYYMMDD, the day of the export's newest complaint).",
     )
-    parser.add_argument(
-        "--raw-dir",
-        type=Path,
-        default=RAW_DIR,
-        help="folder of CFPB exports (.csv or .csv.gz); default: %(default)s",
+    config, _ = configs.parse_args(
+        parser, argv, names=("raw_data_dir", "data_root", "max_rows_per_span")
     )
-    parser.add_argument(
-        "--spans-dir",
-        type=Path,
-        required=True,
-        help="where span-<YYYYMMDD>/complaints.csv are written",
-    )
-    parser.add_argument(
-        "--max-rows",
-        type=int,
-        default=None,
-        help="keep at most this many rows per span, evenly spaced",
-    )
-    args = parser.parse_args(argv)
     try:
-        reports = prepare_all(args.raw_dir, args.spans_dir, args.max_rows)
+        reports = prepare_all(
+            Path(config.raw_data_dir), Path(config.data_root), config.max_rows_per_span
+        )
     except PreparationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """The curated schema: what the pipeline accepts as a span, checked into the repo.
 
     python -m data.schema diff              # what accepting the newest span would change
-    python -m data.schema accept            # write exactly that into schema.pbtxt
+    python -m data.schema accept            # write exactly that into curated_schema.pbtxt
     python -m data.schema bootstrap --spans 20141113 20150319   # re-infer from scratch
 
 The file is bootstrapped by TFDV's schema inference (what SchemaGen runs) on
@@ -279,11 +279,11 @@ def _newest_span(spans_dir: Path) -> int | None:
     )
 
 
-def _evolve(args) -> int:
+def _evolve(command: str, requested_span: int | None, spans_dir: Path, schema_path: Path) -> int:
     from data import prepare
 
-    span = args.span or _newest_span(args.spans_dir)
-    span_file = prepare.span_dir(args.spans_dir, span or 0) / prepare.SPAN_FILE_NAME
+    span = requested_span or _newest_span(spans_dir)
+    span_file = prepare.span_dir(spans_dir, span or 0) / prepare.SPAN_FILE_NAME
     if not span_file.is_file():
         print(
             f"error: no prepared span at {span_file} (python -m data.prepare, or run the "
@@ -291,25 +291,25 @@ def _evolve(args) -> int:
             file=sys.stderr,
         )
         return 1
-    schema = load(args.schema)
+    schema = load(schema_path)
     found = diff(schema, span_file)
-    print(found.render(args.schema))
-    if args.command == "accept" and found.domains:
+    print(found.render(schema_path))
+    if command == "accept" and found.domains:
         accept(schema, found.domains)
-        write(schema, args.schema)
+        write(schema, schema_path)
         added = sum(len(c.new_values) for c in found.domains)
         print(
-            f"wrote {args.schema}: {added} value(s) added to "
+            f"wrote {schema_path}: {added} value(s) added to "
             f"{', '.join(c.feature for c in found.domains)}; review `git diff` and commit "
             "it with the reason, then run the pipeline again"
         )
     return 0
 
 
-def _bootstrap(args) -> int:
+def _bootstrap(spans: Sequence[int], spans_dir: Path, schema_path: Path) -> int:
     from data import prepare
 
-    files = [prepare.span_dir(args.spans_dir, s) / prepare.SPAN_FILE_NAME for s in args.spans]
+    files = [prepare.span_dir(spans_dir, s) / prepare.SPAN_FILE_NAME for s in spans]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         print(
@@ -321,34 +321,23 @@ def _bootstrap(args) -> int:
     import tensorflow_data_validation as tfdv
 
     schema = bootstrap(files)
-    args.schema.parent.mkdir(parents=True, exist_ok=True)
-    tfdv.write_schema_text(schema, str(args.schema))
-    print(f"wrote {args.schema} from spans {args.spans}; review `git diff` before committing")
+    schema_path.parent.mkdir(parents=True, exist_ok=True)
+    tfdv.write_schema_text(schema, str(schema_path))
+    print(f"wrote {schema_path} from spans {spans}; review `git diff` before committing")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from settings.configs import PipelineConfig
 
-    config = PipelineConfig.from_env()
     parser = argparse.ArgumentParser(
         prog="python -m data.schema",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--spans-dir",
-        type=Path,
-        default=Path(config.data_root),
-        help="prepared spans (default: %(default)s)",
-    )
-    common.add_argument(
-        "--schema",
-        type=Path,
-        default=Path(config.schema_path),
-        help="the curated schema (default: %(default)s)",
-    )
+    # The prepared spans and the curated schema: the pipeline's own settings.
+    PipelineConfig.add_arguments(common, names=("data_root", "schema_path"))
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("diff", "show what accepting a span would change in the schema"),
@@ -372,7 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--spans", type=int, nargs="+", required=True, help="span numbers (YYYYMMDD)"
     )
     args = parser.parse_args(argv)
-    return _bootstrap(args) if args.command == "bootstrap" else _evolve(args)
+    try:
+        config = PipelineConfig.from_args(args)
+    except ValueError as error:
+        parser.error(str(error))
+    spans_dir, schema_path = Path(config.data_root), Path(config.schema_path)
+    if args.command == "bootstrap":
+        return _bootstrap(args.spans, spans_dir, schema_path)
+    return _evolve(args.command, args.span, spans_dir, schema_path)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ stderr and counted; the caller still gets its answer.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent import futures
 from pathlib import Path
 
@@ -36,7 +37,7 @@ import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from feedback import prediction_log
-from settings.configs import PipelineConfig
+from settings import configs
 
 DEFAULT_LOGGING_CONFIG = Path(__file__).resolve().parent / "logging.config"
 
@@ -114,7 +115,10 @@ class LoggingProxy:
         self.logger.close()
 
 
-def parse_args(argv: Sequence[str] | None, config: PipelineConfig) -> argparse.Namespace:
+def parse_args(
+    argv: Sequence[str] | None, environ: Mapping[str, str] = os.environ
+) -> tuple[configs.PipelineConfig, argparse.Namespace]:
+    """The proxy's own flags, and the settings it reads (the log prefix)."""
     parser = argparse.ArgumentParser(
         prog="python -m feedback.logging_proxy",
         description=__doc__,
@@ -132,23 +136,18 @@ def parse_args(argv: Sequence[str] | None, config: PipelineConfig) -> argparse.N
         help="TF Serving LoggingConfig text proto (default: %(default)s)",
     )
     parser.add_argument(
-        "--prediction-log-prefix",
-        default=config.prediction_log_prefix,
-        help="log files are <this>-<start>-<host>-<pid>.tfrecord; the config's "
-        "filename_prefix (default: %(default)s, CFPB_PREDICTION_LOG_PREFIX; the skew "
-        "and feedback commands read the same setting)",
-    )
-    parser.add_argument(
         "--sampling-rate", type=float, help="share of requests logged, overriding the config's"
     )
-    return parser.parse_args(argv)
+    # Log files are <prefix>-<start>-<host>-<pid>.tfrecord: the prefix is the
+    # LoggingConfig's filename_prefix, the same setting the skew and join read.
+    return configs.parse_args(parser, argv, names=("prediction_log_prefix",), environ=environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv, PipelineConfig.from_env())
+    config, args = parse_args(argv)
     try:
         logging_config = prediction_log.read_logging_config(
-            args.logging_config, args.prediction_log_prefix
+            args.logging_config, config.prediction_log_prefix
         )
         if args.sampling_rate is not None:
             logging_config.sampling_config.sampling_rate = args.sampling_rate

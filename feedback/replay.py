@@ -25,7 +25,7 @@ from pathlib import Path
 from data import prepare
 from feedback import join
 from serving import client
-from settings.configs import PipelineConfig
+from settings import configs
 
 
 def complaints(export: Path, rows: int | None) -> tuple[list[dict], list[dict], int]:
@@ -64,7 +64,6 @@ def write_outcomes(path: Path, rows: Sequence[dict], learned: datetime.date) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = PipelineConfig.from_env()
     parser = argparse.ArgumentParser(
         prog="python -m feedback.replay",
         description=__doc__,
@@ -73,11 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("export", type=Path, help="a CFPB export (.csv or .csv.gz)")
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=8510, help="gRPC port (the logging proxy's)")
-    parser.add_argument("--model-name", default=config.model_name)
     parser.add_argument("--rows", type=int, help="send at most this many complaints")
     parser.add_argument("--batch", type=int, default=50, help="complaints per request")
     parser.add_argument("--outcomes-out", type=Path, help="write the export's outcomes here")
-    args = parser.parse_args(argv)
+    config, args = configs.parse_args(parser, argv, names=("model_name",))
     try:
         sendable, sources, skipped = complaints(args.export, args.rows)
     except prepare.PreparationError as error:
@@ -86,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not sendable:
         print(f"error: {args.export}: no complaint to send", file=sys.stderr)
         return 2
-    grpc_client = client.GrpcClient(args.host, args.port, args.model_name)
+    grpc_client = client.GrpcClient(args.host, args.port, config.model_name)
     try:
         for start in range(0, len(sendable), args.batch):
             grpc_client.classify(sendable[start : start + args.batch])

@@ -146,12 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--run-id", required=True, help="the pipeline run id (on KFP: {{$.pipeline_job_uuid}})"
     )
     parser.add_argument(
-        "--metadata-grpc",
-        required=True,
-        metavar="HOST:PORT",
-        help="ML Metadata gRPC service (KFP: metadata-grpc-service.kubeflow:8080)",
-    )
-    parser.add_argument(
         "--runtime-parameter",
         type=_parameter,
         action="append",
@@ -159,8 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="a pipeline runtime parameter (repeatable)",
     )
-    args = parser.parse_args(argv)
-    from settings import metadata
+    from settings import configs, metadata
+
+    # The store is the one setting a task reads (KFP: the cluster's service,
+    # metadata-grpc-service.kubeflow:8080; also CFPB_METADATA_GRPC).
+    config, args = configs.parse_args(parser, argv, names=("metadata_grpc",))
+    if not config.metadata_grpc:
+        parser.error("--metadata-grpc HOST:PORT (or CFPB_METADATA_GRPC) is required")
 
     # Task logs are what the KFP UI shows: TFX's INFO lines name each step.
     logging.basicConfig(
@@ -169,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        connection = metadata.grpc_connection(args.metadata_grpc)
+        connection = metadata.grpc_connection(config.metadata_grpc)
         pipeline_ir = decode_ir(args.pipeline_ir)
         parameters: list[tuple[str, str]] = args.runtime_parameter
         launch(pipeline_ir, args.node_id, args.run_id, connection, dict(parameters))

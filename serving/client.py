@@ -33,7 +33,7 @@ from data import prepare
 from models import features
 from models.signature_names import CLASSIFICATION_SIGNATURE, PREDICTION_KEY, RAW_SIGNATURE
 from serving import urls
-from settings.configs import PipelineConfig
+from settings import configs
 
 POSITIVE_CLASS = features.LABEL_CLASSES[1]
 INTEGER_FEATURES = features.INTEGER_FEATURE_NAMES
@@ -303,7 +303,7 @@ def read_complaints(path: Path) -> list[dict]:
     return loaded if isinstance(loaded, list) else [loaded]
 
 
-def _parser(config: PipelineConfig) -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m serving.client",
         description=__doc__,
@@ -314,7 +314,6 @@ def _parser(config: PipelineConfig) -> argparse.ArgumentParser:
     server.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
     server.add_argument("--rest-port", type=int, default=8501)
     server.add_argument("--grpc-port", type=int, default=8500)
-    server.add_argument("--model-name", default=config.model_name, help="default: %(default)s")
     which = server.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="ask this model version")
     which.add_argument("--label", help="ask the version behind this label (stable, canary)")
@@ -340,7 +339,7 @@ def _parser(config: PipelineConfig) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser(PipelineConfig.from_env()).parse_args(argv)
+    config, args = configs.parse_args(_parser(), argv, names=("model_name",))
     try:
         flags = {
             n: getattr(args, n) for n in features.FEATURE_NAMES if getattr(args, n) is not None
@@ -357,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client_class = RestClient if args.protocol == "rest" else GrpcClient
         port = args.rest_port if args.protocol == "rest" else args.grpc_port
         client = client_class(
-            args.host, port, args.model_name, args.version, args.label, args.timeout
+            args.host, port, config.model_name, args.version, args.label, args.timeout
         )
     except (InputError, urls.UrlError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -375,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             json.dumps(
                 {
-                    "model": args.model_name,
+                    "model": config.model_name,
                     "version": answer.version,
                     PREDICTION_KEY: answer.probabilities,
                 }
@@ -384,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         pinned = f", label {args.label}" if args.label else ""
         print(
-            f"model {args.model_name} version {answer.version}{pinned} answered "
+            f"model {config.model_name} version {answer.version}{pinned} answered "
             f"({args.protocol} {args.api}):"
         )
         for i, probability in enumerate(answer.probabilities, 1):

@@ -25,7 +25,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import contract, versions
-from settings.configs import PipelineConfig
+from settings import configs
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "models.config"
 # Where the Compose file and the Kubernetes manifest mount the serving directory.
@@ -104,21 +104,10 @@ def write_model_config(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = PipelineConfig.from_env()
     parser = argparse.ArgumentParser(
         prog="python -m serving.model_config",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--serving-model-dir",
-        default=config.serving_model_dir,
-        help="the Pusher's base directory (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--model-name",
-        default=config.model_name,
-        help="model name, also TF Serving's (default: %(default)s)",
     )
     parser.add_argument(
         "--output",
@@ -134,18 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--stable", type=int, help="version for the 'stable' label")
     parser.add_argument("--canary", type=int, help="version for the 'canary' label")
-    args = parser.parse_args(argv)
-    model_dir = Path(args.serving_model_dir) / args.model_name
-    base_path = args.base_path or f"{CONTAINER_MODELS_ROOT}/{args.model_name}"
+    config, args = configs.parse_args(parser, argv, names=("serving_model_dir", "model_name"))
+    model_dir = Path(config.serving_model_dir) / config.model_name
+    base_path = args.base_path or f"{CONTAINER_MODELS_ROOT}/{config.model_name}"
     try:
         labels = write_model_config(
-            model_dir, args.model_name, args.output, base_path, args.stable, args.canary
+            model_dir, config.model_name, args.output, base_path, args.stable, args.canary
         )
     except (ModelConfigError, contract.ContractError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(
-        f"wrote {args.output}: model {args.model_name!r} at {base_path}, "
+        f"wrote {args.output}: model {config.model_name!r} at {base_path}, "
         f"stable -> {labels[STABLE]}, canary -> {labels[CANARY]}"
     )
     return 0

@@ -17,7 +17,7 @@ import dataclasses
 import os
 import shlex
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 # The folder holding the project's packages: the checkout, or site-packages
@@ -28,6 +28,8 @@ ENV_PREFIX = "CFPB_"
 # The curated schema (package data): ImportSchemaGen's default and what
 # `python -m data.schema accept` writes.
 CURATED_SCHEMA = REPO_ROOT / "data" / "curated_schema.pbtxt"
+# The two bundled CFPB exports (package data): the default raw data folder.
+BUNDLED_EXPORTS = REPO_ROOT / "data" / "raw"
 
 
 def is_remote(path: str) -> bool:
@@ -163,7 +165,7 @@ class DataSettings:
     (the runners before the graph, Airflow's prepare task, `python -m data.prepare`)."""
 
     raw_data_dir: str = dataclasses.field(
-        default=str(REPO_ROOT / "data" / "raw"),
+        default=str(BUNDLED_EXPORTS),
         metadata={
             "help": "CFPB exports (.csv/.csv.gz); each becomes span YYYYMMDD, the day of "
             "its newest complaint"
@@ -374,18 +376,32 @@ class PipelineConfig(
         return cls(**values)
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Adds one flag per field; unset flags keep the environment/default value."""
+    def add_arguments(
+        cls, parser: argparse.ArgumentParser, names: Collection[str] | None = None
+    ) -> None:
+        """Adds one flag per setting (or per setting in `names`, for a command
+        that reads only those); unset flags keep the environment/default value."""
+        unknown = set(names or ()) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"no such settings: {', '.join(sorted(unknown))}")
         for settings_group in SETTINGS_GROUPS:
-            cls._add_group_arguments(parser, settings_group)
+            cls._add_group_arguments(parser, settings_group, names)
 
     @classmethod
-    def _add_group_arguments(cls, parser: argparse.ArgumentParser, settings_group: type) -> None:
+    def _add_group_arguments(
+        cls,
+        parser: argparse.ArgumentParser,
+        settings_group: type,
+        names: Collection[str] | None,
+    ) -> None:
+        fields = [f for f in dataclasses.fields(settings_group) if names is None or f.name in names]
+        if not fields:
+            return
         title = (settings_group.__doc__ or settings_group.__name__).split("\n")[0].strip()
         group = parser.add_argument_group(
             f"{title} (each also read from the environment as CFPB_<NAME>)"
         )
-        for field in dataclasses.fields(settings_group):
+        for field in fields:
             flag = "--" + field.name.replace("_", "-")
             default = _default(field)
             help_text = f"{field.metadata['help']} (default: {default})"
@@ -472,12 +488,17 @@ def _parse(field: dataclasses.Field, raw: str):
 
 
 def parse_args(
-    parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None = None,
+    names: Collection[str] | None = None,
+    environ: Mapping[str, str] = os.environ,
 ) -> tuple[PipelineConfig, argparse.Namespace]:
-    """Adds the config flags to a runner's parser and parses its command line."""
-    PipelineConfig.add_arguments(parser)
+    """Adds the settings' flags to a command's parser (every setting, or the
+    ones in `names` that the command reads) and parses its command line. The
+    settings without a flag still come from `CFPB_*` variables or defaults."""
+    PipelineConfig.add_arguments(parser, names)
     args = parser.parse_args(argv)
     try:
-        return PipelineConfig.from_args(args), args
+        return PipelineConfig.from_args(args, environ), args
     except ValueError as e:
         parser.error(str(e))

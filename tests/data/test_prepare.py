@@ -383,7 +383,7 @@ def test_cli_errors_are_one_line_without_tensorflow(tmp_path):
     (raw / "broken.csv").write_bytes(_real_text().encode("utf-16"))
     script = (
         "import sys; from data import prepare; "
-        f"code = prepare.main(['--raw-dir', {str(raw)!r}, '--spans-dir', {str(tmp_path)!r}]); "
+        f"code = prepare.main(['--raw-data-dir', {str(raw)!r}, '--data-root', {str(tmp_path)!r}]); "
         "assert 'tensorflow' not in sys.modules; sys.exit(code)"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -393,7 +393,7 @@ def test_cli_errors_are_one_line_without_tensorflow(tmp_path):
 
 
 def test_cli_prints_the_report(tmp_path, capsys):
-    assert prepare.main(["--spans-dir", str(tmp_path), "--max-rows", "100"]) == 0
+    assert prepare.main(["--data-root", str(tmp_path), "--max-rows-per-span", "100"]) == 0
     out = capsys.readouterr().out
     assert (
         f"span {SPAN_2014} <- complaints_2014-10_2014-11.csv.gz (2014-10-10 .. 2014-11-13)" in out

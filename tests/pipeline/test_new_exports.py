@@ -153,8 +153,8 @@ def scenario(tmp_path_factory):
         [
             "accept",
             f"--span={RENAMED}",
-            f"--spans-dir={config.data_root}",
-            f"--schema={schema_path}",
+            f"--data-root={config.data_root}",
+            f"--schema-path={schema_path}",
         ]
     )
     steps["schema_after"] = schema_module.load(schema_path)

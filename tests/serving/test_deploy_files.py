@@ -12,6 +12,7 @@ from kubernetes import client as k8s
 
 from feedback import logging_proxy
 from serving import client, model_config, urls
+from settings import configs
 from settings.configs import PipelineConfig
 
 SERVING_DIR = Path(model_config.__file__).resolve().parent
@@ -88,8 +89,8 @@ def test_kubernetes_manifest_is_a_valid_deployment_and_service():
 
 
 def test_client_defaults_point_at_the_served_ports():
-    args = client._parser(PipelineConfig()).parse_args([])
-    assert (args.grpc_port, args.rest_port, args.model_name) == (8500, 8501, MODEL_NAME)
+    config, args = configs.parse_args(client._parser(), [], names=("model_name",), environ={})
+    assert (args.grpc_port, args.rest_port, config.model_name) == (8500, 8501, MODEL_NAME)
 
 
 # Fields of TF Serving's BatchingParameters (session_bundle_config.proto); the
@@ -123,15 +124,16 @@ def test_batching_parameters_use_only_known_fields():
 
 
 def _proxy_settings(command: list[str], env: dict[str, str]):
-    """The proxy's own parser reading the deploy file's command line."""
+    """The proxy's own parser reading the deploy file's command line:
+    (its settings, its own flags)."""
     assert command[:3] == ["python", "-m", "feedback.logging_proxy"], command
-    return logging_proxy.parse_args(command[3:], PipelineConfig.from_env(env))
+    return logging_proxy.parse_args(command[3:], env)
 
 
 def test_the_request_logger_sits_in_front_of_tf_serving_in_both_files():
     compose = yaml.safe_load((SERVING_DIR / "docker-compose.yml").read_text())["services"]
     service = compose["request-logger"]
-    args = _proxy_settings(service["command"], service["environment"])
+    settings, args = _proxy_settings(service["command"], service["environment"])
     assert args.upstream == f"tf-serving:{_flags(_compose_service()['command'])['port']}"
     assert service["ports"] == [f"{args.port}:{args.port}"]
     mounts = {}
@@ -139,7 +141,7 @@ def test_the_request_logger_sits_in_front_of_tf_serving_in_both_files():
         source, target = volume.split(":")[:2]
         mounts[target] = source
     assert mounts[str(args.logging_config)] == "./logging.config"
-    assert args.prediction_log_prefix.startswith("/logs/") and mounts["/logs"] == (
+    assert settings.prediction_log_prefix.startswith("/logs/") and mounts["/logs"] == (
         "../build/prediction_logs"
     )
     # The host path the mount lands on is the host's default for the readers.
@@ -150,8 +152,8 @@ def test_the_request_logger_sits_in_front_of_tf_serving_in_both_files():
     deployment, _ = _manifests()
     tf_serving, logger = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in logger["env"]}
-    k8s_args = _proxy_settings(logger["command"] + logger["args"], env)
+    k8s_settings, k8s_args = _proxy_settings(logger["command"] + logger["args"], env)
     assert k8s_args.upstream == f"localhost:{_flags(tf_serving['args'])['port']}"
-    assert k8s_args.prediction_log_prefix == args.prediction_log_prefix
+    assert k8s_settings.prediction_log_prefix == settings.prediction_log_prefix
     logger_mounts = {m["mountPath"] for m in logger["volumeMounts"]}
     assert {"/logs", str(Path(k8s_args.logging_config).parent)} <= logger_mounts
