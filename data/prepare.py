@@ -61,25 +61,18 @@ SPAN_DIR_PATTERN = re.compile(r"^span-(\d+)$")
 LABEL_COLUMN = features.LABEL_KEY
 ID_COLUMN = "complaint_id"
 
-CANONICAL_COLUMNS = (
-    "product",
-    "sub_product",
-    "issue",
-    "sub_issue",
-    "company",
-    "state",
-    "zip_code",
-    "company_response",
-    "timely_response",
-    "submitted_via",
-    "date_received",
-    LABEL_COLUMN,
-)
+# The 2015 export has no company and no submission channel (neither is a
+# model feature): the only columns an export may lack.
+OPTIONAL_COLUMNS = ("company", "submitted_via")
+DATE_COLUMN = "date_received"
+# The canonical CSV: the feature spec's features, the columns kept beside them,
+# the label. (ExampleGen splits by a hash of each example's sorted features,
+# so the column order decides nothing.)
+CANONICAL_COLUMNS = (*features.FEATURE_NAMES, *OPTIONAL_COLUMNS, DATE_COLUMN, LABEL_COLUMN)
 
-# Every canonical column but two: the 2015 export has no company and no
-# submission channel (neither is a model feature). An export without one of
+# Every canonical column but the optional ones. An export without one of
 # these is refused rather than written with an empty column.
-REQUIRED_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c not in ("company", "submitted_via"))
+REQUIRED_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c not in OPTIONAL_COLUMNS)
 
 # The label rule, stated once. `Yes` is a dispute and `No` is none. An empty
 # label is "not disputed" (CFPB leaves it empty when the consumer did not
@@ -300,14 +293,14 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
                 report.rejected, f"{LABEL_COLUMN} not Yes/No/empty (e.g. {row[LABEL_COLUMN]!r})"
             )
             continue
-        date = _parse_date(row["date_received"])
+        date = _parse_date(row[DATE_COLUMN])
         if date is None:
             report.count(report.rejected, "date_received unparseable")
             continue
         if not row["product"]:
             report.count(report.rejected, "product empty")
             continue
-        row["date_received"] = date
+        row[DATE_COLUMN] = date
         report.first_date = min(report.first_date or date, date)
         report.last_date = max(report.last_date, date)
         outcome = observed_outcome(label, row["company_response"])

@@ -192,7 +192,7 @@ def join(
         # The client sends the ZIP as a number (leading zeros lost); the
         # canonical column is five digits.
         row["zip_code"] = prepare.normalize_zip(row["zip_code"]) or ""
-        row["date_received"] = request.day.isoformat()
+        row[prepare.DATE_COLUMN] = request.day.isoformat()
         row[prepare.LABEL_COLUMN] = prepare.outcome_text(outcome.disputed)
         row[prepare.ID_COLUMN] = complaint_id
         rows.append(row)
@@ -200,7 +200,7 @@ def join(
     answered = set(outcomes) | set(joined_before)
     counts.awaiting_outcome = sum(1 for c in asked if c not in answered)
     counts.joined = len(rows)
-    return sorted(rows, key=lambda r: (r["date_received"], r[prepare.ID_COLUMN]))
+    return sorted(rows, key=lambda r: (r[prepare.DATE_COLUMN], r[prepare.ID_COLUMN]))
 
 
 def earlier_exports(raw_dir: Path) -> list[tuple[datetime.date, datetime.date, Path]]:
@@ -264,7 +264,7 @@ def run(
             f"only {len(rows)} complaint(s) joined for {window}: a span needs at least "
             f"{prepare.MIN_SPAN_ROWS}; nothing written (join again when more outcomes are in)",
         )
-    first, last = rows[0]["date_received"], rows[-1]["date_received"]
+    first, last = rows[0][prepare.DATE_COLUMN], rows[-1][prepare.DATE_COLUMN]
     newest = max(earlier, key=lambda e: e[1], default=None)
     if newest is not None and newest[1].isoformat() >= last:
         # Its span would be the same as, or older than, one the pipeline already

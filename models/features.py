@@ -1,9 +1,10 @@
 """The feature spec: every feature the model uses, named once.
 
 Transform's `preprocessing_fn`, the Keras model's inputs, the serving
-signatures and client, and the curated schema's presence rules read these
-definitions, so adding or resizing a feature is a change
-here and nowhere else.
+signatures and client, the canonical CSV's columns (data/prepare.py) and the
+curated schema's rules (presence, domain coverage, drift thresholds:
+data/schema.py) read these definitions, so adding or resizing a feature is a
+change here and nowhere else.
 
 Vocabulary sizes follow the values seen in the 2015 export (top-k keeps the
 most frequent values; one extra out-of-vocabulary index catches the rest).
@@ -31,10 +32,18 @@ class CategoricalFeature:
     cheaply). `required`: every complaint has a value (the schema requires it
     in every row, every serving signature refuses a complaint without it);
     otherwise an empty value means "not given", like an empty CSV cell.
+
+    The data contract (data/schema.py writes it into the curated schema):
+    `min_domain_mass`, the share of a span's values that must be in the
+    schema's domain (unseen values are an anomaly beyond the rest);
+    `drift_linf`, the largest change of any value's share between two spans'
+    statistics that is still not drift (L-infinity distance).
     """
 
     name: str
     vocab_size: int
+    min_domain_mass: float
+    drift_linf: float
     embedding_dim: int | None = None
     required: bool = False
 
@@ -49,11 +58,14 @@ class BucketizedFeature:
 
     Index 0 is reserved for a missing value, so the model sees `num_buckets + 1`
     indices and a missing ZIP is never confused with the lowest bucket. Raw
-    values are integers (data.prepare writes digits).
+    values are integers (data.prepare writes digits). `drift_js`: the largest
+    approximate Jensen-Shannon divergence between two spans' distributions
+    that is still not drift.
     """
 
     name: str
     num_buckets: int
+    drift_js: float
     required = False  # a missing value has its own index
 
     @property
@@ -61,21 +73,40 @@ class BucketizedFeature:
         return self.num_buckets + 1
 
 
+# Drift thresholds sit above the ordinary year-to-year change, measured
+# between the 2014 and 2015 exports (L-infinity): product 0.030 (Mortgage),
+# sub_product 0.020, issue 0.022, sub_issue 0.019, state 0.0065,
+# timely_response 0.0060, company_response 0.115 ("In progress": the newer
+# export holds more open complaints, the shift to report); zip_code JS 0.00076.
 CATEGORICAL_FEATURES: tuple[CategoricalFeature, ...] = (
     # Never empty in 2014 or 2015 (data.prepare rejects a row without product).
-    CategoricalFeature("product", vocab_size=11, required=True),
-    CategoricalFeature("company_response", vocab_size=6, required=True),
-    CategoricalFeature("timely_response", vocab_size=2, required=True),
-    CategoricalFeature("sub_product", vocab_size=45, embedding_dim=5),
-    CategoricalFeature("issue", vocab_size=90, embedding_dim=5),
-    CategoricalFeature("sub_issue", vocab_size=50, embedding_dim=5),
-    CategoricalFeature("state", vocab_size=60, embedding_dim=5),
+    CategoricalFeature(
+        "product", vocab_size=11, min_domain_mass=0.95, drift_linf=0.05, required=True
+    ),
+    CategoricalFeature(
+        "company_response", vocab_size=6, min_domain_mass=0.99, drift_linf=0.05, required=True
+    ),
+    CategoricalFeature(
+        "timely_response", vocab_size=2, min_domain_mass=1.0, drift_linf=0.02, required=True
+    ),
+    CategoricalFeature(
+        "sub_product", vocab_size=45, min_domain_mass=0.9, drift_linf=0.05, embedding_dim=5
+    ),
+    CategoricalFeature(
+        "issue", vocab_size=90, min_domain_mass=0.9, drift_linf=0.05, embedding_dim=5
+    ),
+    CategoricalFeature(
+        "sub_issue", vocab_size=50, min_domain_mass=0.9, drift_linf=0.05, embedding_dim=5
+    ),
+    CategoricalFeature(
+        "state", vocab_size=60, min_domain_mass=0.99, drift_linf=0.02, embedding_dim=5
+    ),
 )
 
 BUCKETIZED_FEATURES: tuple[BucketizedFeature, ...] = (
     # ZIP codes are five digits (masked digits as 0, see data.prepare); their
     # numeric order is roughly geographic, so quantile buckets are regions.
-    BucketizedFeature("zip_code", num_buckets=10),
+    BucketizedFeature("zip_code", num_buckets=10, drift_js=0.01),
 )
 
 ALL_FEATURES = CATEGORICAL_FEATURES + BUCKETIZED_FEATURES

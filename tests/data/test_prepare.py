@@ -151,7 +151,7 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
         ("", "no header row"),
         (
             "Product,Issue\nMortgage,Servicing\n",
-            "no column maps to 'sub_product', .*'consumer_disputed'",
+            "no column maps to 'company_response', .*'sub_product', .*'consumer_disputed'",
         ),
         (
             "Product,Sub-product,Issue,Sub-issue,State,ZIP code,Date received,Company response,"
