@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench import quality, serving_speed
 from data import prepare
+from pipeline import node_ids
 from settings.configs import REPO_ROOT, PipelineConfig
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
@@ -302,10 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     run = cold["run"]
-    examples_uri = _output_uri(run, "CsvExampleGen", "examples")
+    examples_uri = _output_uri(run, node_ids.EXAMPLE_GEN, "examples")
     # The model the cold run trained (also what it pushed, if it was blessed).
-    model_dir = os.path.join(_output_uri(run, "Trainer", "model"), "Format-Serving")
-    model_run = _output_uri(run, "Trainer", "model_run")
+    model_dir = os.path.join(_output_uri(run, node_ids.TRAINER, "model"), "Format-Serving")
+    model_run = _output_uri(run, node_ids.TRAINER, "model_run")
     from models import model as pipeline_model
 
     fit_seconds = json.loads((Path(model_run) / pipeline_model.FIT_TIME_FILE).read_text())[
@@ -344,7 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     print("[bench] serving speed", flush=True)
     serving = serving_speed.serving_speed(
-        model_dir, _output_uri(run, "Transform", "transform_graph"), test[2], args.serving_seconds
+        model_dir,
+        _output_uri(run, node_ids.TRANSFORM, "transform_graph"),
+        test[2],
+        args.serving_seconds,
     )
     print("[bench] model quality", flush=True)
     results = {

@@ -37,6 +37,7 @@ from typing import Any
 
 from bench.run import command_line, machine, publish
 from data import prepare
+from pipeline import node_ids
 from settings.configs import REPO_ROOT, PipelineConfig
 
 SOURCE_EXPORT = prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz"
@@ -162,7 +163,13 @@ def run_once(
     return result
 
 
-_HEAVY = ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")
+_HEAVY = (
+    node_ids.EXAMPLE_GEN,
+    node_ids.STATISTICS_GEN,
+    node_ids.TRANSFORM,
+    node_ids.TRAINER,
+    node_ids.EVALUATOR,
+)
 
 
 def render(results: list[dict], command: str, machine: str) -> str:

@@ -13,41 +13,17 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
 
 from components import validation_files, validation_gate
 from components.idempotent_pusher import REUSED_VERSION_KEY
 from feedback import skew
 from pipeline import node_ids
+from reporting import queries
 from settings import metadata
 from settings.configs import PipelineConfig
 
 # Slices smaller than this are too noisy to call the "worst" one.
 MIN_SLICE_EXAMPLES = 50
-_STATE_WORDS = {
-    metadata_store_pb2.Execution.COMPLETE: "finished",
-    metadata_store_pb2.Execution.CACHED: "cached",
-    metadata_store_pb2.Execution.FAILED: "FAILED",
-    metadata_store_pb2.Execution.RUNNING: "running",
-    metadata_store_pb2.Execution.NEW: "new",
-    metadata_store_pb2.Execution.CANCELED: "canceled",
-}
-
-
-@dataclasses.dataclass
-class NodeRun:
-    node_id: str
-    state: str
-    seconds: float
-    outputs: dict[str, list[metadata_store_pb2.Artifact]]
-    started: float = 0.0  # seconds since the epoch, as ML Metadata recorded it
-
-    def artifact(self, key: str) -> metadata_store_pb2.Artifact | None:
-        artifacts = self.outputs.get(key) or []
-        return artifacts[-1] if artifacts else None
 
 
 @dataclasses.dataclass
@@ -60,7 +36,7 @@ class SliceMetric:
 @dataclasses.dataclass
 class RunSummary:
     run_id: str | None
-    nodes: dict[str, NodeRun]
+    nodes: dict[str, queries.NodeRun]
     split_rows: dict[str, int]
     window_spans: list[int]
     anomalies: dict[str, list[str]]
@@ -155,138 +131,6 @@ class RunSummary:
             )
         lines.append(f"  MLMD        {self.metadata_location}")
         return "\n".join(lines)
-
-
-def _node_context_name(pipeline_name: str, node_id: str) -> str:
-    return f"{pipeline_name}.{node_id}"
-
-
-def node_state(connection_config, pipeline_name: str, run_id: str | None, node_id: str) -> str:
-    """'finished', 'cached', ... for one component's execution in run `run_id`."""
-    store = metadata_store.MetadataStore(connection_config)
-    node = store.get_context_by_type_and_name("node", _node_context_name(pipeline_name, node_id))
-    run = store.get_context_by_type_and_name("pipeline_run", run_id) if run_id else None
-    if node is None or run is None:
-        return "done (no execution recorded)"
-    in_run = {e.id for e in store.get_executions_by_context(run.id)}
-    executions = [e for e in store.get_executions_by_context(node.id) if e.id in in_run]
-    if not executions:
-        return "done (no execution recorded)"
-    return _state(max(executions, key=lambda e: e.id))
-
-
-def _context_types(store) -> dict[int, str]:
-    return {t.id: t.name for t in store.get_context_types()}
-
-
-def _node_id(store, execution, pipeline_name: str, type_names: dict[int, str]) -> str | None:
-    """The component id of an execution, in either MLMD layout TFX writes.
-
-    IR-based runners (Beam, Airflow, Kubeflow) put it in a `node` context
-    named `<pipeline>.<id>`; TFX's legacy launcher (InteractiveContext, and
-    stores written by TFX's AirflowDagRunner) in the execution's
-    `component_id` property.
-    """
-    if "component_id" in execution.properties:
-        return execution.properties["component_id"].string_value
-    prefix = pipeline_name + "."
-    return next(
-        (
-            c.name[len(prefix) :]
-            for c in store.get_contexts_by_execution(execution.id)
-            if type_names.get(c.type_id) == "node" and c.name.startswith(prefix)
-        ),
-        None,
-    )
-
-
-def _run_id(store, execution, type_names: dict[int, str]) -> str | None:
-    if "run_id" in execution.properties:
-        return execution.properties["run_id"].string_value
-    return next(
-        (
-            c.name
-            for c in store.get_contexts_by_execution(execution.id)
-            if type_names.get(c.type_id) == "pipeline_run"
-        ),
-        None,
-    )
-
-
-def _state(execution) -> str:
-    return _STATE_WORDS.get(metadata.execution_state(execution), "unknown")
-
-
-def _latest_executions(
-    store, pipeline_name: str, run_id: str | None = None
-) -> tuple[str | None, dict[str, object]]:
-    """The newest run id, and the newest execution of every component in it.
-
-    IR-based runners record every component in each run (cached ones too), so
-    a run is read whole, and a failed run never borrows an older run's push.
-    The legacy launcher's runs are read per component instead: an interactive
-    notebook runs each component in a run of its own.
-    """
-    type_names = _context_types(store)
-    if run_id is not None:  # one named run (IR-based runners record runs)
-        run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
-        if run_context is None:
-            raise ValueError(f"no run {run_id!r} of {pipeline_name} in this store")
-        executions = store.get_executions_by_context(run_context.id)
-        return run_id, {
-            node_id: execution
-            for execution in sorted(executions, key=lambda e: e.id)
-            if (node_id := _node_id(store, execution, pipeline_name, type_names)) is not None
-        }
-    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    executions = store.get_executions_by_context(pipeline_context.id) if pipeline_context else []
-    if not executions:
-        return None, {}
-    newest = max(executions, key=lambda e: e.id)
-    run_id = _run_id(store, newest, type_names)
-    if "run_id" not in newest.properties and run_id is not None:
-        run_context = store.get_context_by_type_and_name("pipeline_run", run_id)
-        executions = store.get_executions_by_context(run_context.id)
-    latest = {}
-    for execution in sorted(executions, key=lambda e: e.id):
-        node_id = _node_id(store, execution, pipeline_name, type_names)
-        if node_id is not None:
-            latest[node_id] = execution
-    return run_id, latest
-
-
-def _node_runs(store, executions: dict[str, Any]) -> dict[str, NodeRun]:
-    events = store.get_events_by_execution_ids([e.id for e in executions.values()])
-    # Resolvers record what they resolved as INTERNAL_OUTPUT.
-    artifact_ids = {
-        ev.artifact_id
-        for ev in events
-        if ev.type
-        in (
-            metadata_store_pb2.Event.OUTPUT,
-            metadata_store_pb2.Event.DECLARED_OUTPUT,
-            metadata_store_pb2.Event.INTERNAL_OUTPUT,
-        )
-    }
-    artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))}
-    runs = {}
-    for node_id, execution in sorted(executions.items(), key=lambda item: item[1].id):
-        outputs: dict[str, list] = {}
-        for ev in events:
-            if (
-                ev.execution_id == execution.id
-                and ev.artifact_id in artifacts
-                and ev.type != metadata_store_pb2.Event.INPUT
-            ):
-                key = ev.path.steps[0].key if ev.path.steps else ""
-                outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
-        seconds = (
-            execution.last_update_time_since_epoch - execution.create_time_since_epoch
-        ) / 1000.0
-        runs[node_id] = NodeRun(
-            node_id, _state(execution), seconds, outputs, execution.create_time_since_epoch / 1000.0
-        )
-    return runs
 
 
 def split_names(artifact) -> list[str]:
@@ -401,9 +245,7 @@ def run_summary(
     """Summarizes the newest run of `config.pipeline_name` (or the run `run_id`):
     the newest execution of each of its components."""
     connection_config = connection_config or metadata.connection_config(config)
-    store = metadata_store.MetadataStore(connection_config)
-    run_id, executions = _latest_executions(store, config.pipeline_name, run_id)
-    nodes = _node_runs(store, executions) if executions else {}
+    run_id, nodes = queries.read_run(connection_config, config.pipeline_name, run_id)
 
     def output(node_id: str, key: str):
         node = nodes.get(node_id)

@@ -25,7 +25,7 @@ import traceback
 from tfx.orchestration.beam import beam_dag_runner
 
 from components import validation_gate
-from reporting import summary
+from reporting import queries
 
 # Failures a user acts on from the message alone: no traceback for these.
 EXPECTED_FAILURES = (validation_gate.DataValidationError,)
@@ -74,7 +74,7 @@ class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
                 print(traceback.format_exc(), flush=True)
             FAILED_NODES.append(self.node_id)
             raise
-        state = summary.node_state(
+        state = queries.node_state(
             self.connection_config, self.pipeline_id, self.run_id, self.node_id
         )
         print(f"  = {self.node_id} {state} in {time.monotonic() - started:.1f}s", flush=True)

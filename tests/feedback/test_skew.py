@@ -19,7 +19,7 @@ from ml_metadata import metadata_store
 from data import schema as curated_schema
 from feedback import prediction_log, skew
 from models import features
-from reporting import report, summary
+from reporting import pages, report, summary
 from settings import metadata
 from tests.conftest import SPAN_2015
 
@@ -115,7 +115,7 @@ def test_the_newest_check_is_in_the_summary_and_the_report(feedback_traffic, che
     assert run.serving_skew is not None and run.serving_skew.beyond
     text = run.render()
     assert "  skew        SKEW: company_response" in text
-    page = report.render(report.build(config))
+    page = pages.render(report.build(config))
     assert "Training/serving skew" in page and "SKEWED" in page
     result, kept = checks["earlier"]
     assert os.path.exists(os.path.join(kept, skew.STATISTICS_FILE))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from data import prepare
-from reporting import report, summary
+from reporting import pages, report, summary
 from settings.configs import REPO_ROOT
 from tests.browser import Browser
 from tests.conftest import SPAN_2015, run_beam_runner, small_config
@@ -156,7 +156,7 @@ def test_a_model_that_was_not_blessed_says_why():
         push_reused_version=False,
         metadata_location="m",
     )
-    css, text = report._verdict(run)
+    css, text = pages._verdict(run)
     assert css == "warn"
     assert text == "Not blessed, not pushed: AUC 0.52 is below the lower bound 0.55."
 
@@ -201,7 +201,7 @@ def test_changes_since_the_previous_run_name_decisions_and_measurements():
         history=rows,
         previous=_summary("a", 0.58, "1700000000"),
     )
-    html = report._changes(page)
+    html = pages._changes(page)
     for expected in (
         "candidate compared with",
         "run 1&#x27;s model",
