@@ -48,7 +48,19 @@ def wheel(tmp_path_factory) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((REPO / name).read_bytes())
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp), str(source)],
+        # No build isolation: the pinned setuptools of the venv builds it, offline.
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp),
+            str(source),
+        ],
         check=True,
     )
     (built,) = tmp.glob("*.whl")
