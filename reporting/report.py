@@ -75,7 +75,8 @@ class Report:
     metrics: dict[str, dict[str, dict[str, float]]]  # model -> slice -> metric -> value
     curves: dict[str, list[Curve]]  # chart title -> curves
     lineage: list[tuple[str, str]]
-    history: list[run_history.RunDecisions]
+    history: list[run_history.RunDecisions]  # the store's runs up to this one
+    store_history: list[run_history.RunDecisions]  # every run the store holds
     statistics_uri: str | None = None
     previous: summary.RunSummary | None = None  # the run before this one, if any
 
@@ -316,6 +317,7 @@ def build(config: PipelineConfig, connection_config=None, run_id: str | None = N
         curves=_curves(evaluation.uri) if evaluation is not None else {},
         lineage=_lineage(run, config),
         history=history[: position + 1] if position >= 0 else history,
+        store_history=history,
         statistics_uri=statistics_artifact.uri if statistics_artifact is not None else None,
         previous=previous,
     )
@@ -336,7 +338,10 @@ def write(
     page.write_text(pages.render(report), encoding="utf-8")
     written = {p.name for p in output_dir.glob("*.html")}
     (output_dir / "index.html").write_text(
-        pages.render_index(config, report.history, written), encoding="utf-8"
+        # Every run, also those newer than the one reported (an earlier run's
+        # page must not drop them from the index).
+        pages.render_index(config, report.store_history, written),
+        encoding="utf-8",
     )
     return page
 

@@ -125,6 +125,30 @@ def pushed_model_dir(config: PipelineConfig) -> Path:
     return versions[-1]
 
 
+def another_run_starts(config, run_id: str) -> int:
+    """What another run of the pipeline writes first, as TFX's launcher does
+    when it starts a node: a new `pipeline_run` context and an execution of
+    the node, associated with its pipeline, run and node contexts. Returns
+    the execution's id."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    from settings import metadata
+
+    store = metadata_store.MetadataStore(metadata.connection_config(config))
+    trainer = store.get_context_by_type_and_name("node", f"{config.pipeline_name}.Trainer")
+    pipeline = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
+    (newest,) = store.get_executions_by_id(
+        [max(e.id for e in store.get_executions_by_context(trainer.id))]
+    )
+    run = metadata_store_pb2.Context(type_id=store.get_context_type("pipeline_run").id, name=run_id)
+    execution = metadata_store_pb2.Execution(
+        type_id=newest.type_id, last_known_state=metadata_store_pb2.Execution.RUNNING
+    )
+    execution_id, _, _ = store.put_execution(execution, [], [pipeline, run, trainer])
+    return execution_id
+
+
 def run_beam_runner(argv) -> tuple:
     """Runs `runners/beam_runner.py`'s main in-process; returns (exit code,
     stdout and stderr: progress, summary and errors)."""

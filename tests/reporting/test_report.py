@@ -5,6 +5,7 @@ failed assertion a screenshot is kept under build/test-artifacts/."""
 
 import contextlib
 import csv
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from data import prepare
 from reporting import pages, report, summary
 from settings.configs import REPO_ROOT
 from tests.browser import Browser
-from tests.conftest import SPAN_2015, run_beam_runner, small_config
+from tests.conftest import SPAN_2015, another_run_starts, run_beam_runner, small_config
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = REPO_ROOT / "build" / "test-artifacts"
@@ -215,10 +216,20 @@ def test_changes_since_the_previous_run_name_decisions_and_measurements():
 
 
 def test_an_earlier_run_is_reported_by_its_id(e2e, tmp_path, capsys):
-    config, _ = e2e
-    run_id = summary.run_summary(config).run_id
-    page = report.write(config, tmp_path, run_id=run_id)
-    assert page.name == report.page_name(run_id)
+    """Reporting an earlier run keeps every run of the store in the index."""
+    from reporting import run_history
+    from settings import metadata
+
+    source, _ = e2e
+    config = dataclasses.replace(source, metadata_path=str(tmp_path / "metadata.sqlite"))
+    shutil.copy(source.metadata_path, config.metadata_path)
+    another_run_starts(config, "a-later-run")
+    runs = run_history.history(metadata.connection_config(config), config.pipeline_name)
+    assert len(runs) >= 2 and runs[-1].run_id == "a-later-run"
+    page = report.write(config, tmp_path, run_id=runs[0].run_id)
+    assert page.name == pages.page_name(runs[0].run_id)
+    index = (tmp_path / "index.html").read_text()
+    assert all(run.run_id in index for run in runs), index
     flags = [*config.as_flags(), "--output-dir", str(tmp_path)]
     assert report.main([*flags, "--run-id", "no-such-run"]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err

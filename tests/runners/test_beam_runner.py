@@ -12,9 +12,16 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from reporting import report
+from reporting import pages
 from settings import metadata
-from tests.conftest import EXECUTING_COMPONENTS, csv_text, real_export, run_beam_runner, tree_digest
+from tests.conftest import (
+    EXECUTING_COMPONENTS,
+    another_run_starts,
+    csv_text,
+    real_export,
+    run_beam_runner,
+    tree_digest,
+)
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -202,25 +209,6 @@ def test_a_bad_export_is_one_message_within_seconds(e2e, tmp_path, name, content
     assert tree_digest(Path(config.serving_model_dir)) == served
 
 
-def _another_run_starts(config, run_id: str) -> int:
-    """What another run of the pipeline writes first, as TFX's launcher does
-    when it starts a node: a new `pipeline_run` context and an execution of
-    the node, associated with its pipeline, run and node contexts. Returns
-    the execution's id."""
-    store = metadata_store.MetadataStore(metadata.connection_config(config))
-    trainer = store.get_context_by_type_and_name("node", f"{config.pipeline_name}.Trainer")
-    pipeline = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
-    (newest,) = store.get_executions_by_id(
-        [max(e.id for e in store.get_executions_by_context(trainer.id))]
-    )
-    run = metadata_store_pb2.Context(type_id=store.get_context_type("pipeline_run").id, name=run_id)
-    execution = metadata_store_pb2.Execution(
-        type_id=newest.type_id, last_known_state=metadata_store_pb2.Execution.RUNNING
-    )
-    execution_id, _, _ = store.put_execution(execution, [], [pipeline, run, trainer])
-    return execution_id
-
-
 def test_the_runner_reports_its_own_run_while_another_run_writes(e2e, monkeypatch):
     """Runs on MySQL or a gRPC store are not locked against each other: the
     printed verdict and the report must be of this process's run, not of the
@@ -234,7 +222,7 @@ def test_the_runner_reports_its_own_run_while_another_run_writes(e2e, monkeypatc
 
     def run_then_another_run_starts(self, pipeline, run_options=None):
         finish_run(self, pipeline, run_options)
-        started["execution"] = _another_run_starts(config, other)
+        started["execution"] = another_run_starts(config, other)
         started["run_id"] = self.run_id
 
     monkeypatch.setattr(
@@ -254,4 +242,4 @@ def test_the_runner_reports_its_own_run_while_another_run_writes(e2e, monkeypatc
     assert summary.startswith(f"Run summary: run {started['run_id']}, 12 components"), summary
     assert other not in output
     page = re.search(r"report +(\S+\.html)", summary).group(1)
-    assert Path(page).name == report.page_name(started["run_id"])
+    assert Path(page).name == pages.page_name(started["run_id"])
