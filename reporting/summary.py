@@ -4,7 +4,7 @@ Every runner ends with this summary, so it reads only what any orchestrator
 records: executions and artifacts in MLMD, and the files those artifacts point
 to (statistics, anomalies, TFMA metrics and validation, the pushed model).
 `python -m reporting.summary` prints it for the newest run in the configured
-store (SQLite or MySQL), e.g. after an Airflow or another machine's run.
+store (or `--run-id`), e.g. after an Airflow or another machine's run.
 """
 
 from __future__ import annotations
@@ -320,12 +320,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m reporting.summary",
-        description="Print what the newest run of the pipeline did, read from ML Metadata "
-        "(the store the settings select: SQLite, MySQL with CFPB_MYSQL_*, or a "
-        "gRPC metadata service with --metadata-grpc).",
+        description="Print what a run of the pipeline did (the newest, or --run-id), read "
+        "from ML Metadata (the store the settings select: SQLite, MySQL with CFPB_MYSQL_*, "
+        "or a gRPC metadata service with --metadata-grpc).",
     )
-    config, _ = configs.parse_args(parser, argv)
-    summary = run_summary(config)
+    parser.add_argument(
+        "--run-id", help="the run to summarize (default: the newest; `run_history` lists them)"
+    )
+    config, args = configs.parse_args(parser, argv)
+    try:
+        summary = run_summary(config, run_id=args.run_id)
+    except ValueError as error:  # an unknown run id
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(summary.render())
     return 0 if summary.nodes else 1
 

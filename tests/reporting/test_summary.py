@@ -22,3 +22,21 @@ def test_an_empty_store_says_so_and_exits_1(tmp_path, capsys):
     store = tmp_path / "metadata.sqlite"
     assert summary.main([f"--metadata-path={store}"]) == 1
     assert "No pipeline run recorded in ML Metadata" in capsys.readouterr().out
+
+
+def test_a_named_run_is_summarized_even_when_a_newer_one_exists(e2e, tmp_path, capsys):
+    import dataclasses
+    import shutil
+
+    from tests.conftest import another_run_starts
+
+    source, output = e2e
+    config = dataclasses.replace(source, metadata_path=str(tmp_path / "metadata.sqlite"))
+    shutil.copy(source.metadata_path, config.metadata_path)
+    first = output[output.index("Run summary: run ") :].split()[3].rstrip(",")
+    another_run_starts(config, "a-newer-run")
+    assert summary.main([*config.as_flags(), f"--run-id={first}"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"Run summary: run {first}, 12 components")
+    assert summary.main([*config.as_flags(), "--run-id=no-such-run"]) == 2
+    assert "no run 'no-such-run'" in capsys.readouterr().err
