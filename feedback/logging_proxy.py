@@ -38,8 +38,10 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 
 from feedback import prediction_log
 from settings import configs
+from settings.configs import REPO_ROOT
 
-DEFAULT_LOGGING_CONFIG = Path(__file__).resolve().parent / "logging.config"
+# TF Serving's LoggingConfig next to the Compose file that mounts it.
+DEFAULT_LOGGING_CONFIG = REPO_ROOT / "serving" / "logging.config"
 
 
 def _forward(method, request, context):

@@ -42,7 +42,7 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from models import signature_names
-from serving import contract
+from serving import contract, model_config
 from standins import tf_serving_rest
 
 BANNER = "DEVELOPMENT STAND-IN for TensorFlow Serving (not TF Serving; see serving/README.md)"
@@ -426,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model-config",
         type=Path,
-        default=Path(__file__).parent / "models.config",
+        default=model_config.DEFAULT_OUTPUT,
         help="models.config written by `python -m serving.model_config` (default: %(default)s)",
     )
     parser.add_argument(
