@@ -1,4 +1,5 @@
-"""TF Serving's REST JSON, turned into tensors and back as TF Serving does it.
+"""DEVELOPMENT STAND-IN for TF Serving's REST codec: REST JSON turned into
+tensors and back as TF Serving does it.
 
 Follows TF Serving's REST API reference (json_tensor.cc): the predict API
 takes `instances` (row format: one value, or one object of named values, per
@@ -10,7 +11,8 @@ optional `context`), encode each as a `tf.Example` (JSON string -> bytes, intege
 -> int64, number with a fraction -> float) and reply `{"result": ...}`.
 
 Used by the tests to prove a REST request reaches the model intact, and by the
-development stand-in server.
+development stand-in server (standins/tf_serving.py); the product's client
+speaks the same format to the real server.
 """
 
 from __future__ import annotations
