@@ -180,6 +180,43 @@ def e2e(tmp_path_factory):
     return config, output
 
 
+# A span newer than the bundled ones (CsvExampleGen reads the newest).
+NEW_SPAN = 20160131
+
+
+@pytest.fixture(scope="session")
+def stopped_by_validation(e2e, tmp_path_factory):
+    """A run the validation gate stops, shared by the gate's tests and the
+    report's: a new span of 1,000 real rows of the e2e run's 2015 span where
+    every other complaint has a product the curated schema does not know,
+    run through the Beam runner against a copy of the e2e run's spans and
+    pushed model. (config, exit code, output, digest of the serving folder
+    before the run)."""
+    import csv
+    import shutil
+
+    source, _ = e2e
+    root = tmp_path_factory.mktemp("stopped_by_validation")
+    shutil.copytree(source.data_root, root / "spans")
+    shutil.copytree(source.serving_model_dir, root / "serving_model")
+    with open(
+        prepare.span_dir(root / "spans", SPAN_2015) / prepare.SPAN_FILE_NAME, newline=""
+    ) as f:
+        rows = list(csv.DictReader(f))[:1000]
+    span_dir = prepare.span_dir(root / "spans", NEW_SPAN)
+    span_dir.mkdir()
+    with open(span_dir / prepare.SPAN_FILE_NAME, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(
+            {**r, "product": "Crypto-asset services"} if i % 2 else r for i, r in enumerate(rows)
+        )
+    config = small_config(root)
+    served_before = tree_digest(root / "serving_model")
+    code, output = run_beam_runner(config.as_flags())
+    return config, code, output, served_before
+
+
 @pytest.fixture(scope="session")
 def prepared_span(tmp_path_factory) -> Path:
     """The 2015 export prepared into the canonical CSV, small slice."""

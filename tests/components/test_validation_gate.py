@@ -14,6 +14,7 @@ import pytest
 
 from data import prepare
 from tests.conftest import (
+    NEW_SPAN,
     SPAN_2014,
     SPAN_2015,
     completed_component_types,
@@ -24,7 +25,6 @@ from tests.conftest import (
 
 pytestmark = pytest.mark.e2e
 
-NEW_SPAN = 20160131  # newer than the bundled spans: CsvExampleGen reads it
 # Resolvers record executions too; nothing from Transform on may.
 UP_TO_VALIDATION = {
     "CsvExampleGen",
@@ -71,14 +71,6 @@ def _unknown_labels(path, header, rows):
     _write(path, header, [{**r, "consumer_disputed": "unknown"} for r in rows])
 
 
-def _new_product_flood(path, header, rows):
-    _write(
-        path,
-        header,
-        [{**r, "product": "Crypto-asset services"} if i % 2 else r for i, r in enumerate(rows)],
-    )
-
-
 @pytest.mark.parametrize(
     "write_span, expected",
     [
@@ -90,7 +82,6 @@ def _new_product_flood(path, header, rows):
             [f"span-{NEW_SPAN}/*.csv", "train: (dataset): Too few examples: 0 examples"],
         ),
         (_unknown_labels, ["consumer_disputed: "]),
-        (_new_product_flood, ["product: Unexpected string values", "Crypto-asset services"]),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else "",
 )
@@ -118,6 +109,19 @@ def test_a_broken_span_stops_the_run_before_transform(
     assert executed <= UP_TO_VALIDATION, executed
     assert "  > Transform" not in output
     assert tree_digest(tmp_path / "serving_model") == served_before
+
+
+def test_a_flood_of_unknown_products_stops_the_run_before_transform(stopped_by_validation):
+    """The same checks on the run the report's tests read too (tests/conftest.py)."""
+    config, code, output, served_before = stopped_by_validation
+    assert code == 1, output
+    for text in ("product: Unexpected string values", "Crypto-asset services"):
+        assert text in output, output
+    assert output.count("data validation stopped the run") == 1, output
+    assert "Traceback" not in output, output
+    assert completed_component_types(config) <= UP_TO_VALIDATION
+    assert "  > Transform" not in output
+    assert tree_digest(Path(config.serving_model_dir)) == served_before
 
 
 def test_drift_is_reported_and_can_block(e2e, real_rows, tmp_path):

@@ -4,22 +4,19 @@ Offline: the test fails on any request that is not the page itself. On a
 failed assertion a screenshot is kept under build/test-artifacts/."""
 
 import contextlib
-import csv
 import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
-from data import prepare
 from reporting import pages, report, summary
 from settings.configs import REPO_ROOT
 from tests.browser import Browser
-from tests.conftest import SPAN_2015, another_run_starts, run_beam_runner, small_config
+from tests.conftest import SPAN_2015, another_run_starts
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = REPO_ROOT / "build" / "test-artifacts"
-NEW_SPAN = 20160131
 
 
 @pytest.fixture(scope="module")
@@ -98,25 +95,11 @@ def test_the_index_links_every_reported_run(browser, good_page):
 
 
 @pytest.fixture(scope="module")
-def stopped_page(e2e, tmp_path_factory):
-    """A run stopped by validation: a new span where half the rows have a
-    product the schema does not know; the runner writes its report itself."""
-    source, _ = e2e
-    root = tmp_path_factory.mktemp("stopped")
-    shutil.copytree(source.data_root, root / "spans")
-    path = prepare.span_dir(root / "spans", SPAN_2015) / prepare.SPAN_FILE_NAME
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))[:1000]
-    span_dir = prepare.span_dir(root / "spans", NEW_SPAN)
-    span_dir.mkdir()
-    with open(span_dir / prepare.SPAN_FILE_NAME, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(
-            {**r, "product": "Crypto-asset services"} if i % 2 else r for i, r in enumerate(rows)
-        )
-    config = small_config(root)
-    code, output = run_beam_runner(config.as_flags())
+def stopped_page(stopped_by_validation):
+    """The page of a run stopped by validation (tests/conftest.py: half the
+    rows of a new span have a product the schema does not know); the runner
+    writes its report itself."""
+    config, code, output, _ = stopped_by_validation
     assert code == 1, output
     pages = [
         p
