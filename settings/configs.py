@@ -1,9 +1,16 @@
-"""All pipeline settings in one typed config.
+"""All pipeline settings in one typed config, grouped by who reads them.
 
 Every field has a default that works on a laptop. Each can be overridden by an
 environment variable `CFPB_<FIELD>` (e.g. `CFPB_TRAIN_STEPS=500`) and then by
-the runner's flag `--<field-with-dashes>`; `PipelineConfig.from_args` applies
-both, so every runner offers the same options with the same meaning.
+a command's flag `--<field-with-dashes>`; `parse_args` applies both, so every
+command offers the same options with the same meaning.
+
+Each setting is declared once, in the group of the code that reads it:
+`GraphSettings` (what shapes the compiled graph), `DataSettings`,
+`StoreSettings`, `ServingSettings`, `ReportSettings`, `AirflowSettings`,
+`KubeflowSettings`. `PipelineConfig` is their union, for the one parser; code
+that needs one group takes that group's type (`pipeline.create_pipeline`
+takes `GraphSettings`, `config.graph()` gives exactly them).
 
 Paths default to folders inside the repository checkout (`build/`,
 `serving_model/`), never to a home directory; absolute paths, `gs://` or
