@@ -8,6 +8,11 @@
 #   make format      let ruff format the tree and fix what it can
 PYTHON := .venv/bin/python
 FAST_TESTS := -m "not e2e and not integration"
+# Two test processes (pytest-xdist), a test module or the server-backed tests
+# per work unit (tests/conftest.py): the long scenarios wait on subprocesses
+# and servers more than they compute. WORKERS=0 runs everything in one process.
+WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
 .PHONY: setup run test test-fast lint lint-only format lock lock-task
 setup:
@@ -18,10 +23,10 @@ run: setup
 
 test: setup
 	$(MAKE) --no-print-directory lint-only
-	$(PYTHON) -m pytest $(ARGS)
+	$(PYTHON) -m pytest $(PARALLEL) $(ARGS)
 
 test-fast: setup
-	$(PYTHON) -m pytest $(FAST_TESTS) $(ARGS)
+	$(PYTHON) -m pytest $(PARALLEL) $(FAST_TESTS) $(ARGS)
 
 lint: setup
 	$(MAKE) --no-print-directory lint-only

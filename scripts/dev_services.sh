@@ -42,8 +42,10 @@ install_packages() {
   echo "==> installing ${missing[*]} (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
   # Fresh machines have no package lists yet.
-  apt-get install -y -q "${missing[@]}" >"$dir/apt.log" 2>&1 ||
-    { apt-get update -q >>"$dir/apt.log" 2>&1 && apt-get install -y -q "${missing[@]}" >>"$dir/apt.log" 2>&1; } ||
+  # Wait for dpkg's lock instead of failing (another install may be running).
+  local apt=(apt-get -o DPkg::Lock::Timeout=600)
+  "${apt[@]}" install -y -q "${missing[@]}" >"$dir/apt.log" 2>&1 ||
+    { "${apt[@]}" update -q >>"$dir/apt.log" 2>&1 && "${apt[@]}" install -y -q "${missing[@]}" >>"$dir/apt.log" 2>&1; } ||
     die "apt-get install ${missing[*]} failed, see $dir/apt.log"
 }
 

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import websocket  # websocket-client
 
-INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+# Wait for dpkg's lock rather than fail: the servers' fixture may be
+# installing its packages in the other test process.
+APT_GET = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+INSTALL = [*APT_GET, "install", "-y", "--no-install-recommends", "chromium"]
 
 
 def chromium_path() -> str:
@@ -26,7 +29,7 @@ def chromium_path() -> str:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         result = subprocess.run(INSTALL, capture_output=True, text=True, env=env)
         if result.returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env)
+            subprocess.run([*APT_GET, "update", "-q"], capture_output=True, env=env)
             result = subprocess.run(INSTALL, capture_output=True, text=True, env=env)
         path = shutil.which("chromium")
         if path is None:

@@ -2,8 +2,10 @@
 cached re-run and a deliberately worse model against the same ML Metadata."""
 
 import csv
+import dataclasses
 import io
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,8 +82,26 @@ def test_mlmd_records_a_completed_execution_for_every_component(e2e):
         assert metadata_store_pb2.Execution.COMPLETE in states, component
 
 
-def test_rerun_without_change_is_served_from_cache(e2e):
-    config, _ = e2e
+@pytest.fixture(scope="module")
+def own_store(e2e, tmp_path_factory):
+    """The shared run's store and served models, copied: the re-runs below add
+    runs and would otherwise change what other modules read from the shared
+    store, whichever order (or worker) they run in. Spans and artifacts are
+    read where the shared run left them."""
+    source, _ = e2e
+    root = tmp_path_factory.mktemp("beam_runner_store")
+    shutil.copy(source.metadata_path, root / "metadata.sqlite")
+    shutil.copytree(source.serving_model_dir, root / "serving_model")
+    return dataclasses.replace(
+        source,
+        metadata_path=str(root / "metadata.sqlite"),
+        serving_model_dir=str(root / "serving_model"),
+        report_dir=str(root / "reports"),
+    )
+
+
+def test_rerun_without_change_is_served_from_cache(own_store):
+    config = own_store
     pushed_before = tree_digest(Path(config.serving_model_dir))
 
     # First re-run: the statistics resolver now returns the first run's
@@ -107,8 +127,8 @@ def test_rerun_without_change_is_served_from_cache(e2e):
     assert tree_digest(Path(config.serving_model_dir)) == pushed_before
 
 
-def test_a_worse_model_is_not_blessed_and_the_served_model_stays(e2e):
-    config, _ = e2e
+def test_a_worse_model_is_not_blessed_and_the_served_model_stays(own_store):
+    config = own_store
     serving = Path(config.serving_model_dir)
     pushed_before = tree_digest(serving)
 
@@ -209,13 +229,13 @@ def test_a_bad_export_is_one_message_within_seconds(e2e, tmp_path, name, content
     assert tree_digest(Path(config.serving_model_dir)) == served
 
 
-def test_the_runner_reports_its_own_run_while_another_run_writes(e2e, monkeypatch):
+def test_the_runner_reports_its_own_run_while_another_run_writes(own_store, monkeypatch):
     """Runs on MySQL or a gRPC store are not locked against each other: the
     printed verdict and the report must be of this process's run, not of the
     newest run in the store."""
     from runners import beam_progress
 
-    config, _ = e2e
+    config = own_store
     other = "another-run-started-meanwhile"
     started: dict = {}
     finish_run = beam_progress.ProgressBeamDagRunner.run_with_ir
