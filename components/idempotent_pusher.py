@@ -26,12 +26,12 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components import artifact_properties
 from serving import versions
 
 FINGERPRINT_FILE = "fingerprint.pb"
 # Custom property on the PushedModel artifact: 1 when an existing version was
 # recognized instead of copying the model again.
-REUSED_VERSION_KEY = "reused_existing_version"
 
 
 def _read(path: str) -> bytes | None:
@@ -82,6 +82,6 @@ class Executor(pusher_executor.Executor):
                     output_dict[standard_component_specs.PUSHED_MODEL_KEY]
                 )
                 self._MarkPushed(model_push, pushed_destination=path, pushed_version=version)
-                model_push.set_int_custom_property(REUSED_VERSION_KEY, 1)
+                model_push.set_int_custom_property(artifact_properties.REUSED_VERSION, 1)
                 return
         super().Do(input_dict, output_dict, exec_properties)

@@ -26,7 +26,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.components.common import resolver
 from tfx.types import artifact, standard_artifacts
 
-from components import validation_files
+from components import artifact_properties, validation_files
 from data.listing import shortened
 
 REPORT_FILE = "validation_report.json"
@@ -123,8 +123,8 @@ class ValidatedSpanWindowStrategy(resolver.ResolverStrategy):
 def span_of(artifact_) -> int:
     # TFX 1.16 records an Examples artifact's span as a custom property, and
     # StatisticsGen then copies a 0 into its statistics' span property.
-    if artifact_.has_custom_property("span"):
-        return artifact_.get_int_custom_property("span")
+    if artifact_.has_custom_property(artifact_properties.SPAN):
+        return artifact_.get_int_custom_property(artifact_properties.SPAN)
     return artifact_.span
 
 

@@ -31,6 +31,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from components import artifact_properties as props
 from feedback import prediction_log
 from models import features
 from settings.configs import PipelineConfig
@@ -126,9 +127,9 @@ def newest_training_statistics(config: PipelineConfig, connection_config=None) -
         if e.type == metadata_store_pb2.Event.INPUT
     ]
     spans = [
-        a.custom_properties["span"].int_value
+        a.custom_properties[props.SPAN].int_value
         for a in store.get_artifacts_by_id(read)
-        if "span" in a.custom_properties
+        if props.SPAN in a.custom_properties
     ]
     return newest, (max(spans) if spans else None)
 

@@ -16,6 +16,7 @@ from typing import Any
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components import artifact_properties as props
 from pipeline import node_ids
 from settings import metadata
 
@@ -227,8 +228,8 @@ class PipelineRecords:
         }
         versions = []
         for artifact in self.artifacts.values():
-            version = artifact_property(artifact, "pushed_version")
-            if artifact_property(artifact, "pushed") and version not in versions:
+            version = artifact_property(artifact, props.PUSHED_VERSION)
+            if artifact_property(artifact, props.PUSHED) and version not in versions:
                 versions.append(version)
         self.version_names = {v: f"v{i}" for i, v in enumerate(sorted(versions, key=int), 1)}
 

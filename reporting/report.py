@@ -35,6 +35,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from components import artifact_properties as props
 from components import validation_files
 from data import prepare
 from models import features
@@ -242,7 +243,7 @@ def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str,
     if example_artifact is not None:
         import tensorflow as tf
 
-        span = example_artifact.custom_properties["span"].int_value
+        span = example_artifact.custom_properties[props.SPAN].int_value
         # Through TF's filesystems: the data root may be gs:// or s3://.
         span_folder = os.path.join(config.data_root, f"span-{span}")
         report_path = os.path.join(span_folder, prepare.REPORT_FILE_NAME)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 
-from components.idempotent_pusher import REUSED_VERSION_KEY
+from components import artifact_properties as props
 from pipeline import node_ids
 from reporting import queries
 
@@ -87,11 +87,11 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
         blessing = store.artifacts_of(run_id, node_ids.EVALUATOR, "blessing", outputs)
         pushed = store.artifacts_of(run_id, node_ids.PUSHER, "pushed_model", outputs)
         window = sorted(
-            queries.artifact_property(a, "span")
+            queries.artifact_property(a, props.SPAN)
             for a in store.artifacts_of(run_id, node_ids.TRANSFORM, "examples", inputs)
         )
         span_by_run[store.run_name(run_id)] = (
-            queries.artifact_property(examples[0], "span") if examples else None
+            queries.artifact_property(examples[0], props.SPAN) if examples else None
         )
 
         drift = "-"
@@ -108,7 +108,7 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
                     drift = f"span {span_by_run.get(producer)} statistics ({producer})"
         compared = "-"
         if blessing:
-            baseline_id = queries.artifact_property(blessing[0], "baseline_model_id")
+            baseline_id = queries.artifact_property(blessing[0], props.BASELINE_MODEL_ID)
             compared = (
                 "nothing (no blessed model yet)"
                 if baseline_id is None
@@ -116,13 +116,15 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
             )
         if not pushed:
             push = "-"
-        elif not queries.artifact_property(pushed[0], "pushed"):
+        elif not queries.artifact_property(pushed[0], props.PUSHED):
             push = "nothing"
         else:
-            version = store.version_names[queries.artifact_property(pushed[0], "pushed_version")]
+            version = store.version_names[
+                queries.artifact_property(pushed[0], props.PUSHED_VERSION)
+            ]
             push = (
                 f"nothing new ({version} is this model)"
-                if queries.artifact_property(pushed[0], REUSED_VERSION_KEY)
+                if queries.artifact_property(pushed[0], props.REUSED_VERSION)
                 else f"new version {version}"
             )
         rows.append(
@@ -133,7 +135,7 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
                 window=window,
                 drift_baseline=drift,
                 baseline_model=compared,
-                blessed=bool(queries.artifact_property(blessing[0], "blessed"))
+                blessed=bool(queries.artifact_property(blessing[0], props.BLESSED))
                 if blessing
                 else None,
                 pushed=push,

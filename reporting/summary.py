@@ -14,8 +14,8 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
+from components import artifact_properties as props
 from components import validation_files, validation_gate
-from components.idempotent_pusher import REUSED_VERSION_KEY
 from feedback import skew
 from pipeline import node_ids
 from reporting import queries
@@ -134,7 +134,9 @@ class RunSummary:
 
 
 def split_names(artifact) -> list[str]:
-    value = artifact.properties.get("split_names") or artifact.custom_properties.get("split_names")
+    value = artifact.properties.get(props.SPLIT_NAMES) or artifact.custom_properties.get(
+        props.SPLIT_NAMES
+    )
     return validation_files.split_names(value.string_value if value else "")
 
 
@@ -272,18 +274,18 @@ def run_summary(
 
     blessed, reason = None, ""
     if blessing is not None:
-        blessed = bool(blessing.custom_properties["blessed"].int_value)
-        has_baseline = "baseline_model" in blessing.custom_properties
+        blessed = bool(blessing.custom_properties[props.BLESSED].int_value)
+        has_baseline = props.BASELINE_MODEL_URI in blessing.custom_properties
         reason = _blessing_reason(evaluation.uri, blessed, has_baseline)
 
     pushed_path = pushed_version = None
     reused = False
-    if pushed is not None and pushed.custom_properties["pushed"].int_value:
-        pushed_path = pushed.custom_properties["pushed_destination"].string_value
-        pushed_version = pushed.custom_properties["pushed_version"].string_value
+    if pushed is not None and pushed.custom_properties[props.PUSHED].int_value:
+        pushed_path = pushed.custom_properties[props.PUSHED_DESTINATION].string_value
+        pushed_version = pushed.custom_properties[props.PUSHED_VERSION].string_value
         # A cached Pusher's output is the push of the run that made it: this
         # run pushed nothing new either.
-        reused = bool(pushed.custom_properties[REUSED_VERSION_KEY].int_value) or (
+        reused = bool(pushed.custom_properties[props.REUSED_VERSION].int_value) or (
             node_ids.PUSHER in nodes and nodes[node_ids.PUSHER].state == "cached"
         )
 
@@ -293,9 +295,9 @@ def run_summary(
         split_rows=_split_rows(statistics) if statistics is not None else {},
         window_spans=sorted(
             {
-                a.custom_properties["span"].int_value
+                a.custom_properties[props.SPAN].int_value
                 for a in window
-                if "span" in a.custom_properties
+                if props.SPAN in a.custom_properties
             },
             reverse=True,
         ),

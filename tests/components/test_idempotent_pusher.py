@@ -2,7 +2,7 @@ import shutil
 
 import tensorflow as tf
 
-from components import idempotent_pusher
+from components import artifact_properties, idempotent_pusher
 
 
 class _Scale(tf.Module):
@@ -95,7 +95,7 @@ def test_a_rolled_back_model_is_pushed_as_a_new_served_version(tmp_path):
     version = pushed.get_string_custom_property("pushed_version")
     assert int(version) > 1700000100
     assert idempotent_pusher.newest_version(str(serving)) == version
-    assert not pushed.get_int_custom_property(idempotent_pusher.REUSED_VERSION_KEY)
+    assert not pushed.get_int_custom_property(artifact_properties.REUSED_VERSION)
     assert (serving / version / "fingerprint.pb").read_bytes() == (
         old / "fingerprint.pb"
     ).read_bytes()
@@ -109,5 +109,5 @@ def test_the_served_model_blessed_again_is_not_copied(tmp_path):
     pushed = _push(tmp_path, model, serving, "again")
 
     assert pushed.get_string_custom_property("pushed_version") == "1700000000"
-    assert pushed.get_int_custom_property(idempotent_pusher.REUSED_VERSION_KEY) == 1
+    assert pushed.get_int_custom_property(artifact_properties.REUSED_VERSION) == 1
     assert sorted(p.name for p in serving.iterdir()) == ["1700000000"]

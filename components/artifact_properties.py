@@ -1,0 +1,24 @@
+"""Names of the properties TFX records on the artifacts this project reads,
+stated once.
+
+TFX defines them in modules that import TensorFlow (the Evaluator's and the
+Pusher's executors, ExampleGen's utils); the readers (run summary, run
+history, report, skew, the validation gate) take them from here instead, and
+tests/components/test_artifact_properties.py pins each to TFX's own constant.
+"""
+
+# Examples (tfx.components.example_gen.utils.SPAN_PROPERTY_NAME) and every
+# split artifact (tfx.types.standard_artifacts: `split_names`).
+SPAN = "span"
+SPLIT_NAMES = "split_names"
+# ModelBlessing (tfx.components.evaluator.constants: ARTIFACT_PROPERTY_*_KEY).
+BLESSED = "blessed"
+BASELINE_MODEL_URI = "baseline_model"
+BASELINE_MODEL_ID = "baseline_model_id"
+# PushedModel (tfx.components.pusher.executor: _PUSHED_*KEY).
+PUSHED = "pushed"
+PUSHED_DESTINATION = "pushed_destination"
+PUSHED_VERSION = "pushed_version"
+# This project's Pusher (components/idempotent_pusher.py): 1 when the served
+# version already was this model, so nothing was copied.
+REUSED_VERSION = "reused_existing_version"
