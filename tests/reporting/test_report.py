@@ -183,6 +183,7 @@ def test_changes_since_the_previous_run_name_decisions_and_measurements():
         curves={},
         lineage=[],
         history=rows,
+        store_history=rows,
         previous=_summary("a", 0.58, "1700000000"),
     )
     html = pages._changes(page)
