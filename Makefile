@@ -11,9 +11,7 @@ FAST_TESTS := -m "not e2e and not integration"
 # Two test processes (pytest-xdist), a test module or the server-backed tests
 # per work unit (tests/conftest.py): the long scenarios wait on subprocesses
 # and servers more than they compute. WORKERS=0 runs everything in one process.
-# Default 0 until the shared-store re-run test no longer depends on module
-# order (session 10's note); WORKERS=2 ran the suite in 28 min.
-WORKERS ?= 0
+WORKERS ?= 2
 PARALLEL := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
 .PHONY: setup run test test-fast lint lint-only format lock lock-task
