@@ -39,6 +39,9 @@ echo "==> syncing $VENV with requirements.lock"
 "$VENV/bin/uv" pip sync --quiet --python "$VENV/bin/python" requirements.lock
 "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
 
+# The local object store's tools (their own venv: mitmproxy's pins clash with Airflow's).
+scripts/object_store.sh install
+
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 # A .pth line starting with `import` runs at every interpreter start-up, before
 # any user code imports TensorFlow.
