@@ -69,8 +69,7 @@ def bucket_runs(tmp_path_factory):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     runs = [
-        (int((root / f"run{n}.rc").read_text()), (root / f"run{n}.log").read_text())
-        for n in (1, 2)
+        (int((root / f"run{n}.rc").read_text()), (root / f"run{n}.log").read_text()) for n in (1, 2)
     ]
     objects = json.loads((root / "objects.json").read_text())
     return config, runs, objects
