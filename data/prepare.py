@@ -41,7 +41,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from data import storage
 from data.listing import shortened
+from data.storage import Location
 from models import features
 from settings import configs
 
@@ -212,7 +214,7 @@ def normalize_zip(value: str) -> str | None:
     return digits.zfill(5)
 
 
-def decode(raw: bytes, path: Path) -> tuple[str, str]:
+def decode(raw: bytes, path: Location) -> tuple[str, str]:
     """The export's text and the encoding it was read with.
 
     CFPB publishes UTF-8. A file saved by a spreadsheet on Windows is
@@ -355,12 +357,12 @@ def span_number(last_date: str) -> int:
 class _ParsedExport:
     """One raw export read and mapped, not yet written: its rows and report."""
 
-    source: Path
+    source: Location
     report: SpanReport
     rows: list[dict[str, str]]
 
     @classmethod
-    def read(cls, source: Path, raw: bytes, digest: str, max_rows: int | None) -> _ParsedExport:
+    def read(cls, source: Location, raw: bytes, digest: str, max_rows: int | None) -> _ParsedExport:
         text, encoding = decode(raw, source)
         report = SpanReport(
             span=0, source=source.name, source_sha256=digest, encoding=encoding, max_rows=max_rows
@@ -375,7 +377,7 @@ class _ParsedExport:
         return cls(source, report, rows)
 
 
-def _check_rejections(source: Path, report: SpanReport, max_rejected_fraction: float) -> None:
+def _check_rejections(source: Location, report: SpanReport, max_rejected_fraction: float) -> None:
     rejected = report.rows_rejected
     if rejected > max_rejected_fraction * report.rows_read:
         raise PreparationError(
@@ -393,7 +395,7 @@ def _check_rejections(source: Path, report: SpanReport, max_rejected_fraction: f
 
 def _write_span(
     export: _ParsedExport,
-    directory: Path,
+    directory: Location,
     others: dict[int, SpanReport],
     taken: dict[str, int],
     max_rejected_fraction: float,
@@ -436,7 +438,7 @@ def _write_span(
     report.positive_rows = sum(r[LABEL_COLUMN] == "1" for _, r in rows)
 
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / SPAN_FILE_NAME, "w", newline="", encoding="utf-8") as f:
+    with storage.open_text(directory / SPAN_FILE_NAME, "w") as f:
         writer = csv.DictWriter(f, fieldnames=CANONICAL_COLUMNS)
         writer.writeheader()
         writer.writerows(r for _, r in rows)
@@ -450,8 +452,8 @@ def _write_span(
 
 
 def prepare_export(
-    source: Path,
-    directory: Path,
+    source: Location,
+    directory: Location,
     max_rows: int | None = None,
     max_rejected_fraction: float = MAX_REJECTED_FRACTION,
 ) -> SpanReport:
@@ -461,14 +463,14 @@ def prepare_export(
     return _write_span(export, directory, {}, {}, max_rejected_fraction)
 
 
-def _read_bytes(source: Path) -> bytes:
+def _read_bytes(source: Location) -> bytes:
     try:
         return source.read_bytes()
     except OSError as e:
         raise PreparationError(f"{source}: cannot be read ({e.strerror})") from None
 
 
-def raw_exports(raw_dir: Path) -> list[Path]:
+def raw_exports(raw_dir: Location) -> list[Location]:
     if not raw_dir.is_dir():
         raise PreparationError(f"raw data folder {raw_dir} does not exist (--raw-data-dir)")
     exports = sorted(p for p in raw_dir.iterdir() if p.name.endswith((".csv", ".csv.gz")))
@@ -477,17 +479,17 @@ def raw_exports(raw_dir: Path) -> list[Path]:
     return exports
 
 
-def span_dir(spans_dir: Path, span: int) -> Path:
+def span_dir(spans_dir: Location, span: int) -> Location:
     return spans_dir / f"span-{span}"
 
 
-def span_dirs(spans_dir: Path) -> dict[int, Path]:
+def span_dirs(spans_dir: Location) -> dict[int, Location]:
     """The `span-<N>` folders in `spans_dir`, by span number."""
-    folders = sorted(spans_dir.iterdir()) if spans_dir.is_dir() else []
+    folders: list[Location] = sorted(spans_dir.iterdir(), key=str) if spans_dir.is_dir() else []
     return {int(m.group(1)): d for d in folders if (m := SPAN_DIR_PATTERN.match(d.name))}
 
 
-def prepared_spans(spans_dir: Path) -> dict[int, SpanReport]:
+def prepared_spans(spans_dir: Location) -> dict[int, SpanReport]:
     """The spans already in `spans_dir`, by number, from their reports."""
     fields = {f.name for f in dataclasses.fields(SpanReport)}
     spans = {}
@@ -506,7 +508,7 @@ def prepared_spans(spans_dir: Path) -> dict[int, SpanReport]:
     return spans
 
 
-def _taken_ids(spans_dir: Path, spans: Iterable[int]) -> dict[str, int]:
+def _taken_ids(spans_dir: Location, spans: Iterable[int]) -> dict[str, int]:
     taken: dict[str, int] = {}
     for span in spans:
         ids = span_dir(spans_dir, span) / IDS_FILE_NAME
@@ -516,8 +518,8 @@ def _taken_ids(spans_dir: Path, spans: Iterable[int]) -> dict[str, int]:
 
 
 def prepare_all(
-    raw_dir: Path,
-    spans_dir: Path,
+    raw_dir: Location,
+    spans_dir: Location,
     max_rows: int | None = None,
     max_rejected_fraction: float = MAX_REJECTED_FRACTION,
 ) -> list[SpanReport]:
@@ -574,7 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         reports = prepare_all(
-            Path(config.raw_data_dir), Path(config.data_root), config.max_rows_per_span
+            storage.location(config.raw_data_dir),
+            storage.location(config.data_root),
+            config.max_rows_per_span,
         )
     except PreparationError as e:
         print(f"error: {e}", file=sys.stderr)

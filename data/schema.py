@@ -47,7 +47,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from data import prepare
+from data import prepare, storage
+from data.storage import Location
 from models import features
 from settings import configs
 
@@ -128,7 +129,7 @@ def curate(schema, statistics_by_span: Sequence) -> None:
         feature.skew_comparator.jensen_shannon_divergence.threshold = threshold
 
 
-def bootstrap(span_files: Sequence[Path]):
+def bootstrap(span_files: Sequence[Location]):
     """TFDV-inferred schema (as SchemaGen infers it) of the first span, curated."""
     import tensorflow_data_validation as tfdv
 
@@ -168,7 +169,7 @@ class DomainChange:
 
 @dataclasses.dataclass
 class SchemaDiff:
-    span_file: Path
+    span_file: Location
     rows: int
     domains: list[DomainChange]
     empty_required: dict[str, int]  # feature -> rows without a value
@@ -211,9 +212,9 @@ def _domains(schema) -> dict[str, tuple]:
     return domains
 
 
-def diff(schema, span_file: Path) -> SchemaDiff:
+def diff(schema, span_file: Location) -> SchemaDiff:
     """What `span_file` (a prepared span's CSV) has that `schema` does not accept."""
-    with open(span_file, newline="", encoding="utf-8") as f:
+    with storage.open_text(span_file) as f:
         rows = list(csv.DictReader(f))
     changes = []
     for name, (feature, domain) in _domains(schema).items():
@@ -254,7 +255,7 @@ def write(schema, path: Path) -> None:
     path.write_text(text_format.MessageToString(schema))
 
 
-def _newest_span(spans_dir: Path) -> int | None:
+def _newest_span(spans_dir: Location) -> int | None:
 
     return max(
         (
@@ -266,7 +267,9 @@ def _newest_span(spans_dir: Path) -> int | None:
     )
 
 
-def _evolve(command: str, requested_span: int | None, spans_dir: Path, schema_path: Path) -> int:
+def _evolve(
+    command: str, requested_span: int | None, spans_dir: Location, schema_path: Path
+) -> int:
 
     span = requested_span or _newest_span(spans_dir)
     span_file = prepare.span_dir(spans_dir, span or 0) / prepare.SPAN_FILE_NAME
@@ -292,7 +295,7 @@ def _evolve(command: str, requested_span: int | None, spans_dir: Path, schema_pa
     return 0
 
 
-def _bootstrap(spans: Sequence[int], spans_dir: Path, schema_path: Path) -> int:
+def _bootstrap(spans: Sequence[int], spans_dir: Location, schema_path: Path) -> int:
 
     files = [prepare.span_dir(spans_dir, s) / prepare.SPAN_FILE_NAME for s in spans]
     missing = [str(f) for f in files if not f.is_file()]
@@ -350,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = PipelineConfig.from_args(args)
     except ValueError as error:
         parser.error(str(error))
-    spans_dir, schema_path = Path(config.data_root), Path(config.schema_path)
+    spans_dir, schema_path = storage.location(config.data_root), Path(config.schema_path)
     if args.command == "bootstrap":
         return _bootstrap(args.spans, spans_dir, schema_path)
     return _evolve(args.command, args.span, spans_dir, schema_path)

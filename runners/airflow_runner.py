@@ -139,12 +139,14 @@ def prepare_spans() -> None:
     """Lays out new bundled exports as spans (task `prepare_spans`)."""
     from airflow.exceptions import AirflowFailException
 
-    from data import prepare
+    from data import prepare, storage
 
     config = PipelineConfig.from_env()
     try:
         reports = prepare.prepare_all(
-            Path(config.raw_data_dir), Path(config.data_root), config.max_rows_per_span
+            storage.location(config.raw_data_dir),
+            storage.location(config.data_root),
+            config.max_rows_per_span,
         )
     except prepare.PreparationError as error:
         raise AirflowFailException(str(error)) from None  # bad data: retrying cannot help

@@ -26,7 +26,6 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 
 def _quiet_logs(verbose: bool) -> None:
@@ -78,17 +77,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
 
 
+# The location settings a run reads and writes: each checked before anything
+# starts, so an unusable bucket is one line naming it, not minutes of retries.
+RUN_LOCATIONS = ("raw_data_dir", "data_root", "pipeline_root", "serving_model_dir")
+
+
 def _run(config, verbose: bool) -> int:
     """Prepares the data and runs the pipeline; the caller holds the run lock."""
 
     # Data first, before TensorFlow is imported (~20 s): a bad export is
     # reported within seconds.
-    from data import prepare
+    from data import prepare, storage
 
+    try:
+        for setting in RUN_LOCATIONS:
+            storage.check_reachable(getattr(config, setting), "--" + setting.replace("_", "-"))
+    except storage.StorageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"Preparing spans from {config.raw_data_dir} into {config.data_root}")
     try:
         reports = prepare.prepare_all(
-            Path(config.raw_data_dir), Path(config.data_root), config.max_rows_per_span
+            storage.location(config.raw_data_dir),
+            storage.location(config.data_root),
+            config.max_rows_per_span,
         )
     except prepare.PreparationError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -239,7 +239,7 @@ def prepared_span(tmp_path_factory) -> Path:
     """The 2015 export prepared into the canonical CSV, small slice."""
     spans = tmp_path_factory.mktemp("spans")
     prepare.prepare_all(prepare.RAW_DIR, spans, max_rows=E2E_ROWS_PER_SPAN)
-    return prepare.span_dir(spans, SPAN_2015) / prepare.SPAN_FILE_NAME
+    return Path(prepare.span_dir(spans, SPAN_2015) / prepare.SPAN_FILE_NAME)
 
 
 def sourced_env(script: str, env: dict) -> dict:
