@@ -244,7 +244,7 @@ def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str,
         import tensorflow as tf
 
         span = example_artifact.custom_properties[props.SPAN].int_value
-        # Through TF's filesystems: the data root may be gs:// or s3://.
+        # Through TF's filesystems: the data root may be a gs:// URI.
         span_folder = os.path.join(config.data_root, f"span-{span}")
         report_path = os.path.join(span_folder, prepare.REPORT_FILE_NAME)
         source = "(no preparation report)"

@@ -87,9 +87,9 @@ def check_storage(config) -> None:
             raise ValueError(
                 f"{name} {value!r}: TFX executors read and write artifacts with tf.io.gfile, "
                 "which has no minio:// scheme (KFP's launcher maps minio:// to local paths "
-                "only for KFP SDK components). Use gs://BUCKET/PATH, or s3://BUCKET/PATH "
-                "with tensorflow-io added to the task image and S3_ENDPOINT plus AWS "
-                "credentials set for MinIO's S3 API."
+                "only for KFP SDK components). Use gs://BUCKET/PATH; s3:// (MinIO's S3 API "
+                "through tensorflow-io) returns wrong data at end of file "
+                "(docs/object-store.md)."
             )
 
 

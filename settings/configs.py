@@ -13,8 +13,8 @@ that needs one group takes that group's type (`pipeline.create_pipeline`
 takes `GraphSettings`, `config.graph()` gives exactly them).
 
 Paths default to folders inside the repository checkout (`build/`,
-`serving_model/`), never to a home directory; absolute paths, `gs://` or
-`s3://` URIs work wherever TFX's filesystem layer supports them.
+`serving_model/`), never to a home directory; the location settings also take
+`gs://` URIs (docs/object-store.md; `s3://` is refused there, with the reason).
 """
 
 from __future__ import annotations
