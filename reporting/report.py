@@ -37,7 +37,7 @@ from pathlib import Path
 
 from components import artifact_properties as props
 from components import validation_files
-from data import prepare
+from data import prepare, storage
 from models import features
 from pipeline import node_ids
 from reporting import pages, run_history, summary
@@ -241,16 +241,13 @@ def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str,
     examples = run.nodes.get(node_ids.EXAMPLE_GEN)
     example_artifact = examples.artifact("examples") if examples else None
     if example_artifact is not None:
-        import tensorflow as tf
-
         span = example_artifact.custom_properties[props.SPAN].int_value
-        # Through TF's filesystems: the data root may be a gs:// URI.
-        span_folder = os.path.join(config.data_root, f"span-{span}")
-        report_path = os.path.join(span_folder, prepare.REPORT_FILE_NAME)
+        # The data root may be a gs:// URI: data/storage.py reads either.
+        span_folder = prepare.span_dir(storage.location(config.data_root), span)
+        report_path = span_folder / prepare.REPORT_FILE_NAME
         source = "(no preparation report)"
-        if tf.io.gfile.exists(report_path):
-            with tf.io.gfile.GFile(report_path) as f:
-                prepared = json.load(f)
+        if report_path.exists():
+            prepared = json.loads(report_path.read_text())
             source = f"{prepared.get('source', '?')} (sha256 {str(prepared.get('source_sha256', '?'))[:12]}...)"
         steps.append(("raw export", source))
         steps.append(("span", f"{span} ({span_folder})"))
