@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -108,9 +108,26 @@ class StorageError(Exception):
     which setting, which URI and what to fix."""
 
 
-# Schemes TensorFlow, Beam and TFX read and write correctly here
-# (docs/object-store.md: s3:// through tensorflow-io returns wrong data).
+# Schemes TensorFlow, Beam and TFX read and write correctly here, and why the
+# others cannot hold pipeline data (docs/object-store.md has the measurements).
 SUPPORTED_SCHEMES = ("gs",)
+_UNSUPPORTED = {
+    "s3": "s3:// through tensorflow-io returns wrong data at the end of a file",
+    "minio": "TFX executors use tf.io.gfile, which has no minio:// scheme (KFP's launcher "
+    "maps minio:// to local paths only for KFP SDK components)",
+}
+
+
+def unsupported_scheme(uri: str) -> str | None:
+    """Why `uri` cannot hold pipeline data (one line naming the fix), or None
+    for a local path or a supported URI."""
+    if not is_remote(uri):
+        return None
+    scheme = uri.partition("://")[0]
+    if scheme in SUPPORTED_SCHEMES:
+        return None
+    reason = _UNSUPPORTED.get(scheme, f"{scheme}:// is not a filesystem TensorFlow has here")
+    return f"{reason}; use a gs:// bucket (docs/object-store.md)"
 
 
 def check_reachable(uri: str, setting: str, timeout: float = 10.0) -> None:
@@ -121,12 +138,10 @@ def check_reachable(uri: str, setting: str, timeout: float = 10.0) -> None:
     would retry for minutes before the first component failed."""
     if not is_remote(uri):
         return
-    scheme, _, rest = uri.partition("://")
-    if scheme not in SUPPORTED_SCHEMES:
-        raise StorageError(
-            f"{setting} {uri}: {scheme}:// is not supported; use a gs:// bucket "
-            "(docs/object-store.md says why)"
-        )
+    problem = unsupported_scheme(uri)
+    if problem:
+        raise StorageError(f"{setting} {uri}: {problem}")
+    rest = uri.partition("://")[2]
     bucket = rest.split("/", 1)[0]
     import google.auth
     from google.api_core import exceptions
@@ -150,6 +165,13 @@ def check_reachable(uri: str, setting: str, timeout: float = 10.0) -> None:
         ) from None
     if not found:
         raise StorageError(f"{setting} {uri}: bucket {bucket} does not exist; create it first")
+
+
+def check_settings(config, names: Sequence[str]) -> None:
+    """`check_reachable` for each location setting in `names` of `config`,
+    each named by its flag; raises StorageError at the first that fails."""
+    for name in names:
+        check_reachable(getattr(config, name), "--" + name.replace("_", "-"))
 
 
 def _fileio():

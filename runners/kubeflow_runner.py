@@ -79,18 +79,39 @@ def _declared_parameters(runtime):
     ]
 
 
-def check_storage(config) -> None:
-    """Refuses storage TFX's executors cannot write, before anything is compiled."""
-    for name in ("pipeline_root", "data_root", "serving_model_dir"):
+# What every task must reach, with the example a refusal shows.
+CLUSTER_LOCATIONS = {
+    "pipeline_root": "gs://BUCKET/pipeline_root",
+    "data_root": "gs://BUCKET/spans",
+    "serving_model_dir": "gs://BUCKET/serving_model",
+}
+
+
+def deployment_problems(config) -> list[str]:
+    """What keeps `config` from running on a cluster, one line each: a local
+    location (each task is a pod with its own disk, and the IR fixes these
+    paths at compile time), a store TFX cannot use, no image."""
+    from data import storage
+    from settings.configs import is_remote
+
+    problems = []
+    for name, example in CLUSTER_LOCATIONS.items():
         value = getattr(config, name)
-        if value.startswith("minio://"):
-            raise ValueError(
-                f"{name} {value!r}: TFX executors read and write artifacts with tf.io.gfile, "
-                "which has no minio:// scheme (KFP's launcher maps minio:// to local paths "
-                "only for KFP SDK components). Use gs://BUCKET/PATH; s3:// (MinIO's S3 API "
-                "through tensorflow-io) returns wrong data at end of file "
-                "(docs/object-store.md)."
+        flag = "--" + name.replace("_", "-")
+        if not is_remote(value):
+            problems.append(
+                f"{flag} {value} is a local path: each task runs in its own pod, so use a "
+                f"bucket every task can reach, e.g. {flag} {example}"
             )
+        elif problem := storage.unsupported_scheme(value):
+            problems.append(f"{flag} {value}: {problem}")
+    if not config.kubeflow_image:
+        problems.append(
+            "--kubeflow-image is required: the image built from the Dockerfile and pushed "
+            "where the cluster pulls from, e.g. --kubeflow-image "
+            "REGISTRY/cfpb-tfx-pipeline-task:TAG (docs/kubeflow.md)"
+        )
+    return problems
 
 
 def _image_relative_schema(config):
@@ -101,6 +122,17 @@ def _image_relative_schema(config):
     return dataclasses.replace(
         config, schema_path=curated_schema.project_relative(config.schema_path)
     )
+
+
+def task_resources(config) -> dict:
+    """Every task's CPU and memory, in the PipelineSpec fields every KFP 2.x
+    backend reads (backend/src/v2/driver/driver.go, getPodResource: GB for
+    memory). Memory is also the limit: a task above it is killed."""
+    return {
+        "cpuRequest": config.kubeflow_task_cpu,
+        "memoryRequest": config.kubeflow_task_memory_gb,
+        "memoryLimit": config.kubeflow_task_memory_gb,
+    }
 
 
 def _string_parameter(default: str | None = None) -> dict:
@@ -151,9 +183,12 @@ def open_source_spec(config) -> dict:
                     node_id,
                     "--run-id",
                     "{{$.inputs.parameters['%s']}}" % RUN_ID_INPUT,  # noqa: UP031 (KFP's braces)
-                    "--metadata-grpc",
-                    config.kubeflow_metadata_grpc,
                 ]
+                + (
+                    ["--metadata-grpc", config.kubeflow_metadata_grpc]
+                    if config.kubeflow_metadata_grpc
+                    else []  # the pod's METADATA_GRPC_SERVICE_HOST/_PORT
+                )
                 + [
                     arg
                     for p in parameters
@@ -162,6 +197,7 @@ def open_source_spec(config) -> dict:
                         "%s={{$.inputs.parameters['%s']}}" % (p.name, p.name),  # noqa: UP031
                     )
                 ],
+                "resources": task_resources(config),
             }
         }
         upstream = node_launcher.upstream_node_ids(node)
@@ -225,6 +261,9 @@ def vertex_spec(config) -> dict:
     definitions = spec["root"]["inputDefinitions"]["parameters"]
     for parameter in _declared_parameters(runtime):
         definitions[parameter.name].update(defaultValue=parameter.default, isOptional=True)
+    for executor in spec["deploymentSpec"]["executors"].values():
+        if "container" in executor:
+            executor["container"]["resources"] = task_resources(config)
     return spec
 
 
@@ -236,7 +275,9 @@ def compile_pipeline(config) -> Path:
         raise ValueError(
             f"kubeflow_target must be one of {TARGETS}, not {config.kubeflow_target!r}"
         )
-    check_storage(config)
+    problems = deployment_problems(config)
+    if problems:
+        raise ValueError("cannot compile for a cluster:\n  " + "\n  ".join(problems))
     config = _image_relative_schema(config)
     spec = (open_source_spec if config.kubeflow_target == "oss" else vertex_spec)(config)
     path = output_path(config)
@@ -257,12 +298,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Compile the CFPB dispute pipeline to Kubeflow Pipelines v2 YAML.",
     )
     config, _ = configs.parse_args(parser, argv)
-    if not configs.is_remote(config.pipeline_root):
-        print(
-            f"note: pipeline root {config.pipeline_root} is a local path; a cluster needs a "
-            "bucket every task can reach (--pipeline-root gs://...)",
-            file=sys.stderr,
-        )
     try:
         path = compile_pipeline(config)
     except ValueError as e:

@@ -5,8 +5,10 @@ and every Kubeflow task of the `oss` target runs this; on Kubeflow, in the
 task image:
 
     python -m runners.node_launcher --pipeline-ir IR --node-id Trainer \\
-        --run-id RUN --metadata-grpc metadata-grpc-service.kubeflow:8080 \\
-        --runtime-parameter 'train_args={"num_steps": 2000}'
+        --run-id RUN --runtime-parameter 'train_args={"num_steps": 2000}'
+
+(the metadata service from KFP's METADATA_GRPC_SERVICE_HOST/_PORT, or
+--metadata-grpc HOST:PORT).
 
 It does for one node what TFX's BeamDagRunner does for each node in one
 process (`tfx/orchestration/beam/beam_dag_runner.py`, PipelineNodeAsDoFn):
@@ -23,14 +25,25 @@ from __future__ import annotations
 import argparse
 import base64
 import logging
+import os
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 # What an unresolved KFP run-id placeholder looks like: backends before 2.5
 # pass task-input constants through verbatim (backend/src/v2/driver/driver.go
 # resolves `{{$.pipeline_job_uuid}}` from 2.5.0 on).
 _UNRESOLVED_PLACEHOLDER = "{{$"
+# Where KFP tells every task pod its ML Metadata service (EnvFrom the
+# metadata-grpc-configmap: backend/src/v2/compiler/argocompiler/container.go).
+KFP_METADATA_HOST = "METADATA_GRPC_SERVICE_HOST"
+KFP_METADATA_PORT = "METADATA_GRPC_SERVICE_PORT"
+
+
+def kfp_metadata_address(environ: Mapping[str, str]) -> str | None:
+    """HOST:PORT of the metadata service KFP gives a pod, or None outside KFP."""
+    host, port = environ.get(KFP_METADATA_HOST), environ.get(KFP_METADATA_PORT)
+    return f"{host}:{port}" if host and port else None
 
 
 def encode_ir(pipeline_ir) -> str:
@@ -155,11 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from settings import configs, metadata
 
-    # The store is the one setting a task reads (KFP: the cluster's service,
-    # metadata-grpc-service.kubeflow:8080; also CFPB_METADATA_GRPC).
+    # The store: --metadata-grpc or CFPB_METADATA_GRPC when the YAML names one,
+    # else the service KFP tells every pod about.
     config, args = configs.parse_args(parser, argv, names=("metadata_grpc",))
-    if not config.metadata_grpc:
-        parser.error("--metadata-grpc HOST:PORT (or CFPB_METADATA_GRPC) is required")
+    address = config.metadata_grpc or kfp_metadata_address(os.environ)
+    if not address:
+        parser.error(
+            "no ML Metadata service: pass --metadata-grpc HOST:PORT (or CFPB_METADATA_GRPC), "
+            f"or run where KFP sets {KFP_METADATA_HOST} and {KFP_METADATA_PORT}"
+        )
 
     # Task logs are what the KFP UI shows: TFX's INFO lines name each step.
     logging.basicConfig(
@@ -168,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        connection = metadata.grpc_connection(config.metadata_grpc)
+        connection = metadata.grpc_connection(address)
         pipeline_ir = decode_ir(args.pipeline_ir)
         parameters: list[tuple[str, str]] = args.runtime_parameter
         launch(pipeline_ir, args.node_id, args.run_id, connection, dict(parameters))

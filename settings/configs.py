@@ -44,6 +44,11 @@ def is_remote(path: str) -> bool:
     return "://" in path
 
 
+# The location settings a run writes (TFX's pipeline root, the Pusher's
+# folder): runners check them, with preparation's, before anything starts.
+OUTPUT_LOCATIONS = ("pipeline_root", "serving_model_dir")
+
+
 def _build(*parts: str) -> str:
     return str(REPO_ROOT.joinpath("build", *parts))
 
@@ -288,9 +293,27 @@ class AirflowSettings:
 class KubeflowSettings:
     """Read only by the Kubeflow compiler."""
 
-    kubeflow_image: str = dataclasses.field(
-        default="cfpb-tfx-pipeline:latest",
-        metadata={"help": "container image every Kubeflow task runs (built from the Dockerfile)"},
+    kubeflow_image: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "container image every Kubeflow task runs, built from the Dockerfile and "
+            "pushed where the cluster pulls from (REGISTRY/cfpb-tfx-pipeline-task:TAG); "
+            "required to compile"
+        },
+    )
+    # Measured with the stand-in's per-task peak memory (docs/kubeflow.md): the
+    # Trainer and Transform peak near 1.4 GB on the test slice; the default
+    # leaves room for the full exports.
+    kubeflow_task_cpu: float = dataclasses.field(
+        default=1.0,
+        metadata={"help": "CPU cores each Kubeflow task requests"},
+    )
+    kubeflow_task_memory_gb: float = dataclasses.field(
+        default=4.0,
+        metadata={
+            "help": "memory each Kubeflow task requests and may not exceed, in GB "
+            "(Kubernetes kills a task above it)"
+        },
     )
     kubeflow_output: str | None = dataclasses.field(
         default=None,
@@ -304,11 +327,12 @@ class KubeflowSettings:
             "Vertex AI spec; no drift baseline there)"
         },
     )
-    kubeflow_metadata_grpc: str = dataclasses.field(
-        default="metadata-grpc-service.kubeflow:8080",
+    kubeflow_metadata_grpc: str | None = dataclasses.field(
+        default=None,
         metadata={
-            "help": "HOST:PORT of the ML Metadata gRPC service the 'oss' tasks use "
-            "(every KFP install runs one; this is its in-cluster address)"
+            "help": "HOST:PORT of the ML Metadata gRPC service the 'oss' tasks use; "
+            "unset, each task reads METADATA_GRPC_SERVICE_HOST/_PORT, which KFP gives "
+            "every pod (the metadata-grpc-configmap)"
         },
     )
 

@@ -33,3 +33,15 @@ def test_local_locations_never_import_tensorflow():
         "p.exists(); assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_only_gs_uris_and_local_paths_can_hold_pipeline_data():
+    assert storage.unsupported_scheme("/data/spans") is None
+    assert storage.unsupported_scheme("gs://bucket/spans") is None
+    for uri, reason in (
+        ("s3://bucket/spans", "wrong data at the end of a file"),
+        ("minio://bucket/spans", "no minio:// scheme"),
+        ("hdfs://host/spans", "hdfs:// is not a filesystem"),
+    ):
+        problem = storage.unsupported_scheme(uri)
+        assert problem and reason in problem and "use a gs:// bucket" in problem, problem

@@ -4,6 +4,7 @@ The runs of the compiled YAML are in test_kfp_standin.py and test_kfp_parity.py.
 """
 
 import dataclasses
+import os
 import re
 import subprocess
 import sys
@@ -24,14 +25,16 @@ METADATA = "metadata.example:9090"
 
 
 def _compile(tmp_path, target, **overrides):
-    config = small_config(
-        tmp_path,
+    """Compiles for a cluster: every location in a bucket (compiling touches no
+    bucket; the runs are in test_kfp_parity.py)."""
+    values = dict(
         kubeflow_image=IMAGE,
         kubeflow_target=target,
         kubeflow_metadata_grpc=METADATA,
         kubeflow_output=str(tmp_path / f"{target}.yaml"),
-        **overrides,
+        **kubeflow_runner.CLUSTER_LOCATIONS,
     )
+    config = small_config(tmp_path, **{**values, **overrides})
     return config, kubeflow_runner.compile_pipeline(config)
 
 
@@ -138,37 +141,108 @@ def test_vertex_leaves_out_the_drift_resolver_and_refuses_drift_blocks(tmp_path)
         _compile(tmp_path, "vertex", drift_blocks=True)
 
 
-@pytest.mark.parametrize("setting", ["pipeline_root", "data_root", "serving_model_dir"])
-def test_minio_roots_are_refused_with_what_works(tmp_path, setting):
-    with pytest.raises(ValueError, match=r"no minio:// scheme.*gs://.*s3://"):
+@pytest.mark.parametrize("setting", sorted(kubeflow_runner.CLUSTER_LOCATIONS))
+def test_minio_and_s3_roots_are_refused_with_what_works(tmp_path, setting):
+    with pytest.raises(ValueError, match=r"no minio:// scheme.*use a gs:// bucket"):
         _compile(tmp_path, "oss", **{setting: "minio://mlpipeline/cfpb"})
+    with pytest.raises(ValueError, match=r"s3:// through tensorflow-io.*use a gs:// bucket"):
+        _compile(tmp_path, "vertex", **{setting: "s3://mlpipeline/cfpb"})
 
 
-def test_help_minio_refusal_and_default_output(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "runners/kubeflow_runner.py", "--help"],
+def _compile_command(tmp_path, *flags):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CFPB_")}
+    return subprocess.run(
+        [sys.executable, "runners/kubeflow_runner.py", *flags],
         cwd=REPO,
         capture_output=True,
         text=True,
-        check=True,
+        env=env,
     )
-    assert "--kubeflow-image" in result.stdout and "--kubeflow-metadata-grpc" in result.stdout
-    refused = subprocess.run(
+
+
+def test_compiling_with_defaults_names_every_setting_a_cluster_needs(tmp_path):
+    """The defaults are local folders and no image: refused in one message that
+    names each setting with an example, and no YAML is written."""
+    output = tmp_path / "x.yaml"
+    refused = _compile_command(tmp_path, "--kubeflow-output", str(output))
+    assert refused.returncode == 2, refused.stderr
+    message = refused.stderr
+    assert "cannot compile for a cluster" in message and "Traceback" not in message
+    for flag, example in (
+        ("--pipeline-root", "gs://BUCKET/pipeline_root"),
+        ("--data-root", "gs://BUCKET/spans"),
+        ("--serving-model-dir", "gs://BUCKET/serving_model"),
+        ("--kubeflow-image", "REGISTRY/cfpb-tfx-pipeline-task:TAG"),
+    ):
+        line = next(line for line in message.splitlines() if line.strip().startswith(flag))
+        assert example in line, line
+    assert not output.exists()
+    # One location fixed: the others are still named.
+    partly = _compile_command(
+        tmp_path, "--kubeflow-output", str(output), "--pipeline-root", "gs://b/root"
+    )
+    named = partly.stderr.split("cannot compile for a cluster:", 1)[1]
+    assert partly.returncode == 2 and "--pipeline-root" not in named
+    assert "--data-root" in named and not output.exists()
+
+
+def test_help_and_default_output(tmp_path):
+    result = _compile_command(tmp_path, "--help")
+    assert result.returncode == 0
+    for flag in ("--kubeflow-image", "--kubeflow-metadata-grpc", "--kubeflow-task-memory-gb"):
+        assert flag in result.stdout
+    assert kubeflow_runner.output_path(small_config(tmp_path)).name == "cfpb-disputes.yaml"
+
+
+def test_every_task_declares_cpu_and_memory(tmp_path):
+    _, path = _compile(tmp_path, "oss", kubeflow_task_cpu=2.0, kubeflow_task_memory_gb=6.5)
+    _, vertex = _compile(tmp_path, "vertex", kubeflow_output=str(tmp_path / "v.yaml"))
+    for compiled, cpu, memory in ((path, 2.0, 6.5), (vertex, 1.0, 4.0)):
+        spec = kfp_backend.load_pipeline_spec(compiled)
+        for executor in kfp_backend.deployment_config(spec).executors.values():
+            if executor.WhichOneof("spec") != "container":
+                continue  # (vertex's importer)
+            resources = executor.container.resources
+            assert (resources.cpu_request, resources.memory_request) == (cpu, memory)
+            assert resources.memory_limit == memory
+
+
+def test_without_a_metadata_setting_tasks_use_the_service_kfp_names(tmp_path):
+    """Unset, the YAML names no address: each task reads the pod's
+    METADATA_GRPC_SERVICE_HOST/_PORT (KFP's metadata-grpc-configmap)."""
+    _, path = _compile(tmp_path, "oss", kubeflow_metadata_grpc=None)
+    spec = kfp_backend.load_pipeline_spec(path)
+    for name in spec.root.dag.tasks:
+        assert "--metadata-grpc" not in _container_args(spec, name)
+    assert (
+        node_launcher.kfp_metadata_address(
+            {
+                "METADATA_GRPC_SERVICE_HOST": "metadata-grpc-service.kubeflow",
+                "METADATA_GRPC_SERVICE_PORT": "8080",
+            }
+        )
+        == "metadata-grpc-service.kubeflow:8080"
+    )
+    assert node_launcher.kfp_metadata_address({}) is None
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CFPB_", "METADATA_GRPC"))}
+    nowhere = subprocess.run(
         [
             sys.executable,
-            "runners/kubeflow_runner.py",
-            "--pipeline-root",
-            "minio://mlpipeline/x",
-            "--kubeflow-output",
-            str(tmp_path / "x.yaml"),
+            "-m",
+            "runners.node_launcher",
+            "--pipeline-ir",
+            "x",
+            "--node-id",
+            "Trainer",
+            "--run-id",
+            "r",
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
+        env=env,
     )
-    assert refused.returncode == 2 and "no minio:// scheme" in refused.stderr
-    assert not (tmp_path / "x.yaml").exists()
-    assert kubeflow_runner.output_path(small_config(tmp_path)).name == "cfpb-disputes.yaml"
+    assert nowhere.returncode == 2 and "METADATA_GRPC_SERVICE_HOST" in nowhere.stderr
 
 
 def test_node_launcher_help_and_bad_run_id(tmp_path):
