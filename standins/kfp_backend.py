@@ -47,14 +47,17 @@ the kubeflow/pipelines source named beside it (backend/src/v2/, read at
   succeeded, independent tasks at the same time; after a failure no new task
   starts.
 
-Differences that do not change what a task sees: containers are processes of
-this venv (the image) in the project folder (the image's working directory);
-the executor output file is under the task's folder instead of
-/tmp/kfp_outputs; the cache index is the executions' cache_fingerprint in ML
-Metadata instead of the API server's task table.
+Each task runs in a pod of its own (standins/kfp_pod.py): the task image's
+interpreter (standins/task_image.py), an empty disk, only a pod's environment,
+its memory limit enforced. Differences that do not change what a task sees:
+the cache index is the executions' cache_fingerprint in ML Metadata instead of
+the API server's task table; output artifact URIs are under a local
+`--pipeline-root` (the compiled oss tasks declare none: TFX writes under its
+own pipeline root).
 
     python -m standins.kfp_backend build/cfpb-disputes.yaml --pipeline-root build/kfp/root \\
-        --metadata-grpc 127.0.0.1:8080 --param train_args='{"num_steps": 100}'
+        --metadata-grpc 127.0.0.1:8080 --param train_args='{"num_steps": 100}' \\
+        --object-store-env build/object_store/env.sh
 """
 
 from __future__ import annotations
@@ -63,8 +66,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -72,6 +73,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from pathlib import Path
+
+from standins import kfp_pod
 
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 PIPELINE_CONTEXT_TYPE = "system.Pipeline"
@@ -173,6 +176,7 @@ class TaskResult:
     execution_id: int
     outputs: dict[str, object]  # output key -> ArtifactList
     log: Path | None
+    pod: kfp_pod.PodResult | None = None  # None when KFP's cache answered
 
 
 @dataclasses.dataclass
@@ -453,10 +457,12 @@ class _Run:
         run_id: str,
         run_root: str,
         metadata: _Metadata,
+        cluster: kfp_pod.Cluster,
         echo: Callable[[str], None],
     ):
         self.spec, self.root_values, self.run_id = spec, root_values, run_id
         self.run_root, self.metadata, self.echo = run_root, metadata, echo
+        self.cluster = cluster
         self.deployment = deployment_config(spec)
         self.results: dict[str, TaskResult] = {}
         self.skipped_hooks: list[str] = []
@@ -519,7 +525,7 @@ class _Run:
             runtime.name = name
             runtime.uri = f"{task_root}/{name}"
             runtime.type.CopyFrom(definition.artifact_type)
-        executor_input.outputs.output_file = f"{task_root}/executor_output.json"
+        executor_input.outputs.output_file = kfp_pod.OUTPUT_FILE  # inside the pod
         return executor_input, input_ids
 
     def run_task(self, task_name: str) -> TaskResult:
@@ -557,28 +563,26 @@ class _Run:
         task_dir = Path(self.run_root, task_name)
         task_dir.mkdir(parents=True, exist_ok=True)
         log_path = task_dir / "log.txt"
-        command = _compile_args(container, executor_input)
-        if command[:1] == ["python"]:
-            command[0] = sys.executable  # the venv stands in for the image
+        outputs_dir = task_dir / "kfp_outputs"  # the pod's /tmp/kfp_outputs
         self.echo(f"  > {task_name} ...")
         started = time.monotonic()
-        with open(log_path, "w") as log:
-            returncode = subprocess.run(
-                # The task's own folder, like a container whose working
-                # directory holds no copy of the project.
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=task_dir,
-                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-            ).returncode
-        if returncode != 0:
+        pod = kfp_pod.run(
+            self.cluster,
+            _compile_args(container, executor_input),
+            outputs_dir,
+            log_path,
+            pod_name=f"{self.spec.pipeline_info.name}-{self.run_id[:8]}-{task_name}"[:63],
+            memory_limit_gb=container.resources.memory_limit,
+        )
+        usage = f"peak {pod.peak_memory_gb:.2f} GB, {pod.cpu_seconds:.0f} CPU s"
+        if pod.returncode != 0:
             self.metadata.finish_execution(execution, pb.Execution.FAILED, {})
-            self.echo(f"  ! {task_name} FAILED (exit {returncode}); log {log_path}")
-            return TaskResult(task_name, "FAILED", execution.id, {}, log_path)
+            reason = "OOMKilled" if pod.oom_killed else f"exit {pod.returncode}"
+            self.echo(f"  ! {task_name} FAILED ({reason}, {usage}); log {log_path}")
+            return TaskResult(task_name, "FAILED", execution.id, {}, log_path, pod)
 
         executor_output = pipeline_spec_pb2.ExecutorOutput()
-        output_file = Path(executor_input.outputs.output_file)
+        output_file = outputs_dir / Path(kfp_pod.OUTPUT_FILE).name
         if output_file.exists():
             json_format.Parse(output_file.read_text(), executor_output, ignore_unknown_fields=True)
         recorded: dict[str, list] = {}
@@ -599,22 +603,24 @@ class _Run:
             recorded[name] = [_to_mlmd_artifact(pb, a, type_id) for a in merged.artifacts]
             outputs[name] = merged
         self.metadata.finish_execution(execution, pb.Execution.COMPLETE, recorded)
-        self.echo(f"  = {task_name} finished in {time.monotonic() - started:.1f}s")
-        return TaskResult(task_name, "COMPLETE", execution.id, outputs, log_path)
+        self.echo(f"  = {task_name} finished in {time.monotonic() - started:.1f}s ({usage})")
+        return TaskResult(task_name, "COMPLETE", execution.id, outputs, log_path, pod)
 
 
 def run(
     spec_path: Path,
     pipeline_root: Path,
-    metadata_grpc: str,
+    cluster: kfp_pod.Cluster,
     parameters: dict[str, str] | None = None,
     echo=print,
     max_parallel: int | None = None,
 ) -> RunResult:
-    """Runs the pipeline YAML as KFP would; returns each task's result.
+    """Runs the pipeline YAML as KFP would, each task in a pod of `cluster`
+    (standins/kfp_pod.py); returns each task's result.
 
-    `metadata_grpc` is the ML Metadata gRPC service (HOST:PORT) KFP records in;
-    TFX node tasks compiled for it use the same store.
+    KFP records in the cluster's ML Metadata service (`cluster.metadata_grpc`),
+    which the TFX node tasks use too. `pipeline_root` is a local folder for
+    the task logs and each pod's output file.
     """
     from settings.metadata import grpc_connection
 
@@ -625,9 +631,9 @@ def run(
     run_id = str(uuid.uuid4())
     run_root = f"{pipeline_root.resolve()}/{spec.pipeline_info.name}/{run_id}"
     metadata = _Metadata(
-        grpc_connection(metadata_grpc), spec.pipeline_info.name, run_id, str(pipeline_root)
+        grpc_connection(cluster.metadata_grpc), spec.pipeline_info.name, run_id, str(pipeline_root)
     )
-    state = _Run(spec, root_values, run_id, run_root, metadata, echo)
+    state = _Run(spec, root_values, run_id, run_root, metadata, cluster, echo)
     tasks = spec.root.dag.tasks
     pending = set(order)
     running: dict[futures.Future, str] = {}
@@ -676,10 +682,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="runtime parameter value (repeatable)",
     )
+    parser.add_argument(
+        "--object-store-env",
+        type=Path,
+        metavar="ENV_SH",
+        help="give every pod the local object store (the env.sh scripts/object_store.sh "
+        "writes): its settings, and its CA mounted as KFP mounts an admin's CA bundle",
+    )
+    parser.add_argument(
+        "--pod-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable the cluster gives every task pod, such as a storage "
+        "credential (repeatable); nothing else of this shell's environment reaches a task",
+    )
     args = parser.parse_args(argv)
     parameters = dict(p.split("=", 1) for p in args.param)
+    from standins import task_image
+
+    env, ca_bundle = (
+        kfp_pod.local_store_settings(args.object_store_env) if args.object_store_env else ({}, None)
+    )
+    env.update(p.split("=", 1) for p in args.pod_env)
+    cluster = kfp_pod.Cluster(
+        image_python=task_image.build(),
+        metadata_grpc=args.metadata_grpc,
+        env=env,
+        ca_bundle=ca_bundle,
+    )
     try:
-        result = run(args.spec, args.pipeline_root, args.metadata_grpc, parameters)
+        result = run(args.spec, args.pipeline_root, cluster, parameters)
     except Refused as error:
         print(f"error: KFP would refuse this pipeline: {error}", file=sys.stderr)
         return 1

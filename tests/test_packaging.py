@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from standins import task_image
+
 REPO = Path(__file__).resolve().parents[1]
 # The layers of docs/architecture.md, bottom to top: what setup.py installs.
 PRODUCT_PACKAGES = {
@@ -29,46 +31,15 @@ PRODUCT_PACKAGES = {
 NOT_PRODUCT = {"standins", "bench", "tests", "notebooks", "scripts", "docs"}
 
 
-def _setup_packages() -> set[str]:
-    listed = re.search(r"packages=\[([^\]]*)\]", (REPO / "setup.py").read_text()).group(1)
-    return set(re.findall(r'"(\w+)"', listed))
-
-
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """The wheel `pip install .` builds, from a copy of every tracked file
-    (setuptools writes into the tree it builds)."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    source = tmp / "src"
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, tracked):
-        target = source / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((REPO / name).read_bytes())
-    subprocess.run(
-        # No build isolation: the pinned setuptools of the venv builds it, offline.
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp),
-            str(source),
-        ],
-        check=True,
-    )
-    (built,) = tmp.glob("*.whl")
-    return built
+    """The wheel `pip install .` builds from every tracked file (the one the
+    KFP stand-in's task image installs)."""
+    return task_image.build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def test_setup_installs_exactly_the_product_packages():
-    assert _setup_packages() == PRODUCT_PACKAGES
+    assert set(task_image.product_packages()) == PRODUCT_PACKAGES
 
 
 def test_the_wheel_holds_product_code_and_its_data_only(wheel):

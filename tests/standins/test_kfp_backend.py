@@ -3,8 +3,11 @@ that fails on a cluster fails here: refusals, unrun lifecycle hooks, untyped
 upstream artifacts, ML Metadata records and the task cache.
 
 Small hand-written specs whose containers are one-line Python programs test
-each behaviour; TFX's own v2 entrypoint (the design the project left) is then
-shown to fail under it, where a real cluster fails.
+each behaviour, each task in a pod of its own (standins/kfp_pod.py: the task
+image, an empty disk, a pod's environment, its memory limit). TFX's own v2
+entrypoint (the design the project left) is shown to fail under it, where a
+real cluster fails, in tests/runners/test_kfp_parity.py (it needs the spans
+in a bucket).
 """
 
 import json
@@ -15,11 +18,11 @@ import pytest
 import yaml
 from ml_metadata.metadata_store import metadata_store
 
-from data import prepare
 from runners import kubeflow_runner
 from settings import metadata
-from standins import kfp_backend, mlmd_grpc_server
-from tests.conftest import SPAN_2015, small_config
+from settings.configs import REPO_ROOT
+from standins import kfp_backend, kfp_pod, mlmd_grpc_server, task_image
+from tests.conftest import small_config
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +31,18 @@ def metadata_service(tmp_path_factory):
     path = tmp_path_factory.mktemp("kfp_metadata") / "metadata.sqlite"
     with mlmd_grpc_server.sqlite_standin(str(path)) as server:
         yield server.address
+
+
+@pytest.fixture(scope="module")
+def cluster(metadata_service):
+    """Task pods: the task image, the metadata service, nothing else."""
+    return kfp_pod.Cluster(image_python=task_image.build(), metadata_grpc=metadata_service)
+
+
+def _logs(root: Path, task: str) -> list[str]:
+    """What each pod of `task` printed, one entry per pod that ran (a task's
+    log is all the stand-in keeps of a pod; its disk is gone)."""
+    return [log.read_text() for log in sorted(root.glob(f"*/*/{task}/log.txt"))]
 
 
 def _store(address):
@@ -63,39 +78,38 @@ def _python(script: str, *args: str) -> dict:
 
 
 def test_resolver_executors_are_refused_with_kfps_text_before_anything_runs(
-    tmp_path, metadata_service
+    tmp_path, metadata_service, cluster
 ):
     config = small_config(
-        tmp_path, kubeflow_target="vertex", kubeflow_output=str(tmp_path / "vertex.yaml")
+        tmp_path,
+        kubeflow_target="vertex",
+        kubeflow_output=str(tmp_path / "vertex.yaml"),
+        kubeflow_image="test",
+        **kubeflow_runner.CLUSTER_LOCATIONS,
     )
     path = kubeflow_runner.compile_pipeline(config)
     with pytest.raises(
         kfp_backend.Refused, match=r"non-container and non-importer executor not implemented"
     ):
-        kfp_backend.run(path, tmp_path / "root", metadata_service)
+        kfp_backend.run(path, tmp_path / "root", cluster)
     assert not any(c.name == "vertex" for c in _store(metadata_service).get_contexts())
 
 
-def test_lifecycle_hooks_are_never_run(tmp_path, metadata_service):
-    hook, ran = tmp_path / "hook-ran", tmp_path / "task-ran"
-    touch = "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()"
-    container = _python(touch, str(ran))
-    container["lifecycle"] = {
-        "preCacheCheck": {"command": ["python", "-c", touch], "args": [str(hook)]}
-    }
+def test_lifecycle_hooks_are_never_run(tmp_path, cluster):
+    container = _python("print('task ran')")
+    container["lifecycle"] = {"preCacheCheck": {"command": ["python", "-c", "print('hook ran')"]}}
     path = _write_spec(
         tmp_path / "hooks.yaml", {"task": {}}, {"exec-task": {"container": container}}
     )
-    result = kfp_backend.run(path, tmp_path / "root", metadata_service)
-    assert result.failed is None and ran.exists()
-    assert not hook.exists()
+    result = kfp_backend.run(path, tmp_path / "root", cluster)
+    assert result.failed is None
+    assert _logs(tmp_path / "root", "task") == ["task ran\n"]
     assert result.skipped_hooks == ["task"]
 
 
-def test_upstream_artifacts_arrive_as_the_driver_builds_them(tmp_path, metadata_service):
+def test_upstream_artifacts_arrive_as_the_driver_builds_them(tmp_path, metadata_service, cluster):
     """Read back from ML Metadata: the type schema is empty, the name is the
     MLMD id, properties travel in `metadata`."""
-    seen = tmp_path / "executor_input.json"
     producer = _python(
         "import json, sys; e = json.loads(sys.argv[1]);"
         "out = e['outputs']['artifacts']['examples']['artifacts'][0];"
@@ -104,7 +118,7 @@ def test_upstream_artifacts_arrive_as_the_driver_builds_them(tmp_path, metadata_
         "{'artifacts': {'examples': {'artifacts': [out]}}}))",
         "{{$}}",
     )
-    consumer = _python("import sys; open(sys.argv[2], 'w').write(sys.argv[1])", "{{$}}", str(seen))
+    consumer = _python("import sys; print(sys.argv[1])", "{{$}}")
     tasks = {
         "producer": {},
         "consumer": {
@@ -132,9 +146,10 @@ def test_upstream_artifacts_arrive_as_the_driver_builds_them(tmp_path, metadata_
             }
         },
     )
-    result = kfp_backend.run(path, tmp_path / "root", metadata_service)
+    result = kfp_backend.run(path, tmp_path / "root", cluster)
     assert result.failed is None
-    (artifact,) = json.loads(seen.read_text())["inputs"]["artifacts"]["examples"]["artifacts"]
+    (seen,) = _logs(tmp_path / "root", "consumer")
+    (artifact,) = json.loads(seen)["inputs"]["artifacts"]["examples"]["artifacts"]
     assert artifact["type"] == {"instanceSchema": ""}
     assert artifact["metadata"] == {"span": 2.0, "split_names": '["train"]'}
     store = _store(metadata_service)
@@ -160,10 +175,9 @@ def test_upstream_artifacts_arrive_as_the_driver_builds_them(tmp_path, metadata_
     ],
 )
 def test_kfp_cache_follows_the_caching_options(
-    tmp_path, metadata_service, with_run_id, enable_cache, expected_runs
+    tmp_path, cluster, with_run_id, enable_cache, expected_runs
 ):
-    counter = tmp_path / "runs"
-    args = [str(counter)] + (["{{$.inputs.parameters['run_id']}}"] if with_run_id else [])
+    args = ["{{$.inputs.parameters['run_id']}}"] if with_run_id else []
     task = {"cachingOptions": {"enableCache": enable_cache}}
     inputs = None
     if with_run_id:
@@ -173,37 +187,77 @@ def test_kfp_cache_follows_the_caching_options(
             }
         }
         inputs = {"task": {"parameters": {"run_id": {"parameterType": "STRING"}}}}
-    container = _python("import sys; open(sys.argv[1], 'a').write('ran\\n')", *args)
+    container = _python("print('ran')", *args)
     path = _write_spec(
         tmp_path / f"cache-{with_run_id}-{enable_cache}.yaml",
         {"task": task},
         {"exec-task": {"container": container}},
         inputs=inputs,
     )
-    first = kfp_backend.run(path, tmp_path / "root", metadata_service)
-    second = kfp_backend.run(path, tmp_path / "root", metadata_service)
-    assert len(counter.read_text().splitlines()) == expected_runs
+    first = kfp_backend.run(path, tmp_path / "root", cluster)
+    second = kfp_backend.run(path, tmp_path / "root", cluster)
+    assert _logs(tmp_path / "root", "task") == ["ran\n"] * expected_runs
     assert first.tasks["task"].state == "COMPLETE"
     assert second.tasks["task"].state == ("CACHED" if expected_runs == 1 else "COMPLETE")
 
 
-def test_a_failed_task_stops_its_downstream_tasks(tmp_path, metadata_service):
-    marker = tmp_path / "downstream-ran"
+def test_a_failed_task_stops_its_downstream_tasks(tmp_path, cluster):
     path = _write_spec(
         tmp_path / "fails.yaml",
         {"first": {}, "second": {"dependentTasks": ["first"]}},
         {
             "exec-first": {"container": _python("raise SystemExit(3)")},
-            "exec-second": {
-                "container": _python(
-                    "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", str(marker)
-                )
-            },
+            "exec-second": {"container": _python("print('ran')")},
         },
     )
-    result = kfp_backend.run(path, tmp_path / "root", metadata_service)
+    result = kfp_backend.run(path, tmp_path / "root", cluster)
     assert result.failed == "first" and set(result.tasks) == {"first"}
-    assert not marker.exists()
+    assert _logs(tmp_path / "root", "second") == []
+
+
+def test_a_pod_sees_no_local_path_and_none_of_the_callers_environment(
+    tmp_path, cluster, monkeypatch
+):
+    """What a task of a cluster cannot see: the compiling machine's files
+    (here a file next to the test and the project checkout), its variables;
+    what it writes to a local path is gone with its disk. It runs the
+    installed project, with the variables every KFP pod gets."""
+    local = tmp_path / "spans.csv"
+    local.write_text("a local file\n")
+    monkeypatch.setenv("CFPB_DATA_ROOT", str(tmp_path))
+    script = (
+        "import json, os, sys, runners;"
+        "print(json.dumps({'local': os.path.exists(sys.argv[1]),"
+        " 'checkout': os.listdir(sys.argv[2]), 'cwd': os.listdir('.'),"
+        " 'project': runners.__file__, 'env': sorted(os.environ)}));"
+        "os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True);"
+        "open(sys.argv[1], 'w').write('written in the pod')"
+    )
+    path = _write_spec(
+        tmp_path / "pod.yaml",
+        {"task": {}},
+        {"exec-task": {"container": _python(script, str(local), str(REPO_ROOT))}},
+    )
+    result = kfp_backend.run(path, tmp_path / "root", cluster)
+    assert result.failed is None, result.tasks["task"].log.read_text()
+    (log,) = _logs(tmp_path / "root", "task")
+    seen = json.loads(log)
+    assert seen["local"] is False and seen["checkout"] == [] and seen["cwd"] == []
+    assert seen["project"].startswith(str(cluster.image_python.parents[1]))
+    assert "CFPB_DATA_ROOT" not in seen["env"]
+    assert {"KFP_POD_NAME", "METADATA_GRPC_SERVICE_HOST", "TF_USE_LEGACY_KERAS"} <= set(seen["env"])
+    assert local.read_text() == "a local file\n"
+
+
+def test_a_task_above_its_memory_limit_is_killed(tmp_path, cluster):
+    grow = "b = bytearray(400 * 1000 * 1000); b[::4096] = b'x' * len(b[::4096]); print('done')"
+    container = _python(grow)
+    container["resources"] = {"memoryLimit": 0.2}
+    path = _write_spec(tmp_path / "oom.yaml", {"task": {}}, {"exec-task": {"container": container}})
+    result = kfp_backend.run(path, tmp_path / "root", cluster)
+    assert result.failed == "task"
+    assert result.tasks["task"].pod.oom_killed
+    assert "OOMKilled" in result.tasks["task"].log.read_text()
 
 
 def test_cli_help_and_refusal(tmp_path, metadata_service):
@@ -229,37 +283,3 @@ def test_cli_help_and_refusal(tmp_path, metadata_service):
             check=True,
         ).stdout
     )
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize(
-    "input_pattern, failing_task, error",
-    [
-        # ExampleGen's span driver is TFX's lifecycle hook: KFP never runs it.
-        ("span-{SPAN}/*.csv", "CsvExampleGen", "span-{SPAN}/*.csv does not match any files"),
-        # Past ExampleGen, the driver hands Examples over with an empty type schema.
-        (
-            f"span-{SPAN_2015}/*.csv",
-            "StatisticsGen",
-            "AttributeError: 'NoneType' object has no attribute 'get'",
-        ),
-    ],
-)
-def test_tfx_v2_entrypoint_fails_under_the_standin_where_a_cluster_fails(
-    tmp_path, metadata_service, input_pattern, failing_task, error
-):
-    """TFX's own KFP v2 spec without resolvers (container tasks only)."""
-    config = small_config(
-        tmp_path,
-        kubeflow_target="vertex",
-        compare_with_baseline=False,
-        input_pattern=input_pattern,
-        kubeflow_output=str(tmp_path / "v2.yaml"),
-        max_rows_per_span=500,
-    )
-    prepare.prepare_all(prepare.RAW_DIR, Path(config.data_root), config.max_rows_per_span)
-    path = kubeflow_runner.compile_pipeline(config)
-    result = kfp_backend.run(path, tmp_path / "root", metadata_service)
-    assert result.failed == failing_task
-    assert error in result.tasks[failing_task].log.read_text()
-    assert "CsvExampleGen" in result.skipped_hooks
