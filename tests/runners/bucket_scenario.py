@@ -1,0 +1,281 @@
+"""The parity scenario on bucket roots, for tests/runners/test_kfp_parity.py.
+
+Run inside a network namespace that has only loopback, so that a client that
+looked for a real endpoint or the metadata server fails instead of sending
+traffic off the machine:
+
+    unshare -n sh -c 'ip link set lo up && python -m tests.runners.bucket_scenario ROOT'
+
+It starts the local object store (scripts/object_store.sh) and the ML Metadata
+gRPC stand-in (the cluster's metadata service), then plays SCENARIO with the
+Beam runner and, at the same time, with the compiled Kubeflow YAML on the KFP
+stand-in, whose tasks run in pods that share nothing but the store and the
+metadata service (standins/kfp_pod.py). Every location is a gs:// URI.
+
+What the test reads afterwards, under ROOT: `beam/metadata.sqlite` and
+`cluster-metadata.sqlite` (the two ML Metadata stores), `beam/run<N>.log` and
+`kfp/run<N>.log`, `kfp/tasks.json` (each task's state and peak memory),
+`kfp/report.html`, `kfp/served.json` (the pushed model served from the bucket),
+`kfp/tfx_v2.json` (where TFX's own v2 entrypoint fails
+under the stand-in) and `objects.json` (every object in the bucket).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import SPAN_2015, small_config
+
+BUCKET = "cfpb"
+STORE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "object_store.sh"
+WORSE_MODEL_STEPS = 1
+# (exports present, training steps or None for the config's)
+SCENARIO = ((1, None), (2, None), (2, WORSE_MODEL_STEPS))
+# What the stand-in image is called in the compiled YAML (never pulled here).
+IMAGE = "cfpb-tfx-pipeline-task:stand-in"
+
+
+def bucket_config(root: Path, prefix: str, **overrides):
+    """A small config whose data, pipeline root and serving folder are in the bucket."""
+    return small_config(
+        root,
+        data_root=f"gs://{BUCKET}/{prefix}/spans",
+        pipeline_root=f"gs://{BUCKET}/{prefix}/pipeline_root",
+        serving_model_dir=f"gs://{BUCKET}/{prefix}/serving_model",
+        **overrides,
+    )
+
+
+def run_scenario(root: Path, prefix: str, run_once: Callable, **overrides):
+    """Runs SCENARIO with `run_once(config, run_number, train_steps)`; the
+    exports arrive in a raw folder one by one, as from a download job."""
+    from data import prepare
+
+    raw = root / "raw"
+    raw.mkdir(parents=True)
+    config = bucket_config(root, prefix, raw_data_dir=str(raw), **overrides)
+    exports = prepare.raw_exports(prepare.RAW_DIR)
+    for number, (present, steps) in enumerate(SCENARIO, start=1):
+        for export in exports[:present]:
+            if not (raw / export.name).exists():
+                (raw / export.name).symlink_to(export)
+        run_once(config, number, steps or config.train_steps)
+    return config
+
+
+def beam_once(config, number: int, steps: int) -> None:
+    """One run of the Beam runner as its own process (as a user runs it)."""
+    root = Path(config.metadata_path).parent
+    with open(root / f"run{number}.log", "w") as log:
+        code = subprocess.run(
+            [sys.executable, "-m", "runners.beam_runner", *config.as_flags()]
+            + [f"--train-steps={steps}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ).returncode
+    if code != 0:
+        raise RuntimeError(f"Beam run {number} exited {code}: see {root}/run{number}.log")
+
+
+def kfp_cluster(service_address: str, store: Path, image_python: Path):
+    """The cluster every KFP task pod belongs to: the task image, the metadata
+    service, and the local store's settings and CA."""
+    from standins import kfp_pod
+
+    env, ca_bundle = kfp_pod.local_store_settings(store / "env.sh")
+    return kfp_pod.Cluster(
+        image_python=image_python, metadata_grpc=service_address, env=env, ca_bundle=ca_bundle
+    )
+
+
+def kfp_scenario(root: Path, service, cluster) -> None:
+    from data import prepare, storage
+    from reporting import report
+    from runners import kubeflow_runner
+    from standins import kfp_backend
+
+    compiled: dict[str, Path] = {}
+    tasks = []
+
+    def kfp_once(config, number, steps):
+        if not compiled:  # compiled once, before any data: the span is chosen per run
+            compiled["path"] = kubeflow_runner.compile_pipeline(config)
+        # The cluster's ingestion job lays the exports out as spans in the bucket.
+        prepare.prepare_all(
+            storage.location(config.raw_data_dir),
+            storage.location(config.data_root),
+            config.max_rows_per_span,
+        )
+        with open(root / f"run{number}.log", "w") as log:
+            result = kfp_backend.run(
+                compiled["path"],
+                root / "kfp_root",
+                cluster,
+                {"train_args": json.dumps({"num_steps": steps})},
+                echo=lambda line: print(line, file=log, flush=True),
+            )
+        tasks.append(
+            {
+                name: {
+                    "state": task.state,
+                    "peak_memory_gb": task.pod.peak_memory_gb if task.pod else None,
+                    "log": str(task.log),
+                }
+                for name, task in result.tasks.items()
+            }
+        )
+        (root / "tasks.json").write_text(json.dumps(tasks, indent=1))
+        if result.failed or result.skipped_hooks:
+            raise RuntimeError(
+                f"KFP run {number}: failed at {result.failed}, hooks {result.skipped_hooks}:\n"
+                + (result.tasks[result.failed].log.read_text()[-3000:] if result.failed else "")
+            )
+
+    config = run_scenario(
+        root,
+        "kfp",
+        kfp_once,
+        kubeflow_image=IMAGE,
+        kubeflow_output=str(root / "oss.yaml"),
+    )
+    # The run report reads a cluster's records too (the last run: the worse model).
+    cluster_config = dataclasses.replace(config, metadata_grpc=service.address)
+    page = report.write(cluster_config, root / "reports")
+    (root / "report.html").write_text(page.read_text())
+    serve_from_bucket(root, config)
+    tfx_v2_entrypoint(root, config, cluster)
+
+
+# TFX's own KFP v2 spec (the vertex target: container tasks only, TFX's v2
+# entrypoint) on the KFP spans: the input pattern and the task that must fail.
+TFX_V2_CASES = {
+    # ExampleGen's span driver is TFX's lifecycle hook: KFP never runs it.
+    "span_driver": ("span-{SPAN}/*.csv", "CsvExampleGen"),
+    # Past ExampleGen, the driver hands Examples over with an empty type schema.
+    "untyped_inputs": (f"span-{SPAN_2015}/*.csv", "StatisticsGen"),
+}
+
+
+def tfx_v2_entrypoint(root: Path, kfp_config, cluster) -> None:
+    """Runs each TFX_V2_CASES spec; writes where each failed and its log."""
+    from runners import kubeflow_runner
+    from standins import kfp_backend
+
+    outcome = {}
+    for case, (pattern, _) in TFX_V2_CASES.items():
+        config = dataclasses.replace(
+            kfp_config,
+            pipeline_name=f"tfx-v2-{case}".replace("_", "-"),
+            pipeline_root=f"gs://{BUCKET}/tfx-v2/pipeline_root",
+            kubeflow_target="vertex",
+            compare_with_baseline=False,
+            input_pattern=pattern,
+            kubeflow_output=str(root / f"{case}.yaml"),
+        )
+        result = kfp_backend.run(
+            kubeflow_runner.compile_pipeline(config),
+            root / "kfp_root",
+            cluster,
+            echo=lambda _: None,
+        )
+        outcome[case] = {
+            "failed": result.failed,
+            "log": result.tasks[result.failed].log.read_text()[-5000:] if result.failed else "",
+            "skipped_hooks": result.skipped_hooks,
+        }
+    (root / "tfx_v2.json").write_text(json.dumps(outcome, indent=1))
+
+
+def serve_from_bucket(root: Path, kfp_config) -> None:
+    """What a KFP task pushed, served from the bucket: models.config written
+    from the bucket's versions (base_path in the bucket), the serving stand-in
+    loading them through TF's GCS filesystem, one complaint asked over REST."""
+    import contextlib
+    import io
+
+    from serving import client, model_config
+    from standins import tf_serving
+
+    config_path = root / "models.config"
+    written = model_config.main(
+        [f"--serving-model-dir={kfp_config.serving_model_dir}", f"--output={config_path}"]
+    )
+    server = tf_serving.StandIn(tf_serving.ServedModel.from_config(config_path), "127.0.0.1", 0, 0)
+    answer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(answer):
+            asked = client.main(
+                ["--host", "127.0.0.1", "--rest-port", str(server.rest_port), "--json"]
+                + ["--product", "Mortgage", "--issue", "Loan servicing, payments, escrow account"]
+                + ["--state", "CA", "--zip-code", "94110"]
+                + ["--company-response", "Closed with explanation", "--timely-response", "Yes"]
+            )
+    finally:
+        server.stop()
+    (root / "served.json").write_text(
+        json.dumps(
+            {
+                "model_config_exit": written,
+                "client_exit": asked,
+                "models_config": config_path.read_text(),
+                "answer": answer.getvalue(),
+            }
+        )
+    )
+
+
+def list_bucket() -> list[str]:
+    from google.cloud import storage as gcs
+
+    client = gcs.Client.create_anonymous_client()
+    return sorted(blob.name for blob in client.list_blobs(BUCKET))
+
+
+def main(root: Path) -> int:
+    from standins import kfp_pod, mlmd_grpc_server, task_image
+
+    # Built (or found) before the store's settings point every client at it.
+    image_python = task_image.build()
+    store = root / "store"
+    store_settings = {"CFPB_OBJECT_STORE_DIR": str(store), "CFPB_BUCKET": BUCKET}
+    subprocess.run([str(STORE_SCRIPT), "start"], env={**os.environ, **store_settings}, check=True)
+    try:
+        os.environ.update(kfp_pod.read_env_file(store / "env.sh"))
+        errors: list[BaseException] = []
+
+        def beam_side():
+            try:
+                run_scenario(
+                    root / "beam", "beam", beam_once, report_dir=f"gs://{BUCKET}/beam/reports"
+                )
+            except BaseException as error:  # re-raised below
+                errors.append(error)
+
+        beam = threading.Thread(target=beam_side)
+        beam.start()
+        try:
+            with mlmd_grpc_server.sqlite_standin(str(root / "cluster-metadata.sqlite")) as service:
+                kfp_scenario(
+                    root / "kfp", service, kfp_cluster(service.address, store, image_python)
+                )
+        finally:
+            beam.join()
+        if errors:
+            raise errors[0]
+        (root / "objects.json").write_text(json.dumps(list_bucket()))
+    finally:
+        subprocess.run(
+            [str(STORE_SCRIPT), "stop"], env={**os.environ, **store_settings}, check=False
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
