@@ -565,6 +565,24 @@ def prepare_all(
     return [spans[s] for s in sorted(in_raw)]
 
 
+# The location settings preparation reads and writes.
+PREPARE_LOCATIONS = ("raw_data_dir", "data_root")
+
+
+def prepare_configured(config, check: Sequence[str] = PREPARE_LOCATIONS) -> list[SpanReport]:
+    """prepare_all on the config's raw exports, data root and row cap, after
+    one reachability check of each location setting in `check` (a run passes
+    its output locations too, so that nothing starts when one is unusable).
+    Raises storage.StorageError naming the setting, PreparationError for a
+    bad export."""
+    storage.check_settings(config, check)
+    return prepare_all(
+        storage.location(config.raw_data_dir),
+        storage.location(config.data_root),
+        config.max_rows_per_span,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m data.prepare",
@@ -575,12 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser, argv, names=("raw_data_dir", "data_root", "max_rows_per_span")
     )
     try:
-        reports = prepare_all(
-            storage.location(config.raw_data_dir),
-            storage.location(config.data_root),
-            config.max_rows_per_span,
-        )
-    except PreparationError as e:
+        reports = prepare_configured(config)
+    except (PreparationError, storage.StorageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     for report in reports:

@@ -62,7 +62,8 @@ import sys
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
-from data import prepare
+from data import prepare, storage
+from data.storage import Location
 from feedback import prediction_log
 from models import features
 
@@ -203,9 +204,10 @@ def join(
     return sorted(rows, key=lambda r: (r[prepare.DATE_COLUMN], r[prepare.ID_COLUMN]))
 
 
-def earlier_exports(raw_dir: Path) -> list[tuple[datetime.date, datetime.date, Path]]:
+def earlier_exports(raw_dir: Location) -> list[tuple[datetime.date, datetime.date, Location]]:
     found = []
-    for path in sorted(raw_dir.glob("feedback-*.csv")) if raw_dir.is_dir() else []:
+    children: list[Location] = list(raw_dir.iterdir()) if raw_dir.is_dir() else []
+    for path in sorted(children, key=lambda child: child.name):
         match = EXPORT_PATTERN.match(path.name)
         if match:
             first, last = (datetime.datetime.strptime(d, "%Y%m%d").date() for d in match.groups())
@@ -213,10 +215,10 @@ def earlier_exports(raw_dir: Path) -> list[tuple[datetime.date, datetime.date, P
     return found
 
 
-def joined_ids(exports: Sequence[Path]) -> set[str]:
+def joined_ids(exports: Sequence[Location]) -> set[str]:
     ids: set[str] = set()
     for path in exports:
-        with path.open(newline="") as f:
+        with storage.open_text(path) as f:
             ids.update(row[prepare.ID_COLUMN] for row in csv.DictReader(f))
     return ids
 
@@ -232,10 +234,10 @@ def export_csv(rows: Sequence[dict]) -> str:
 def run(
     prefix: str,
     outcomes_path: Path,
-    raw_dir: Path,
+    raw_dir: Location,
     since: datetime.date | None = None,
     until: datetime.date | None = None,
-) -> tuple[Path | None, JoinCounts, str]:
+) -> tuple[Location | None, JoinCounts, str]:
     """Joins and writes; returns (export written or None, counts, message)."""
 
     counts = JoinCounts()
@@ -310,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         export, counts, message = run(
             config.prediction_log_prefix,
             args.outcomes,
-            Path(config.raw_data_dir),
+            storage.location(config.raw_data_dir),
             args.since,
             args.until,
         )

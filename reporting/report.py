@@ -33,11 +33,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from components import artifact_properties as props
 from components import validation_files
 from data import prepare, storage
+from data.storage import Location
 from models import features
 from pipeline import node_ids
 from reporting import pages, run_history, summary
@@ -323,19 +323,19 @@ def build(config: PipelineConfig, connection_config=None, run_id: str | None = N
 
 def write(
     config: PipelineConfig,
-    output_dir: Path | None = None,
+    output_dir: str | Location | None = None,
     connection_config=None,
     run_id: str | None = None,
-) -> Path:
-    """Writes the run's page (the newest run by default) and the index;
-    returns the page's path."""
-    output_dir = Path(output_dir or Path(config.report_dir) / config.pipeline_name)
-    output_dir.mkdir(parents=True, exist_ok=True)
+) -> Location:
+    """Writes the run's page (the newest run by default) and the index, into a
+    local folder or a bucket; returns the page's location."""
+    folder = storage.location(str(output_dir or f"{config.report_dir}/{config.pipeline_name}"))
+    folder.mkdir(parents=True, exist_ok=True)
     report = build(config, connection_config, run_id)
-    page = output_dir / pages.page_name(report.run.run_id)
+    page = folder / pages.page_name(report.run.run_id)
     page.write_text(pages.render(report), encoding="utf-8")
-    written = {p.name for p in output_dir.glob("*.html")}
-    (output_dir / "index.html").write_text(
+    written = {p.name for p in folder.iterdir() if p.name.endswith(".html")}
+    (folder / "index.html").write_text(
         # Every run, also those newer than the one reported (an earlier run's
         # page must not drop them from the index).
         pages.render_index(config, report.store_history, written),
@@ -352,7 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--output-dir", type=Path, help="default: <report_dir>/<pipeline_name>")
+    parser.add_argument(
+        "--output-dir", help="a folder or bucket URI (default: <report_dir>/<pipeline_name>)"
+    )
     parser.add_argument("--run-id", help="the run to report (default: the newest)")
     config, args = configs.parse_args(parser, argv)
     try:

@@ -37,7 +37,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from settings.configs import REPO_ROOT, PipelineConfig, is_remote
+from settings.configs import OUTPUT_LOCATIONS, REPO_ROOT, PipelineConfig, is_remote
 
 PREPARE_TASK_ID = "prepare_spans"
 INPUT_BASE_KEY = "input_base"  # tfx.types.standard_component_specs.INPUT_BASE_KEY
@@ -143,13 +143,12 @@ def prepare_spans() -> None:
 
     config = PipelineConfig.from_env()
     try:
-        reports = prepare.prepare_all(
-            storage.location(config.raw_data_dir),
-            storage.location(config.data_root),
-            config.max_rows_per_span,
+        reports = prepare.prepare_configured(
+            config, check=prepare.PREPARE_LOCATIONS + OUTPUT_LOCATIONS
         )
-    except prepare.PreparationError as error:
-        raise AirflowFailException(str(error)) from None  # bad data: retrying cannot help
+    except (prepare.PreparationError, storage.StorageError) as error:
+        # Bad data or an unusable bucket: one line, and retrying cannot help.
+        raise AirflowFailException(str(error)) from None
     for report in reports:
         print(report.summary())
 

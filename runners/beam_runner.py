@@ -77,32 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
 
 
-# The location settings a run reads and writes: each checked before anything
-# starts, so an unusable bucket is one line naming it, not minutes of retries.
-RUN_LOCATIONS = ("raw_data_dir", "data_root", "pipeline_root", "serving_model_dir")
-
-
 def _run(config, verbose: bool) -> int:
     """Prepares the data and runs the pipeline; the caller holds the run lock."""
 
     # Data first, before TensorFlow is imported (~20 s): a bad export is
     # reported within seconds.
     from data import prepare, storage
+    from settings.configs import OUTPUT_LOCATIONS
 
     try:
-        for setting in RUN_LOCATIONS:
-            storage.check_reachable(getattr(config, setting), "--" + setting.replace("_", "-"))
-    except storage.StorageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"Preparing spans from {config.raw_data_dir} into {config.data_root}")
-    try:
-        reports = prepare.prepare_all(
-            storage.location(config.raw_data_dir),
-            storage.location(config.data_root),
-            config.max_rows_per_span,
-        )
-    except prepare.PreparationError as e:
+        # Every location first: an unusable bucket is one line naming its
+        # setting, not minutes of TF's retries inside the first component.
+        storage.check_settings(config, prepare.PREPARE_LOCATIONS + OUTPUT_LOCATIONS)
+        print(f"Preparing spans from {config.raw_data_dir} into {config.data_root}")
+        reports = prepare.prepare_configured(config, check=())
+    except (prepare.PreparationError, storage.StorageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     for report in reports:

@@ -8,11 +8,11 @@ would fail in TF Serving fails here first, on a machine without the binary.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from data import storage
+from data.storage import Location
 from models import features, signature_names
 
 SERVE_TAG = "serve"
@@ -22,9 +22,10 @@ class ContractError(ValueError):
     """A SavedModel TF Serving could not load or could not answer for this project."""
 
 
-def read_signature_defs(model_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
-    """SignatureDefs of the `serve` MetaGraph, as TF Serving's loader sees them."""
-    path = Path(model_dir) / "saved_model.pb"
+def read_signature_defs(model_dir: str | Location) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """SignatureDefs of the `serve` MetaGraph, as TF Serving's loader sees them
+    (a local folder or one in the object store)."""
+    path = storage.location(str(model_dir)) / "saved_model.pb"
     if not path.is_file():
         raise ContractError(f"{model_dir}: no saved_model.pb (not a SavedModel version folder)")
     saved_model = saved_model_pb2.SavedModel()
@@ -88,7 +89,7 @@ def _one_string_input(signature: meta_graph_pb2.SignatureDef) -> list[str]:
     return []
 
 
-def model_problems(model_dir: Path) -> list[str]:
+def model_problems(model_dir: str | Location) -> list[str]:
     """Every way this project's pushed model misses what the client and TF Serving need."""
     try:
         defs = read_signature_defs(model_dir)

@@ -24,6 +24,8 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from data import storage
+from data.storage import Location
 from serving import contract, versions
 from settings import configs
 
@@ -37,7 +39,7 @@ class ModelConfigError(ValueError):
     """No servable version, or a label pointing at a version that was not pushed."""
 
 
-def pushed_versions(model_dir: Path) -> list[int]:
+def pushed_versions(model_dir: Location) -> list[int]:
     """Numeric version folders under `<serving dir>/<model name>`, oldest first."""
     if not model_dir.is_dir():
         raise ModelConfigError(
@@ -48,6 +50,15 @@ def pushed_versions(model_dir: Path) -> list[int]:
     if not numbers:
         raise ModelConfigError(f"{model_dir} holds no version folders: nothing was pushed yet")
     return numbers
+
+
+def default_base_path(serving_model_dir: str, model_name: str) -> str:
+    """Where TF Serving finds the versions: in the bucket the Pusher wrote to
+    (its GCS filesystem reads it), or a local serving folder mounted into the
+    container."""
+    if configs.is_remote(serving_model_dir):
+        return f"{serving_model_dir.rstrip('/')}/{model_name}"
+    return f"{CONTAINER_MODELS_ROOT}/{model_name}"
 
 
 def choose_labels(
@@ -82,7 +93,7 @@ def build_config(
 
 
 def write_model_config(
-    model_dir: Path,
+    model_dir: Location,
     model_name: str,
     output: Path,
     base_path: str,
@@ -117,20 +128,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--base-path",
-        help="model base path as the server sees it (default: "
+        help="model base path as the server sees it (default: the serving directory "
+        "itself when it is a bucket, which TF Serving reads directly; else "
         f"{CONTAINER_MODELS_ROOT}/<model name>, the container mount; give the "
         "absolute host path for a tensorflow_model_server run on this machine)",
     )
     parser.add_argument("--stable", type=int, help="version for the 'stable' label")
     parser.add_argument("--canary", type=int, help="version for the 'canary' label")
     config, args = configs.parse_args(parser, argv, names=("serving_model_dir", "model_name"))
-    model_dir = Path(config.serving_model_dir) / config.model_name
-    base_path = args.base_path or f"{CONTAINER_MODELS_ROOT}/{config.model_name}"
+    model_dir = storage.location(config.serving_model_dir) / config.model_name
+    base_path = args.base_path or default_base_path(config.serving_model_dir, config.model_name)
     try:
+        storage.check_reachable(config.serving_model_dir, "--serving-model-dir")
         labels = write_model_config(
             model_dir, config.model_name, args.output, base_path, args.stable, args.canary
         )
-    except (ModelConfigError, contract.ContractError) as error:
+    except (ModelConfigError, contract.ContractError, storage.StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(

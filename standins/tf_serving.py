@@ -89,17 +89,18 @@ class ServingStatus(Exception):
 class ServedModel:
     """The versions and labels of one model, loaded."""
 
-    def __init__(self, name: str, base_path: Path, versions: Sequence[int], labels: dict[str, int]):
+    def __init__(self, name: str, base_path: str, versions: Sequence[int], labels: dict[str, int]):
+        """`base_path` is a local folder or an object-store URI: TF Serving, and
+        this stand-in, load versions through TensorFlow's filesystems."""
         self.name = name
         self.labels = dict(labels)
-        self._loaded = {v: tf.saved_model.load(str(base_path / str(v))) for v in versions}
-        self._signature_defs = {
-            v: contract.read_signature_defs(base_path / str(v)) for v in versions
-        }
+        base = str(base_path).rstrip("/")
+        self._loaded = {v: tf.saved_model.load(f"{base}/{v}") for v in versions}
+        self._signature_defs = {v: contract.read_signature_defs(f"{base}/{v}") for v in versions}
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config_path: Path, base_path: Path | None = None) -> ServedModel:
+    def from_config(cls, config_path: Path, base_path: str | None = None) -> ServedModel:
         """The first model of a `models.config`, its base path optionally remapped."""
         server_config = text_format.Parse(
             Path(config_path).read_text(), model_server_config_pb2.ModelServerConfig()
@@ -123,7 +124,7 @@ class ServedModel:
             )
         return cls(
             model.name,
-            Path(base_path or model.base_path),
+            str(base_path or model.base_path),
             list(model.model_version_policy.specific.versions),
             dict(model.version_labels),
         )
@@ -431,7 +432,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--model-base-path",
-        type=Path,
         help="where the versions are on this machine, if not the config's "
         "base_path (the config names the container path /models/...)",
     )

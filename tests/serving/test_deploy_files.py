@@ -74,7 +74,13 @@ def test_kubernetes_manifest_is_a_valid_deployment_and_service():
     assert _flags(container.args) == _flags(_compose_service()["command"])
     mounts = {m.mount_path for m in container.volume_mounts}
     flags = _flags(container.args)
-    assert model_config.CONTAINER_MODELS_ROOT in mounts
+    # The versions are read from the bucket (models.config's base_path), with
+    # the pod's service account's credentials; nothing is mounted for them.
+    assert model_config.CONTAINER_MODELS_ROOT not in mounts
+    assert deployment.spec.template.spec.service_account_name == "cfpb-tf-serving"
+    assert model_config.default_base_path("gs://b/serving_model", MODEL_NAME) == (
+        f"gs://b/serving_model/{MODEL_NAME}"
+    )
     assert {
         str(Path(flags["model_config_file"]).parent),
         str(Path(flags["batching_parameters_file"]).parent),
