@@ -301,9 +301,9 @@ class KubeflowSettings:
             "required to compile"
         },
     )
-    # Measured with the stand-in's per-task peak memory (docs/kubeflow.md): the
-    # Trainer and Transform peak near 1.4 GB on the test slice; the default
-    # leaves room for the full exports.
+    # Measured with the stand-in's per-task peak memory (docs/kubeflow.md): on
+    # the parity slice every task peaks at 0.8-1.3 GB (importing TensorFlow
+    # alone is 0.8); the default leaves room for the full exports.
     kubeflow_task_cpu: float = dataclasses.field(
         default=1.0,
         metadata={"help": "CPU cores each Kubeflow task requests"},
