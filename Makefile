@@ -9,10 +9,10 @@
 PYTHON := .venv/bin/python
 FAST_TESTS := -m "not e2e and not integration"
 # Two test processes (pytest-xdist), a test module or the server-backed tests
-# per work unit (tests/conftest.py): the long scenarios wait on subprocesses
+# per work unit (tests/work_units.py): the long scenarios wait on subprocesses
 # and servers more than they compute. WORKERS=0 runs everything in one process.
 WORKERS ?= 2
-PARALLEL := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
+PARALLEL := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS))
 
 .PHONY: setup run test test-fast lint lint-only format lock lock-task
 setup:

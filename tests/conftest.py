@@ -56,21 +56,9 @@ def pytest_configure(config):
         del os.environ[name]
 
 
-# The servers' data folder is one fixed place (build/test-services), so every
-# test that needs the servers runs in one test process.
-_SERVER_MODULES = ("tests/scripts/test_dev_services.py",)
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Work units for `pytest -n 2 --dist loadgroup` (make test): a test module
-    runs whole in one process, so its module fixtures are made once; the tests
-    that need the MariaDB/PostgreSQL servers share one process. Session
-    fixtures (the shared e2e run) are made once per process that needs them."""
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        uses_servers = "servers" in item.fixturenames or module in _SERVER_MODULES
-        item.add_marker(pytest.mark.xdist_group("servers" if uses_servers else module))
+# Work units for `pytest -n 2`: a module whole in one process (the hook is
+# picked up from this module's namespace).
+from tests.work_units import pytest_xdist_make_scheduler  # noqa: E402, F401
 
 
 def real_export(name: str = "complaints_2015-01_2015-03.csv.gz") -> tuple:
