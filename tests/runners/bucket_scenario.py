@@ -16,8 +16,7 @@ What the test reads afterwards, under ROOT: `beam/metadata.sqlite` and
 `cluster-metadata.sqlite` (the two ML Metadata stores), `beam/run<N>.log` and
 `kfp/run<N>.log`, `kfp/tasks.json` (each task's state and peak memory),
 `kfp/report.html`, `kfp/served.json` (the pushed model served from the bucket),
-`kfp/tfx_v2.json` (where TFX's own v2 entrypoint fails
-under the stand-in) and `objects.json` (every object in the bucket).
+`histories.json` (both runners' run histories) and `objects.json` (every object in the bucket).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import SPAN_2015, small_config
+from tests.conftest import small_config
 
 BUCKET = "cfpb"
 STORE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "object_store.sh"
@@ -150,47 +149,6 @@ def kfp_scenario(root: Path, service, cluster) -> None:
     page = report.write(cluster_config, root / "reports")
     (root / "report.html").write_text(page.read_text())
     serve_from_bucket(root, config)
-    tfx_v2_entrypoint(root, config, cluster)
-
-
-# TFX's own KFP v2 spec (the vertex target: container tasks only, TFX's v2
-# entrypoint) on the KFP spans: the input pattern and the task that must fail.
-TFX_V2_CASES = {
-    # ExampleGen's span driver is TFX's lifecycle hook: KFP never runs it.
-    "span_driver": ("span-{SPAN}/*.csv", "CsvExampleGen"),
-    # Past ExampleGen, the driver hands Examples over with an empty type schema.
-    "untyped_inputs": (f"span-{SPAN_2015}/*.csv", "StatisticsGen"),
-}
-
-
-def tfx_v2_entrypoint(root: Path, kfp_config, cluster) -> None:
-    """Runs each TFX_V2_CASES spec; writes where each failed and its log."""
-    from runners import kubeflow_runner
-    from standins import kfp_backend
-
-    outcome = {}
-    for case, (pattern, _) in TFX_V2_CASES.items():
-        config = dataclasses.replace(
-            kfp_config,
-            pipeline_name=f"tfx-v2-{case}".replace("_", "-"),
-            pipeline_root=f"gs://{BUCKET}/tfx-v2/pipeline_root",
-            kubeflow_target="vertex",
-            compare_with_baseline=False,
-            input_pattern=pattern,
-            kubeflow_output=str(root / f"{case}.yaml"),
-        )
-        result = kfp_backend.run(
-            kubeflow_runner.compile_pipeline(config),
-            root / "kfp_root",
-            cluster,
-            echo=lambda _: None,
-        )
-        outcome[case] = {
-            "failed": result.failed,
-            "log": result.tasks[result.failed].log.read_text()[-5000:] if result.failed else "",
-            "skipped_hooks": result.skipped_hooks,
-        }
-    (root / "tfx_v2.json").write_text(json.dumps(outcome, indent=1))
 
 
 def serve_from_bucket(root: Path, kfp_config) -> None:
@@ -229,6 +187,25 @@ def serve_from_bucket(root: Path, kfp_config) -> None:
             }
         )
     )
+
+
+def write_histories(root: Path) -> None:
+    """Both runners' run histories, read here: they read the gate's reports
+    in the bucket, which only this namespace reaches (histories.json)."""
+    from tfx.orchestration import metadata
+
+    from reporting import run_history
+
+    histories = {}
+    for side, path in (
+        ("beam", root / "beam" / "metadata.sqlite"),
+        ("kfp", root / "cluster-metadata.sqlite"),
+    ):
+        rows = run_history.history(
+            metadata.sqlite_metadata_connection_config(str(path)), "cfpb-disputes"
+        )
+        histories[side] = [dataclasses.asdict(row) for row in rows]
+    (root / "histories.json").write_text(json.dumps(histories, default=str))
 
 
 def list_bucket() -> list[str]:
@@ -270,6 +247,7 @@ def main(root: Path) -> int:
         if errors:
             raise errors[0]
         (root / "objects.json").write_text(json.dumps(list_bucket()))
+        write_histories(root)
     finally:
         subprocess.run(
             [str(STORE_SCRIPT), "stop"], env={**os.environ, **store_settings}, check=False

@@ -228,7 +228,7 @@ def test_a_pod_sees_no_local_path_and_none_of_the_callers_environment(
     script = (
         "import json, os, sys, runners;"
         "print(json.dumps({'local': os.path.exists(sys.argv[1]),"
-        " 'checkout': os.listdir(sys.argv[2]), 'cwd': os.listdir('.'),"
+        " 'checkout': os.path.isdir(sys.argv[2]) and os.listdir(sys.argv[2]), 'cwd': os.listdir('.'),"
         " 'project': runners.__file__, 'env': sorted(os.environ)}));"
         "os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True);"
         "open(sys.argv[1], 'w').write('written in the pod')"
@@ -242,7 +242,7 @@ def test_a_pod_sees_no_local_path_and_none_of_the_callers_environment(
     assert result.failed is None, result.tasks["task"].log.read_text()
     (log,) = _logs(tmp_path / "root", "task")
     seen = json.loads(log)
-    assert seen["local"] is False and seen["checkout"] == [] and seen["cwd"] == []
+    assert seen["local"] is False and not seen["checkout"] and seen["cwd"] == []
     assert seen["project"].startswith(str(cluster.image_python.parents[1]))
     assert "CFPB_DATA_ROOT" not in seen["env"]
     assert {"KFP_POD_NAME", "METADATA_GRPC_SERVICE_HOST", "TF_USE_LEGACY_KERAS"} <= set(seen["env"])
