@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from settings.configs import is_remote
+from settings.configs import flag, is_remote
 
 
 class RemotePath:
@@ -171,7 +171,7 @@ def check_settings(config, names: Sequence[str]) -> None:
     """`check_reachable` for each location setting in `names` of `config`,
     each named by its flag; raises StorageError at the first that fails."""
     for name in names:
-        check_reachable(getattr(config, name), "--" + name.replace("_", "-"))
+        check_reachable(getattr(config, name), flag(name))
 
 
 def _fileio():

@@ -92,12 +92,13 @@ def deployment_problems(config) -> list[str]:
     location (each task is a pod with its own disk, and the IR fixes these
     paths at compile time), a store TFX cannot use, no image."""
     from data import storage
+    from settings import configs
     from settings.configs import is_remote
 
     problems = []
     for name, example in CLUSTER_LOCATIONS.items():
         value = getattr(config, name)
-        flag = "--" + name.replace("_", "-")
+        flag = configs.flag(name)
         if not is_remote(value):
             problems.append(
                 f"{flag} {value} is a local path: each task runs in its own pod, so use a "

@@ -49,6 +49,11 @@ def is_remote(path: str) -> bool:
 OUTPUT_LOCATIONS = ("pipeline_root", "serving_model_dir")
 
 
+def flag(name: str) -> str:
+    """The command-line flag of setting `name` (data_root -> --data-root)."""
+    return "--" + name.replace("_", "-")
+
+
 def _build(*parts: str) -> str:
     return str(REPO_ROOT.joinpath("build", *parts))
 
@@ -433,12 +438,12 @@ class PipelineConfig(
             f"{title} (each also read from the environment as CFPB_<NAME>)"
         )
         for field in fields:
-            flag = "--" + field.name.replace("_", "-")
+            option = flag(field.name)
             default = _default(field)
             help_text = f"{field.metadata['help']} (default: {default})"
             if _base_type(field) is bool:
                 group.add_argument(
-                    flag,
+                    option,
                     dest=field.name,
                     default=None,
                     action=argparse.BooleanOptionalAction,
@@ -446,7 +451,11 @@ class PipelineConfig(
                 )
             else:
                 group.add_argument(
-                    flag, dest=field.name, default=None, metavar=field.name.upper(), help=help_text
+                    option,
+                    dest=field.name,
+                    default=None,
+                    metavar=field.name.upper(),
+                    help=help_text,
                 )
 
     @classmethod

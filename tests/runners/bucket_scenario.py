@@ -195,6 +195,7 @@ def write_histories(root: Path) -> None:
     from tfx.orchestration import metadata
 
     from reporting import run_history
+    from settings.configs import PipelineConfig
 
     histories = {}
     for side, path in (
@@ -202,7 +203,7 @@ def write_histories(root: Path) -> None:
         ("kfp", root / "cluster-metadata.sqlite"),
     ):
         rows = run_history.history(
-            metadata.sqlite_metadata_connection_config(str(path)), "cfpb-disputes"
+            metadata.sqlite_metadata_connection_config(str(path)), PipelineConfig().pipeline_name
         )
         histories[side] = [dataclasses.asdict(row) for row in rows]
     (root / "histories.json").write_text(json.dumps(histories, default=str))
