@@ -39,8 +39,32 @@ def _encoded_input(feature, indices: tf.Tensor) -> tf.Tensor:
     )(indices)
 
 
+def _keep_autograph_out_of_keras() -> None:
+    """Lets AutoGraph leave Keras 2's own code alone, as TF did before 2.16.
+
+    TF's AutoGraph converts every Python function a traced function calls
+    except those of listed libraries; the list names `keras`
+    (tensorflow/python/autograph/core/config.py, DoNotConvert('keras')), but
+    Keras 2 now ships as `tf_keras`, which it misses. So each `fit` traced
+    all of Keras' training code through AutoGraph: 20 of a 22 s training
+    step here (tests/models/test_model.py, measured), in every Trainer run.
+    The rule below is the same one TF keeps for `keras`; the functions Keras
+    traces are converted as before (AutoGraph converts the traced function
+    itself whatever the list says), so the graphs compute the same thing.
+    TF exposes no public setting for this list; if its module moves, the
+    Trainer is only slower."""
+    try:
+        from tensorflow.python.autograph.core import config
+    except ImportError:  # pragma: no cover - a TF that moved its private module
+        return
+    rule = config.DoNotConvert("tf_keras")
+    if not any(str(r) == str(rule) for r in config.CONVERSION_RULES):
+        config.CONVERSION_RULES = (rule, *config.CONVERSION_RULES)
+
+
 def build_keras_model(learning_rate: float) -> tf.keras.Model:
     """Builds the compiled model; its inputs are Transform's `_xf` outputs."""
+    _keep_autograph_out_of_keras()
     inputs = {
         features.transformed_name(f.name): tf.keras.Input(
             shape=(), dtype=tf.int64, name=features.transformed_name(f.name)

@@ -49,3 +49,13 @@ def test_large_vocabularies_are_embedded_and_small_ones_one_hot():
     for feature in features.CATEGORICAL_FEATURES:
         kind = "embedding" if feature.embedding_dim else "one_hot"
         assert f"{feature.name}_{kind}" in layer_names
+
+
+def test_keras_own_code_is_left_to_keras_by_autograph():
+    # tf_keras is Keras 2 under a new name that TF's AutoGraph list misses;
+    # converting it made each traced fit ~10x slower (models/model.py).
+    from tensorflow.python.autograph.impl import conversion
+    from tf_keras.src.engine import training
+
+    model.build_keras_model(PipelineConfig().learning_rate)
+    assert conversion.is_allowlisted(training.Model.train_step)
