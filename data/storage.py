@@ -144,19 +144,29 @@ def check_reachable(uri: str, setting: str, timeout: float = 10.0) -> None:
     rest = uri.partition("://")[2]
     bucket = rest.split("/", 1)[0]
     import google.auth
+    import google.auth.exceptions
     from google.api_core import exceptions
     from google.cloud import storage as gcs
 
     try:
         credentials, project = google.auth.default()
-        client = gcs.Client(credentials=credentials, project=project)
     except google.auth.exceptions.DefaultCredentialsError:
-        client = gcs.Client.create_anonymous_client()  # as Beam does without credentials
+        raise StorageError(
+            f"{setting} {uri}: no Google credentials found: set GOOGLE_APPLICATION_CREDENTIALS "
+            "to a key file, or run with workload identity (docs/object-store.md)"
+        ) from None
+    client = gcs.Client(credentials=credentials, project=project)
     try:
         found = client.bucket(bucket).exists(timeout=timeout, retry=None)
-    except exceptions.Forbidden as e:
+    except (exceptions.Forbidden, exceptions.Unauthorized) as e:
         raise StorageError(
             f"{setting} {uri}: the store refused the credentials ({e.message})"
+        ) from None
+    except google.auth.exceptions.RefreshError as e:
+        reason = e.args[0] if e.args else type(e).__name__
+        raise StorageError(
+            f"{setting} {uri}: the credentials were refused when renewing them ({reason}); "
+            "renew the key or login (docs/object-store.md)"
         ) from None
     except Exception as e:  # connection refused, DNS, TLS, timeout: one line, no traceback
         raise StorageError(

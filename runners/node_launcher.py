@@ -116,13 +116,16 @@ def launch(
     parameters: dict[str, str] | None = None,
 ):
     """Launches `node_id` of `pipeline_ir` in run `run_id` (TFX decides whether
-    its cache answers); raises when the node fails."""
+    its cache answers); raises when the node fails, and StorageError before
+    it starts when the pipeline root's store cannot be used."""
     from tfx.dsl.compiler import constants
     from tfx.orchestration import metadata
     from tfx.orchestration.local import runner_utils
     from tfx.orchestration.portable import launcher, runtime_parameter_utils
 
     from components import curated_schema
+    from data import storage
+    from settings.configs import flag
 
     if not run_id or _UNRESOLVED_PLACEHOLDER in run_id:
         raise ValueError(
@@ -135,6 +138,11 @@ def launch(
     deployment = runner_utils.extract_local_deployment_config(pipeline_ir)
     node = _node(pipeline_ir, node_id)
     curated_schema.check_unchanged(node)
+    # A pod without credentials, or a store that is down, is one line here
+    # within seconds, not a traceback after TF's retries in the executor.
+    storage.check_reachable(
+        pipeline_ir.runtime_spec.pipeline_root.field_value.string_value, flag("pipeline_root")
+    )
     launcher.Launcher(
         pipeline_node=node,
         mlmd_connection=metadata.Metadata(connection_config),
@@ -166,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="a pipeline runtime parameter (repeatable)",
     )
+    from data import storage
     from settings import configs, metadata
 
     # The store: --metadata-grpc or CFPB_METADATA_GRPC when the YAML names one,
@@ -192,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except storage.StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"node {args.node_id} of run {args.run_id} finished")
     return 0
 

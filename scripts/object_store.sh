@@ -49,6 +49,29 @@ emulator_binary() {
 print(next(pathlib.Path(w.__file__).parent.glob("vendor/fake-gcs-server/bin/fake-gcs-server-linux-*")))'
 }
 
+# An authorized_user credentials file (what `gcloud auth application-default
+# login` writes): TF and google-auth exchange its refresh token at Google's
+# token endpoints, which the front answers for this token only.
+write_credentials() {
+  [[ -s $dir/credentials.json ]] && return 0
+  local secret
+  secret=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+  (umask 077 && printf '{"type": "authorized_user", "client_id": "local-object-store", "client_secret": "local", "refresh_token": "%s"}\n' \
+    "$secret" >"$dir/credentials.json")
+}
+
+# curl through the front with the CA and a token, as the clients go.
+store_curl() {
+  local proxy=http://127.0.0.1:$(port front) ca=$dir/mitmproxy/mitmproxy-ca-cert.pem token
+  token=$(curl -sf --noproxy '' -x "$proxy" --cacert "$ca" \
+    --data-urlencode grant_type=refresh_token --data-urlencode client_id=local-object-store \
+    --data-urlencode client_secret=local \
+    --data-urlencode "refresh_token=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["refresh_token"])' "$dir/credentials.json")" \
+    https://oauth2.googleapis.com/token |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') || return 1
+  curl -sf --noproxy '' -x "$proxy" --cacert "$ca" -H "Authorization: Bearer $token" "$@"
+}
+
 write_env() {
   local proxy=http://127.0.0.1:$(port front)
   local ca=$dir/mitmproxy/mitmproxy-ca-cert.pem
@@ -60,20 +83,20 @@ export HTTPS_PROXY=$proxy https_proxy=$proxy
 export NO_PROXY=localhost,127.0.0.1,::1 no_proxy=localhost,127.0.0.1,::1
 # The front's certificates are signed by a CA made for this folder alone:
 export CURL_CA_BUNDLE=$ca REQUESTS_CA_BUNDLE=$ca
-# Credentials: TF takes this token as is (no metadata-server lookup); the
-# emulator accepts any. google-auth skips its GCE check, and both find the
-# metadata server on a closed loopback port if anything still asks.
-export GOOGLE_AUTH_TOKEN_FOR_TESTING=local-object-store NO_GCE_CHECK=true
-export GCE_METADATA_HOST=127.0.0.1:9 GCE_METADATA_IP=127.0.0.1:9
+# Credentials as a developer's machine has them: an authorized_user file that
+# TF and google-auth exchange for tokens at the front. google-auth skips its
+# GCE check, and both find the metadata server on a closed loopback port if
+# anything still asks.
+export GOOGLE_APPLICATION_CREDENTIALS=$dir/credentials.json GOOGLE_CLOUD_PROJECT=local
+export NO_GCE_CHECK=true GCE_METADATA_HOST=127.0.0.1:9 GCE_METADATA_IP=127.0.0.1:9
 export CFPB_BUCKET=$bucket
 EOF
 }
 
 wait_ready() {
-  local proxy=http://127.0.0.1:$(port front) ca=$dir/mitmproxy/mitmproxy-ca-cert.pem
+  local ca=$dir/mitmproxy/mitmproxy-ca-cert.pem
   for _ in $(seq 300); do
-    if [[ -s $ca ]] && curl -sf --noproxy '' -x "$proxy" --cacert "$ca" \
-      https://www.googleapis.com/storage/v1/b >/dev/null 2>&1; then
+    if [[ -s $ca ]] && store_curl https://www.googleapis.com/storage/v1/b >/dev/null 2>&1; then
       return 0
     fi
     sleep 0.2
@@ -82,10 +105,8 @@ wait_ready() {
 }
 
 create_bucket() {
-  local proxy=http://127.0.0.1:$(port front) ca=$dir/mitmproxy/mitmproxy-ca-cert.pem
-  curl -sf --noproxy '' -x "$proxy" --cacert "$ca" \
-    "https://www.googleapis.com/storage/v1/b/$bucket" >/dev/null 2>&1 && return 0
-  curl -sf --noproxy '' -x "$proxy" --cacert "$ca" -X POST -H 'Content-Type: application/json' \
+  store_curl "https://www.googleapis.com/storage/v1/b/$bucket" >/dev/null 2>&1 && return 0
+  store_curl -X POST -H 'Content-Type: application/json' \
     -d "{\"name\": \"$bucket\"}" "https://www.googleapis.com/storage/v1/b?project=local" >/dev/null ||
     die "could not create bucket $bucket"
 }
@@ -97,6 +118,7 @@ start() {
   # in its own subshell, racing the next one for the port files.
   local emulator_port front_port binary
   emulator_port=$(port emulator) front_port=$(port front) binary=$(emulator_binary)
+  write_credentials
   if ! running emulator; then
     setsid "$binary" -host 127.0.0.1 -port "$emulator_port" -scheme http \
       -backend filesystem -filesystem-root "$dir/data" \
@@ -108,7 +130,7 @@ start() {
     # lazy: the upstream is chosen per request, never the real host;
     # validate_inbound_headers off: TF's empty POSTs carry both Content-Length
     # and Transfer-Encoding (the addon drops the latter).
-    CFPB_GCS_EMULATOR_PORT=$emulator_port setsid "$venv/bin/mitmdump" -q \
+    CFPB_GCS_EMULATOR_PORT=$emulator_port CFPB_GCS_CREDENTIALS=$dir/credentials.json setsid "$venv/bin/mitmdump" -q \
       --listen-host 127.0.0.1 -p "$front_port" --set confdir="$dir/mitmproxy" \
       --set connection_strategy=lazy --set validate_inbound_headers=false \
       -s "$repo/standins/gcs_front.py" >"$dir/front.log" 2>&1 </dev/null &

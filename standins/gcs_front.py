@@ -12,6 +12,22 @@ filesystem, google-cloud-storage under Beam) talks to its production endpoint;
 only the proxy and the CA bundle are local. Any other host is refused (403),
 so a forgotten setting fails instead of leaving the machine.
 
+Credentials, as GCS and Google's OAuth 2.0 token endpoint treat them
+(fake-gcs-server accepts any request, which would hide a pod without
+credentials): every storage request needs `Authorization: Bearer <token>`
+with a token this front issued, else 401 with GCS's error body (reason
+`required` for none, `authError` for a wrong one; cloud.google.com/storage/
+docs/json_api/v1/status-codes). Tokens come from the token endpoints the
+clients call for an `authorized_user` credentials file (the kind
+`gcloud auth application-default login` writes): google-auth posts to
+`https://oauth2.googleapis.com/token`, TF's GCS filesystem to
+`https://www.googleapis.com/oauth2/v3/token` (tsl oauth_client.cc). A
+refresh grant with the refresh token of the store's credentials file
+(`CFPB_GCS_CREDENTIALS`, written by scripts/object_store.sh) gets an access
+token; any other gets 400 `invalid_grant` "Token has been expired or
+revoked.", Google's answer for a revoked grant
+(developers.google.com/identity/protocols/oauth2, "Refresh token expiration").
+
 Three differences between fake-gcs-server 1.54 and GCS are bridged here, each
 in the direction of what GCS does, never kinder than GCS:
 
@@ -31,22 +47,118 @@ in the direction of what GCS does, never kinder than GCS:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import urllib.parse
 
 from mitmproxy import http
 
 GCS_HOSTS = frozenset({"storage.googleapis.com", "www.googleapis.com"})
+# (host, path) of the OAuth 2.0 token endpoints: google-auth's, then TF's two.
+TOKEN_ENDPOINTS = frozenset(
+    {
+        ("oauth2.googleapis.com", "/token"),
+        ("www.googleapis.com", "/oauth2/v3/token"),
+        ("www.googleapis.com", "/oauth2/v4/token"),
+    }
+)
 EMULATOR_PORT_VARIABLE = "CFPB_GCS_EMULATOR_PORT"
+CREDENTIALS_VARIABLE = "CFPB_GCS_CREDENTIALS"
+TOKEN_SECONDS = 3599  # what Google's endpoint grants
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
+
+
+def access_token(refresh_token: str) -> str:
+    """The access token a refresh token is exchanged for: derived, so tokens
+    stay valid across a restart of the front, as Google's do for an hour."""
+    return "ya29.local." + hashlib.sha256(refresh_token.encode()).hexdigest()[:40]
+
+
+def _store_refresh_token() -> str:
+    with open(os.environ[CREDENTIALS_VARIABLE]) as f:
+        return json.load(f)["refresh_token"]
+
+
+def _json(status: int, body: dict) -> http.Response:
+    return http.Response.make(
+        status, json.dumps(body).encode(), {"Content-Type": "application/json; charset=UTF-8"}
+    )
+
+
+def _token_response(flow: http.HTTPFlow) -> http.Response:
+    form = dict(urllib.parse.parse_qsl((flow.request.content or b"").decode()))
+    if form.get("grant_type") != "refresh_token":
+        return _json(
+            400,
+            {
+                "error": "unsupported_grant_type",
+                "error_description": "the local store issues tokens for its "
+                "authorized_user credentials file only",
+            },
+        )
+    if form.get("refresh_token") != _store_refresh_token():
+        return _json(
+            400,
+            {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+        )
+    return _json(
+        200,
+        {
+            "access_token": access_token(form["refresh_token"]),
+            "expires_in": TOKEN_SECONDS,
+            "token_type": "Bearer",
+            "scope": "https://www.googleapis.com/auth/cloud-platform",
+        },
+    )
+
+
+def _unauthorized(flow: http.HTTPFlow) -> http.Response | None:
+    """GCS's 401 for a request without a token this front issued, or None."""
+    given = flow.request.headers.get("authorization", "")
+    if given == f"Bearer {access_token(_store_refresh_token())}":
+        return None
+    if given:
+        message, reason = "Invalid Credentials", "authError"
+    else:
+        message = (
+            "Anonymous caller does not have storage.objects.get access to the Google Cloud "
+            "Storage object. Permission 'storage.objects.get' denied on resource (or it may "
+            "not exist)."
+        )
+        reason = "required"
+    if flow.request.pretty_host == "storage.googleapis.com":  # the XML API answers in XML
+        code = "AuthenticationRequired" if reason == "required" else "InvalidCredentials"
+        return http.Response.make(
+            401,
+            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error>".encode(),
+            {"Content-Type": "application/xml; charset=UTF-8"},
+        )
+    error = {
+        "message": message,
+        "domain": "global",
+        "reason": reason,
+        "locationType": "header",
+        "location": "Authorization",
+    }
+    return _json(401, {"error": {"code": 401, "message": message, "errors": [error]}})
 
 
 def request(flow: http.HTTPFlow) -> None:
     host = flow.request.pretty_host
+    if (host, flow.request.path.split("?", 1)[0]) in TOKEN_ENDPOINTS:
+        flow.response = _token_response(flow)
+        return
     if host not in GCS_HOSTS:
         flow.response = http.Response.make(
             403, f"refused by the local object store front: {host} is not GCS".encode()
         )
+        return
+    refused = _unauthorized(flow)
+    if refused:
+        flow.response = refused
         return
     if flow.request.headers.get("transfer-encoding", "").lower() == "identity":
         del flow.request.headers["transfer-encoding"]

@@ -701,15 +701,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parameters = dict(p.split("=", 1) for p in args.param)
     from standins import task_image
 
-    env, ca_bundle = (
-        kfp_pod.local_store_settings(args.object_store_env) if args.object_store_env else ({}, None)
+    settings = (
+        kfp_pod.local_store_settings(args.object_store_env)
+        if args.object_store_env
+        else {"env": {}}
     )
-    env.update(p.split("=", 1) for p in args.pod_env)
+    settings["env"].update(p.split("=", 1) for p in args.pod_env)
     cluster = kfp_pod.Cluster(
-        image_python=task_image.build(),
-        metadata_grpc=args.metadata_grpc,
-        env=env,
-        ca_bundle=ca_bundle,
+        image_python=task_image.build(), metadata_grpc=args.metadata_grpc, **settings
     )
     try:
         result = run(args.spec, args.pipeline_root, cluster, parameters)

@@ -55,6 +55,10 @@ OUTPUT_FILE = f"{OUTPUTS_DIR}/output_metadata.json"
 # EXECUTOR_CABUNDLE_MOUNTPATH; here one on the pod's own disk, so that
 # mounting it creates nothing on the host.
 CA_BUNDLE_PATH = "/tmp/kfp-ca/ca.crt"
+# Where the local store's key is mounted, as a Secret volume would be (on a
+# cluster the mount path is the operator's choice, e.g. /var/secrets/google);
+# on the pod's own disk for the same reason as the CA bundle.
+STORE_KEY_PATH = "/tmp/secrets/google/key.json"
 _CA_BUNDLE_DIRS = ("/etc/ssl/certs", "/etc/pki/tls/certs")
 _BYTES_PER_GB = 1e9  # KFP formats memory as "<n>G" (driver.go getPodResource)
 
@@ -67,6 +71,8 @@ class Cluster:
     metadata_grpc: str  # HOST:PORT of the cluster's ML Metadata service
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     ca_bundle: Path | None = None  # the CA bundle configmap's file, if any
+    # Files mounted read-only into every pod (a Secret volume): pod path -> host file.
+    files: Mapping[str, Path] = dataclasses.field(default_factory=dict)
     # Host folders hidden from every pod, besides /tmp and the temporary folder.
     hidden: Sequence[Path] = (REPO_ROOT,)
 
@@ -90,18 +96,20 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
-def local_store_settings(env_file: Path) -> tuple[dict[str, str], Path]:
-    """(pod env, CA bundle) that point every pod at the local object store
-    (the env.sh of scripts/object_store.sh): its client settings, with its CA
-    mounted the way KFP mounts an admin's CA bundle; TF's GCS client reads
-    CURL_CA_BUNDLE, so it names the mounted file too. On a cluster: workload
-    identity or a Secret instead, and no CA of ours."""
+def local_store_settings(env_file: Path) -> dict:
+    """The Cluster settings (env, ca_bundle, files) that point every pod at
+    the local object store (the env.sh of scripts/object_store.sh): its client
+    settings, its CA mounted the way KFP mounts an admin's CA bundle (TF's GCS
+    client reads CURL_CA_BUNDLE, so it names the mounted file too), and its
+    credentials file mounted as a key Secret would be. On a cluster: workload
+    identity or a key Secret, and no CA of ours."""
     env = read_env_file(env_file)
     ca_bundle = Path(env.pop("CURL_CA_BUNDLE"))
     env.pop("REQUESTS_CA_BUNDLE", None)  # the CA-bundle mount sets it
+    key = Path(env.pop("GOOGLE_APPLICATION_CREDENTIALS"))
     env = {name: value for name, value in env.items() if not name.startswith("CFPB_")}
-    env["CURL_CA_BUNDLE"] = CA_BUNDLE_PATH
-    return env, ca_bundle
+    env.update(CURL_CA_BUNDLE=CA_BUNDLE_PATH, GOOGLE_APPLICATION_CREDENTIALS=STORE_KEY_PATH)
+    return {"env": env, "ca_bundle": ca_bundle, "files": {STORE_KEY_PATH: key}}
 
 
 def image_env(dockerfile: Path = REPO_ROOT / "Dockerfile") -> dict[str, str]:
@@ -141,15 +149,18 @@ def pod_env(cluster: Cluster, pod_name: str) -> dict[str, str]:
 
 def _setup_script(cluster: Cluster, outputs: Path, command: Sequence[str], env: dict) -> str:
     """Shell run as root of a fresh mount namespace: hide the host's folders,
-    mount the outputs folder (and the CA bundle), then exec the task."""
+    mount the outputs folder (and the CA bundle and files), then exec the task."""
+    mounted = dict(cluster.files)
+    if cluster.ca_bundle:
+        mounted[CA_BUNDLE_PATH] = cluster.ca_bundle
     lines = [
         "set -e",
         "mount --make-rprivate /",
-        # Folders the pod keeps, opened before their parents are hidden.
+        # What the pod keeps, opened before its parents are hidden.
         f"exec 3<{shlex.quote(str(outputs))}",
     ]
-    if cluster.ca_bundle:
-        lines.append(f"exec 4<{shlex.quote(str(cluster.ca_bundle))}")
+    descriptors = dict(zip(mounted, range(4, 4 + len(mounted)), strict=True))
+    lines += [f"exec {fd}<{shlex.quote(str(mounted[path]))}" for path, fd in descriptors.items()]
     pod_disk = Path("/tmp")  # hides whatever lies under it too
     hidden = [
         p
@@ -164,11 +175,13 @@ def _setup_script(cluster: Cluster, outputs: Path, command: Sequence[str], env: 
         f"mount --bind /proc/self/fd/3 {OUTPUTS_DIR}",
         "exec 3<&-",
     ]
-    if cluster.ca_bundle:
+    for path, fd in descriptors.items():
+        if not path.startswith("/tmp/"):
+            raise ValueError(f"{path}: mount files on the pod's disk (/tmp), not the host's")
         lines += [
-            f"mkdir -p {Path(CA_BUNDLE_PATH).parent} && touch {CA_BUNDLE_PATH}",
-            f"mount --bind -o ro /proc/self/fd/4 {CA_BUNDLE_PATH}",
-            "exec 4<&-",
+            f"mkdir -p {shlex.quote(str(Path(path).parent))} && touch {shlex.quote(path)}",
+            f"mount --bind -o ro /proc/self/fd/{fd} {shlex.quote(path)}",
+            f"exec {fd}<&-",
         ]
     assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(env.items()))
     lines += ["cd /tmp/work", f"exec env -i {assignments} {shlex.join(command)}"]

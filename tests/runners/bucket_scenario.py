@@ -85,12 +85,13 @@ def beam_once(config, number: int, steps: int) -> None:
 
 def kfp_cluster(service_address: str, store: Path, image_python: Path):
     """The cluster every KFP task pod belongs to: the task image, the metadata
-    service, and the local store's settings and CA."""
+    service, and the local store's settings, CA and key."""
     from standins import kfp_pod
 
-    env, ca_bundle = kfp_pod.local_store_settings(store / "env.sh")
     return kfp_pod.Cluster(
-        image_python=image_python, metadata_grpc=service_address, env=env, ca_bundle=ca_bundle
+        image_python=image_python,
+        metadata_grpc=service_address,
+        **kfp_pod.local_store_settings(store / "env.sh"),
     )
 
 
@@ -212,7 +213,7 @@ def write_histories(root: Path) -> None:
 def list_bucket() -> list[str]:
     from google.cloud import storage as gcs
 
-    client = gcs.Client.create_anonymous_client()
+    client = gcs.Client()  # the store's credentials (env.sh)
     return sorted(blob.name for blob in client.list_blobs(BUCKET))
 
 

@@ -11,6 +11,7 @@ import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,8 @@ BUCKET = "cfpb"
 @pytest.fixture(scope="module")
 def refused(tmp_path_factory):
     """{case: (exit code, output)} of the Beam runner against the local store:
-    a bucket that does not exist, then the store stopped. (Whole runs on
+    a bucket that does not exist, a revoked key, no credentials, then the
+    store stopped. (Whole runs on
     bucket roots, for both runners, are in tests/runners/test_kfp_parity.py.)"""
     root = tmp_path_factory.mktemp("object_store")
     config = small_config(
@@ -47,6 +49,12 @@ def refused(tmp_path_factory):
         source {store}/env.sh
         {runner} --serving-model-dir=gs://no-such-bucket/m > {root}/missing.log 2>&1
         echo $? > {root}/missing.rc
+        # A key the store no longer honours (Google's invalid_grant), and none at all.
+        printf '{{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "revoked"}}' > {root}/revoked.json
+        GOOGLE_APPLICATION_CREDENTIALS={root}/revoked.json {runner} > {root}/revoked.log 2>&1
+        echo $? > {root}/revoked.rc
+        (unset GOOGLE_APPLICATION_CREDENTIALS; {runner} > {root}/none.log 2>&1; echo $? > {root}/none.rc)
+        {python} -m tests.scripts.test_object_store {store}/env.sh {root}
         {SCRIPT} stop
         {runner} > {root}/down.log 2>&1; echo $? > {root}/down.rc
     """
@@ -63,7 +71,7 @@ def refused(tmp_path_factory):
     assert "running" in (root / "status.log").read_text()
     return {
         case: (int((root / f"{case}.rc").read_text()), (root / f"{case}.log").read_text())
-        for case in ("missing", "down")
+        for case in ("missing", "revoked", "none", "down", "pod-with-key", "pod-without-key")
     }
 
 
@@ -75,6 +83,35 @@ def test_a_missing_bucket_is_one_line_naming_the_setting(refused):
         in output
     ), output
     assert "Preparing spans" not in output and "Traceback" not in output
+
+
+def test_a_revoked_key_is_one_line_naming_the_setting(refused):
+    code, output = refused["revoked"]
+    assert code == 1, output
+    assert (
+        f"error: --data-root gs://{BUCKET}/spans: the credentials were refused when renewing "
+        "them (invalid_grant: Token has been expired or revoked.)" in output
+    ), output
+    assert "Preparing spans" not in output and "Traceback" not in output
+
+
+def test_no_credentials_is_one_line_naming_the_setting(refused):
+    code, output = refused["none"]
+    assert code == 1, output
+    assert f"error: --data-root gs://{BUCKET}/spans: no Google credentials found" in output
+    assert "Preparing spans" not in output and "Traceback" not in output
+
+
+def test_a_task_pod_without_the_key_stops_at_once_and_with_it_reaches_the_bucket(refused):
+    """KFP pods get the store's key only as the operator mounts it (a Secret):
+    the stand-in pod has nothing of this machine's credentials, and the store
+    refuses anonymous callers as GCS does. The check every task makes before
+    its node runs (runners/node_launcher.py) then names what is missing."""
+    code, output = refused["pod-without-key"]
+    assert code == 1, output
+    assert "--pipeline-root gs://cfpb/pipeline_root: no Google credentials found" in output
+    code, output = refused["pod-with-key"]
+    assert code == 0, output
 
 
 def test_an_unreachable_store_is_one_line_naming_the_setting(refused):
@@ -94,3 +131,32 @@ def test_an_s3_location_is_refused_with_the_reason(tmp_path):
     assert code == 1
     assert "--pipeline-root s3://bucket/root: s3:// through tensorflow-io returns wrong" in output
     assert "docs/object-store.md" in output
+
+
+def _pods(env_file: Path, root: Path) -> None:
+    """Runs the reachability check a task makes in two task pods, one given
+    the store's key as a mounted Secret and one given everything but the key
+    (`<case>.rc` and `<case>.log` under root)."""
+    from standins import kfp_pod, task_image
+
+    settings = kfp_pod.local_store_settings(env_file)
+    without_key = {
+        "env": {k: v for k, v in settings["env"].items() if k != "GOOGLE_APPLICATION_CREDENTIALS"},
+        "ca_bundle": settings["ca_bundle"],
+    }
+    check = (
+        "import sys; from data import storage; "
+        "storage.check_reachable('gs://cfpb/pipeline_root', '--pipeline-root')"
+    )
+    for case, given in (("pod-with-key", settings), ("pod-without-key", without_key)):
+        cluster = kfp_pod.Cluster(
+            image_python=task_image.build(), metadata_grpc="127.0.0.1:1", **given
+        )
+        result = kfp_pod.run(
+            cluster, ["python", "-c", check], root / case, root / f"{case}.log", case
+        )
+        (root / f"{case}.rc").write_text(str(result.returncode))
+
+
+if __name__ == "__main__":
+    _pods(Path(sys.argv[1]), Path(sys.argv[2]))
