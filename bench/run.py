@@ -32,7 +32,7 @@ DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
 MULTI_PROCESSING = "--direct_running_mode=multi_processing --direct_num_workers=2"
 
 
-def _config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
+def run_config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
     return PipelineConfig(
         data_root=str(spans),
         pipeline_root=str(root / "pipeline_root"),
@@ -45,7 +45,7 @@ def _config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
     )
 
 
-def _run_pipeline(config: PipelineConfig, label: str, log_dir: Path) -> dict:
+def run_pipeline(config: PipelineConfig, label: str, log_dir: Path) -> dict:
     """One Beam runner process; its wall time and what ML Metadata recorded."""
     from reporting import summary
 
@@ -103,12 +103,47 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
     return " ".join([f"python -m {module}", *(argv if argv is not None else sys.argv[1:])])
 
 
+def _section_marks(name: str) -> tuple[str, str]:
+    return f"<!-- written by python -m {name} -->", f"<!-- end of python -m {name} -->"
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The marked sections of a page (publish_section), by the module that wrote each."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("<!-- written by python -m "):
+            name = line.removeprefix("<!-- written by python -m ").removesuffix(" -->")
+            start, end = _section_marks(name)
+            if end in text:
+                found[name] = text[text.index(start) : text.index(end) + len(end)]
+    return found
+
+
 def publish(text: str, output: Path, tag: str) -> None:
-    """Writes a benchmark's Markdown to `output` and prints it."""
+    """Writes a benchmark's Markdown to `output` and prints it. Sections other
+    benchmarks wrote into the same page (publish_section) are kept."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    kept = _sections(output.read_text()) if output.exists() else {}
+    output.write_text(
+        "\n\n".join([text.rstrip("\n"), *(kept[name] for name in sorted(kept))]) + "\n"
+    )
     print(text)
     print(f"[{tag}] wrote {output}")
+
+
+def publish_section(text: str, output: Path, name: str) -> None:
+    """Writes `text` as the section of `output` that `python -m name` owns:
+    replaced in place when the page has it, appended otherwise; the rest of
+    the page is left as it is. Prints it."""
+    start, end = _section_marks(name)
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    page = output.read_text() if output.exists() else ""
+    old = _sections(page).get(name)
+    page = page.replace(old, block) if old else page.rstrip("\n") + "\n\n" + block + "\n"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page.lstrip("\n"))
+    print(text)
+    print(f"[{name}] wrote its section of {output}")
 
 
 def _components_table(cold: dict, cached: dict, multi: dict | None) -> list[str]:
@@ -284,15 +319,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The pipeline trains on the latest span; the others are out-of-time test sets.
     trained = reports[-1]
 
-    cold = _run_pipeline(_config(args.work_dir / "in_memory", spans, args), "cold", logs)
+    cold = run_pipeline(run_config(args.work_dir / "in_memory", spans, args), "cold", logs)
     reruns = [
-        _run_pipeline(_config(args.work_dir / "in_memory", spans, args), f"rerun-{i}", logs)
+        run_pipeline(run_config(args.work_dir / "in_memory", spans, args), f"rerun-{i}", logs)
         for i in (1, 2)
     ]
     multi = None
     if not args.skip_multiprocessing:
-        multi = _run_pipeline(
-            _config(
+        multi = run_pipeline(
+            run_config(
                 args.work_dir / "multi_processing",
                 spans,
                 args,
