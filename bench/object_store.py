@@ -21,7 +21,6 @@ the pipeline, and production has neither.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import shutil
@@ -32,10 +31,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.run import (
-    DEFAULT_OUTPUT,
     command_line,
     machine,
     publish_section,
+    run_arguments,
     run_config,
     run_pipeline,
 )
@@ -180,15 +179,9 @@ def render(results: dict, args, argv: Sequence[str] | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.object_store",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = run_arguments(
+        "bench.object_store", __doc__, REPO_ROOT / "build" / "bench-object-store"
     )
-    parser.add_argument("--rows", type=int, help="rows per span (default: all)")
-    parser.add_argument("--train-steps", type=int, default=PipelineConfig().train_steps)
-    parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "build" / "bench-object-store")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     if os.environ.get(INSIDE) != "1":
         return _in_loopback_namespace(sys.argv[1:] if argv is None else list(argv))

@@ -287,16 +287,23 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_arguments(module: str, description: str | None, work_dir: Path) -> argparse.ArgumentParser:
+    """The parser of a benchmark that runs the pipeline: rows, steps, where it
+    works and which page it writes (docs/benchmarks.md by default)."""
     parser = argparse.ArgumentParser(
-        prog="python -m bench.run",
-        description=__doc__,
+        prog=f"python -m {module}",
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rows", type=int, help="rows per span (default: all)")
     parser.add_argument("--train-steps", type=int, default=PipelineConfig().train_steps)
-    parser.add_argument("--work-dir", type=Path, default=REPO_ROOT / "build" / "bench")
+    parser.add_argument("--work-dir", type=Path, default=work_dir)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = run_arguments("bench.run", __doc__, REPO_ROOT / "build" / "bench")
     parser.add_argument(
         "--skip-multiprocessing",
         action="store_true",
