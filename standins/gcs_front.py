@@ -47,6 +47,7 @@ in the direction of what GCS does, never kinder than GCS:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -76,7 +77,10 @@ def access_token(refresh_token: str) -> str:
     return "ya29.local." + hashlib.sha256(refresh_token.encode()).hexdigest()[:40]
 
 
+@functools.cache
 def _store_refresh_token() -> str:
+    # Read once per front: scripts/object_store.sh writes the file before it
+    # starts the front and never rewrites it; every request asks for it.
     with open(os.environ[CREDENTIALS_VARIABLE]) as f:
         return json.load(f)["refresh_token"]
 

@@ -145,7 +145,7 @@ def _pods(env_file: Path, root: Path) -> None:
         "ca_bundle": settings["ca_bundle"],
     }
     check = (
-        "import sys; from data import storage; "
+        "from data import storage; "
         "storage.check_reachable('gs://cfpb/pipeline_root', '--pipeline-root')"
     )
     for case, given in (("pod-with-key", settings), ("pod-without-key", without_key)):
