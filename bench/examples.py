@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models import features
+from settings import beam
 from settings.configs import PipelineConfig
 
 CATEGORICAL = [f.name for f in features.CATEGORICAL_FEATURES]
@@ -87,7 +88,7 @@ def span_examples(config: PipelineConfig, span: int, work_dir: Path) -> Split:
             components=[example_gen],
             pipeline_root=span_config.pipeline_root,
             metadata_connection_config=metadata.connection_config(span_config),
-            beam_pipeline_args=list(config.beam_pipeline_args),
+            beam_pipeline_args=beam.pipeline_args(config),
         )
     )
     store = metadata_store.MetadataStore(metadata.connection_config(span_config))

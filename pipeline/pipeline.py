@@ -41,6 +41,7 @@ from tfx.types import Channel, standard_artifacts
 from components import curated_schema, idempotent_pusher, model_baseline, validation_gate
 from models import model
 from pipeline import evaluation, node_ids
+from settings import beam
 from settings.configs import GraphSettings
 
 SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
@@ -267,7 +268,7 @@ def create_pipeline(
         components=create_components(config, runtime, project_resolvers),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_pipeline_args),
+        beam_pipeline_args=beam.pipeline_args(config),
     )
 
 

@@ -5,6 +5,7 @@
     python runners/beam_runner.py --span 20141113 --train-steps 500
     python runners/beam_runner.py \\
         --beam-pipeline-args='--direct_running_mode=multi_processing --direct_num_workers=2'
+    source build/flink/env.sh && python runners/beam_runner.py   # Beam work on Flink
 
 Prepares the bundled CFPB exports into spans, runs the graph from `pipeline/`
 with caching, prints one line per component and ends with a run summary read
@@ -83,15 +84,18 @@ def _run(config, verbose: bool) -> int:
     # Data first, before TensorFlow is imported (~20 s): a bad export is
     # reported within seconds.
     from data import prepare, storage
+    from settings import beam
     from settings.configs import OUTPUT_LOCATIONS
 
     try:
-        # Every location first: an unusable bucket is one line naming its
-        # setting, not minutes of TF's retries inside the first component.
+        # Every location first, and the Beam engine: an unusable bucket or a
+        # stopped cluster is one line naming its setting, not minutes of
+        # retries inside the first component.
         storage.check_settings(config, prepare.PREPARE_LOCATIONS + OUTPUT_LOCATIONS)
+        beam.check_reachable(beam.pipeline_args(config))
         print(f"Preparing spans from {config.raw_data_dir} into {config.data_root}")
         reports = prepare.prepare_configured(config, check=())
-    except (prepare.PreparationError, storage.StorageError) as e:
+    except (prepare.PreparationError, storage.StorageError, beam.EngineUnreachable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     for report in reports:

@@ -125,6 +125,7 @@ def launch(
 
     from components import curated_schema
     from data import storage
+    from settings import beam
     from settings.configs import flag
 
     if not run_id or _UNRESOLVED_PLACEHOLDER in run_id:
@@ -143,12 +144,16 @@ def launch(
     storage.check_reachable(
         pipeline_ir.runtime_spec.pipeline_root.field_value.string_value, flag("pipeline_root")
     )
+    executor_spec = runner_utils.extract_executor_spec(deployment, node_id)
+    # A Beam component's engine likewise (only Beam components' specs carry
+    # Beam options).
+    beam.check_reachable(getattr(executor_spec, "beam_pipeline_args", ()))
     launcher.Launcher(
         pipeline_node=node,
         mlmd_connection=metadata.Metadata(connection_config),
         pipeline_info=pipeline_ir.pipeline_info,
         pipeline_runtime_spec=pipeline_ir.runtime_spec,
-        executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
+        executor_spec=executor_spec,
         custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
     ).launch()
 
@@ -175,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a pipeline runtime parameter (repeatable)",
     )
     from data import storage
-    from settings import configs, metadata
+    from settings import beam, configs, metadata
 
     # The store: --metadata-grpc or CFPB_METADATA_GRPC when the YAML names one,
     # else the service KFP tells every pod about.
@@ -201,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except storage.StorageError as error:
+    except (storage.StorageError, beam.EngineUnreachable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"node {args.node_id} of run {args.run_id} finished")

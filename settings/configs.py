@@ -39,6 +39,11 @@ CURATED_SCHEMA = REPO_ROOT / "data" / "curated_schema.pbtxt"
 BUNDLED_EXPORTS = REPO_ROOT / "data" / "raw"
 
 
+# Where the components' Beam work can run (settings/beam.py turns each into
+# Beam options). Dataflow and Spark take --beam-pipeline-args (docs/flink.md).
+BEAM_RUNNERS = ("direct", "flink")
+
+
 def is_remote(path: str) -> bool:
     """A URI (gs://, s3://, ...) rather than a local path: the one rule for that."""
     return "://" in path
@@ -167,13 +172,49 @@ class GraphSettings:
     enable_cache: bool = dataclasses.field(
         default=True, metadata={"help": "reuse outputs of components whose inputs did not change"}
     )
-    beam_pipeline_args: list[str] = dataclasses.field(
-        default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    beam_runner: str = dataclasses.field(
+        default="direct",
         metadata={
-            "help": "Beam options for the components' Beam jobs, one string, e.g. "
-            "'--direct_running_mode=multi_processing --direct_num_workers=2'"
+            "help": "where the components' Beam work runs: 'direct' (Beam's DirectRunner, in "
+            "the process running the component) or 'flink' (a Flink cluster through Beam's "
+            "job server: scripts/flink.sh, docs/flink.md)"
         },
     )
+    beam_job_endpoint: str = dataclasses.field(
+        default="127.0.0.1:8099",
+        metadata={
+            "help": "HOST:PORT of Beam's Flink job server (with --beam-runner=flink); "
+            "scripts/flink.sh start writes its address to build/flink/env.sh"
+        },
+    )
+    beam_parallelism: int = dataclasses.field(
+        default=2,
+        metadata={
+            "help": "parallelism of every Beam job on Flink (at most the cluster's task slots)"
+        },
+    )
+    beam_sdk_boot: str = dataclasses.field(
+        default=str(REPO_ROOT / ".flink" / "bin" / "boot"),
+        metadata={
+            "help": "Beam's Python SDK boot program, a path on the TaskManagers' machines: "
+            "they start each Python worker with it (Beam's PROCESS environment) in an "
+            "environment that has the pipeline installed (scripts/flink.sh install builds it)"
+        },
+    )
+    beam_pipeline_args: list[str] = dataclasses.field(
+        default_factory=list,
+        metadata={
+            "help": "more Beam options, one string, after the ones the settings above give "
+            "(a later option wins), e.g. '--direct_running_mode=multi_processing "
+            "--direct_num_workers=2'"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.beam_runner not in BEAM_RUNNERS:
+            raise ValueError(
+                f"setting beam_runner: {self.beam_runner!r} is not one of {', '.join(BEAM_RUNNERS)}"
+            )
 
 
 @dataclasses.dataclass

@@ -75,6 +75,8 @@ def _every_setting_changed() -> PipelineConfig:
             changed[field.name] = ["--a=1 2", "--b"]  # a value with a space survives
         elif kind in (int, float):
             changed[field.name] = kind((value or 0) + 7)
+        elif field.name == "beam_runner":  # one of a few names
+            changed[field.name] = next(r for r in configs.BEAM_RUNNERS if r != value)
         else:
             changed[field.name] = f"/somewhere/{field.name}"
     return PipelineConfig(**changed)
