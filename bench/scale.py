@@ -46,7 +46,11 @@ DEFAULT_OUTPUT = REPO_ROOT / "docs" / "scale.md"
 MODES = {
     "in_memory": "--direct_running_mode=in_memory --direct_num_workers=1",
     "multi_processing": "--direct_running_mode=multi_processing --direct_num_workers=2",
+    # --beam-runner=flink on the cluster that CFPB_BEAM_* name (scripts/flink.sh
+    # start, then source build/flink/env.sh); its processes count in the memory.
+    "flink": "",
 }
+FLINK_DIR = REPO_ROOT / "build" / "flink"
 SAMPLE_SECONDS = 0.5
 
 
@@ -72,10 +76,10 @@ def scaled_export(rows: int, out: Path, seed: int = 0, source: Path = SOURCE_EXP
 class _MemorySampler:
     """Samples the resident memory of a process and its children, with timestamps."""
 
-    def __init__(self, pid: int):
+    def __init__(self, *pids: int):
         import psutil
 
-        self._process = psutil.Process(pid)
+        self._processes = [psutil.Process(pid) for pid in pids]
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -86,7 +90,7 @@ class _MemorySampler:
 
         while not self._stop.is_set():
             try:
-                tree = [self._process] + self._process.children(recursive=True)
+                tree = [p for root in self._processes for p in [root, *root.children(True)]]
                 rss = sum(p.memory_info().rss for p in tree if p.is_running())
                 self.samples.append((time.time(), rss))
             except psutil.Error:
@@ -99,6 +103,28 @@ class _MemorySampler:
 
     def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
         return max((rss for t, rss in self.samples if start <= t <= end), default=0)
+
+
+def _engine(mode: str) -> dict:
+    """The settings that put a run's Beam work on `mode`."""
+    if mode != "flink":
+        return {"beam_pipeline_args": MODES[mode].split()}
+    cluster = PipelineConfig.from_env()
+    if cluster.beam_runner != "flink":
+        raise SystemExit("mode flink: start the cluster and source build/flink/env.sh first")
+    return {
+        "beam_runner": "flink",
+        "beam_job_endpoint": cluster.beam_job_endpoint,
+        "beam_parallelism": cluster.beam_parallelism,
+        "beam_sdk_boot": cluster.beam_sdk_boot,
+    }
+
+
+def _cluster_pids(mode: str) -> list[int]:
+    """The Flink cluster's JVMs (their SDK workers are their children)."""
+    if mode != "flink":
+        return []
+    return [int(pid) for f in FLINK_DIR.glob("*.pid") for pid in f.read_text().split()]
 
 
 def run_once(
@@ -117,7 +143,7 @@ def run_once(
         serving_model_dir=str(root / "serving_model"),
         report_dir=str(root / "reports"),
         train_steps=train_steps,
-        beam_pipeline_args=MODES[mode].split(),
+        **_engine(mode),
     )
     log = root / "run.log"
     root.mkdir(parents=True)
@@ -130,7 +156,7 @@ def run_once(
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
         )
-        sampler = _MemorySampler(process.pid)
+        sampler = _MemorySampler(process.pid, *_cluster_pids(mode))
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -217,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rows", type=int, nargs="+", default=[28_000, 280_000, 1_000_000])
-    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=sorted(MODES))
+    parser.add_argument(
+        "--modes", nargs="+", choices=sorted(MODES), default=["in_memory", "multi_processing"]
+    )
     parser.add_argument("--train-steps", type=int, default=PipelineConfig().train_steps)
     parser.add_argument(
         "--timeout",

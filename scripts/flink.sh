@@ -107,6 +107,15 @@ install() {
   echo "==> Flink tools ready in $tools"
 }
 
+# TaskManagers whose process is alive (Flink's pid file lists every one started).
+live_task_managers() {
+  local pid count=0
+  for pid in $(cat "$dir"/flink-*-taskexecutor.pid 2>/dev/null); do
+    if kill -0 "$pid" 2>/dev/null; then count=$((count + 1)); fi
+  done
+  echo "$count"
+}
+
 running() { [[ -s $dir/$1.pid ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
 write_conf() {
@@ -199,9 +208,12 @@ start() {
   export PATH=$repo/.venv/bin:$PATH RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1
   if ! curl -sf --noproxy '*' "http://127.0.0.1:$(port rest)/config" >/dev/null 2>&1; then
     "$flink_home/bin/jobmanager.sh" start >/dev/null
-    local i
-    for ((i = 0; i < task_managers; i++)); do "$flink_home/bin/taskmanager.sh" start >/dev/null; done
   fi
+  # Up to two live TaskManagers: `start` also replaces one that died.
+  local i
+  for ((i = $(live_task_managers); i < task_managers; i++)); do
+    "$flink_home/bin/taskmanager.sh" start >/dev/null
+  done
   if ! running job-server; then
     # shellcheck disable=SC2086  # java_opts is a list of flags
     setsid java $java_opts -cp "$tools/job-server/*" \
@@ -219,6 +231,7 @@ start() {
 }
 
 status() {
+  [[ -s $dir/rest.port ]] || { echo "flink: not running (never started in $dir)"; return 1; }
   local rest=http://127.0.0.1:$(port rest) count
   count=$(curl -sf --noproxy '*' "$rest/taskmanagers" 2>/dev/null |
     python3 -c 'import json, sys; print(len(json.load(sys.stdin)["taskmanagers"]))' 2>/dev/null) ||

@@ -45,6 +45,10 @@ echo "==> syncing $VENV with requirements.lock"
 
 # The local object store's tools (their own venv: mitmproxy's pins clash with Airflow's).
 scripts/object_store.sh install
+# The Flink cluster's: Flink, Beam's job server and SDK boot program (.flink/;
+# ~420 MB, fetched once with pip, mvn and go; CFPB_SKIP_FLINK=1 skips them on a
+# machine that will never start the cluster).
+if [[ -z ${CFPB_SKIP_FLINK:-} ]]; then scripts/flink.sh install; fi
 
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 # A .pth line starting with `import` runs at every interpreter start-up, before

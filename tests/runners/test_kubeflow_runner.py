@@ -278,3 +278,34 @@ def test_only_runtime_parameters_change_per_run(oss):
     config, path, _ = oss
     again = dataclasses.replace(config, kubeflow_output=str(path.with_name("again.yaml")))
     assert kubeflow_runner.compile_pipeline(again).read_text() == path.read_text()
+
+
+def test_beam_components_tasks_carry_the_flink_options_and_check_the_job_server(tmp_path):
+    """--beam-runner=flink reaches every Beam component's pod through its node's
+    executor spec, and the check node_launcher runs first refuses a job server
+    that does not answer (docs/flink.md)."""
+    import socket
+
+    from tfx.orchestration.local import runner_utils
+
+    from settings import beam
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"127.0.0.1:{probe.getsockname()[1]}"
+    config, path = _compile(tmp_path, "oss", beam_runner="flink", beam_job_endpoint=endpoint)
+    spec = kfp_backend.load_pipeline_spec(path)
+    carried = {}
+    for name, task in spec.root.dag.tasks.items():
+        node_ir = node_launcher.decode_ir(_arg(_container_args(spec, name), "--pipeline-ir"))
+        deployment = runner_utils.extract_local_deployment_config(node_ir)
+        executor = runner_utils.extract_executor_spec(deployment, task.task_info.name)
+        args = list(getattr(executor, "beam_pipeline_args", ()))
+        if args:
+            carried[task.task_info.name] = args
+    beam_nodes = {node_ids.EXAMPLE_GEN, node_ids.STATISTICS_GEN, node_ids.TRANSFORM}
+    assert beam_nodes | {node_ids.EVALUATOR} <= carried.keys()
+    for args in carried.values():
+        assert args == beam.pipeline_args(config)
+        with pytest.raises(beam.EngineUnreachable, match=endpoint):
+            beam.check_reachable(args)

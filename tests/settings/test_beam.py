@@ -90,7 +90,7 @@ def test_a_listening_job_server_and_the_direct_runner_pass_the_check():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        endpoint = "127.0.0.1:%d" % server.getsockname()[1]
+        endpoint = f"127.0.0.1:{server.getsockname()[1]}"
         beam.check_reachable(
             beam.pipeline_args(GraphSettings(beam_runner="flink", beam_job_endpoint=endpoint))
         )
