@@ -31,9 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import small_config
+from tests.runners import loopback
 
 BUCKET = "cfpb"
-STORE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "object_store.sh"
 WORSE_MODEL_STEPS = 1
 # (exports present, training steps or None for the config's)
 SCENARIO = ((1, None), (2, None), (2, WORSE_MODEL_STEPS))
@@ -218,15 +218,13 @@ def list_bucket() -> list[str]:
 
 
 def main(root: Path) -> int:
-    from standins import kfp_pod, mlmd_grpc_server, task_image
+    from standins import mlmd_grpc_server, task_image
 
     # Built (or found) before the store's settings point every client at it.
     image_python = task_image.build()
     store = root / "store"
-    store_settings = {"CFPB_OBJECT_STORE_DIR": str(store), "CFPB_BUCKET": BUCKET}
-    subprocess.run([str(STORE_SCRIPT), "start"], env={**os.environ, **store_settings}, check=True)
-    try:
-        os.environ.update(kfp_pod.read_env_file(store / "env.sh"))
+    with loopback.object_store(store, BUCKET) as store_env:
+        os.environ.update(store_env)
         errors: list[BaseException] = []
 
         def beam_side():
@@ -250,10 +248,6 @@ def main(root: Path) -> int:
             raise errors[0]
         (root / "objects.json").write_text(json.dumps(list_bucket()))
         write_histories(root)
-    finally:
-        subprocess.run(
-            [str(STORE_SCRIPT), "stop"], env={**os.environ, **store_settings}, check=False
-        )
     return 0
 
 

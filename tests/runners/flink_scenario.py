@@ -31,10 +31,10 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import small_config
+from tests.runners import loopback
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "cfpb"
-STORE_SCRIPT = REPO_ROOT / "scripts" / "object_store.sh"
 FLINK_SCRIPT = REPO_ROOT / "scripts" / "flink.sh"
 # Float statistics are sums in a different order on two engines.
 RELATIVE_TOLERANCE = 1e-9
@@ -286,11 +286,9 @@ def list_bucket(prefix: str) -> list[str]:
 def main(root: Path) -> int:
     from standins import kfp_pod
 
-    store_settings = {"CFPB_OBJECT_STORE_DIR": str(root / "store"), "CFPB_BUCKET": BUCKET}
     flink_settings = {"CFPB_FLINK_DIR": str(root / "cluster")}
-    subprocess.run([str(STORE_SCRIPT), "start"], env={**os.environ, **store_settings}, check=True)
-    try:
-        os.environ.update(kfp_pod.read_env_file(root / "store" / "env.sh"))
+    with loopback.object_store(root / "store", BUCKET) as store_env:
+        os.environ.update(store_env)
         try:
             # The TaskManagers (and their SDK workers) get the store's settings.
             subprocess.run(
@@ -313,10 +311,6 @@ def main(root: Path) -> int:
             subprocess.run(
                 [str(FLINK_SCRIPT), "stop"], env={**os.environ, **flink_settings}, check=False
             )
-    finally:
-        subprocess.run(
-            [str(STORE_SCRIPT), "stop"], env={**os.environ, **store_settings}, check=False
-        )
     return 0
 
 

@@ -9,15 +9,12 @@ model evaluated again on Flink.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from settings.configs import REPO_ROOT
-from tests.runners import flink_scenario
+from tests.runners import flink_scenario, loopback
 
 pytestmark = pytest.mark.e2e
 
@@ -25,16 +22,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("flink")
-    python = f"{sys.executable} -m tests.runners.flink_scenario {root}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CFPB_")}
-    done = subprocess.run(
-        ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {python}"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=2400,
-    )
+    done = loopback.play("tests.runners.flink_scenario", root, timeout=2400)
     logs = "".join(
         f"\n--- {log}\n" + log.read_text()[-3000:] for log in sorted(root.glob("*/run.log"))
     )

@@ -15,9 +15,6 @@ in docs/kubeflow.md).
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +26,7 @@ from settings import configs
 from settings.configs import REPO_ROOT
 from standins import task_image
 from tests.conftest import EXECUTING_COMPONENTS, SPAN_2014, SPAN_2015
-from tests.runners import bucket_scenario
+from tests.runners import bucket_scenario, loopback
 
 pytestmark = pytest.mark.e2e
 
@@ -39,16 +36,7 @@ def scenario(tmp_path_factory) -> Path:
     """The scenario's folder, once bucket_scenario.py has played it."""
     root = tmp_path_factory.mktemp("parity")
     task_image.build()  # here: the namespace below reaches no package index
-    python = f"{sys.executable} -m tests.runners.bucket_scenario {root}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CFPB_")}
-    done = subprocess.run(
-        ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {python}"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    done = loopback.play("tests.runners.bucket_scenario", root, timeout=3600)
     logs = "".join(
         f"\n--- {log}\n" + log.read_text()[-2000:] for log in sorted(root.glob("*/run*.log"))
     )
