@@ -82,8 +82,10 @@ install_job_server() {
   command -v mvn >/dev/null || die "the job server is fetched with Maven: apt-get install maven"
   echo "==> fetching Beam $beam_version's Flink job server (Maven Central)"
   rm -rf "$tools/job-server"
-  mvn -q -B -Dstyle.color=never -f "$repo/scripts/flink/pom.xml" -Dbeam.version="$beam_version" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tools/job-server"
+  mkdir -p "$tools"
+  mvn -B -f "$repo/scripts/flink/pom.xml" -Dbeam.version="$beam_version" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tools/job-server" \
+    >"$tools/mvn.log" 2>&1 || { tail -30 "$tools/mvn.log" >&2; die "mvn failed: $tools/mvn.log"; }
   touch "$tools/job-server/.complete"
 }
 
