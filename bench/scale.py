@@ -38,6 +38,7 @@ from typing import Any
 from bench.run import command_line, machine, publish
 from data import prepare
 from pipeline import node_ids
+from settings import beam
 from settings.configs import REPO_ROOT, PipelineConfig
 
 SOURCE_EXPORT = prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz"
@@ -112,12 +113,7 @@ def _engine(mode: str) -> dict:
     cluster = PipelineConfig.from_env()
     if cluster.beam_runner != "flink":
         raise SystemExit("mode flink: start the cluster and source build/flink/env.sh first")
-    return {
-        "beam_runner": "flink",
-        "beam_job_endpoint": cluster.beam_job_endpoint,
-        "beam_parallelism": cluster.beam_parallelism,
-        "beam_sdk_boot": cluster.beam_sdk_boot,
-    }
+    return beam.engine_settings(cluster)
 
 
 def _cluster_pids(mode: str) -> list[int]:

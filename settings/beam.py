@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from settings.configs import GraphSettings, flag
 
 JOB_ENDPOINT_OPTION = "--job_endpoint"
+# The settings that choose where the Beam work runs (scripts/flink.sh writes
+# them to build/flink/env.sh).
+ENGINE_SETTINGS = ("beam_runner", "beam_job_endpoint", "beam_parallelism", "beam_sdk_boot")
 
 # Direct: no options at all. Beam's defaults are the in-memory DirectRunner,
 # one worker; and TFX builds and stages an sdist of itself for remote workers
@@ -53,6 +56,11 @@ def _flink(config: GraphSettings) -> list[str]:
         # option only for Docker environments.
         f"--sdk_container_image=process:{config.beam_sdk_boot}",
     ]
+
+
+def engine_settings(config: GraphSettings) -> dict[str, object]:
+    """`config`'s engine settings, to give another config the same engine."""
+    return {name: getattr(config, name) for name in ENGINE_SETTINGS}
 
 
 def pipeline_args(config: GraphSettings) -> list[str]:

@@ -43,15 +43,12 @@ RELATIVE_TOLERANCE = 1e-9
 def configs(root: Path, cluster_env: dict[str, str]):
     """(Flink config, DirectRunner config) on the same exports and slice; the
     Flink side's engine settings as scripts/flink.sh wrote them."""
+    from settings import beam
     from settings.configs import PipelineConfig
 
-    engine = PipelineConfig.from_env(cluster_env)
     flink = small_config(
         root / "flink",
-        beam_runner=engine.beam_runner,
-        beam_job_endpoint=engine.beam_job_endpoint,
-        beam_parallelism=engine.beam_parallelism,
-        beam_sdk_boot=engine.beam_sdk_boot,
+        **beam.engine_settings(PipelineConfig.from_env(cluster_env)),
         data_root=f"gs://{BUCKET}/flink/spans",
         pipeline_root=f"gs://{BUCKET}/flink/pipeline_root",
         serving_model_dir=f"gs://{BUCKET}/flink/serving_model",
