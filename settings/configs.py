@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import shlex
 import typing
 from collections.abc import Collection, Mapping, Sequence
@@ -42,6 +43,16 @@ BUNDLED_EXPORTS = REPO_ROOT / "data" / "raw"
 # Where the components' Beam work can run (settings/beam.py turns each into
 # Beam options). Dataflow and Spark take --beam-pipeline-args (docs/flink.md).
 BEAM_RUNNERS = ("direct", "flink")
+# The placeholder in an input pattern that TFX's ExampleGen driver replaces
+# with a span number, optionally with a width: {SPAN} or {SPAN:8}
+# (tfx.components.example_gen.utils.SPAN_SPEC and SPAN_FULL_REGEX).
+SPAN_SPEC = "{SPAN}"
+_SPAN_PLACEHOLDER = re.compile(r"\{SPAN(:[^}]*)?\}")
+
+
+def picks_span(input_pattern: str) -> bool:
+    """Whether ExampleGen can pick a span among the files the pattern matches."""
+    return bool(_SPAN_PLACEHOLDER.search(input_pattern))
 
 
 def is_remote(path: str) -> bool:
@@ -82,7 +93,7 @@ class GraphSettings:
         },
     )
     input_pattern: str = dataclasses.field(
-        default="span-{SPAN}/*.csv",
+        default=f"span-{SPAN_SPEC}/*.csv",
         metadata={
             "help": "files CsvExampleGen reads under the data root; {SPAN} makes TFX's "
             "ExampleGen driver pick the span"
@@ -214,6 +225,14 @@ class GraphSettings:
         if self.beam_runner not in BEAM_RUNNERS:
             raise ValueError(
                 f"setting beam_runner: {self.beam_runner!r} is not one of {', '.join(BEAM_RUNNERS)}"
+            )
+        if self.span is not None and not picks_span(self.input_pattern):
+            # ExampleGen would read every file the pattern matches and call it
+            # one span: the asked span would silently not be the one trained on.
+            raise ValueError(
+                f"setting span: {self.span} cannot be picked, input_pattern "
+                f"{self.input_pattern!r} has no {SPAN_SPEC} (leave --span out to read "
+                "what the pattern matches)"
             )
 
 

@@ -43,6 +43,15 @@ def test_bad_values_name_the_setting():
         PipelineConfig.from_env({"CFPB_ENABLE_CACHE": "perhaps"})
 
 
+def test_a_span_is_refused_when_the_pattern_cannot_pick_one():
+    # ExampleGen would read every matching file as one span, not the asked one.
+    with pytest.raises(ValueError, match=r"setting span: 20150319 .* has no \{SPAN\}"):
+        PipelineConfig(input_pattern="*.csv", span=20150319)
+    for pattern in ("span-{SPAN}/*.csv", "{SPAN:8}/*.csv"):
+        assert PipelineConfig(input_pattern=pattern, span=20150319).span == 20150319
+    assert PipelineConfig(input_pattern="*.csv").span is None
+
+
 def test_bad_flag_exits_with_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         configs.parse_args(argparse.ArgumentParser(prog="runner"), ["--min-auc", "high"])
@@ -77,6 +86,8 @@ def _every_setting_changed() -> PipelineConfig:
             changed[field.name] = kind((value or 0) + 7)
         elif field.name == "beam_runner":  # one of a few names
             changed[field.name] = next(r for r in configs.BEAM_RUNNERS if r != value)
+        elif field.name == "input_pattern":  # must keep its span placeholder
+            changed[field.name] = f"/somewhere/{configs.SPAN_SPEC}/*.csv"
         else:
             changed[field.name] = f"/somewhere/{field.name}"
     return PipelineConfig(**changed)
