@@ -15,7 +15,8 @@ A span is named by its data, not by file order: YYYYMMDD is the day of the
 newest complaint in the export, so a newer export is a later span, and adding
 an older one (a backfill) creates an earlier span and changes no existing one.
 A prepared span is never rewritten (ExampleGen fingerprints its files, so the
-pipeline's cache holds), unless its own export is prepared with other settings.
+pipeline's cache holds, and ML Metadata's examples of it stay true to them):
+preparing its export with another row cap is refused.
 A complaint already in a prepared span is left out of a new span and counted
 (the first span to hold a complaint keeps it; on a fresh folder spans are
 prepared oldest first). Rows that cannot be used are counted per reason and
@@ -489,22 +490,38 @@ def span_dirs(spans_dir: Location) -> dict[int, Location]:
     return {int(m.group(1)): d for d in folders if (m := SPAN_DIR_PATTERN.match(d.name))}
 
 
+def read_span_report(directory: Location) -> SpanReport | None:
+    """The preparation report of the span in `directory`, None if it has none
+    (a span is complete once its report is written: it is written last).
+    Raises PreparationError for a report that is not one."""
+    report_path = directory / REPORT_FILE_NAME
+    if not report_path.exists():
+        return None
+    fields = {f.name for f in dataclasses.fields(SpanReport)}
+    try:
+        values = json.loads(report_path.read_text())
+        return SpanReport(**{k: v for k, v in values.items() if k in fields})
+    except (ValueError, TypeError) as error:  # JSONDecodeError is a ValueError
+        raise PreparationError(
+            f"{report_path}: not a readable span report ({error}); it was torn or edited: "
+            f"delete {directory} to prepare its export again"
+        ) from None
+
+
 def prepared_spans(spans_dir: Location) -> dict[int, SpanReport]:
     """The spans already in `spans_dir`, by number, from their reports."""
-    fields = {f.name for f in dataclasses.fields(SpanReport)}
     spans = {}
     for span, directory in span_dirs(spans_dir).items():
-        report_path = directory / REPORT_FILE_NAME
-        if not report_path.exists():
+        if not (directory / REPORT_FILE_NAME).exists():
             continue
         if len(str(span)) != 8:
             raise PreparationError(
                 f"{directory}: a span numbered by file order, from before spans were named "
                 f"by their newest day (YYYYMMDD); delete {spans_dir} once to re-prepare"
             )
-        spans[span] = SpanReport(
-            **{k: v for k, v in json.loads(report_path.read_text()).items() if k in fields}
-        )
+        report = read_span_report(directory)
+        if report is not None:
+            spans[span] = report
     return spans
 
 
@@ -531,13 +548,23 @@ def prepare_all(
     without the complaints that another prepared span holds.
     """
     spans = prepared_spans(spans_dir)
-    by_digest = {(r.source_sha256, r.max_rows): r for r in spans.values()}
+    by_digest = {r.source_sha256: r for r in spans.values()}
     in_raw: set[int] = set()
     new: dict[int, _ParsedExport] = {}
     for source in raw_exports(raw_dir):
         raw = _read_bytes(source)
         digest = hashlib.sha256(raw).hexdigest()
-        known = by_digest.get((digest, max_rows))
+        known = by_digest.get(digest)
+        if known and known.max_rows != max_rows:
+            # Rewriting it would change a span ML Metadata already holds
+            # examples of: runs would train on those, not on the files.
+            raise PreparationError(
+                f"{source} is span {known.span}, prepared with --max-rows-per-span "
+                f"{known.max_rows or 'unset'}; this run asks for {max_rows or 'unset'}. A "
+                f"prepared span is never rewritten: keep the setting, or give this one "
+                f"its own --data-root (and pipeline root and store), or delete {spans_dir} "
+                "to prepare every span again"
+            )
         if known:
             in_raw.add(known.span)
             continue

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -244,11 +243,15 @@ def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str,
         span = example_artifact.custom_properties[props.SPAN].int_value
         # The data root may be a gs:// URI: data/storage.py reads either.
         span_folder = prepare.span_dir(storage.location(config.data_root), span)
-        report_path = span_folder / prepare.REPORT_FILE_NAME
-        source = "(no preparation report)"
-        if report_path.exists():
-            prepared = json.loads(report_path.read_text())
-            source = f"{prepared.get('source', '?')} (sha256 {str(prepared.get('source_sha256', '?'))[:12]}...)"
+        try:
+            prepared = prepare.read_span_report(span_folder)
+            source = (
+                f"{prepared.source} (sha256 {prepared.source_sha256[:12]}...)"
+                if prepared
+                else "(no preparation report)"
+            )
+        except prepare.PreparationError as error:
+            source = f"(unreadable: {error})"
         steps.append(("raw export", source))
         steps.append(("span", f"{span} ({span_folder})"))
         steps.append(("examples", _uri_line(example_artifact)))

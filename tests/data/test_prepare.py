@@ -1,6 +1,5 @@
 import csv
 import hashlib
-import json
 import shutil
 import subprocess
 import sys
@@ -215,10 +214,33 @@ def test_unchanged_spans_are_not_rewritten(tmp_path):
 
     assert span_file.stat().st_mtime_ns == before
     assert reports[0].rows_written == 500
-    # The same export with another sample size is rewritten.
-    prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=400)
-    assert len(_read_span(span_file)) == 400
-    assert json.loads((span_file.parent / prepare.REPORT_FILE_NAME).read_text())["max_rows"] == 400
+
+
+def test_another_row_cap_on_prepared_spans_is_refused(tmp_path):
+    # Rewriting a span would leave ML Metadata's examples of it describing
+    # other rows than its files; the window would train on those.
+    prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=500)
+    before = _digests(tmp_path)
+    with pytest.raises(
+        prepare.PreparationError,
+        match=rf"is span {SPAN_2014}, prepared with --max-rows-per-span 500; this run asks "
+        r"for 400\. A prepared span is never rewritten",
+    ):
+        prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=400)
+    with pytest.raises(prepare.PreparationError, match="asks for unset"):
+        prepare.prepare_all(prepare.RAW_DIR, tmp_path)
+    assert _digests(tmp_path) == before
+
+
+def test_a_torn_span_report_is_named_not_a_json_error(tmp_path):
+    prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=500)
+    report = prepare.span_dir(tmp_path, SPAN_2015) / prepare.REPORT_FILE_NAME
+    report.write_text(report.read_text()[:40])  # a write cut short
+    with pytest.raises(
+        prepare.PreparationError,
+        match=rf"{report}: not a readable span report .* delete {report.parent}",
+    ):
+        prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=500)
 
 
 def _digests(spans_dir):
