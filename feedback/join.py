@@ -248,11 +248,14 @@ def run(
     outcomes = read_outcomes(text, str(outcomes_path), counts)
     earlier = earlier_exports(raw_dir)
     until = until or datetime.datetime.now(datetime.timezone.utc).date()
-    logged = [
-        (values, prediction_log.logged_day(record))
-        for record in prediction_log.read_logs(prefix, since, until)
-        for values in prediction_log.logged_complaints(record)
-    ]
+    try:
+        logged = [
+            (values, prediction_log.logged_day(record))
+            for record in prediction_log.read_logs(prefix, since, until)
+            for values in prediction_log.logged_complaints(record)
+        ]
+    except prediction_log.CorruptLog as error:
+        raise FeedbackError(str(error)) from None
     window = f"{since or 'the first log'} .. {until}"
     if not logged:
         return None, counts, f"no logged requests under {prefix}-*.tfrecord for {window}"

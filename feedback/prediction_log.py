@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -58,6 +59,10 @@ LOG_KINDS = ("classify", "regress", "predict")
 
 class LoggingConfigError(ValueError):
     """A logging config this logger cannot honour."""
+
+
+class CorruptLog(ValueError):
+    """A request log with a damaged record (not merely one being written)."""
 
 
 def read_logging_config(
@@ -171,15 +176,30 @@ def read_logs(
 
     for path in log_files(filename_prefix):
         records = tf.data.TFRecordDataset(path).as_numpy_iterator()
+        count = 0
         while True:
             try:
                 serialized = next(records)
             except StopIteration:
                 break
-            except tf.errors.DataLossError:
-                # A record the logger is writing right now (the files are read
-                # while the proxy runs): the next read gets it whole.
-                break
+            except tf.errors.DataLossError as error:
+                # TF's record reader says "truncated record at N" when the
+                # file ends inside a record: one the logger is writing right
+                # now (the files are read while the proxy runs), or the last
+                # one of a logger that was killed; the next read gets it whole
+                # or never. Anything else ("corrupted record at N": a checksum
+                # that does not match) is damage, and what follows it would be
+                # silently dropped: refuse instead.
+                if "truncated record" in error.message:
+                    break
+                where = re.search(r"corrupted record at \d+", error.message)
+                raise CorruptLog(
+                    f"{path}: record {count + 1} is damaged "
+                    f"({where.group(0) if where else error.message}); the "
+                    f"{count} records before it are readable. Move the file out of "
+                    f"{os.path.dirname(path) or '.'} to read the other logs without it"
+                ) from None
+            count += 1
             record = prediction_log_pb2.PredictionLog.FromString(serialized)
             day = logged_day(record)
             if (since and day < since) or (until and day > until):

@@ -192,3 +192,23 @@ def test_a_record_being_written_is_left_for_the_next_read(tmp_path):
     with open(path, "wb") as cut:  # as a reader finds it mid-write
         cut.write(data[:-5])
     assert len(list(prediction_log.read_logs(str(tmp_path / "p")))) == 2
+
+
+def test_a_damaged_record_is_refused_not_read_as_the_end_of_the_file(tmp_path):
+    logger = prediction_log.RequestLogger(prediction_log.logging_config(str(tmp_path / "p"), 1.0))
+    response = classification_pb2.ClassificationResponse()
+    for _ in range(3):
+        logger.log("classify", classification_pb2.ClassificationRequest(), response)
+    logger.close()
+    (path,) = prediction_log.log_files(str(tmp_path / "p"))
+    data = bytearray(open(path, "rb").read())
+    record_size = len(data) // 3
+    data[record_size + 14] ^= 0xFF  # a byte inside the second record's payload
+    with open(path, "wb") as damaged:
+        damaged.write(data)
+    with pytest.raises(
+        prediction_log.CorruptLog,
+        match=r"p-.*\.tfrecord: record 2 is damaged \(corrupted record at \d+\); the 1 "
+        r"records before it are readable",
+    ):
+        list(prediction_log.read_logs(str(tmp_path / "p")))
