@@ -161,25 +161,40 @@ class RestClient(_ServerClient):
     def metadata(self) -> dict:
         return self._call(urls.metadata_path(*self.model))
 
-    def served_version(self) -> int:
-        # REST predict/classify replies carry no version: ask the same URL's metadata.
+    def _ask(self, verb: str, body: dict) -> tuple[dict, int]:
+        """(the reply, the version that gave it). REST replies carry no
+        version, and asking for it afterwards could name a version loaded in
+        between; so the version behind the latest or the label is read first
+        and the request goes to that version's own URL. If that version was
+        unloaded in between (404), once more with the version serving now."""
+        name, version, _ = self.model
+        if version is not None:
+            return self._call(urls.verb_path(verb, name, version), body), version
+        version = self._serving_version()
+        try:
+            return self._call(urls.verb_path(verb, name, version), body), version
+        except ServingError as error:
+            cause = error.__cause__
+            if not (isinstance(cause, urllib.error.HTTPError) and cause.code == 404):
+                raise
+        version = self._serving_version()
+        return self._call(urls.verb_path(verb, name, version), body), version
+
+    def _serving_version(self) -> int:
         return int(self.metadata()["model_spec"]["version"])
 
     def predict(self, complaints: Sequence[Complaint]) -> Answer:
-        reply = self._call(
-            urls.verb_path("predict", *self.model),
+        reply, version = self._ask(
+            "predict",
             {"signature_name": RAW_SIGNATURE, "instances": [raw_instance(c) for c in complaints]},
         )
-        return Answer([_scalar(p) for p in reply["predictions"]], self.served_version())
+        return Answer([_scalar(p) for p in reply["predictions"]], version)
 
     def classify(self, complaints: Sequence[Complaint]) -> Answer:
-        reply = self._call(
-            urls.verb_path("classify", *self.model),
-            {"signature_name": CLASSIFICATION_SIGNATURE, "examples": list(complaints)},
+        reply, version = self._ask(
+            "classify", {"signature_name": CLASSIFICATION_SIGNATURE, "examples": list(complaints)}
         )
-        return Answer(
-            [dict(map(tuple, r))[POSITIVE_CLASS] for r in reply["result"]], self.served_version()
-        )
+        return Answer([dict(map(tuple, r))[POSITIVE_CLASS] for r in reply["result"]], version)
 
 
 class GrpcClient(_ServerClient):

@@ -400,6 +400,7 @@ class StandIn:
         rest_port: int = 8501,
         grpc_port: int = 8500,
     ):
+        self.model = model  # its labels may be moved, as a reloaded models.config does
         self._http = ThreadingHTTPServer((host, rest_port), _rest_handler(model))
         self.rest_port = self._http.server_address[1]
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))

@@ -142,6 +142,34 @@ def test_labels_and_versions_pick_the_answering_version(served, input_file, caps
         assert len(out.splitlines()) == 1 + len(COMPLAINTS)
 
 
+@pytest.mark.parametrize("api", ["predict", "classify"])
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_the_version_named_is_the_one_that_answered_while_a_label_moves(
+    served, input_file, capsys, monkeypatch, protocol, api
+):
+    model = served[0].model
+    monkeypatch.setitem(model.labels, "stable", STABLE)
+    answered = []
+
+    def answer_then_move_the_label(run):
+        def wrapped(version, *args):
+            answered.append(version)
+            model.labels["stable"] = CANARY  # a rollout lands while the request runs
+            return run(version, *args)
+
+        return wrapped
+
+    monkeypatch.setattr(model, "run", answer_then_move_the_label(model.run))
+    monkeypatch.setattr(model, "run_on_examples", answer_then_move_the_label(model.run_on_examples))
+    code, out, err = _run(
+        served, capsys, "--input", str(input_file), "--protocol", protocol, "--api", api,
+        "--label", "stable", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert answered == [STABLE]
+    assert json.loads(out)["version"] == STABLE
+
+
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_metadata_lists_the_signatures(served, capsys, protocol):
     code, out, err = _run(served, capsys, "--api", "metadata", "--protocol", protocol)
