@@ -22,3 +22,7 @@ PUSHED_VERSION = "pushed_version"
 # This project's Pusher (components/idempotent_pusher.py): 1 when the served
 # version already was this model, so nothing was copied.
 REUSED_VERSION = "reused_existing_version"
+# This project's DataValidation (components/validation_gate.py): the span it
+# passed (SPAN above) and the URI of that span's statistics, the drift
+# baseline of later spans.
+STATISTICS_URI = "statistics_uri"

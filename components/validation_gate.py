@@ -7,9 +7,9 @@ anomalies for every split and fails the run with a message naming the span,
 its files, each feature and its anomaly. Nothing downstream executes, so the
 Pusher never replaces the served model.
 
-It also measures drift: the span's train statistics against the statistics of
-the latest earlier run (the previous span after new data arrives), with the
-schema's drift comparators (L-infinity for categoricals, Jensen-Shannon for
+It also measures drift: the span's train statistics against those of the
+newest validated span before it (the previous month of data, also on a re-run
+or after a backfill), with the schema's drift comparators (L-infinity for categoricals, Jensen-Shannon for
 numerics). Drift is reported, and blocks only with `drift_blocks` (config
 `--drift-blocks`): distributions legitimately move between monthly exports
 and the Evaluator's thresholds already guard the served model, while a schema
@@ -28,6 +28,7 @@ from tfx.types import artifact, standard_artifacts
 
 from components import artifact_properties, validation_files
 from data.listing import shortened
+from settings.configs import SPAN_SPEC
 
 REPORT_FILE = "validation_report.json"
 DRIFT_SPLIT = "train"
@@ -47,48 +48,81 @@ class DataValidationError(RuntimeError):
     """Bad data: the run stopped before Transform."""
 
 
-def passed_gate(store, artifact_id: int) -> bool:
+_PASSED = ("COMPLETE", "CACHED")
+
+
+def passed_gate(store, artifact_id: int, event: str = "INPUT") -> bool:
     """Whether a DataValidationGate execution that completed (or was cached)
-    read this artifact: the one test of "validated" for both strategies below."""
-    from ml_metadata.proto import metadata_store_pb2
+    read this artifact (or, with event="OUTPUT", wrote it): the one test of
+    "validated" for the strategies below."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
 
     from settings import metadata
 
-    passed = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+    passed = [getattr(pb.Execution, state) for state in _PASSED]
     gate_type = f"{__name__}.DataValidationGate"
-    consumer_ids = [
+    execution_ids = [
         e.execution_id
         for e in store.get_events_by_artifact_ids([artifact_id])
-        if e.type == metadata_store_pb2.Event.INPUT
+        if e.type == getattr(pb.Event, event)
     ]
-    for execution in store.get_executions_by_id(consumer_ids):
+    for execution in store.get_executions_by_id(execution_ids):
         execution_type = store.get_execution_types_by_id([execution.type_id])[0]
         if execution_type.name == gate_type and metadata.execution_state(execution) in passed:
             return True
     return False
 
 
-class LatestValidatedStatisticsStrategy(resolver.ResolverStrategy):
-    """The newest statistics that passed this gate in an earlier run, or none.
+class EarlierValidationsStrategy(resolver.ResolverStrategy):
+    """The drift baseline's candidates: one passed validation per validated
+    span, newest span first; the gate compares its span with the newest
+    earlier one among them (`drift_baseline`).
 
-    Not simply the newest statistics: a run stopped by the gate leaves the bad
-    span's statistics behind, and the fixed span would then be compared with
-    them. TFX's LatestArtifactStrategy would also fail the resolver on a first
-    run, when there is nothing to resolve yet.
+    Validations, not statistics: StatisticsGen records span 0, so resolved
+    statistics could not say which span they describe, and on a re-run whose
+    StatisticsGen was cached the newest validated statistics were this run's
+    own (the span was compared with itself). A validation names its span and
+    its statistics. A run stopped by the gate publishes no validation, so a
+    refused span is never a baseline. Per span: the oldest validation of that
+    span's newest statistics, so that re-runs resolve the same artifacts and
+    the gate's cache holds.
     """
 
     def resolve_artifacts(self, store, input_dict):
-        return {
-            key: next(
+        result = {}
+        for key, artifacts in input_dict.items():
+            passed = sorted(
                 (
-                    [a]
-                    for a in sorted(artifacts, key=lambda a: a.id, reverse=True)
-                    if passed_gate(store, a.id)
+                    a
+                    for a in artifacts
+                    # Validations written before they named their statistics are skipped.
+                    if a.has_custom_property(artifact_properties.STATISTICS_URI)
+                    and passed_gate(store, a.id, "OUTPUT")
                 ),
-                [],
+                key=lambda a: a.id,
             )
-            for key, artifacts in input_dict.items()
-        }
+            newest_statistics = {span_of(a): _statistics_uri(a) for a in passed}
+            chosen: dict = {}
+            for validation in passed:
+                span = span_of(validation)
+                if span not in chosen and _statistics_uri(validation) == newest_statistics[span]:
+                    chosen[span] = validation
+            result[key] = [chosen[span] for span in sorted(chosen, reverse=True)]
+        return result
+
+
+def _statistics_uri(validation) -> str:
+    return validation.get_string_custom_property(artifact_properties.STATISTICS_URI)
+
+
+def drift_baseline(span: int, earlier_validations) -> str | None:
+    """The statistics URI the span is compared with: those of the newest
+    validated span before it (the previous month of data, whatever order the
+    runs came in; the same on a re-run), or None for the oldest span."""
+    earlier = [v for v in earlier_validations or [] if span_of(v) < span]
+    if not earlier:
+        return None
+    return _statistics_uri(max(earlier, key=span_of))
 
 
 class ValidatedSpanWindowStrategy(resolver.ResolverStrategy):
@@ -192,7 +226,7 @@ def DataValidationGate(
     schema: InputArtifact[standard_artifacts.Schema],
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     validation: OutputArtifact[DataValidation],
-    baseline_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
+    earlier_validations: InputArtifact[list[DataValidation]] = None,
     data_location: Parameter[str] = "",
     drift_blocks: Parameter[bool] = False,
 ) -> None:
@@ -200,7 +234,10 @@ def DataValidationGate(
     from tfx.utils import io_utils
 
     span = span_of(examples)
-    location = data_location.replace("{SPAN}", str(span))
+    location = data_location.replace(SPAN_SPEC, str(span))
+    # Published only if the gate passes; the next spans' drift baseline.
+    validation.set_int_custom_property(artifact_properties.SPAN, span)
+    validation.set_string_custom_property(artifact_properties.STATISTICS_URI, statistics.uri)
     schema_proto = tfdv.load_schema_text(os.path.join(schema.uri, "schema.pbtxt"))
     found = {
         split: validation_files.read_anomalies(anomalies.uri, split)
@@ -215,11 +252,12 @@ def DataValidationGate(
         "drift_baseline": None,
         "drift_blocks": bool(drift_blocks),
     }
-    if baseline_statistics is not None:
-        report["drift_baseline"] = {"uri": baseline_statistics.uri}
+    baseline_uri = drift_baseline(span, earlier_validations)
+    if baseline_uri is not None:
+        report["drift_baseline"] = {"uri": baseline_uri}
         report["drift"] = measure_drift(
             validation_files.read_statistics(statistics.uri, DRIFT_SPLIT),
-            validation_files.read_statistics(baseline_statistics.uri, DRIFT_SPLIT),
+            validation_files.read_statistics(baseline_uri, DRIFT_SPLIT),
             schema_proto,
         )
     io_utils.write_string_file(

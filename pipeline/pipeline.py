@@ -62,7 +62,7 @@ class RuntimeParameters:
 
 def _example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvExampleGen:
     range_config = None
-    if config.span is not None and "{SPAN}" in config.input_pattern:
+    if config.span is not None:  # the settings refuse a span without {SPAN} in the pattern
         range_config = range_config_pb2.RangeConfig(
             static_range=range_config_pb2.StaticRange(
                 start_span_number=config.span, end_span_number=config.span
@@ -134,31 +134,31 @@ def create_components(
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     ).with_id(node_ids.EXAMPLE_VALIDATOR)
-    # The latest statistics that passed validation in an earlier run (the
-    # previous span, once a new span arrives). StatisticsGen waits for it, so it
-    # never resolves this run's own, also where independent tasks run at once.
+    # The drift baseline's candidates: earlier runs' passed validations, each
+    # naming its span and its statistics; the gate compares with the newest of
+    # another span (the previous span once a new span arrives, and on a re-run
+    # the span compared with the first time). A channel by producer id, not
+    # the gate's output: the resolver runs before the gate, so it never
+    # resolves this run's own, also where independent tasks run at once.
     statistics_resolver = (
         Resolver(
-            strategy_class=validation_gate.LatestValidatedStatisticsStrategy,
-            # StatisticsGen's only: Transform writes ExampleStatistics too.
-            statistics=Channel(
-                type=standard_artifacts.ExampleStatistics,
-                producer_component_id=statistics_gen.id,
-                output_key="statistics",
+            strategy_class=validation_gate.EarlierValidationsStrategy,
+            validations=Channel(
+                type=validation_gate.DataValidation,
+                producer_component_id=node_ids.VALIDATION_GATE,
+                output_key="validation",
             ),
         ).with_id(node_ids.STATISTICS_RESOLVER)
         if config.compare_with_baseline and project_resolvers
         else None
     )
-    if statistics_resolver:
-        statistics_gen.add_upstream_node(statistics_resolver)
     validation = validation_gate.DataValidationGate(
         examples=example_gen.outputs["examples"],
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         anomalies=example_validator.outputs["anomalies"],
-        baseline_statistics=(
-            statistics_resolver.outputs["statistics"] if statistics_resolver else None
+        earlier_validations=(
+            statistics_resolver.outputs["validations"] if statistics_resolver else None
         ),
         data_location=os.path.join(os.fspath(config.data_root), config.input_pattern),
         drift_blocks=config.drift_blocks,

@@ -231,8 +231,8 @@ def _threshold_text(threshold) -> str:
 def drift_text(report: dict) -> str:
     baseline = report.get("drift_baseline")
     if baseline is None:
-        return "not measured: no earlier statistics to compare with"
-    against = f"vs the latest earlier statistics ({baseline['uri']})"
+        return "not measured: no earlier span validated to compare with"
+    against = f"vs the newest earlier span's statistics ({baseline['uri']})"
     if not report["drift"]:
         return f"none beyond the schema's thresholds {against}"
     effect = "blocking" if report["drift_blocks"] else "reported, not blocking"

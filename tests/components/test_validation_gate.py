@@ -126,7 +126,7 @@ def test_a_flood_of_unknown_products_stops_the_run_before_transform(stopped_by_v
 
 def test_drift_is_reported_and_can_block(e2e, real_rows, tmp_path):
     """A new span of real rows of one product only, after the e2e run's 2015
-    statistics: the latest earlier statistics are the baseline, and the
+    statistics: the previous validated span's statistics are the baseline, and the
     product mix moved far beyond its threshold (0.05)."""
     source, _ = e2e
     shutil.copytree(source.data_root, tmp_path / "spans")

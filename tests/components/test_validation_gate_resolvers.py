@@ -93,12 +93,57 @@ def test_the_window_needs_a_span():
         validation_gate.ValidatedSpanWindowStrategy(0)
 
 
-def test_the_drift_baseline_is_the_newest_validated_statistics():
-    history = _History()  # Examples stand in for statistics: the rule is the same
-    history.add(20150319)
-    validated = history.add(20150430)
-    history.add(20150531, gate_state=FAILED)
-    strategy = validation_gate.LatestValidatedStatisticsStrategy()
-    resolved = strategy.resolve_artifacts(history.store, {"statistics": history.artifacts})
-    assert [a.id for a in resolved["statistics"]] == [validated.id]
-    assert strategy.resolve_artifacts(history.store, {"statistics": []}) == {"statistics": []}
+def _validations(store, passed: list[tuple[int, str]], failed=()) -> list:
+    """DataValidation artifacts written by gate executions that passed (or
+    failed), each naming its span and statistics, oldest first."""
+    from components import artifact_properties as props
+
+    validation_type = store.put_artifact_type(
+        metadata_store_pb2.ArtifactType(name=validation_gate.DataValidation.TYPE_NAME)
+    )
+    gate_type = store.put_execution_type(
+        metadata_store_pb2.ExecutionType(name="components.validation_gate.DataValidationGate")
+    )
+    artifacts = []
+    for (span, statistics), state in [(p, COMPLETE) for p in passed] + [
+        (f, FAILED) for f in failed
+    ]:
+        mlmd = metadata_store_pb2.Artifact(type_id=validation_type, uri=f"/validation/{span}")
+        mlmd.custom_properties[props.SPAN].int_value = span
+        mlmd.custom_properties[props.STATISTICS_URI].string_value = statistics
+        [mlmd.id] = store.put_artifacts([mlmd])
+        event = metadata_store_pb2.Event(artifact_id=mlmd.id, type=metadata_store_pb2.Event.OUTPUT)
+        execution = metadata_store_pb2.Execution(type_id=gate_type, last_known_state=state)
+        store.put_execution(execution, [(mlmd, event)], contexts=[])
+        validation = validation_gate.DataValidation()
+        validation.set_mlmd_artifact(mlmd)
+        artifacts.append(validation)
+    return artifacts
+
+
+def test_the_drift_baseline_is_the_previous_validated_span():
+    store = _History().store
+    earlier = _validations(
+        store,
+        passed=[
+            (20150430, "/stats/april"),
+            (20150319, "/stats/march"),  # a backfill, validated after April
+            (20150430, "/stats/april"),  # April re-run, its statistics cached
+            (20150430, "/stats/april-2"),  # April ingested again
+            (20150430, "/stats/april-2"),
+        ],
+        failed=[(20150531, "/stats/may-refused")],
+    )
+    strategy = validation_gate.EarlierValidationsStrategy()
+    resolved = strategy.resolve_artifacts(store, {"validations": earlier})["validations"]
+    # One per span, newest span first: the oldest validation of the span's
+    # newest statistics (what re-runs resolve again); the refused span is not one.
+    assert [a.id for a in resolved] == [earlier[3].id, earlier[1].id]
+    # A new span is compared with the newest span before it; a re-run of April
+    # (its own validation resolved) with March, as the first time, not with
+    # itself; the oldest span with nothing.
+    assert validation_gate.drift_baseline(20150531, resolved) == "/stats/april-2"
+    assert validation_gate.drift_baseline(20150430, resolved) == "/stats/march"
+    assert validation_gate.drift_baseline(20150319, resolved) is None
+    assert validation_gate.drift_baseline(20150319, None) is None
+    assert strategy.resolve_artifacts(store, {"validations": []}) == {"validations": []}

@@ -66,7 +66,7 @@ def test_progress_lines_and_summary(e2e):
     assert "12 components (12 ran, 0 cached)" in summary
     assert "rows        train " in summary and "eval " in summary and "test " in summary
     assert "anomalies   none" in summary
-    assert "drift       not measured: no earlier statistics" in summary
+    assert "drift       not measured: no earlier span validated" in summary
     assert "anomalies   none" in summary
     assert "eval AUC    " in summary and "worst slice" in summary
     assert "blessed     yes: passed the AUC floor (no blessed baseline yet)" in summary
@@ -105,8 +105,10 @@ def test_rerun_without_change_is_served_from_cache(own_store):
     pushed_before = tree_digest(Path(config.serving_model_dir))
 
     # First re-run: the statistics resolver now returns the first run's
-    # statistics, so the gate re-validates (cheap; Transform only waits for it
-    # and stays cached). The model is the one blessed in the first run, so it
+    # validation, so the gate re-validates (cheap; Transform only waits for it
+    # and stays cached). That validation is of this very span: the span is
+    # not compared with its own statistics, drift stays unmeasured as in the
+    # first run. The model is the one blessed in the first run, so it
     # is judged against that run's baseline again and the Evaluator's cache
     # answers (components/model_baseline.py). The Pusher runs: this copy's
     # serving folder is a new push destination (an execution property, part
@@ -117,6 +119,7 @@ def test_rerun_without_change_is_served_from_cache(own_store):
         if component not in ("DataValidationGate", "Pusher"):
             assert f"  = {component} cached in" in output, output
     assert "  = Pusher finished in" in output, output
+    assert "drift       not measured: no earlier span" in output, output
     assert "pushed      nothing new: version " in output
     assert tree_digest(Path(config.serving_model_dir)) == pushed_before
 
