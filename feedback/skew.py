@@ -5,9 +5,12 @@
 
 Reads the requests serving logged (feedback/logging_proxy.py, TF Serving's
 PredictionLog records) in a window of days, computes their statistics with
-TFDV over the model's features, and compares them with the training
-statistics of the pipeline's newest run (StatisticsGen's train split, found in
-ML Metadata) using the curated schema's skew comparators (L-infinity for
+TFDV over the model's features, and compares them with the statistics of
+what the answering model trained on: the version that answered most of the
+logged requests (each log names it), its push, Trainer and Transform found in
+ML Metadata, and the train split of every span of its training window (not
+the newest run's statistics: a refused span's or a later model's say nothing
+about the served one), using the curated schema's skew comparators (L-infinity for
 categorical features, Jensen-Shannon for the ZIP code; data/schema.py). It
 also checks the logged requests against the schema's rules for those features
 (values never seen, missing required values).
@@ -24,6 +27,7 @@ Exit status: 0 checked (skew is reported), 4 skew beyond a threshold with
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import json
@@ -34,12 +38,14 @@ from collections.abc import Sequence
 from components import artifact_properties as props
 from feedback import prediction_log
 from models import features
+from pipeline import node_ids
 from settings.configs import PipelineConfig
 
 SKEW_DIR = "serving_skew"
 RESULT_FILE = "skew.json"
 EXAMPLES_FILE = "serving_examples.tfrecord"
 STATISTICS_FILE = "serving_statistics.pb"
+TRAINING_STATISTICS_FILE = "training_statistics.pb"
 EXIT_SKEW_BLOCKS = 4
 
 
@@ -53,7 +59,9 @@ class SkewResult:
     window: list[str]
     logged_requests: int
     logged_complaints: int
-    training_statistics: dict  # uri, span, MLMD artifact id
+    # The answering model's training window: statistics uri, version, model
+    # artifact id, spans, requests answered per version.
+    training_statistics: dict
     measurements: list[dict]  # feature, comparator, distance, threshold, beyond
     serving_anomalies: dict[str, str]  # feature: what the schema check found
     blocks: bool
@@ -64,11 +72,15 @@ class SkewResult:
 
     def describe(self) -> str:
         """What was compared with what, in one line."""
+        trained = self.training_statistics
+        others = sorted(set(trained.get("answered", {})) - {str(trained.get("version"))})
         return (
             f"{self.logged_complaints:,} logged complaints ({self.logged_requests:,} requests, "
-            f"{self.window[0]} .. {self.window[1]}) vs span "
-            f"{self.training_statistics.get('span')} training statistics "
-            f"(checked {self.checked_at})"
+            f"{self.window[0]} .. {self.window[1]}) vs the training data of version "
+            f"{trained.get('version')} (train split of span(s) "
+            f"{', '.join(map(str, trained.get('spans') or [trained.get('span')]))})"
+            + (f"; version(s) {', '.join(others)} answered the rest" if others else "")
+            + f" (checked {self.checked_at})"
         )
 
     def verdict(self) -> str:
@@ -90,11 +102,25 @@ class SkewResult:
         return "\n".join(lines)
 
 
-def newest_training_statistics(config: PipelineConfig, connection_config=None) -> tuple:
-    """(the newest ExampleStatistics artifact of the pipeline in ML Metadata,
-    the span of the examples it describes, or None)."""
+@dataclasses.dataclass
+class TrainingWindow:
+    """What a served model version trained on, found in ML Metadata."""
+
+    version: int
+    model_id: int
+    spans: list[int]
+    train_files: list[str]  # the train split of each span's examples
+
+
+def training_window(config: PipelineConfig, version: int, connection_config=None) -> TrainingWindow:
+    """The examples the model pushed as `version` was trained on: the push
+    record -> the Pusher's model -> the Trainer that wrote it -> its Transform
+    graph -> the window Transform read (one Examples artifact per span).
+
+    By execution type, not by "the newest": another run's statistics (a
+    refused span's, a later run's) say nothing about what this model saw."""
     from ml_metadata import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
+    from ml_metadata.proto import metadata_store_pb2 as pb
 
     from settings import metadata
 
@@ -105,33 +131,67 @@ def newest_training_statistics(config: PipelineConfig, connection_config=None) -
             f"no run of pipeline {config.pipeline_name!r} in ML Metadata "
             f"({metadata.describe(config)}): run the pipeline first"
         )
-    types = {t.id: t.name for t in store.get_artifact_types()}
-    statistics = [
+
+    def written_by(artifact_ids: list[int], node_id: str) -> list[int]:
+        """The executions of a node that wrote the artifacts (a resolver's
+        execution records what it resolved as its output too)."""
+        node_context = node_ids.node_context_name(config.pipeline_name, node_id)
+        events = store.get_events_by_artifact_ids(artifact_ids)
+        return sorted(
+            {
+                e.execution_id
+                for e in events
+                if e.type == pb.Event.OUTPUT
+                and any(
+                    c.name == node_context for c in store.get_contexts_by_execution(e.execution_id)
+                )
+            }
+        )
+
+    def inputs(execution_ids: list[int], key: str) -> list[int]:
+        return [
+            e.artifact_id
+            for e in store.get_events_by_execution_ids(execution_ids)
+            if e.type == pb.Event.INPUT and e.path.steps and e.path.steps[0].key == key
+        ]
+
+    artifact_types = {t.id: t.name for t in store.get_artifact_types()}
+    pushes = [
         a
         for a in store.get_artifacts_by_context(context.id)
-        if types.get(a.type_id) == "ExampleStatistics"
-        and a.state == metadata_store_pb2.Artifact.LIVE
+        if artifact_types.get(a.type_id) == "PushedModel"
+        and a.custom_properties[props.PUSHED].int_value == 1
+        and a.custom_properties[props.PUSHED_VERSION].string_value == str(version)
     ]
-    if not statistics:
-        raise SkewError(f"pipeline {config.pipeline_name!r} has no training statistics yet")
-    newest = max(statistics, key=lambda a: a.id)
-    # StatisticsGen's output carries no span; the examples it read do.
-    made_by = [
-        e.execution_id
-        for e in store.get_events_by_artifact_ids([newest.id])
-        if e.type == metadata_store_pb2.Event.OUTPUT
-    ]
-    read = [
-        e.artifact_id
-        for e in store.get_events_by_execution_ids(made_by)
-        if e.type == metadata_store_pb2.Event.INPUT
-    ]
-    spans = [
-        a.custom_properties[props.SPAN].int_value
-        for a in store.get_artifacts_by_id(read)
-        if props.SPAN in a.custom_properties
-    ]
-    return newest, (max(spans) if spans else None)
+    if not pushes:
+        raise SkewError(
+            f"model version {version} was not pushed by pipeline {config.pipeline_name!r} in "
+            f"ML Metadata ({metadata.describe(config)}): its training data is unknown here"
+        )
+    pushers = written_by([p.id for p in pushes], node_ids.PUSHER)
+    models = sorted(set(inputs(pushers, "model")))
+    trainers = written_by(models, node_ids.TRAINER)
+    transforms = written_by(inputs(trainers, "transform_graph"), node_ids.TRANSFORM)
+    window = store.get_artifacts_by_id(sorted(set(inputs(transforms, "examples"))))
+    if not models or not window:
+        raise SkewError(
+            f"model version {version}: ML Metadata has its push but not the examples it "
+            "was trained on (lineage incomplete)"
+        )
+    import tensorflow as tf
+
+    spans = sorted({a.custom_properties[props.SPAN].int_value for a in window})
+    files = sorted(f for a in window for f in tf.io.gfile.glob(f"{a.uri}/Split-train/*"))
+    return TrainingWindow(version, models[-1], spans, files)
+
+
+def window_statistics(window: TrainingWindow, output_dir: str):
+    """TFDV statistics of the window's train split, every span together."""
+    import tensorflow_data_validation as tfdv
+
+    return tfdv.generate_statistics_from_tfrecord(
+        window.train_files, output_path=os.path.join(output_dir, TRAINING_STATISTICS_FILE)
+    )
 
 
 def _example(complaint: dict) -> bytes:
@@ -222,21 +282,33 @@ def check(
     import tensorflow as tf
     import tensorflow_data_validation as tfdv
 
-    from components import curated_schema, validation_files
+    from components import curated_schema
 
-    records = list(prediction_log.read_logs(config.prediction_log_prefix, since, until))
+    try:
+        records = list(prediction_log.read_logs(config.prediction_log_prefix, since, until))
+    except prediction_log.CorruptLog as error:
+        raise SkewError(str(error)) from None
     complaints = [c for r in records for c in prediction_log.logged_complaints(r)]
     if not complaints:
         raise SkewError(
             f"no logged requests under {config.prediction_log_prefix}-*.tfrecord "
             f"from {since} to {until} (is feedback.logging_proxy in front of the server?)"
         )
-    statistics_artifact, span = newest_training_statistics(config, connection_config)
-    training = validation_files.read_statistics(statistics_artifact.uri, "train")
+    answered = collections.Counter(r.log_metadata.model_spec.version.value for r in records)
+    if 0 in answered:
+        raise SkewError(
+            f"{answered[0]} logged request(s) name no model version that answered them: "
+            "logs not written by feedback.logging_proxy?"
+        )
+    # The model that answered most of the traffic: its training data is what
+    # the traffic is compared with.
+    version = max(answered, key=lambda v: (answered[v], v))
+    window = training_window(config, version, connection_config)
     schema = tfdv.load_schema_text(curated_schema.resolve(config.schema_path))
     now = now or datetime.datetime.now(datetime.timezone.utc)
     output_dir = os.path.join(config.pipeline_root, SKEW_DIR, f"{now:%Y%m%dT%H%M%S.%fZ}")
     tf.io.gfile.makedirs(output_dir)
+    training = window_statistics(window, output_dir)
     serving = serving_statistics(complaints, output_dir)
     measurements, anomalies = measure(training, serving, schema)
     result = SkewResult(
@@ -245,9 +317,11 @@ def check(
         logged_requests=len(records),
         logged_complaints=len(complaints),
         training_statistics={
-            "uri": statistics_artifact.uri,
-            "span": span,
-            "artifact_id": statistics_artifact.id,
+            "uri": os.path.join(output_dir, TRAINING_STATISTICS_FILE),
+            "version": version,
+            "model_artifact_id": window.model_id,
+            "spans": window.spans,
+            "answered": {str(v): n for v, n in sorted(answered.items())},
         },
         measurements=measurements,
         serving_anomalies=anomalies,

@@ -26,3 +26,9 @@ STATISTICS_RESOLVER = "previous_statistics_resolver"
 WINDOW_RESOLVER = "training_window_resolver"
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
 RESOLVERS = (STATISTICS_RESOLVER, WINDOW_RESOLVER, BASELINE_RESOLVER)
+
+
+def node_context_name(pipeline_name: str, node_id: str) -> str:
+    """The name of the ML Metadata context TFX files a node's executions
+    under (type "node"; tfx.orchestration.portable.mlmd.context_lib)."""
+    return f"{pipeline_name}.{node_id}"

@@ -43,14 +43,12 @@ class NodeRun:
         return artifacts[-1] if artifacts else None
 
 
-def _node_context_name(pipeline_name: str, node_id: str) -> str:
-    return f"{pipeline_name}.{node_id}"
-
-
 def node_state(connection_config, pipeline_name: str, run_id: str | None, node_id: str) -> str:
     """'finished', 'cached', ... for one component's execution in run `run_id`."""
     store = metadata_store.MetadataStore(connection_config)
-    node = store.get_context_by_type_and_name("node", _node_context_name(pipeline_name, node_id))
+    node = store.get_context_by_type_and_name(
+        "node", node_ids.node_context_name(pipeline_name, node_id)
+    )
     run = store.get_context_by_type_and_name("pipeline_run", run_id) if run_id else None
     if node is None or run is None:
         return "done (no execution recorded)"

@@ -8,13 +8,16 @@ computes (tensorflow_metadata schema.proto: "the largest absolute difference
 between the two distributions")."""
 
 import collections
+import dataclasses
 import datetime
 import glob
 import os
+import shutil
 
 import pytest
 import tensorflow as tf
 from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 
 from data import schema as curated_schema
 from feedback import prediction_log, skew
@@ -78,7 +81,8 @@ def test_traffic_from_another_period_is_reported_on_the_features_that_differ(
     feedback_traffic, checks
 ):
     result, _ = checks["earlier"]
-    assert result.training_statistics["span"] == SPAN_2015
+    assert result.training_statistics["version"] == feedback_traffic.version
+    assert result.training_statistics["spans"] == [SPAN_2015]  # the shared run's window
     assert result.logged_complaints == len(_logged(feedback_traffic.earlier.prefix))
     training = _training_examples(feedback_traffic.config)
     logged = _logged(feedback_traffic.earlier.prefix)
@@ -139,3 +143,58 @@ def test_skew_blocks_only_when_configured(feedback_traffic, capsys):
     empty = ["--prediction-log-prefix", str(feedback_traffic.root / "none" / "p"), *flags[2:]]
     assert skew.main(empty) == 1
     assert "no logged requests" in capsys.readouterr().err
+
+
+def test_a_later_run_s_statistics_do_not_replace_what_the_model_trained_on(
+    feedback_traffic, checks, tmp_path
+):
+    """A newer StatisticsGen output (a later run's, here of a span the gate
+    might refuse) is not what the served model saw: the comparison stays
+    with the answering version's training window."""
+    config = dataclasses.replace(
+        feedback_traffic.earlier.config,
+        metadata_path=str(tmp_path / "metadata.sqlite"),
+        pipeline_root=str(tmp_path / "pipeline_root"),
+    )
+    shutil.copy(feedback_traffic.earlier.config.metadata_path, config.metadata_path)
+    store = metadata_store.MetadataStore(metadata.connection_config(config))
+    [statistics_type] = [t for t in store.get_artifact_types() if t.name == "ExampleStatistics"]
+    later = metadata_store_pb2.Artifact(
+        type_id=statistics_type.id,
+        uri=str(tmp_path / "later"),
+        state=metadata_store_pb2.Artifact.LIVE,
+    )
+    context = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
+    [later.id] = store.put_artifacts([later])
+    store.put_attributions_and_associations(
+        [metadata_store_pb2.Attribution(artifact_id=later.id, context_id=context.id)], []
+    )
+
+    result, _ = skew.check(config, *WINDOW)
+
+    expected, _ = checks["earlier"]
+    assert result.training_statistics["spans"] == expected.training_statistics["spans"]
+    assert result.measurements == expected.measurements
+
+
+def test_logs_answered_by_a_version_this_store_never_pushed_are_refused(feedback_traffic, tmp_path):
+    config = dataclasses.replace(
+        feedback_traffic.earlier.config,
+        metadata_path=str(tmp_path / "metadata.sqlite"),
+        pipeline_root=str(tmp_path / "pipeline_root"),
+    )
+    store = metadata_store.MetadataStore(metadata.connection_config(config))
+    store.put_contexts(
+        [
+            metadata_store_pb2.Context(
+                type_id=store.put_context_type(metadata_store_pb2.ContextType(name="pipeline")),
+                name=config.pipeline_name,
+            )
+        ]
+    )
+    with pytest.raises(
+        skew.SkewError,
+        match=rf"model version {feedback_traffic.version} was not pushed by pipeline "
+        r".*its training data is unknown here",
+    ):
+        skew.check(config, *WINDOW)
