@@ -157,7 +157,7 @@ def run_node(node_id: str, run_id: str) -> None:
     """Runs one TFX node of the compiled pipeline in pipeline run `run_id`."""
     from airflow.exceptions import AirflowFailException
 
-    from runners import node_launcher
+    from runners import node_launcher, run_lock
     from settings import metadata
 
     config = PipelineConfig.from_env()
@@ -165,12 +165,17 @@ def run_node(node_id: str, run_id: str) -> None:
         compiled = load_compiled(config)
     except StaleCompilation as error:
         raise AirflowFailException(str(error)) from None  # a retry would fail the same way
-    node_launcher.launch(
-        node_launcher.decode_ir(compiled["pipeline_ir"]),
-        node_id,
-        run_id,
-        metadata.connection_config(config),
-    )
+    # A Beam run on the same SQLite store would take this task's RUNNING
+    # execution for an interrupted one: the shared lock tells it otherwise
+    # (runners/run_lock.py). RunLocked while a Beam run holds it: Airflow
+    # retries the task after its retry delay.
+    with run_lock.shared_task(config):
+        node_launcher.launch(
+            node_launcher.decode_ir(compiled["pipeline_ir"]),
+            node_id,
+            run_id,
+            metadata.connection_config(config),
+        )
 
 
 def create_dag(config: PipelineConfig):

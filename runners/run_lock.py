@@ -10,11 +10,17 @@ refused at once, naming the run that holds it. The kernel drops the lock when
 its process ends, however it ends (SIGKILL included), so a killed run never
 leaves a stale lock behind.
 
+Airflow tasks on the same store (runners/airflow_runner.py) hold the same
+locks shared, one task at a time each: tasks run side by side, and a Beam run
+is refused while any of them runs, as a task is while a Beam run holds them
+(Airflow retries it). An SQLite store lives on one machine, and so do these
+locks: Airflow workers on other machines need a team store (MySQL, gRPC).
+
 A run killed mid-component leaves that component's execution RUNNING in ML
 Metadata forever (nothing else would ever finish it). Holding the lock
-proves no other local run is alive, so the next run marks such executions
-CANCELED with a note before it starts; TFX's cache only reuses COMPLETE
-executions, so the killed component simply runs again.
+alone proves no other local run and no task is alive, so the next Beam run
+marks such executions CANCELED with a note before it starts; TFX's cache only
+reuses COMPLETE executions, so the killed component simply runs again.
 
 ML Metadata on MySQL or behind gRPC (a team or cluster store) is not locked
 here: MLMD commits each write in a transaction, and each execution writes to
@@ -66,17 +72,35 @@ def _holder() -> str:
 
 @contextlib.contextmanager
 def exclusive_run(config: PipelineConfig) -> Iterator[None]:
-    """Holds every lock of `lock_files` for the duration; raises RunLocked at
-    once when another run holds one."""
+    """Holds every lock of `lock_files` alone for the duration (a Beam run);
+    raises RunLocked at once when another run or an Airflow task holds one."""
+    with _holding(config, fcntl.LOCK_EX):
+        yield
+
+
+@contextlib.contextmanager
+def shared_task(config: PipelineConfig) -> Iterator[None]:
+    """Holds every lock of `lock_files` shared with other tasks for the
+    duration of one task (an Airflow task runs one node): tasks run side by
+    side, a Beam run waits for none of them and is refused while one runs,
+    and a task is refused while a Beam run holds the store (Airflow retries
+    it). Holding the lock is what tells the next Beam run that a RUNNING
+    execution is a live task's, not an interrupted one's."""
+    with _holding(config, fcntl.LOCK_SH):
+        yield
+
+
+@contextlib.contextmanager
+def _holding(config: PipelineConfig, mode: int) -> Iterator[None]:
     held: list[int] = []
     try:
         for path in lock_files(config):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.read(fd, 4096).decode(errors="replace").strip() or "unknown"
+                holder = _blocking_holder(fd)
                 os.close(fd)
                 locked = path.parent if path.name == LOCK_NAME else path.with_suffix("")
                 raise RunLocked(
@@ -84,17 +108,30 @@ def exclusive_run(config: PipelineConfig) -> Iterator[None]:
                     "it, or give this run its own --metadata-path and --pipeline-root"
                 ) from None
             held.append(fd)
-            os.ftruncate(fd, 0)
-            os.write(fd, _holder().encode())
+            if mode == fcntl.LOCK_EX:  # shared holders are many: only a run names itself
+                os.ftruncate(fd, 0)
+                os.write(fd, _holder().encode())
         yield
     finally:
         for fd in held:
             os.close(fd)  # closing the descriptor releases the flock
 
 
+def _blocking_holder(fd: int) -> str:
+    """Who holds the lock: a shared lock granted now means only tasks hold it
+    (an exclusive holder would refuse it too), else the run named in the file."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.read(fd, 4096).decode(errors="replace").strip() or "unknown"
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return "Airflow tasks of this store are running"
+
+
 def cancel_interrupted(store, pipeline_name: str) -> list[str]:
     """Marks the pipeline's executions left RUNNING (or NEW) as CANCELED, with
-    a note; returns '<node> (run <id>)' for each. Call only under the lock."""
+    a note; returns '<node> (run <id>)' for each. Call only under the
+    exclusive lock: no task holds the shared one, so none of them is live."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     from settings import metadata

@@ -10,12 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2 as pb
 
-from pipeline import pipeline
+from pipeline import node_ids, pipeline
 from runners import airflow_runner
+from settings import metadata
 from tests.conftest import (
     EXECUTING_COMPONENTS,
     completed_component_types,
+    run_beam_runner,
     small_config,
     sourced_env,
 )
@@ -47,6 +51,12 @@ def airflow(tmp_path_factory):
         assert result.returncode == 0, f"{args}\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
         return result.stdout
 
+    def start(*args):
+        return subprocess.Popen(
+            args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    run.start = start
     run(AIRFLOW, "db", "migrate")
     run(sys.executable, "runners/airflow_runner.py")  # the README's compile step
     return config, run
@@ -153,9 +163,23 @@ def test_airflow_cli_lists_the_dag_and_its_tasks(airflow):
 
 
 def test_airflow_dags_test_runs_the_whole_pipeline(airflow):
+    """...while a Beam run on the same SQLite store is refused: a task holds
+    the store (shared) while it runs, and the Beam run would otherwise take
+    the task's RUNNING execution for an interrupted one and cancel it."""
     config, run = airflow
     started = time.monotonic()
-    run(AIRFLOW, "dags", "test", "cfpb-disputes", timeout=1800)
+    dag_run = run.start(AIRFLOW, "dags", "test", "cfpb-disputes")
+    # TFX makes a node's output folders when its execution starts (the
+    # filesystem, not the store: a reader could make a task's write wait).
+    while not (Path(config.pipeline_root) / node_ids.TRANSFORM).exists():
+        assert dag_run.poll() is None, dag_run.communicate()[0][-5000:]
+        assert time.monotonic() - started < 900, "Transform never started"
+        time.sleep(0.5)
+    code, output = run_beam_runner(config.as_flags())
+    assert code == 3, output
+    assert "Airflow tasks of this store are running" in output, output
+    log, _ = dag_run.communicate(timeout=1800)
+    assert dag_run.returncode == 0, log[-5000:]
     print(f"airflow dags test took {time.monotonic() - started:.0f}s")
 
     # `dags test` records its run in Airflow's DB but does not register the DAG
@@ -180,5 +204,7 @@ print(json.dumps({"state": dag_run.state,
 
     executed = completed_component_types(config)
     assert set(EXECUTING_COMPONENTS) <= executed, executed
+    store = metadata_store.MetadataStore(metadata.connection_config(config))
+    assert not [e for e in store.get_executions() if e.last_known_state == pb.Execution.CANCELED]
     versions = list((Path(config.serving_model_dir) / config.model_name).iterdir())
     assert len(versions) == 1 and (versions[0] / "saved_model.pb").is_file()

@@ -14,6 +14,7 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from pipeline import node_ids
 from runners import run_lock
 from settings import metadata
 from settings.configs import REPO_ROOT
@@ -26,7 +27,9 @@ BEFORE_TRANSFORM = ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "Exampl
 
 def _executions(config, node_id):
     store = metadata_store.MetadataStore(metadata.connection_config(config))
-    context = store.get_context_by_type_and_name("node", f"{config.pipeline_name}.{node_id}")
+    context = store.get_context_by_type_and_name(
+        "node", node_ids.node_context_name(config.pipeline_name, node_id)
+    )
     return store.get_executions_by_context(context.id) if context else []
 
 
@@ -121,3 +124,17 @@ def test_the_lock_is_released_when_a_run_ends(tmp_path):
         Path(f"{config.metadata_path}.lock"),
         Path(config.pipeline_root) / run_lock.LOCK_NAME,
     ]
+
+
+def test_airflow_tasks_share_the_store_and_keep_a_beam_run_out(tmp_path):
+    config = small_config(tmp_path)
+    with run_lock.shared_task(config), run_lock.shared_task(config):  # two tasks at once
+        with pytest.raises(run_lock.RunLocked, match="Airflow tasks of this store are running"):
+            with run_lock.exclusive_run(config):
+                pass
+    with run_lock.exclusive_run(config):
+        with pytest.raises(run_lock.RunLocked, match=f"pid {os.getpid()}"):
+            with run_lock.shared_task(config):
+                pass
+    with run_lock.shared_task(config):  # free again
+        pass
