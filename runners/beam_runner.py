@@ -10,9 +10,10 @@
 Prepares the bundled CFPB exports into spans, runs the graph from `pipeline/`
 with caching, prints one line per component and ends with a run summary read
 from ML Metadata. Orchestrator settings only: the graph lives in pipeline/.
-One run at a time per SQLite store and pipeline root (runners/run_lock.py):
-a second one is refused at once; a run killed mid-component is tidied up by
-the next one, which reuses every component that had finished.
+One run at a time per SQLite store and pipeline root, and per pipeline on a
+MySQL store (runners/run_lock.py): a second one is refused at once; a run
+killed mid-component is tidied up by the next one, which reuses every
+component that had finished.
 
 Exit status: 0 finished, 1 the run (or the data) failed, 2 bad settings,
 3 another run holds the store or the pipeline root.
@@ -76,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except run_lock.RunLocked as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
+    except run_lock.StoreUnreachable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def _run(config, verbose: bool) -> int:

@@ -22,10 +22,20 @@ alone proves no other local run and no task is alive, so the next Beam run
 marks such executions CANCELED with a note before it starts; TFX's cache only
 reuses COMPLETE executions, so the killed component simply runs again.
 
-ML Metadata on MySQL or behind gRPC (a team or cluster store) is not locked
-here: MLMD commits each write in a transaction, and each execution writes to
-its own output folder, so two runs there corrupt nothing, but both may run
-the same components and each may push a model.
+On MySQL/MariaDB (a team store) the lock lives in the database, where every
+machine's runs meet: a Beam run holds a named lock of the server
+(GET_LOCK('cfpb-run:<database>:<pipeline>'), on its own connection) for the
+whole run, and a second Beam run of the same pipeline on that database is
+refused at once, naming the holder's connection. Other pipelines on the same
+database proceed. The server drops the lock when the holder's connection
+ends, however the process ends. Nothing is ever canceled there: a RUNNING
+execution on a shared store may be a live run's on another machine.
+
+Airflow tasks on MySQL take no lock (a DAG runs one run at a time,
+`max_active_runs=1`); MLMD commits each write in a transaction and each
+execution writes to its own output folder, so a Beam run beside an Airflow
+run corrupts nothing, but both may run the same components. ML Metadata
+behind gRPC (a cluster's metadata service) is not locked here.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -46,6 +57,10 @@ INTERRUPTED_KEY = "interrupted"
 
 class RunLocked(RuntimeError):
     """Another run holds the store or the pipeline root."""
+
+
+class StoreUnreachable(RuntimeError):
+    """The MySQL store that holds the run lock cannot be reached."""
 
 
 def locks_store(config: PipelineConfig) -> bool:
@@ -72,10 +87,61 @@ def _holder() -> str:
 
 @contextlib.contextmanager
 def exclusive_run(config: PipelineConfig) -> Iterator[None]:
-    """Holds every lock of `lock_files` alone for the duration (a Beam run);
-    raises RunLocked at once when another run or an Airflow task holds one."""
-    with _holding(config, fcntl.LOCK_EX):
+    """Holds every lock of `lock_files` alone for the duration (a Beam run),
+    and the database's run lock on a MySQL store; raises RunLocked at once
+    when another run or an Airflow task holds one."""
+    with _holding(config, fcntl.LOCK_EX), _database_lock(config):
         yield
+
+
+def database_lock_name(config: PipelineConfig) -> str:
+    """The server-wide name of a pipeline's run lock on a MySQL store (MySQL
+    takes names up to 64 characters: longer ones are hashed)."""
+    name = f"cfpb-run:{config.mysql_database}:{config.pipeline_name}"
+    return name if len(name) <= 64 else "cfpb-run:" + hashlib.sha256(name.encode()).hexdigest()[:48]
+
+
+@contextlib.contextmanager
+def _database_lock(config: PipelineConfig) -> Iterator[None]:
+    if not config.uses_mysql:
+        yield
+        return
+    import pymysql
+
+    name = database_lock_name(config)
+    try:
+        connection = pymysql.connect(
+            host=config.mysql_host,
+            port=config.mysql_port,
+            user=config.mysql_user,
+            password=config.mysql_password(),
+            connect_timeout=10,
+        )
+    except pymysql.MySQLError as error:
+        raise StoreUnreachable(
+            f"cannot reach the MySQL store at {config.mysql_host}:{config.mysql_port} "
+            f"(--mysql-host, --mysql-port): {error.args[-1]}"
+        ) from None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (name,))
+            if cursor.fetchone()[0] != 1:
+                cursor.execute(
+                    "SELECT p.ID, p.HOST, p.TIME FROM information_schema.PROCESSLIST p "
+                    "WHERE p.ID = IS_USED_LOCK(%s)",
+                    (name,),
+                )
+                row = cursor.fetchone()
+                holder = f"connection {row[0]} from {row[1]}, {row[2]} s" if row else "a connection"
+                raise RunLocked(
+                    f"another run of pipeline {config.pipeline_name!r} is using MySQL database "
+                    f"{config.mysql_database} ({holder}, lock {name}); wait for it to "
+                    "finish or stop it, or give this run its own --pipeline-name or "
+                    "--mysql-database"
+                )
+        yield
+    finally:
+        connection.close()  # the server releases the lock with the connection
 
 
 @contextlib.contextmanager

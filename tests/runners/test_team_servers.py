@@ -6,6 +6,7 @@ The `servers` fixture (tests/conftest.py) starts both with
 team runs it.
 """
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from pipeline import pipeline
 from reporting import report, summary
-from runners import airflow_runner
+from runners import airflow_runner, run_lock
 from tests.conftest import (
     EXECUTING_COMPONENTS,
     completed_component_types,
@@ -208,21 +209,36 @@ def test_the_run_report_reads_the_airflow_run_on_mysql(airflow_run, tmp_path):
 
 
 def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_path):
-    """Two Beam runner processes against one MySQL store: the second reuses the
-    first one's outputs. (It re-validates, because the drift resolver now
-    finds the first run's statistics.)"""
+    """Beam runner processes against one MySQL store: one started while the
+    first runs is refused by the database's run lock; one started after it
+    reuses the first one's outputs. (It re-validates, because the drift
+    resolver now finds the first run's validation.)"""
     config = small_config(tmp_path, **mysql_settings(servers, "mlmd_beam"))
     env = {**servers, "CFPB_MYSQL_DATABASE": config.mysql_database}
-    for _ in range(2):
-        result = subprocess.run(
-            [sys.executable, "runners/beam_runner.py", *config.as_flags()],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    command = [sys.executable, "runners/beam_runner.py", *config.as_flags()]
+    first = subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    started = time.monotonic()
+    # It holds the lock from its first step; its pipeline root appears later.
+    while not (Path(config.pipeline_root) / "CsvExampleGen").exists():
+        assert first.poll() is None, first.communicate()[0][-3000:]
+        assert time.monotonic() - started < 600
+        time.sleep(0.5)
+    at_once = subprocess.run(
+        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert at_once.returncode == 3, at_once.stdout[-3000:] + at_once.stderr[-3000:]
+    assert (
+        f"another run of pipeline 'cfpb-disputes' is using MySQL database "
+        f"{config.mysql_database} (connection " in at_once.stderr
+    ), at_once.stderr
+    output, _ = first.communicate(timeout=1800)
+    assert first.returncode == 0, output[-3000:]
+    result = subprocess.run(
+        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     assert "mysql://" in result.stdout  # the run summary names the store
     assert "  report      " in result.stdout and "not written" not in result.stdout
@@ -241,3 +257,51 @@ def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_pat
         assert states[component] == "cached", states
     assert second.push_reused_version  # pushed nothing new
     assert len(list((Path(config.serving_model_dir) / config.model_name).iterdir())) == 1
+
+
+_HOLD_THE_RUN_LOCK = """
+import sys, time
+from runners import run_lock
+from settings.configs import PipelineConfig
+with run_lock.exclusive_run(PipelineConfig.from_env()):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_mysql_run_lock_is_per_pipeline_and_dies_with_its_holder(servers, tmp_path):
+    config = small_config(tmp_path, **mysql_settings(servers, "mlmd_lock"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_THE_RUN_LOCK],
+        env={**servers, **config.as_env()},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(run_lock.RunLocked, match="is using MySQL database mlmd_lock"):
+            with run_lock.exclusive_run(
+                dataclasses.replace(config, pipeline_root=str(tmp_path / "b"))
+            ):
+                pass
+        # Another pipeline on the same database is not held up.
+        with run_lock.exclusive_run(
+            dataclasses.replace(config, pipeline_name="other", pipeline_root=str(tmp_path / "o"))
+        ):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)  # as a killed run ends: no cleanup
+        holder.wait()
+    # The server drops the lock with the dead process's connection (it sees
+    # the connection close when it next reads from it: at once, or nearly).
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with run_lock.exclusive_run(
+                dataclasses.replace(config, pipeline_root=str(tmp_path / "c"))
+            ):
+                break
+        except run_lock.RunLocked:
+            assert time.monotonic() < deadline, "the dead run's lock was never released"
+            time.sleep(0.2)
