@@ -139,7 +139,12 @@ parallelism.default: $task_managers
 # The JVMs stay small: the Beam work runs in the Python SDK workers (~1 GB each
 # with TensorFlow), which the TaskManagers start outside their heap.
 jobmanager.memory.process.size: 1024m
-taskmanager.memory.process.size: 2048m
+taskmanager.memory.process.size: 2560m
+# Beam's Fn API data plane (its vendored gRPC/Netty) reads and writes through
+# direct buffers that Flink counts as task off-heap memory, 0 by default: at
+# 1,000,000 rows Transform's analyze stage failed with "OutOfMemoryError:
+# Direct buffer memory" (docs/flink.md).
+taskmanager.memory.task.off-heap.size: 512m
 # Beam's batch translation runs many exchanges at once (StatisticsGen's
 # branches). Flink's sort-merge shuffle takes 512 network buffers (16 MB) per
 # result partition and ran out; at parallelism 2 the hash-based blocking
