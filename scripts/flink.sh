@@ -139,12 +139,21 @@ parallelism.default: $task_managers
 # The JVMs stay small: the Beam work runs in the Python SDK workers (~1 GB each
 # with TensorFlow), which the TaskManagers start outside their heap.
 jobmanager.memory.process.size: 1024m
-taskmanager.memory.process.size: 2560m
-# Beam's Fn API data plane (its vendored gRPC/Netty) reads and writes through
-# direct buffers that Flink counts as task off-heap memory, 0 by default: at
-# 1,000,000 rows Transform's analyze stage failed with "OutOfMemoryError:
-# Direct buffer memory" (docs/flink.md).
+taskmanager.memory.process.size: 3072m
+# Beam's Fn API data plane (its vendored gRPC/Netty) holds elements on the
+# TaskManager's heap and in direct buffers, which Flink counts as task
+# off-heap memory, 0 by default: at 1,000,000 rows Transform's analyze stage
+# failed with "OutOfMemoryError: Direct buffer memory", and with 512 MB of it
+# out of a 2.5 GB process CsvExampleGen's split ran out of task heap (205 MB
+# left). Managed memory (Flink's sorts, which spill to disk) is kept small so
+# that ~1.2 GB remain task heap (docs/flink.md).
 taskmanager.memory.task.off-heap.size: 512m
+taskmanager.memory.managed.size: 256m
+# An out-of-memory error in one of Beam's gRPC threads is uncaught: the
+# TaskManager lived on and the job hung with its task RUNNING (15 minutes
+# until killed). Exit instead: the job fails and the run stops with one line.
+taskmanager.jvm-exit-on-oom: true
+cluster.uncaught-exception-handling: FAIL
 # Beam's batch translation runs many exchanges at once (StatisticsGen's
 # branches). Flink's sort-merge shuffle takes 512 network buffers (16 MB) per
 # result partition and ran out; at parallelism 2 the hash-based blocking
