@@ -181,29 +181,28 @@ def test_the_complaint_id_does_not_change_the_answer(feedback_traffic):
     assert asked.classify(with_ids).probabilities == asked.classify(without).probabilities
 
 
-def test_a_record_being_written_is_left_for_the_next_read(tmp_path):
-    logger = prediction_log.RequestLogger(prediction_log.logging_config(str(tmp_path / "p"), 1.0))
+def _three_logged_records(prefix: str) -> tuple[str, bytes]:
+    """(the log file of three logged requests, its bytes)."""
+    logger = prediction_log.RequestLogger(prediction_log.logging_config(prefix, 1.0))
     response = classification_pb2.ClassificationResponse()
     for _ in range(3):
         logger.log("classify", classification_pb2.ClassificationRequest(), response)
     logger.close()
-    (path,) = prediction_log.log_files(str(tmp_path / "p"))
-    data = open(path, "rb").read()
+    (path,) = prediction_log.log_files(prefix)
+    return path, open(path, "rb").read()
+
+
+def test_a_record_being_written_is_left_for_the_next_read(tmp_path):
+    path, data = _three_logged_records(str(tmp_path / "p"))
     with open(path, "wb") as cut:  # as a reader finds it mid-write
         cut.write(data[:-5])
     assert len(list(prediction_log.read_logs(str(tmp_path / "p")))) == 2
 
 
 def test_a_damaged_record_is_refused_not_read_as_the_end_of_the_file(tmp_path):
-    logger = prediction_log.RequestLogger(prediction_log.logging_config(str(tmp_path / "p"), 1.0))
-    response = classification_pb2.ClassificationResponse()
-    for _ in range(3):
-        logger.log("classify", classification_pb2.ClassificationRequest(), response)
-    logger.close()
-    (path,) = prediction_log.log_files(str(tmp_path / "p"))
-    data = bytearray(open(path, "rb").read())
-    record_size = len(data) // 3
-    data[record_size + 14] ^= 0xFF  # a byte inside the second record's payload
+    path, logged = _three_logged_records(str(tmp_path / "p"))
+    data = bytearray(logged)
+    data[len(data) // 3 + 14] ^= 0xFF  # a byte inside the second record's payload
     with open(path, "wb") as damaged:
         damaged.write(data)
     with pytest.raises(
