@@ -51,10 +51,11 @@ def airflow(tmp_path_factory):
         assert result.returncode == 0, f"{args}\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
         return result.stdout
 
-    def start(*args):
-        return subprocess.Popen(
-            args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+    def start(*args, output: Path):
+        """Starts a command in the background, its output to a file (a pipe
+        nobody reads while the test waits would fill and block it)."""
+        with open(output, "w") as out:
+            return subprocess.Popen(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
     run.start = start
     run(AIRFLOW, "db", "migrate")
@@ -162,24 +163,24 @@ def test_airflow_cli_lists_the_dag_and_its_tasks(airflow):
     assert {"CsvExampleGen", "Trainer", "Pusher"} <= set(tasks)
 
 
-def test_airflow_dags_test_runs_the_whole_pipeline(airflow):
+def test_airflow_dags_test_runs_the_whole_pipeline(airflow, tmp_path):
     """...while a Beam run on the same SQLite store is refused: a task holds
     the store (shared) while it runs, and the Beam run would otherwise take
     the task's RUNNING execution for an interrupted one and cancel it."""
     config, run = airflow
     started = time.monotonic()
-    dag_run = run.start(AIRFLOW, "dags", "test", "cfpb-disputes")
+    log = tmp_path / "dags-test.log"
+    dag_run = run.start(AIRFLOW, "dags", "test", "cfpb-disputes", output=log)
     # TFX makes a node's output folders when its execution starts (the
     # filesystem, not the store: a reader could make a task's write wait).
     while not (Path(config.pipeline_root) / node_ids.TRANSFORM).exists():
-        assert dag_run.poll() is None, dag_run.communicate()[0][-5000:]
+        assert dag_run.poll() is None, log.read_text()[-5000:]
         assert time.monotonic() - started < 900, "Transform never started"
         time.sleep(0.5)
     code, output = run_beam_runner(config.as_flags())
     assert code == 3, output
     assert "Airflow tasks of this store are running" in output, output
-    log, _ = dag_run.communicate(timeout=1800)
-    assert dag_run.returncode == 0, log[-5000:]
+    assert dag_run.wait(timeout=1800) == 0, log.read_text()[-5000:]
     print(f"airflow dags test took {time.monotonic() - started:.0f}s")
 
     # `dags test` records its run in Airflow's DB but does not register the DAG

@@ -216,25 +216,31 @@ def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_pat
     config = small_config(tmp_path, **mysql_settings(servers, "mlmd_beam"))
     env = {**servers, "CFPB_MYSQL_DATABASE": config.mysql_database}
     command = [sys.executable, "runners/beam_runner.py", *config.as_flags()]
-    first = subprocess.Popen(
-        command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    log = tmp_path / "first.log"  # a file: a pipe unread while the test waits would block it
+    with open(log, "w") as out:
+        first = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     started = time.monotonic()
     # It holds the lock from its first step; its pipeline root appears later.
     while not (Path(config.pipeline_root) / "CsvExampleGen").exists():
-        assert first.poll() is None, first.communicate()[0][-3000:]
+        assert first.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() - started < 600
         time.sleep(0.5)
+    # As from another machine: its own pipeline root, the same database.
+    elsewhere = dataclasses.replace(config, pipeline_root=str(tmp_path / "elsewhere"))
     at_once = subprocess.run(
-        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "runners/beam_runner.py", *elsewhere.as_flags()],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert at_once.returncode == 3, at_once.stdout[-3000:] + at_once.stderr[-3000:]
     assert (
         f"another run of pipeline 'cfpb-disputes' is using MySQL database "
         f"{config.mysql_database} (connection " in at_once.stderr
     ), at_once.stderr
-    output, _ = first.communicate(timeout=1800)
-    assert first.returncode == 0, output[-3000:]
+    assert first.wait(timeout=1800) == 0, log.read_text()[-3000:]
     result = subprocess.run(
         command, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800
     )
