@@ -9,8 +9,8 @@ Pusher never replaces the served model.
 
 It also measures drift: the span's train statistics against those of the
 newest validated span before it (the previous month of data, also on a re-run
-or after a backfill), with the schema's drift comparators (L-infinity for categoricals, Jensen-Shannon for
-numerics). Drift is reported, and blocks only with `drift_blocks` (config
+or after a backfill), with the schema's drift comparators (L-infinity for
+categoricals, Jensen-Shannon for numerics). Drift is reported, and blocks only with `drift_blocks` (config
 `--drift-blocks`): distributions legitimately move between monthly exports
 and the Evaluator's thresholds already guard the served model, while a schema
 anomaly is a data bug.

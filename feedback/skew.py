@@ -5,12 +5,12 @@
 
 Reads the requests serving logged (feedback/logging_proxy.py, TF Serving's
 PredictionLog records) in a window of days, computes their statistics with
-TFDV over the model's features, and compares them with the statistics of
-what the answering model trained on: the version that answered most of the
-logged requests (each log names it), its push, Trainer and Transform found in
-ML Metadata, and the train split of every span of its training window (not
-the newest run's statistics: a refused span's or a later model's say nothing
-about the served one), using the curated schema's skew comparators (L-infinity for
+TFDV over the model's features, and compares them with the statistics of what
+the answering model trained on: the version that answered most of the logged
+requests (each log names it), its push, Trainer and Transform found in ML
+Metadata, and the train split of every span of its training window (not the
+newest run's statistics: a refused span's or a later model's say nothing about
+the served one), using the curated schema's skew comparators (L-infinity for
 categorical features, Jensen-Shannon for the ZIP code; data/schema.py). It
 also checks the logged requests against the schema's rules for those features
 (values never seen, missing required values).
@@ -117,8 +117,8 @@ def training_window(config: PipelineConfig, version: int, connection_config=None
     record -> the Pusher's model -> the Trainer that wrote it -> its Transform
     graph -> the window Transform read (one Examples artifact per span).
 
-    By execution type, not by "the newest": another run's statistics (a
-    refused span's, a later run's) say nothing about what this model saw."""
+    By lineage, not by "the newest": another run's statistics (a refused
+    span's, a later run's) say nothing about what this model saw."""
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -182,6 +182,11 @@ def training_window(config: PipelineConfig, version: int, connection_config=None
 
     spans = sorted({a.custom_properties[props.SPAN].int_value for a in window})
     files = sorted(f for a in window for f in tf.io.gfile.glob(f"{a.uri}/Split-train/*"))
+    if not files:
+        raise SkewError(
+            f"model version {version} trained on span(s) {', '.join(map(str, spans))}, whose "
+            f"train split is gone from {', '.join(a.uri for a in window)}"
+        )
     return TrainingWindow(version, models[-1], spans, files)
 
 
