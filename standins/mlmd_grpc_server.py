@@ -11,8 +11,17 @@ installed here (1.16, the version TFX 1.16 needs) on SQLite or MySQL, and its
 errors go back as the same gRPC status codes. Clients use the real gRPC
 client path (`MetadataStoreClientConfig`), as tasks in a cluster do.
 
+How calls are served, as the real server does on MySQL
+(ml_metadata/metadata_store/metadata_store_service_impl.cc at v1.14.0: every
+RPC handler calls `CreateMetadataStore(connection_config_)`, a connection of
+its own, and gRPC's thread pool runs handlers at once): on MySQL each call
+gets its own MetadataStore, concurrently, and a transaction that loses a
+deadlock comes back to the client as ABORTED (the client retries: ml-metadata's
+`MetadataStore._call`), never retried here. On SQLite, which takes one
+writer, calls are served one at a time (a cluster's server is on MySQL).
+
 What differs from a cluster: the server library is 1.16 here, 1.14 there
-(see docs/kubeflow.md), and calls are served one at a time.
+(see docs/kubeflow.md).
 
     python -m standins.mlmd_grpc_server --metadata-path build/kfp/metadata.sqlite --port 8080
 """
@@ -46,9 +55,15 @@ class MetadataGrpcStandin:
         from ml_metadata.metadata_store import metadata_store
         from ml_metadata.proto import metadata_store_service_pb2 as service_pb2
 
-        self._store = metadata_store.MetadataStore(connection_config)
-        # One MetadataStore handle is not safe for concurrent calls.
+        self._connection_config = connection_config
+        self._concurrent = connection_config.HasField("mysql")
+        # SQLite: one handle, one call at a time (one handle is not safe for
+        # concurrent calls, and SQLite takes one writer).
+        self._store = None if self._concurrent else metadata_store.MetadataStore(connection_config)
         self._lock = threading.Lock()
+        self._counter_lock = threading.Lock()
+        self._in_flight = 0
+        self.peak_in_flight = 0  # how many calls were ever served at once
         service = service_pb2.DESCRIPTOR.services_by_name[_SERVICE_NAME]
         handlers = {}
         for method in service.methods:
@@ -66,16 +81,34 @@ class MetadataGrpcStandin:
         self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.address = f"127.0.0.1:{self.port}"
 
+    def _count(self, change: int) -> None:
+        with self._counter_lock:
+            self._in_flight += change
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+
     def _handler(self, method_name: str, response_class):
         from ml_metadata import errors
+        from ml_metadata.metadata_store import metadata_store
 
         def handle(request, context):
             response = response_class()
             try:
-                with self._lock:
-                    # The library's own request path: the serialized request
-                    # goes to the C++ MetadataStore, as in metadata_store_server.
-                    self._store._call_method(method_name, request, response)
+                # The library's own request path: the serialized request goes
+                # to the C++ MetadataStore, as in metadata_store_server.
+                if self._concurrent:
+                    self._count(+1)
+                    try:
+                        store = metadata_store.MetadataStore(self._connection_config)
+                        store._call_method(method_name, request, response)
+                    finally:
+                        self._count(-1)
+                else:
+                    with self._lock:
+                        self._count(+1)
+                        try:
+                            self._store._call_method(method_name, request, response)
+                        finally:
+                            self._count(-1)
             except errors.StatusError as error:
                 context.abort(_status_code(error.error_code), error.message)
             return response
