@@ -108,13 +108,16 @@ def _database_lock(config: PipelineConfig) -> Iterator[None]:
         return
     import pymysql
 
+    from settings import metadata
+
     name = database_lock_name(config)
+    store = metadata.connection_config(config).mysql  # where ML Metadata connects
     try:
         connection = pymysql.connect(
-            host=config.mysql_host,
-            port=config.mysql_port,
-            user=config.mysql_user,
-            password=config.mysql_password(),
+            host=store.host,
+            port=store.port,
+            user=store.user,
+            password=store.password,
             connect_timeout=10,
         )
     except pymysql.MySQLError as error:

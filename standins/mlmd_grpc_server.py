@@ -29,9 +29,10 @@ What differs from a cluster: the server library is 1.16 here, 1.14 there
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent import futures
 
 _SERVICE_NAME = "MetadataStoreService"
@@ -81,10 +82,17 @@ class MetadataGrpcStandin:
         self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.address = f"127.0.0.1:{self.port}"
 
-    def _count(self, change: int) -> None:
+    @contextlib.contextmanager
+    def _serving(self) -> Iterator[None]:
+        """Counts the call in flight while it is served."""
         with self._counter_lock:
-            self._in_flight += change
+            self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._counter_lock:
+                self._in_flight -= 1
 
     def _handler(self, method_name: str, response_class):
         from ml_metadata import errors
@@ -93,22 +101,11 @@ class MetadataGrpcStandin:
         def handle(request, context):
             response = response_class()
             try:
-                # The library's own request path: the serialized request goes
-                # to the C++ MetadataStore, as in metadata_store_server.
-                if self._concurrent:
-                    self._count(+1)
-                    try:
-                        store = metadata_store.MetadataStore(self._connection_config)
-                        store._call_method(method_name, request, response)
-                    finally:
-                        self._count(-1)
-                else:
-                    with self._lock:
-                        self._count(+1)
-                        try:
-                            self._store._call_method(method_name, request, response)
-                        finally:
-                            self._count(-1)
+                with contextlib.nullcontext() if self._concurrent else self._lock, self._serving():
+                    store = self._store or metadata_store.MetadataStore(self._connection_config)
+                    # The library's own request path: the serialized request
+                    # goes to the C++ MetadataStore, as in metadata_store_server.
+                    store._call_method(method_name, request, response)
             except errors.StatusError as error:
                 context.abort(_status_code(error.error_code), error.message)
             return response
