@@ -120,10 +120,21 @@ class RunSummary:
         elif self.pushed_path:
             lines.append(f"  pushed      {self.pushed_path} (version {self.pushed_version})")
         elif node_ids.PUSHER in self.nodes:
-            lines.append(
-                "  pushed      nothing: the model was not blessed; "
-                "the previously pushed model stays the served one"
-            )
+            # Read while the run goes on (another process's summary), the
+            # Pusher may not have decided yet.
+            pusher = self.nodes[node_ids.PUSHER].state
+            if pusher in ("running", "new"):
+                lines.append(f"  pushed      not yet: the Pusher is {pusher}")
+            else:
+                why = (
+                    "the model was not blessed"
+                    if pusher in ("finished", "cached")
+                    else (f"the Pusher is {pusher}")
+                )
+                lines.append(
+                    f"  pushed      nothing: {why}; the previously pushed model stays the "
+                    "served one"
+                )
         if self.serving_skew is not None:
             lines.append(
                 f"  skew        {self.serving_skew.verdict()}; newest check: "

@@ -40,3 +40,23 @@ def test_a_named_run_is_summarized_even_when_a_newer_one_exists(e2e, tmp_path, c
     assert printed.startswith(f"Run summary: run {first}, 12 components")
     assert summary.main([*config.as_flags(), "--run-id=no-such-run"]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_a_pusher_that_has_not_decided_is_not_reported_as_a_refusal(e2e):
+    """What another process reads while the run goes on: a running Pusher has
+    pushed nothing yet, and a failed one refused nothing."""
+    import dataclasses
+
+    from pipeline import node_ids
+
+    config, _ = e2e
+    done = summary.run_summary(config)
+
+    def with_pusher(state: str) -> str:
+        nodes = {**done.nodes}
+        nodes[node_ids.PUSHER] = dataclasses.replace(nodes[node_ids.PUSHER], state=state)
+        return dataclasses.replace(done, nodes=nodes, pushed_path=None).render()
+
+    assert "  pushed      not yet: the Pusher is running\n" in with_pusher("running")
+    assert "  pushed      nothing: the Pusher is FAILED; the previously" in with_pusher("FAILED")
+    assert "  pushed      nothing: the model was not blessed;" in with_pusher("finished")
