@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# MariaDB (ML Metadata) and PostgreSQL (Airflow's metadata DB) on loopback, for
-# local runs and the integration tests: the "team server" stack on one machine.
+# MariaDB (ML Metadata), PostgreSQL (Airflow's metadata DB) and Redis (the
+# Celery broker) on loopback, for local runs and the integration tests: the
+# "team server" stack on one machine.
 #
 #   scripts/dev_services.sh start     install the Debian packages if missing,
-#                                     initialize, start both, write the env file
+#                                     initialize, start all three, write the env file
 #   scripts/dev_services.sh status    what runs, on which ports
-#   scripts/dev_services.sh stop      clean shutdown of both (data is kept)
+#   scripts/dev_services.sh stop      clean shutdown of all three (data is kept)
 #   scripts/dev_services.sh destroy   stop, then delete all their data
 #   source build/services/env.sh      point the runners, the notebook and
-#                                     Airflow (LocalExecutor) at them
+#                                     Airflow (LocalExecutor, or Celery workers) at them
 #
 # Data, logs, sockets and generated passwords live in $CFPB_SERVICES_DIR
 # (default build/services, git-ignored). Ports are free ones picked at the
@@ -36,6 +37,7 @@ install_packages() {
   local missing=()
   command -v mariadbd >/dev/null || missing+=(mariadb-server)
   [[ -n $(pg_bin) ]] || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
   ((${#missing[@]})) || return 0
   command -v apt-get >/dev/null || die "missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})"
   ((EUID == 0)) || die "missing ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}"
@@ -49,8 +51,8 @@ install_packages() {
     die "apt-get install ${missing[*]} failed, see $dir/apt.log"
 }
 
-# Both servers refuse to run as root: as root, run them as the users the
-# Debian packages create, owning their data folders.
+# MariaDB and PostgreSQL refuse to run as root: as root, all three run as
+# the users the Debian packages create, owning their data folders.
 as_user() {
   local user=$1; shift
   if ((EUID == 0)); then runuser -u "$user" -- "$@"; else "$@"; fi
@@ -84,10 +86,11 @@ srv=$dir
 
 choose_server_dir() {
   [[ -s $dir/server_dir ]] && return 0
-  if ((EUID == 0)) && ! { runuser -u mysql -- test -x "$dir" && runuser -u postgres -- test -x "$dir"; } 2>/dev/null; then
+  if ((EUID == 0)) && ! { runuser -u mysql -- test -x "$dir" && runuser -u postgres -- test -x "$dir" &&
+    runuser -u redis -- test -x "$dir"; } 2>/dev/null; then
     srv=$external_root/$(printf %s "$dir" | sha256sum | cut -c1-16)
     mkdir -p "$srv"; chmod 755 "$external_root" "$srv"
-    echo "==> $dir is not reachable by the mysql/postgres users: their files go to $srv"
+    echo "==> $dir is not reachable by the mysql/postgres/redis users: their files go to $srv"
   fi
   echo "$srv" >"$dir/server_dir"
 }
@@ -96,6 +99,11 @@ choose_server_dir() {
 # in a folder that user owns.
 mysql_pid=mariadb-run/mariadbd.pid
 mysql_running() { [[ -s $srv/$mysql_pid ]] && kill -0 "$(cat "$srv/$mysql_pid")" 2>/dev/null; }
+redis_running() { [[ -s $srv/redis-run/redis.pid ]] && kill -0 "$(cat "$srv/redis-run/redis.pid")" 2>/dev/null; }
+redis_ping() {
+  REDISCLI_AUTH=$(cat "$dir/redis_password") redis-cli --no-auth-warning -h 127.0.0.1 \
+    -p "$(cat "$dir/redis.port")" ping 2>/dev/null | grep -q PONG
+}
 pg_running() { [[ -d $srv/postgres ]] && as_user postgres "$(pg_bin)/pg_ctl" -D "$srv/postgres" status >/dev/null 2>&1; }
 
 start_mariadb() {
@@ -160,8 +168,37 @@ start_postgres() {
       "CREATE DATABASE $pg_db"
 }
 
+start_redis() {
+  local port; port=$(port_of redis)
+  mkdir -p "$srv/redis" "$srv/redis-run"
+  # The password in a file only the server reads: an argument would show in ps.
+  (umask 077; cat >"$srv/redis-run/redis.conf") <<EOF
+bind 127.0.0.1
+port $port
+protected-mode yes
+requirepass $(cat "$dir/redis_password")
+dir $srv/redis
+# Queued Celery tasks survive a broker restart: every write is appended to a
+# log fsync'd each second, replayed at start.
+appendonly yes
+appendfsync everysec
+daemonize yes
+pidfile $srv/redis-run/redis.pid
+logfile $srv/redis-run/redis.log
+EOF
+  own redis "$srv/redis"; own redis "$srv/redis-run"
+  if ! redis_running; then
+    echo "==> starting Redis on 127.0.0.1:$port"
+    as_user redis redis-server "$srv/redis-run/redis.conf" ||
+      die "Redis did not start, see $srv/redis-run/redis.log"
+    for _ in $(seq 30); do redis_ping && break; sleep 0.5; done
+    redis_ping || die "Redis does not answer, see $srv/redis-run/redis.log"
+  fi
+}
+
 write_env() {
-  local pg_password; pg_password=$(cat "$dir/postgres_password")
+  local pg_password pg; pg_password=$(cat "$dir/postgres_password")
+  pg=$pg_user:$pg_password@127.0.0.1:$(cat "$dir/postgres.port")/$pg_db
   (umask 077; cat >"$dir/env.sh") <<EOF
 # Written by scripts/dev_services.sh: source it to use the loopback servers.
 export CFPB_MYSQL_HOST=127.0.0.1
@@ -169,8 +206,12 @@ export CFPB_MYSQL_PORT=$(cat "$dir/mariadb.port")
 export CFPB_MYSQL_DATABASE=$mysql_db
 export CFPB_MYSQL_USER=$mysql_user
 export CFPB_MYSQL_PASSWORD_FILE=$dir/mysql_password
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://$pg_user:$pg_password@127.0.0.1:$(cat "$dir/postgres.port")/$pg_db
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://$pg
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+# For AIRFLOW__CORE__EXECUTOR=CeleryExecutor (scripts/airflow_worker.sh):
+# tasks queue in Redis, their states are kept in Airflow's PostgreSQL.
+export AIRFLOW__CELERY__BROKER_URL=redis://:$(cat "$dir/redis_password")@127.0.0.1:$(cat "$dir/redis.port")/0
+export AIRFLOW__CELERY__RESULT_BACKEND=db+postgresql://$pg
 EOF
 }
 
@@ -180,8 +221,10 @@ start() {
   choose_server_dir
   secret "$dir/mysql_password"
   secret "$dir/postgres_password"
+  secret "$dir/redis_password"
   start_mariadb
   start_postgres
+  start_redis
   write_env
   status
   echo "==> source $dir/env.sh to use them"
@@ -199,6 +242,13 @@ stop() {
     echo "==> stopping PostgreSQL"
     as_user postgres "$(pg_bin)/pg_ctl" -D "$srv/postgres" -m fast -w stop >/dev/null
   fi
+  if redis_running; then
+    echo "==> stopping Redis"
+    local pid; pid=$(cat "$srv/redis-run/redis.pid")
+    kill "$pid"
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && die "Redis (pid $pid) did not stop within 60 s"
+  fi
   return 0
 }
 
@@ -208,6 +258,8 @@ status() {
   else echo "mariadb     stopped"; code=3; fi
   if pg_running; then echo "postgresql  running  127.0.0.1:$(cat "$dir/postgres.port")  database $pg_db, user $pg_user"
   else echo "postgresql  stopped"; code=3; fi
+  if redis_running; then echo "redis       running  127.0.0.1:$(cat "$dir/redis.port")  Celery broker"
+  else echo "redis       stopped"; code=3; fi
   echo "data        $dir"
   [[ $srv == "$dir" ]] || echo "server files $srv"
   return $code
