@@ -59,12 +59,19 @@ def test_the_wheel_holds_product_code_and_its_data_only(wheel):
         assert shipped in names
 
 
-def test_the_image_copies_the_product_packages_and_nothing_else():
-    dockerfile = (REPO / "Dockerfile").read_text()
+@pytest.mark.parametrize(
+    "image, lock",
+    [
+        ("Dockerfile", "requirements-task.lock"),  # Kubeflow tasks
+        ("Dockerfile.airflow", "requirements.lock"),  # Airflow's scheduler and Celery workers
+    ],
+)
+def test_the_images_copy_the_product_packages_and_nothing_else(image, lock):
+    dockerfile = (REPO / image).read_text()
     copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.M))
     assert copied == PRODUCT_PACKAGES
     assert not copied & NOT_PRODUCT
-    assert "requirements-task.lock" in dockerfile and "TF_USE_LEGACY_KERAS=1" in dockerfile
+    assert f"COPY {lock} ./" in dockerfile and "TF_USE_LEGACY_KERAS=1" in dockerfile
 
 
 def test_an_installed_wheel_finds_its_data_from_an_empty_folder(wheel, tmp_path):
