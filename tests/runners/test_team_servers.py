@@ -1,9 +1,12 @@
 """The team-server stack on real servers (no mocks): MariaDB for ML Metadata,
-PostgreSQL for Airflow, Airflow's scheduler with the LocalExecutor.
+PostgreSQL for Airflow, Redis as the Celery broker, the local object store
+for every location of the pipeline.
 
-The `servers` fixture (tests/conftest.py) starts both with
-`scripts/dev_services.sh`. The DAG is triggered under a real scheduler, as a
-team runs it.
+The `servers` fixture (tests/conftest.py) starts the three servers with
+`scripts/dev_services.sh`. The DAG is triggered under a real scheduler with
+the CeleryExecutor, and its tasks run on two Celery workers started with
+`scripts/airflow_worker.sh`, each in a folder of its own: as on machines of
+their own, they share only the servers and the bucket.
 """
 
 import dataclasses
@@ -18,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from pipeline import pipeline
-from reporting import report, summary
+from reporting import run_history, summary
 from runners import airflow_runner, run_lock
+from settings import metadata
 from tests.conftest import (
     EXECUTING_COMPONENTS,
     completed_component_types,
@@ -27,10 +31,15 @@ from tests.conftest import (
     small_config,
     sourced_env,
 )
+from tests.runners import loopback
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "cfpb-disputes"
+BUCKET = "cfpb"
+WORKERS = ("worker-a", "worker-b")
+# What a worker's folder may hold: Airflow's own files, the deployed DAG, task logs.
+WORKER_FILES = {"airflow.cfg", "webserver_config.py", "dags", "logs"}
 # Bounded waits: a scheduler that never parses the DAG or a run that hangs
 # fails the test instead of CI's overall time limit.
 DAG_PARSE_TIMEOUT_S = 15 * 60
@@ -53,96 +62,147 @@ def _query(env: dict, sql: str, *params) -> list:
         return cursor.fetchall()
 
 
-def _wait_for(what: str, timeout_s: float, check, scheduler_log: Path):
+def _wait_for(what: str, timeout_s: float, check, logs: list[Path]):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(10)
+        time.sleep(5)
     pytest.fail(
-        f"timed out after {timeout_s:.0f}s waiting for {what}; scheduler log tail:\n"
-        + scheduler_log.read_text()[-5000:]
+        f"timed out after {timeout_s:.0f}s waiting for {what}; log tails:\n"
+        + "\n".join(f"--- {log}\n{log.read_text()[-3000:]}" for log in logs)
     )
+
+
+def _start(command: list[str], env: dict, cwd: Path, log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        # Its own process group: Celery's and the scheduler's children are
+        # stopped with it.
+        return subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@dataclasses.dataclass
+class CeleryRun:
+    config: object  # PipelineConfig
+    env: dict  # the scheduler's environment (servers, object store, settings)
+    run_id: str
+    state: str
+    tasks: dict  # task id -> (state, start, end)
+    workers: dict  # worker name -> its folder
+    bucket_folder: Path  # where the local object store keeps the bucket's objects
+
+    def ran_on(self, task_id: str) -> list[str]:
+        """The workers whose folder holds the task's log: where it ran."""
+        return [
+            name
+            for name, folder in self.workers.items()
+            if (
+                folder
+                / "logs"
+                / f"dag_id={DAG_ID}"
+                / f"run_id={self.run_id}"
+                / f"task_id={task_id}"
+            ).is_dir()
+        ]
 
 
 @pytest.fixture(scope="module")
-def airflow_run(servers, tmp_path_factory):
-    """The DAG triggered once under `airflow scheduler` (LocalExecutor, PostgreSQL),
-    ML Metadata on MariaDB: (config, task instances, dag run state)."""
-    home = tmp_path_factory.mktemp("airflow_team")
-    config = small_config(home / "pipeline", **mysql_settings(servers, "mlmd_airflow"))
-    env = sourced_env("scripts/airflow_env.sh", {**servers, "AIRFLOW_HOME": str(home / "airflow")})
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    env.update(
-        config.as_env(),
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-        CFPB_AIRFLOW_COMPILED=str(home / "compiled.json"),
-    )
-    subprocess.run(
-        ["airflow", "db", "migrate"],
-        env=env,
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    subprocess.run(
-        [sys.executable, "runners/airflow_runner.py"],
-        env=env,
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+def celery_run(servers, tmp_path_factory):
+    """The DAG triggered once under `airflow scheduler` with the CeleryExecutor,
+    run by two Celery workers; data, pipeline root, serving directory and
+    reports in the bucket, ML Metadata on MariaDB. The object store stays up
+    for the module's tests."""
+    home = tmp_path_factory.mktemp("celery")
+    with loopback.object_store(home / "object_store", BUCKET) as store:
+        prefix = f"gs://{BUCKET}/team"
+        config = small_config(
+            home / "scheduler",
+            data_root=f"{prefix}/spans",
+            pipeline_root=f"{prefix}/pipeline_root",
+            serving_model_dir=f"{prefix}/serving_model",
+            report_dir=f"{prefix}/reports",
+            **mysql_settings(servers, "mlmd_celery"),
+        )
+        env = sourced_env(
+            "scripts/airflow_env.sh",
+            {**servers, **store, "AIRFLOW_HOME": str(home / "scheduler" / "airflow")},
+        )
+        env.update(
+            config.as_env(),
+            AIRFLOW__CORE__EXECUTOR="CeleryExecutor",
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+            CFPB_AIRFLOW_COMPILED=str(home / "scheduler" / "compiled.json"),
+        )
+        # The README's steps: Airflow's tables, the compile, the spans into the bucket.
+        for step in (
+            ["airflow", "db", "migrate"],
+            [sys.executable, "runners/airflow_runner.py"],
+            [sys.executable, "-m", "data.prepare"],
+        ):
+            done = subprocess.run(
+                step, env=env, cwd=REPO, capture_output=True, text=True, timeout=600
+            )
+            assert done.returncode == 0, (step, done.stdout[-3000:], done.stderr[-3000:])
 
-    log = home / "scheduler.log"
-    with open(log, "w") as out:
-        # Its own process group: the LocalExecutor's workers and task processes
-        # are stopped with it.
-        scheduler = subprocess.Popen(
-            ["airflow", "scheduler"],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_for(
-            "the scheduler to parse the DAG",
-            DAG_PARSE_TIMEOUT_S,
-            lambda: _query(servers, "SELECT 1 FROM dag WHERE dag_id = %s", DAG_ID),
-            log,
-        )
-        run_id = f"team-servers-{int(time.time())}"
-        triggered = subprocess.run(
-            ["airflow", "dags", "trigger", DAG_ID, "--run-id", run_id],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert triggered.returncode == 0, triggered.stderr[-3000:]
-        state = _wait_for(
-            "the DAG run to finish",
-            DAG_RUN_TIMEOUT_S,
-            lambda: next(
-                (
-                    s
-                    for (s,) in _query(
-                        servers,
-                        "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s",
-                        DAG_ID,
-                        run_id,
+        workers = {name: home / name for name in WORKERS}
+        logs = [home / "scheduler.log", *(home / f"{name}.log" for name in WORKERS)]
+        processes = [_start(["airflow", "scheduler"], env, REPO, logs[0])]
+        try:
+            for (name, folder), log in zip(workers.items(), logs[1:], strict=True):
+                processes.append(
+                    _start(
+                        ["scripts/airflow_worker.sh", "start", str(folder), name], env, REPO, log
                     )
-                    if s in ("success", "failed")
+                )
+            _wait_for(
+                "the scheduler to parse the DAG",
+                DAG_PARSE_TIMEOUT_S,
+                lambda: _query(servers, "SELECT 1 FROM dag WHERE dag_id = %s", DAG_ID),
+                logs,
+            )
+            run_id = f"celery-{int(time.time())}"
+            triggered = subprocess.run(
+                ["airflow", "dags", "trigger", DAG_ID, "--run-id", run_id],
+                env=env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert triggered.returncode == 0, triggered.stderr[-3000:]
+            state = _wait_for(
+                "the DAG run to finish",
+                DAG_RUN_TIMEOUT_S,
+                lambda: next(
+                    (
+                        s
+                        for (s,) in _query(
+                            servers,
+                            "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s",
+                            DAG_ID,
+                            run_id,
+                        )
+                        if s in ("success", "failed")
+                    ),
+                    None,
                 ),
-                None,
-            ),
-            log,
-        )
+                logs,
+            )
+        finally:
+            for process in processes:
+                _stop(process)
         tasks = {
             task_id: (task_state, start, end)
             for task_id, task_state, start, end in _query(
@@ -154,29 +214,24 @@ def airflow_run(servers, tmp_path_factory):
             )
         }
         print({t: (s, str(b), str(e)) for t, (s, b, e) in tasks.items()})
-    finally:
-        os.killpg(scheduler.pid, signal.SIGTERM)
-        try:
-            scheduler.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(scheduler.pid, signal.SIGKILL)
-    return config, tasks, state
+        yield CeleryRun(
+            config, env, run_id, state, tasks, workers, home / "object_store" / "data" / BUCKET
+        )
 
 
-def test_every_task_succeeded(airflow_run):
-    config, tasks, state = airflow_run
-    assert state == "success"
-    assert {task: s for task, (s, _, _) in tasks.items()} == {
+def test_every_task_succeeded(celery_run):
+    assert celery_run.state == "success"
+    assert {task: s for task, (s, _, _) in celery_run.tasks.items()} == {
         task: "success"
-        for task in {
-            *pipeline.component_ids(pipeline.create_pipeline(config)),
-            airflow_runner.PREPARE_TASK_ID,
-        }
+        for task in pipeline.component_ids(pipeline.create_pipeline(celery_run.config))
     }
+    # Spans in a bucket are prepared before the run (`python -m data.prepare`):
+    # the DAG has no prepare_spans task.
+    assert airflow_runner.PREPARE_TASK_ID not in celery_run.tasks
 
 
-def test_independent_components_ran_at_the_same_time(airflow_run):
-    config, tasks, _ = airflow_run
+def test_independent_components_ran_at_the_same_time(celery_run):
+    tasks = celery_run.tasks
     overlapping = [
         (a, b)
         for a, b in combinations(sorted(tasks), 2)
@@ -184,39 +239,72 @@ def test_independent_components_ran_at_the_same_time(airflow_run):
     ]
     assert overlapping, tasks
     # ...and never against the graph: no task started before an upstream one ended.
-    for upstream, downstream in pipeline.component_edges(pipeline.create_pipeline(config)):
+    for upstream, downstream in pipeline.component_edges(
+        pipeline.create_pipeline(celery_run.config)
+    ):
         assert tasks[upstream][2] <= tasks[downstream][1], (upstream, downstream)
 
 
-def test_ml_metadata_on_mysql_holds_every_execution(airflow_run):
-    config, _, _ = airflow_run
-    assert config.uses_mysql
+def test_both_workers_ran_tasks_each_in_its_own_folder(celery_run):
+    ran_on = {task: celery_run.ran_on(task) for task in celery_run.tasks}
+    assert all(len(workers) == 1 for workers in ran_on.values()), ran_on
+    assert {workers[0] for workers in ran_on.values()} == set(WORKERS), ran_on
+    for folder in celery_run.workers.values():
+        # Nothing of the pipeline on a worker's disk: only Airflow's files.
+        assert {p.name for p in folder.iterdir()} <= WORKER_FILES, folder
+
+
+def test_every_artifact_is_in_the_bucket(celery_run):
+    from ml_metadata import metadata_store
+
+    config = celery_run.config
+    store = metadata_store.MetadataStore(metadata.connection_config(config))
+    uris = [a.uri for a in store.get_artifacts()]
+    assert uris and all(u.startswith(f"gs://{BUCKET}/team/") for u in uris), uris
     assert set(EXECUTING_COMPONENTS) <= completed_component_types(config)
     assert not Path(config.metadata_path).exists()  # nothing went to SQLite
-
-
-def test_a_model_was_pushed(airflow_run):
-    config, _, _ = airflow_run
-    versions = list((Path(config.serving_model_dir) / config.model_name).iterdir())
+    versions = list(
+        (celery_run.bucket_folder / "team" / "serving_model" / config.model_name).iterdir()
+    )
     assert len(versions) == 1 and (versions[0] / "saved_model.pb").is_file()
-    assert summary.run_summary(config).pushed_path == str(versions[0])
 
 
-def test_the_run_report_reads_the_airflow_run_on_mysql(airflow_run, tmp_path):
-    config, _, _ = airflow_run
-    page = report.write(config, tmp_path).read_text()
-    assert "Blessed and pushed as version" in page and 'class="bar"' in page
+def test_the_summary_and_the_report_read_the_celery_run(celery_run):
+    """The users' commands, with the scheduler's environment."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "reporting.summary", "--run-id", celery_run.run_id],
+        env=celery_run.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    assert f"pushed      gs://{BUCKET}/team/serving_model/" in printed.stdout, printed.stdout
+    page = subprocess.run(
+        [sys.executable, "-m", "reporting.report", "--run-id", celery_run.run_id],
+        env=celery_run.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert page.returncode == 0, page.stderr[-3000:]
+    written = celery_run.bucket_folder / "team" / "reports" / DAG_ID / f"{celery_run.run_id}.html"
+    assert "Blessed and pushed as version" in written.read_text()
 
 
-def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_path):
-    """Beam runner processes against one MySQL store: one started while the
-    first runs is refused by the database's run lock; one started after it
-    reuses the first one's outputs. (It re-validates, because the drift
-    resolver now finds the first run's validation.)"""
-    config = small_config(tmp_path, **mysql_settings(servers, "mlmd_beam"))
+@pytest.fixture(scope="module")
+def beam_runs(servers, tmp_path_factory):
+    """Beam runner processes against one MySQL store, on the Celery run's data
+    and settings with local folders: a first run; one started while it runs,
+    as from another machine (its own pipeline root, the same database); one
+    started after it. (config, what each printed: first, at once, after)."""
+    root = tmp_path_factory.mktemp("beam_on_mysql")
+    config = small_config(root, **mysql_settings(servers, "mlmd_beam"))
     env = {**servers, "CFPB_MYSQL_DATABASE": config.mysql_database}
     command = [sys.executable, "runners/beam_runner.py", *config.as_flags()]
-    log = tmp_path / "first.log"  # a file: a pipe unread while the test waits would block it
+    log = root / "first.log"  # a file: a pipe unread while the test waits would block it
     with open(log, "w") as out:
         first = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     started = time.monotonic()
@@ -225,8 +313,7 @@ def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_pat
         assert first.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() - started < 600
         time.sleep(0.5)
-    # As from another machine: its own pipeline root, the same database.
-    elsewhere = dataclasses.replace(config, pipeline_root=str(tmp_path / "elsewhere"))
+    elsewhere = dataclasses.replace(config, pipeline_root=str(root / "elsewhere"))
     at_once = subprocess.run(
         [sys.executable, "runners/beam_runner.py", *elsewhere.as_flags()],
         env=env,
@@ -235,17 +322,47 @@ def test_a_second_process_is_served_from_the_shared_mysql_cache(servers, tmp_pat
         text=True,
         timeout=300,
     )
+    assert first.wait(timeout=1800) == 0, log.read_text()[-3000:]
+    after = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert after.returncode == 0, after.stdout[-3000:] + after.stderr[-3000:]
+    return config, log.read_text(), at_once, after
+
+
+def test_the_celery_run_decides_what_the_beam_runner_decides(celery_run, beam_runs):
+    """Same data, same settings: the DAG on two Celery workers over the bucket
+    and the Beam runner on local folders read, train, bless and push alike.
+    (The history reads the bucket: the users' command, in the run's environment.)"""
+    beam_config = beam_runs[0]
+    beam = run_history.history(metadata.connection_config(beam_config), beam_config.pipeline_name)
+    printed = subprocess.run(
+        [sys.executable, "-m", "reporting.run_history"],
+        env=celery_run.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    print("\nBeam runner:\n" + run_history.markdown(beam))
+    print("\nAirflow on Celery workers:\n" + printed.stdout)
+    # Header, separator, one row per run: the Celery store holds one run.
+    assert printed.stdout.splitlines() == run_history.markdown(beam[:1]).splitlines()
+    assert beam[0].blessed and beam[0].pushed == "new version v1"
+
+
+def test_a_second_beam_run_on_the_database_is_refused_while_one_runs(beam_runs):
+    config, _, at_once, _ = beam_runs
     assert at_once.returncode == 3, at_once.stdout[-3000:] + at_once.stderr[-3000:]
     assert (
         f"another run of pipeline 'cfpb-disputes' is using MySQL database "
         f"{config.mysql_database} (connection " in at_once.stderr
     ), at_once.stderr
-    assert first.wait(timeout=1800) == 0, log.read_text()[-3000:]
-    result = subprocess.run(
-        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
+
+def test_a_later_run_is_served_from_the_shared_mysql_cache(beam_runs):
+    """(It re-validates, because the drift resolver now finds the first run's
+    validation.)"""
+    config, _, _, result = beam_runs
     assert "mysql://" in result.stdout  # the run summary names the store
     assert "  report      " in result.stdout and "not written" not in result.stdout
     second = summary.run_summary(config)
