@@ -22,6 +22,11 @@ PUSHED_VERSION = "pushed_version"
 # This project's Pusher (components/idempotent_pusher.py): 1 when the served
 # version already was this model, so nothing was copied.
 REUSED_VERSION = "reused_existing_version"
+# ...the id of the Model it pushed (what the baseline resolver reads as the
+# served model, components/model_baseline.py), and, when it refused to push,
+# why (the served model is no longer the one the candidate was compared with).
+PUSHED_MODEL_ID = "pushed_model_id"
+PUSH_REFUSED = "push_refused"
 # This project's DataValidation (components/validation_gate.py): the span it
 # passed (SPAN above) and the URI of that span's statistics, the drift
 # baseline of later spans.

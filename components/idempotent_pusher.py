@@ -1,4 +1,5 @@
-"""A Pusher that never pushes the same SavedModel twice.
+"""A Pusher that never pushes the same SavedModel twice, and never pushes a
+model over one it was not compared with.
 
 After the first model is blessed, the next run's Resolver returns that model as
 the baseline, so Evaluator's inputs change and it re-evaluates even when the
@@ -12,26 +13,39 @@ Only the newest version counts as "already served": TF Serving serves the
 highest version number, so an older model blessed again (a rollback whose
 Trainer answered from cache) must be copied into a new, higher version, or the
 rollback would silently leave the newer model in service.
+
+The candidate was blessed against the served model of its Evaluator's time
+(components/model_baseline.py). Two runs of one pipeline may overlap (an
+Airflow run beside a Beam run on MySQL, KFP runs on one metadata service,
+docs/concurrency.md): if the other pushed in between, the served model is one
+this candidate never beat. Then nothing is pushed: the PushedModel says
+`pushed` 0 and why (`push_refused`), and the next run compares its model with
+the one now served. The check and the copy hold a lock beside the serving
+folder when it is local; on a bucket no lock is taken (GCS offers none through
+TF's filesystem), so two pushes within the same seconds can still race.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from typing import Any
 
+from absl import logging
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.utils import path_utils, proto_utils
 
 from components import artifact_properties
 from serving import versions
+from settings.configs import is_remote
 
 FINGERPRINT_FILE = "fingerprint.pb"
-# Custom property on the PushedModel artifact: 1 when an existing version was
-# recognized instead of copying the model again.
 
 
 def _read(path: str) -> bytes | None:
@@ -61,6 +75,45 @@ def find_identical_version(model_path: str, base_directory: str) -> tuple[str, s
     return None
 
 
+def superseded_baseline(blessing: types.Artifact, base_directory: str) -> str | None:
+    """Why the model blessed by `blessing` must not be pushed, or None: the
+    served model must be the baseline it was compared with (none served when
+    it had none)."""
+    baseline_uri = blessing.get_string_custom_property(artifact_properties.BASELINE_MODEL_URI)
+    version = newest_version(base_directory)
+    served = _read(os.path.join(base_directory, version, FINGERPRINT_FILE)) if version else None
+    baseline = (
+        _read(os.path.join(path_utils.serving_model_path(baseline_uri), FINGERPRINT_FILE))
+        if baseline_uri
+        else None
+    )
+    if served == baseline:
+        return None
+    compared = f"the model at {baseline_uri}" if baseline_uri else "no served model"
+    return (
+        f"version {version} of {base_directory} was pushed after this model was compared "
+        f"with {compared} (another run of the pipeline pushed meanwhile); the next run "
+        "compares its model with the one served now"
+    )
+
+
+@contextlib.contextmanager
+def push_lock(base_directory: str) -> Iterator[None]:
+    """Holds `<base_directory>.push.lock` (beside the version folders, which
+    TF Serving lists) while a push is checked and copied; on a bucket, nothing."""
+    if is_remote(base_directory):
+        yield
+        return
+    path = base_directory.rstrip("/") + ".push.lock"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits: another push takes seconds
+        yield
+    finally:
+        os.close(fd)
+
+
 class Executor(pusher_executor.Executor):
     def Do(
         self,
@@ -72,16 +125,28 @@ class Executor(pusher_executor.Executor):
             exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
             pusher_pb2.PushDestination(),
         )
-        if self.CheckBlessing(input_dict) and destination.HasField("filesystem"):
-            existing = find_identical_version(
-                self.GetModelPath(input_dict), destination.filesystem.base_directory
-            )
+        if not (self.CheckBlessing(input_dict) and destination.HasField("filesystem")):
+            super().Do(input_dict, output_dict, exec_properties)
+            return
+        base_directory = destination.filesystem.base_directory
+        model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+        blessing = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.MODEL_BLESSING_KEY]
+        )
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY]
+        )
+        with push_lock(base_directory):
+            existing = find_identical_version(self.GetModelPath(input_dict), base_directory)
             if existing:
                 version, path = existing
-                model_push = artifact_utils.get_single_instance(
-                    output_dict[standard_component_specs.PUSHED_MODEL_KEY]
-                )
                 self._MarkPushed(model_push, pushed_destination=path, pushed_version=version)
                 model_push.set_int_custom_property(artifact_properties.REUSED_VERSION, 1)
+            elif refused := superseded_baseline(blessing, base_directory):
+                logging.warning("Not pushing: %s", refused)
+                self._MarkNotPushed(model_push)
+                model_push.set_string_custom_property(artifact_properties.PUSH_REFUSED, refused)
                 return
-        super().Do(input_dict, output_dict, exec_properties)
+            else:
+                super().Do(input_dict, output_dict, exec_properties)
+        model_push.set_int_custom_property(artifact_properties.PUSHED_MODEL_ID, model.id)

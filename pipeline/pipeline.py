@@ -87,11 +87,12 @@ def _example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvExampl
 
 
 def _baseline_resolver(trainer: Trainer, project_resolvers: bool) -> Resolver:
-    """The model the Evaluator compares this run's model with: the latest
-    blessed model, or, when this run's model already is that model, what it
-    was judged against when blessed, so the Evaluator's cache answers instead
-    of comparing a model with itself (components/model_baseline.py). Vertex
-    compiles only TFX's own strategy (into a query of its own)."""
+    """The model the Evaluator compares this run's model with: the served
+    model (the newest push's), or, when this run's model already is that
+    model, what it was judged against when blessed, so the Evaluator's cache
+    answers instead of comparing a model with itself
+    (components/model_baseline.py). Vertex compiles only TFX's own strategy
+    (the latest blessed model, into a query of its own)."""
     models = {
         "model": Channel(type=standard_artifacts.Model),
         "model_blessing": Channel(type=standard_artifacts.ModelBlessing),
@@ -100,6 +101,7 @@ def _baseline_resolver(trainer: Trainer, project_resolvers: bool) -> Resolver:
         resolver = Resolver(
             strategy_class=model_baseline.BaselineModelStrategy,
             candidate=trainer.outputs["model"],
+            pushed_model=Channel(type=standard_artifacts.PushedModel),
             **models,
         )
     else:

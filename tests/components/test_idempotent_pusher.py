@@ -55,19 +55,30 @@ def test_only_the_served_version_counts_as_already_pushed(tmp_path):
     assert idempotent_pusher.find_identical_version(str(older), str(serving)) is None
 
 
-def _push(tmp_path, model_dir, serving, name):
-    """Runs the real executor on a blessed Model artifact, as the Pusher node does."""
+def _model_artifact_dir(tmp_path, saved_model, name):
+    """A Trainer's Model artifact folder holding `saved_model` (TFX's layout)."""
+    uri = tmp_path / name / "model"
+    shutil.copytree(saved_model, uri / "Format-Serving")
+    return uri
+
+
+def _push(tmp_path, model_dir, serving, name, baseline=None):
+    """Runs the real executor on a blessed Model artifact, as the Pusher node
+    does; `baseline` is the SavedModel it was compared with (None: none)."""
     from tfx.proto import pusher_pb2
     from tfx.types import standard_artifacts
     from tfx.types import standard_component_specs as keys
     from tfx.utils import proto_utils
 
     model = standard_artifacts.Model()
-    model.uri = str(tmp_path / name / "model")
-    shutil.copytree(model_dir, tmp_path / name / "model" / "Format-Serving")
+    model.id = 7
+    model.uri = str(_model_artifact_dir(tmp_path, model_dir, name))
     blessing = standard_artifacts.ModelBlessing()
     blessing.uri = str(tmp_path / name / "blessing")
     blessing.set_int_custom_property("blessed", 1)
+    if baseline is not None:
+        baseline_uri = _model_artifact_dir(tmp_path, baseline, f"{name}-baseline")
+        blessing.set_string_custom_property("baseline_model", str(baseline_uri))
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / name / "pushed")
     destination = pusher_pb2.PushDestination(
@@ -90,7 +101,7 @@ def test_a_rolled_back_model_is_pushed_as_a_new_served_version(tmp_path):
     shutil.copytree(old, serving / "1700000000")
     shutil.copytree(new, serving / "1700000100")
 
-    pushed = _push(tmp_path, old, serving, "rollback")
+    pushed = _push(tmp_path, old, serving, "rollback", baseline=new)
 
     version = pushed.get_string_custom_property("pushed_version")
     assert int(version) > 1700000100
@@ -111,3 +122,72 @@ def test_the_served_model_blessed_again_is_not_copied(tmp_path):
     assert pushed.get_string_custom_property("pushed_version") == "1700000000"
     assert pushed.get_int_custom_property(artifact_properties.REUSED_VERSION) == 1
     assert sorted(p.name for p in serving.iterdir()) == ["1700000000"]
+
+
+def test_a_model_compared_with_the_served_one_is_pushed(tmp_path):
+    served, new = _saved_model(tmp_path / "served", 2.0), _saved_model(tmp_path / "new", 3.0)
+    serving = tmp_path / "serving"
+    shutil.copytree(served, serving / "1700000000")
+
+    pushed = _push(tmp_path, new, serving, "run", baseline=served)
+
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_int_custom_property(artifact_properties.PUSHED_MODEL_ID) == 7
+    assert idempotent_pusher.newest_version(str(serving)) == pushed.get_string_custom_property(
+        "pushed_version"
+    )
+
+
+def test_a_model_compared_with_a_model_no_longer_served_is_not_pushed(tmp_path):
+    """Two runs blessed their models against version 1700000000; the other
+    one pushed first. This one never beat the model now served."""
+    first = _saved_model(tmp_path / "first", 2.0)
+    others, mine = _saved_model(tmp_path / "others", 3.0), _saved_model(tmp_path / "mine", 4.0)
+    serving = tmp_path / "serving"
+    shutil.copytree(first, serving / "1700000000")
+    shutil.copytree(others, serving / "1700000100")
+
+    pushed = _push(tmp_path, mine, serving, "late", baseline=first)
+
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert not pushed.has_custom_property(artifact_properties.PUSHED_MODEL_ID)
+    refused = pushed.get_string_custom_property(artifact_properties.PUSH_REFUSED)
+    assert f"version 1700000100 of {serving} was pushed after this model was compared" in refused
+    assert sorted(p.name for p in serving.iterdir()) == ["1700000000", "1700000100"]
+
+
+def test_a_first_model_is_pushed_only_where_nothing_is_served_yet(tmp_path):
+    mine, others = _saved_model(tmp_path / "mine", 2.0), _saved_model(tmp_path / "others", 3.0)
+    empty, taken = tmp_path / "empty", tmp_path / "taken"
+    shutil.copytree(others, taken / "1700000000")
+
+    assert _push(tmp_path, mine, empty, "first").get_int_custom_property("pushed") == 1
+    refused = _push(tmp_path, mine, taken, "second")
+    assert refused.get_int_custom_property("pushed") == 0
+    assert "compared with no served model" in refused.get_string_custom_property(
+        artifact_properties.PUSH_REFUSED
+    )
+
+
+def test_a_push_waits_for_another_push_to_the_same_folder(tmp_path):
+    """The check and the copy are one step: a push started while another
+    holds the folder's lock waits for it, then checks what it left."""
+    import threading
+
+    served, new = _saved_model(tmp_path / "served", 2.0), _saved_model(tmp_path / "new", 3.0)
+    serving = tmp_path / "serving"
+    shutil.copytree(served, serving / "1700000000")
+    results = []
+    with idempotent_pusher.push_lock(str(serving)):
+        pusher = threading.Thread(
+            target=lambda: results.append(_push(tmp_path, new, serving, "waiting", baseline=served))
+        )
+        pusher.start()
+        pusher.join(timeout=3)
+        assert pusher.is_alive() and not results  # still waiting for the lock
+        # Meanwhile the holder pushes another model.
+        shutil.copytree(new, serving / "1700000100")
+    pusher.join(timeout=60)
+    # It found this same model served: nothing copied, the version reused.
+    assert results[0].get_int_custom_property(artifact_properties.REUSED_VERSION) == 1
+    assert sorted(p.name for p in serving.iterdir()) == ["1700000000", "1700000100"]

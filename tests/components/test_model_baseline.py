@@ -24,9 +24,25 @@ def _blessing(model, blessed: bool, baseline=None) -> standard_artifacts.ModelBl
     return blessing
 
 
-def _baseline(candidate, models, blessings):
+def _push(model, pushed: bool = True) -> standard_artifacts.PushedModel:
+    """A PushedModel as components/idempotent_pusher.py records it."""
+    push = standard_artifacts.PushedModel()
+    push.id = next(_next_id)
+    push.set_int_custom_property("pushed", int(pushed))
+    if pushed:
+        push.set_int_custom_property("pushed_model_id", model.id)
+    return push
+
+
+def _baseline(candidate, models, blessings, pushes=()):
     resolved = model_baseline.BaselineModelStrategy().resolve_artifacts(
-        None, {"candidate": [candidate], "model": list(models), "model_blessing": list(blessings)}
+        None,
+        {
+            "candidate": [candidate],
+            "model": list(models),
+            "model_blessing": list(blessings),
+            "pushed_model": list(pushes),
+        },
     )
     assert resolved["candidate"] == [candidate]
     assert len(resolved["model"]) == len(resolved["model_blessing"])
@@ -69,3 +85,30 @@ def test_models_that_were_not_blessed_are_never_a_baseline():
     blessings = [_blessing(first, True), _blessing(second, False, baseline=first)]
     assert _baseline(third, [first, second, third], blessings) is first
     assert _baseline(second, [first, second], blessings) is first
+
+
+def test_the_served_model_is_the_baseline_not_a_later_blessed_one_that_was_not_pushed():
+    """Two runs overlapped: both blessed their model against the first, one
+    pushed, the other's push was refused. The served model is the baseline."""
+    first, served, refused, candidate = _model(), _model(), _model(), _model()
+    blessings = [
+        _blessing(first, True),
+        _blessing(served, True, baseline=first),
+        _blessing(refused, True, baseline=first),
+    ]
+    pushes = [_push(first), _push(served), _push(refused, pushed=False)]
+    models = [first, served, refused, candidate]
+    assert _baseline(candidate, models, blessings, pushes) is served
+    # Without recorded pushes (a store from before them): the latest blessed model.
+    assert _baseline(candidate, models, blessings) is refused
+
+
+def test_the_served_model_trained_again_gets_the_baseline_it_was_blessed_against():
+    first, second = _model(), _model()
+    blessings = [_blessing(first, True), _blessing(second, True, baseline=first)]
+    pushes = [_push(first), _push(second)]
+    assert _baseline(second, [first, second], blessings, pushes) is first
+    # A rollback pushed run 1's model again: it is served, so it is the baseline.
+    pushes.append(_push(first))
+    third = _model()
+    assert _baseline(third, [first, second, third], blessings, pushes) is first

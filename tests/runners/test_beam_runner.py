@@ -269,3 +269,69 @@ def test_the_runner_reports_its_own_run_while_another_run_writes(own_store, monk
     assert other not in output
     page = re.search(r"report +(\S+\.html)", summary).group(1)
     assert Path(page).name == pages.page_name(started["run_id"])
+
+
+def test_a_model_compared_with_a_model_no_longer_served_is_not_pushed(e2e, tmp_path):
+    """Two runs of the pipeline overlap (docs/concurrency.md). This run's model
+    is blessed against the served version; while its Pusher waits for the
+    serving folder's lock, another run pushes. It pushes nothing and says
+    why; nothing is lost (the model and its blessing stay in the store)."""
+    import time
+
+    import tensorflow as tf
+
+    from components import idempotent_pusher
+    from reporting import run_history
+
+    source, _ = e2e
+    shutil.copy(source.metadata_path, tmp_path / "metadata.sqlite")
+    shutil.copytree(source.serving_model_dir, tmp_path / "serving_model")
+    config = dataclasses.replace(
+        source,
+        metadata_path=str(tmp_path / "metadata.sqlite"),
+        serving_model_dir=str(tmp_path / "serving_model"),
+        pipeline_root=str(tmp_path / "pipeline_root"),
+        report_dir=str(tmp_path / "reports"),
+        # A new model, blessed whatever it scores: only the push is in question.
+        train_steps=source.train_steps + 1,
+        min_auc=0.0,
+        max_auc_regression=1.0,
+    )
+    base = Path(config.serving_model_dir) / config.model_name
+    (served,) = base.iterdir()
+    log = tmp_path / "run.log"
+    with idempotent_pusher.push_lock(str(base)):
+        with open(log, "w") as out:
+            run = subprocess.Popen(
+                [sys.executable, "runners/beam_runner.py", *config.as_flags()],
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        # TFX makes the Pusher's output folder when the node starts.
+        started = time.monotonic()
+        while not (Path(config.pipeline_root) / "Pusher").exists():
+            assert run.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() - started < 900, log.read_text()[-3000:]
+            time.sleep(0.5)
+        # The other run's push: another SavedModel as the newest version.
+        other = base / str(int(served.name) + 1)
+        module = tf.Module()
+        module.weight = tf.Variable(3.0)
+        tf.saved_model.save(module, str(other))
+    assert run.wait(timeout=600) == 0, log.read_text()[-3000:]
+    output = log.read_text()
+
+    refusal = re.search(
+        rf"  pushed      nothing: version {other.name} of {re.escape(str(base))} was pushed "
+        r"after this model was compared with the model at (\S+) \(another run",
+        output,
+    )
+    assert refusal, output
+    assert sorted(p.name for p in base.iterdir()) == sorted([served.name, other.name])
+    # What the blessing names as its baseline is what was served when it was
+    # compared (the check reads TFX's real layout, not an assumed one).
+    baseline = Path(refusal.group(1)) / "Format-Serving" / "fingerprint.pb"
+    assert baseline.read_bytes() == (served / "fingerprint.pb").read_bytes()
+    *_, newest = run_history.history(metadata.connection_config(config), config.pipeline_name)
+    assert newest.blessed and newest.pushed == "refused: another run pushed since the comparison"
