@@ -141,6 +141,8 @@ def _verdict(run: summary.RunSummary) -> tuple[str, str]:
         return "ok", f"Blessed; nothing new pushed: version {run.pushed_version} is this model."
     if run.pushed_path:
         return "ok", f"Blessed and pushed as version {run.pushed_version}: {run.blessing_reason}."
+    if run.push_refused:
+        return "warn", f"Blessed, not pushed: {run.push_refused}."
     return "warn", "The run has not reached the Evaluator (still running, or stopped)."
 
 

@@ -116,6 +116,8 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
             )
         if not pushed:
             push = "-"
+        elif queries.artifact_property(pushed[0], props.PUSH_REFUSED):
+            push = "refused: another run pushed since the comparison"
         elif not queries.artifact_property(pushed[0], props.PUSHED):
             push = "nothing"
         else:

@@ -49,6 +49,8 @@ class RunSummary:
     pushed_version: str | None
     push_reused_version: bool
     metadata_location: str
+    # Why the Pusher refused a blessed model (components/idempotent_pusher.py).
+    push_refused: str | None = None
     # The newest training/serving skew check (feedback/skew.py), if any: skew
     # is measured on traffic, on its own schedule, not by a run.
     serving_skew: skew.SkewResult | None = None
@@ -119,6 +121,8 @@ class RunSummary:
             )
         elif self.pushed_path:
             lines.append(f"  pushed      {self.pushed_path} (version {self.pushed_version})")
+        elif self.push_refused:
+            lines.append(f"  pushed      nothing: {self.push_refused}")
         elif node_ids.PUSHER in self.nodes:
             # Read while the run goes on (another process's summary), the
             # Pusher may not have decided yet.
@@ -291,6 +295,7 @@ def run_summary(
 
     pushed_path = pushed_version = None
     reused = False
+    refused = queries.artifact_property(pushed, props.PUSH_REFUSED) if pushed else None
     if pushed is not None and pushed.custom_properties[props.PUSHED].int_value:
         pushed_path = pushed.custom_properties[props.PUSHED_DESTINATION].string_value
         pushed_version = pushed.custom_properties[props.PUSHED_VERSION].string_value
@@ -323,6 +328,7 @@ def run_summary(
         pushed_path=pushed_path,
         pushed_version=pushed_version,
         push_reused_version=reused,
+        push_refused=refused,
         metadata_location=metadata.describe(config),
         serving_skew=skew.latest(config),
     )
