@@ -56,10 +56,14 @@ def _read(path: str) -> bytes | None:
 
 
 def newest_version(base_directory: str) -> str | None:
-    """The version TF Serving serves: the highest numeric folder name."""
+    """The version TF Serving serves: the highest numeric folder name holding
+    a whole SavedModel (an interrupted push's folder is not served)."""
     if not fileio.isdir(base_directory):
         return None
-    served = versions.served_version(fileio.listdir(base_directory))
+    served = versions.served_version(
+        fileio.listdir(base_directory),
+        lambda v: fileio.exists(os.path.join(base_directory, str(v), versions.SAVED_MODEL_FILE)),
+    )
     return None if served is None else str(served)
 
 

@@ -55,6 +55,19 @@ def test_only_the_served_version_counts_as_already_pushed(tmp_path):
     assert idempotent_pusher.find_identical_version(str(older), str(serving)) is None
 
 
+def test_a_push_interrupted_mid_copy_is_neither_served_nor_reused(tmp_path):
+    # TFX's Pusher copies saved_model.pb last: a push killed (or out of disk)
+    # mid-copy leaves a newer folder without it, which TF Serving cannot load.
+    serving = tmp_path / "serving"
+    shutil.copytree(_saved_model(tmp_path / "served", 2.0), serving / "10")
+    candidate = _saved_model(tmp_path / "candidate", 3.0)
+    shutil.copytree(candidate, serving / "12", ignore=shutil.ignore_patterns("saved_model.pb"))
+
+    assert idempotent_pusher.newest_version(str(serving)) == "10"
+    # Not "already pushed": the next push copies the candidate whole, as a new version.
+    assert idempotent_pusher.find_identical_version(str(candidate), str(serving)) is None
+
+
 def _model_artifact_dir(tmp_path, saved_model, name):
     """A Trainer's Model artifact folder holding `saved_model` (TFX's layout)."""
     uri = tmp_path / name / "model"

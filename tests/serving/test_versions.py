@@ -12,3 +12,10 @@ def test_versions_are_numeric_folders_compared_as_numbers():
 def test_no_version_folder_serves_nothing():
     assert versions.served_version(["README", "staging/"]) is None
     assert versions.version_numbers([]) == []
+
+
+def test_a_version_without_its_saved_model_is_not_served():
+    # An interrupted push: TF Serving fails to load 12 and keeps serving 10.
+    names = ["10", "12"]
+    assert versions.served_version(names, lambda version: version != 12) == 10
+    assert versions.served_version(names, lambda version: False) is None
