@@ -19,6 +19,9 @@ never "the newest run" of a store other runs may write to.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import time
 import traceback
 
@@ -29,6 +32,18 @@ from reporting import queries
 
 # Failures a user acts on from the message alone: no traceback for these.
 EXPECTED_FAILURES = (validation_gate.DataValidationError,)
+
+# What a full disk says: OSError's ENOSPC and TF's file errors (which are not
+# OSErrors) both carry the C library's text for it.
+NO_SPACE = os.strerror(errno.ENOSPC)
+# What TFX raises when ML Metadata cannot be opened after its retries
+# (tfx/orchestration/metadata.py): its server is down or unreachable.
+MLMD_UNREACHABLE = "Failed to establish connection to Metadata storage"
+# After a fault of the machine, what holds and what to do.
+RUN_AGAIN = (
+    "Fix that and run again: the components that finished are reused from cache, "
+    "and the served model is unchanged."
+)
 
 # Nodes that failed in this process, their error already printed on their
 # line: the runner names them instead of repeating Beam's wrapped error.
@@ -65,19 +80,52 @@ class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
         try:
             super().process(element, *signals)
         except Exception as error:
-            print(
-                f"  x {self.node_id} failed after {time.monotonic() - started:.1f}s: "
-                f"{type(error).__name__}: {error}",
-                flush=True,
-            )
-            if not isinstance(error, EXPECTED_FAILURES):
-                print(traceback.format_exc(), flush=True)
+            took = f"{time.monotonic() - started:.1f}s"
+            fault = machine_fault(error)
+            if fault:
+                print(f"  x {self.node_id} failed after {took}: {fault}. {RUN_AGAIN}", flush=True)
+            else:
+                print(
+                    f"  x {self.node_id} failed after {took}: {type(error).__name__}: {error}",
+                    flush=True,
+                )
+                if not isinstance(error, EXPECTED_FAILURES):
+                    print(traceback.format_exc(), flush=True)
             FAILED_NODES.append(self.node_id)
             raise
         state = queries.node_state(
             self.connection_config, self.pipeline_id, self.run_id, self.node_id
         )
         print(f"  = {self.node_id} {state} in {time.monotonic() - started:.1f}s", flush=True)
+
+
+def machine_fault(error: BaseException) -> str | None:
+    """What failed outside the pipeline, for a fault of the machine or its
+    servers that the message alone lets a user fix (no traceback): a full
+    disk, ML Metadata out of reach. None for anything else."""
+    written = full_disk_file(error)
+    if written is not None:
+        return NO_SPACE + (f" writing {written}" if written else "")
+    seen: BaseException | None = error
+    while seen is not None:
+        if MLMD_UNREACHABLE in str(seen):
+            return f"ML Metadata cannot be reached ({str(seen).splitlines()[0]})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def full_disk_file(error: BaseException) -> str | None:
+    """The file a full disk refused to write, when `error` or an error that
+    caused it is a full disk ("" when it names none); None otherwise."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "errno", None) == errno.ENOSPC:
+            return str(getattr(seen, "filename", None) or "")
+        if NO_SPACE in str(seen):  # TF: "<file>; No space left on device"
+            written = re.search(rf"(\S+); {NO_SPACE}", str(seen))
+            return written.group(1) if written else ""
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def run_id_of(runtime_spec) -> str | None:

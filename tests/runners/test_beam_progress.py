@@ -5,8 +5,10 @@ that changes the hook, so the progress lines are never silently lost (or the
 runner broken) without a message saying where to look.
 """
 
+import errno
 import inspect
 
+import tensorflow as tf
 from tfx.orchestration.beam import beam_dag_runner
 
 from runners import beam_progress
@@ -68,3 +70,32 @@ def test_run_with_ir_writes_the_run_id_into_the_ir_it_was_given():
     assert "pipeline_runtime_spec=pipeline.runtime_spec" in inspect.getsource(
         beam_dag_runner.BeamDagRunner
     ), WHY
+
+
+def test_a_full_disk_is_recognized_in_what_os_and_tensorflow_raise():
+    os_error = OSError(errno.ENOSPC, "No space left on device", "/root/Trainer/model")
+    assert beam_progress.full_disk_file(os_error) == "/root/Trainer/model"
+    tf_error = tf.errors.ResourceExhaustedError(
+        None, None, "{{function_node x}} /root/Trainer/events.v2; No space left on device"
+    )
+    try:  # as the launcher wraps an executor's error
+        raise RuntimeError("component failed") from tf_error
+    except RuntimeError as wrapped:
+        assert beam_progress.full_disk_file(wrapped) == "/root/Trainer/events.v2"
+    assert beam_progress.full_disk_file(OSError(errno.ENOSPC, "No space left on device")) == ""
+    assert beam_progress.full_disk_file(tf.errors.ResourceExhaustedError(None, None, "OOM")) is None
+    assert beam_progress.full_disk_file(ValueError("bad input")) is None
+
+
+def test_ml_metadata_out_of_reach_is_one_line():
+    # TFX's text after its retries (tfx/orchestration/metadata.py), wrapped by Beam.
+    unreachable = RuntimeError(
+        "Failed to establish connection to Metadata storage with error: "
+        "mysql_real_connect failed: errno: , error: "
+    )
+    try:
+        raise RuntimeError("[while running 'Run[Transform]']") from unreachable
+    except RuntimeError as wrapped:
+        fault = beam_progress.machine_fault(wrapped)
+    assert fault.startswith("ML Metadata cannot be reached (Failed to establish connection")
+    assert beam_progress.machine_fault(ValueError("bad input")) is None
