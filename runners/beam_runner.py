@@ -141,11 +141,36 @@ def _run(config, verbose: bool) -> int:
         else:
             print(f"\nRun failed after {took:.0f}s: {error}", file=sys.stderr)
         if runner.run_id is not None:  # it failed after starting a run: describe that run
-            _report_run(config, connection, runner.run_id, sys.stderr)
+            try:
+                _report_run(config, connection, runner.run_id, sys.stderr)
+            except Exception as unreadable:  # e.g. the store that failed the run is still down
+                fault = beam_progress.machine_fault(unreadable) or unreadable
+                print(f"The run's summary cannot be read now: {fault}", file=sys.stderr)
+            _close_failed_run(connection, config.pipeline_name, runner.run_id)
         return 1
     print(f"\nRun finished in {time.monotonic() - started:.0f}s")
     _report_run(config, connection, runner.run_id, sys.stdout)
     return 0
+
+
+def _close_failed_run(connection, pipeline_name: str, run_id: str) -> None:
+    """Cancels what the failed run left RUNNING: a node whose failure could
+    not be recorded (ML Metadata out of reach at that moment). On a store the
+    next run tidies anyway (SQLite) this is early; on MySQL it is the only
+    tidying, since a RUNNING execution there may be another machine's."""
+    from ml_metadata import metadata_store
+
+    from runners import run_lock
+
+    try:
+        cancelled = run_lock.cancel_interrupted(
+            metadata_store.MetadataStore(connection), pipeline_name, run_id=run_id
+        )
+    except Exception as unreachable:  # the store is still down: nothing can be recorded
+        print(f"Left as they are in ML Metadata: {unreachable}", file=sys.stderr)
+        return
+    if cancelled:
+        print("Marked as canceled: " + ", ".join(cancelled), file=sys.stderr)
 
 
 def _report_run(config, connection, run_id: str | None, stream) -> None:

@@ -197,10 +197,13 @@ def _blocking_holder(fd: int) -> str:
     return "Airflow tasks of this store are running"
 
 
-def cancel_interrupted(store, pipeline_name: str) -> list[str]:
+def cancel_interrupted(store, pipeline_name: str, run_id: str | None = None) -> list[str]:
     """Marks the pipeline's executions left RUNNING (or NEW) as CANCELED, with
-    a note; returns '<node> (run <id>)' for each. Call only under the
-    exclusive lock: no task holds the shared one, so none of them is live."""
+    a note; returns '<node> (run <id>)' for each. Without `run_id`, call only
+    under the exclusive lock: no task holds the shared one, so none of them is
+    live. With it, only that run's: call from the process that ran it, once
+    it failed (a node it could not record as failed, e.g. with ML Metadata out
+    of reach at that moment)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     from settings import metadata
@@ -220,11 +223,15 @@ def cancel_interrupted(store, pipeline_name: str) -> list[str]:
     cancelled = []
     for execution in stuck:
         names = {type_names[c.type_id]: c.name for c in contexts[execution.id]}
+        if run_id is not None and names.get("pipeline_run") != run_id:
+            continue
         node = names.get("node", "?").rsplit(".", 1)[-1]
         execution.last_known_state = pb.Execution.CANCELED
         execution.custom_properties[INTERRUPTED_KEY].string_value = (
             "its run ended before it finished (the process was killed?); canceled by the "
             "next run on this store"
+            if run_id is None
+            else "its run failed before it could record the outcome; canceled by that run"
         )
         store.put_executions([execution])
         cancelled.append(f"{node} (run {names.get('pipeline_run', '?')})")

@@ -138,3 +138,35 @@ def test_airflow_tasks_share_the_store_and_keep_a_beam_run_out(tmp_path):
                 pass
     with run_lock.shared_task(config):  # free again
         pass
+
+
+def test_a_failed_run_cancels_only_its_own_executions_left_running():
+    config = pb.ConnectionConfig()
+    config.fake_database.SetInParent()
+    store = metadata_store.MetadataStore(config)
+    type_ids = {
+        name: store.put_context_type(pb.ContextType(name=name))
+        for name in ("pipeline", "pipeline_run", "node")
+    }
+    exec_type = store.put_execution_type(pb.ExecutionType(name="Transform"))
+
+    def context(kind, name):
+        c = pb.Context(type_id=type_ids[kind], name=name)
+        c.id = store.put_contexts([c])[0]
+        return c
+
+    pipeline_context = context("pipeline", "p")
+    node_context = context("node", "p.Transform")
+    runs = {run: context("pipeline_run", run) for run in ("failed", "live")}
+    ids = {}
+    for run in runs:
+        execution = pb.Execution(type_id=exec_type, last_known_state=pb.Execution.RUNNING)
+        ids[run] = store.put_execution(execution, [], [pipeline_context, runs[run], node_context])[
+            0
+        ]
+
+    assert run_lock.cancel_interrupted(store, "p", run_id="failed") == ["Transform (run failed)"]
+    failed, live = store.get_executions_by_id([ids["failed"], ids["live"]])
+    assert failed.last_known_state == pb.Execution.CANCELED
+    assert "its run failed" in failed.custom_properties[run_lock.INTERRUPTED_KEY].string_value
+    assert live.last_known_state == pb.Execution.RUNNING  # another run's: maybe alive
