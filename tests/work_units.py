@@ -21,6 +21,7 @@ SERVERS_UNIT = "servers"
 SERVER_MODULES = (
     "tests/scripts/test_dev_services.py",
     "tests/runners/test_team_servers.py",
+    "tests/runners/test_faults.py",
     "tests/notebooks/test_interactive_pipeline.py",
 )
 
