@@ -112,11 +112,13 @@ def _run(config, verbose: bool) -> int:
     _quiet_logs(verbose)
 
     connection = metadata.connection_config(config)
-    if run_lock.locks_store(config):
+    if run_lock.locks_store(config) or config.uses_mysql:  # the lock held proves them dead
         from ml_metadata import metadata_store
 
         cancelled = run_lock.cancel_interrupted(
-            metadata_store.MetadataStore(connection), config.pipeline_name
+            metadata_store.MetadataStore(connection),
+            config.pipeline_name,
+            beam_runs_only=config.uses_mysql,
         )
         if cancelled:
             print("Marked as canceled, left running by an interrupted run: " + ", ".join(cancelled))

@@ -28,8 +28,10 @@ machine's runs meet: a Beam run holds a named lock of the server
 whole run, and a second Beam run of the same pipeline on that database is
 refused at once, naming the holder's connection. Other pipelines on the same
 database proceed. The server drops the lock when the holder's connection
-ends, however the process ends. Nothing is ever canceled there: a RUNNING
-execution on a shared store may be a live run's on another machine.
+ends, however the process ends. Holding that lock proves no other Beam run
+of the pipeline is alive, on any machine, so the run cancels what earlier
+Beam runs of it left RUNNING; executions of other runs (an Airflow DAG run,
+which takes no lock) may be live and are left alone.
 
 Airflow tasks on MySQL take no lock (a DAG runs one run at a time,
 `max_active_runs=1`); MLMD commits each write in a transaction and each
@@ -45,6 +47,7 @@ import datetime
 import fcntl
 import hashlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +55,10 @@ from pathlib import Path
 from settings.configs import PipelineConfig, is_remote
 
 LOCK_NAME = ".run.lock"
+# TFX's BeamDagRunner names each run it starts '%Y%m%d-%H%M%S.%f'
+# (tfx/orchestration/beam/beam_dag_runner.py, `run`); Airflow's run ids read
+# 'manual__<time>', 'scheduled__<time>'.
+BEAM_RUN_ID = re.compile(r"\d{8}-\d{6}\.\d{6}")
 INTERRUPTED_KEY = "interrupted"
 
 
@@ -197,13 +204,17 @@ def _blocking_holder(fd: int) -> str:
     return "Airflow tasks of this store are running"
 
 
-def cancel_interrupted(store, pipeline_name: str, run_id: str | None = None) -> list[str]:
+def cancel_interrupted(
+    store, pipeline_name: str, run_id: str | None = None, beam_runs_only: bool = False
+) -> list[str]:
     """Marks the pipeline's executions left RUNNING (or NEW) as CANCELED, with
     a note; returns '<node> (run <id>)' for each. Without `run_id`, call only
-    under the exclusive lock: no task holds the shared one, so none of them is
-    live. With it, only that run's: call from the process that ran it, once
-    it failed (a node it could not record as failed, e.g. with ML Metadata out
-    of reach at that moment)."""
+    under the exclusive lock: on SQLite no task holds the shared one, so none
+    of them is live; on MySQL (`beam_runs_only`) the database lock proves only
+    that no Beam run of the pipeline is, so only Beam runs' are canceled. With
+    `run_id`, only that run's: call from the process that ran it, once it
+    failed (a node it could not record as failed, e.g. with ML Metadata out of
+    reach at that moment)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     from settings import metadata
@@ -223,7 +234,10 @@ def cancel_interrupted(store, pipeline_name: str, run_id: str | None = None) -> 
     cancelled = []
     for execution in stuck:
         names = {type_names[c.type_id]: c.name for c in contexts[execution.id]}
-        if run_id is not None and names.get("pipeline_run") != run_id:
+        run = names.get("pipeline_run", "")
+        if run_id is not None and run != run_id:
+            continue
+        if beam_runs_only and not BEAM_RUN_ID.fullmatch(run):
             continue
         node = names.get("node", "?").rsplit(".", 1)[-1]
         execution.last_known_state = pb.Execution.CANCELED
@@ -234,5 +248,5 @@ def cancel_interrupted(store, pipeline_name: str, run_id: str | None = None) -> 
             else "its run failed before it could record the outcome; canceled by that run"
         )
         store.put_executions([execution])
-        cancelled.append(f"{node} (run {names.get('pipeline_run', '?')})")
+        cancelled.append(f"{node} (run {run or '?'})")
     return cancelled

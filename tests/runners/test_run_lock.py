@@ -140,7 +140,9 @@ def test_airflow_tasks_share_the_store_and_keep_a_beam_run_out(tmp_path):
         pass
 
 
-def test_a_failed_run_cancels_only_its_own_executions_left_running():
+def _store_with_running(runs: tuple[str, ...]):
+    """An in-memory ML Metadata store where each of `runs` of pipeline "p" left
+    a Transform execution RUNNING; returns the store and {run: execution id}."""
     config = pb.ConnectionConfig()
     config.fake_database.SetInParent()
     store = metadata_store.MetadataStore(config)
@@ -157,16 +159,33 @@ def test_a_failed_run_cancels_only_its_own_executions_left_running():
 
     pipeline_context = context("pipeline", "p")
     node_context = context("node", "p.Transform")
-    runs = {run: context("pipeline_run", run) for run in ("failed", "live")}
     ids = {}
     for run in runs:
         execution = pb.Execution(type_id=exec_type, last_known_state=pb.Execution.RUNNING)
-        ids[run] = store.put_execution(execution, [], [pipeline_context, runs[run], node_context])[
-            0
-        ]
+        contexts = [pipeline_context, context("pipeline_run", run), node_context]
+        ids[run] = store.put_execution(execution, [], contexts)[0]
+    return store, ids
+
+
+def test_a_failed_run_cancels_only_its_own_executions_left_running():
+    store, ids = _store_with_running(("failed", "live"))
 
     assert run_lock.cancel_interrupted(store, "p", run_id="failed") == ["Transform (run failed)"]
     failed, live = store.get_executions_by_id([ids["failed"], ids["live"]])
     assert failed.last_known_state == pb.Execution.CANCELED
     assert "its run failed" in failed.custom_properties[run_lock.INTERRUPTED_KEY].string_value
     assert live.last_known_state == pb.Execution.RUNNING  # another run's: maybe alive
+
+
+def test_on_mysql_only_earlier_beam_runs_are_canceled():
+    # The database lock proves no Beam run of the pipeline is alive; an
+    # Airflow DAG run takes no lock and may be (docs/concurrency.md).
+    beam, airflow = "20261204-135501.123456", "manual__2026-12-04T13:55:00+00:00"
+    store, ids = _store_with_running((beam, airflow))
+
+    assert run_lock.cancel_interrupted(store, "p", beam_runs_only=True) == [
+        f"Transform (run {beam})"
+    ]
+    killed, live = store.get_executions_by_id([ids[beam], ids[airflow]])
+    assert killed.last_known_state == pb.Execution.CANCELED
+    assert live.last_known_state == pb.Execution.RUNNING
