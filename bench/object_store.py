@@ -47,10 +47,11 @@ BUCKET = "cfpb"
 INSIDE = "CFPB_BENCH_LOOPBACK_ONLY"
 
 
-def _in_loopback_namespace(argv: Sequence[str]) -> int:
-    """Runs this module again in a new network namespace with loopback up."""
+def in_loopback_namespace(module: str, argv: Sequence[str]) -> int:
+    """Runs `python -m module argv` in a new network namespace with loopback up
+    (INSIDE set in it)."""
     unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
-    command = [sys.executable, "-m", "bench.object_store", *argv]
+    command = [sys.executable, "-m", module, *argv]
     try:
         return subprocess.run(
             [*unshare, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command],
@@ -58,11 +59,11 @@ def _in_loopback_namespace(argv: Sequence[str]) -> int:
             cwd=REPO_ROOT,
         ).returncode
     except FileNotFoundError:
-        print("bench.object_store: needs unshare(1) and ip(8) (util-linux, iproute2)")
+        print(f"{module}: needs unshare(1) and ip(8) (util-linux, iproute2)")
         return 2
 
 
-def _sourced(env_file: Path) -> dict[str, str]:
+def sourced(env_file: Path) -> dict[str, str]:
     """The variables `source env_file` sets (the store's one set of settings)."""
     out = subprocess.run(
         ["bash", "-c", f'source "{env_file}" && env -0'],
@@ -106,7 +107,7 @@ def measure(args) -> dict:
     store_env = {**os.environ, "CFPB_OBJECT_STORE_DIR": str(store), "CFPB_BUCKET": BUCKET}
     subprocess.run([str(STORE_SCRIPT), "start"], env=store_env, check=True)
     try:
-        os.environ.update(_sourced(store / "env.sh"))
+        os.environ.update(sourced(store / "env.sh"))
         local_spans = args.work_dir / "local" / "spans"
         local = run_config(args.work_dir / "local", local_spans, args)
         bucket = _bucket_config(local, args.work_dir / "bucket")
@@ -184,7 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if os.environ.get(INSIDE) != "1":
-        return _in_loopback_namespace(sys.argv[1:] if argv is None else list(argv))
+        return in_loopback_namespace(
+            "bench.object_store", sys.argv[1:] if argv is None else list(argv)
+        )
     results = measure(args)
     publish_section(render(results, args, argv), args.output, "bench.object_store")
     return 0

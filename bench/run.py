@@ -29,11 +29,15 @@ from pipeline import node_ids
 from settings.configs import REPO_ROOT, PipelineConfig
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
+# A bar a small run clears, so that it pushes: bench.load and bench.faults
+# include the Pusher.
+PUSHES_ON_A_SLICE = {"learning_rate": 0.01, "min_auc": 0.5}
 MULTI_PROCESSING = "--direct_running_mode=multi_processing --direct_num_workers=2"
 
 
 def run_config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
-    return PipelineConfig(
+    """Every location under `root` (unless overridden), on the prepared `spans`."""
+    values = dict(
         data_root=str(spans),
         pipeline_root=str(root / "pipeline_root"),
         metadata_path=str(root / "metadata.sqlite"),
@@ -41,8 +45,8 @@ def run_config(root: Path, spans: Path, args, **overrides) -> PipelineConfig:
         report_dir=str(root / "reports"),
         max_rows_per_span=args.rows,
         train_steps=args.train_steps,
-        **overrides,
     )
+    return PipelineConfig(**{**values, **overrides})
 
 
 def run_pipeline(config: PipelineConfig, label: str, log_dir: Path) -> dict:
