@@ -36,9 +36,18 @@ EXPECTED_FAILURES = (validation_gate.DataValidationError,)
 # What a full disk says: OSError's ENOSPC and TF's file errors (which are not
 # OSErrors) both carry the C library's text for it.
 NO_SPACE = os.strerror(errno.ENOSPC)
-# What TFX raises when ML Metadata cannot be opened after its retries
-# (tfx/orchestration/metadata.py): its server is down or unreachable.
-MLMD_UNREACHABLE = "Failed to establish connection to Metadata storage"
+# ML Metadata's server down or out of reach: what TFX raises when it cannot
+# open the store after its retries (tfx/orchestration/metadata.py), and the
+# MySQL client's texts that ML Metadata relays when the server goes away
+# mid-call (client errors 2002, 2003, 2006 and 2013; seen when MariaDB
+# restarted while ExampleGen queried it).
+MLMD_UNREACHABLE = (
+    "Failed to establish connection to Metadata storage",
+    "Can't connect to local MySQL server",
+    "Can't connect to MySQL server",
+    "MySQL server has gone away",
+    "Lost connection to MySQL server",
+)
 # After a fault of the machine, what holds and what to do.
 RUN_AGAIN = (
     "Fix that and run again: the components that finished are reused from cache, "
@@ -108,7 +117,7 @@ def machine_fault(error: BaseException) -> str | None:
         return NO_SPACE + (f" writing {written}" if written else "")
     seen: BaseException | None = error
     while seen is not None:
-        if MLMD_UNREACHABLE in str(seen):
+        if any(text in str(seen) for text in MLMD_UNREACHABLE):
             return f"ML Metadata cannot be reached ({str(seen).splitlines()[0]})"
         seen = seen.__cause__ or seen.__context__
     return None

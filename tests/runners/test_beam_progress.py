@@ -99,3 +99,19 @@ def test_ml_metadata_out_of_reach_is_one_line():
         fault = beam_progress.machine_fault(wrapped)
     assert fault.startswith("ML Metadata cannot be reached (Failed to establish connection")
     assert beam_progress.machine_fault(ValueError("bad input")) is None
+
+
+def test_the_store_lost_mid_call_is_one_line():
+    # What ML Metadata raised when MariaDB restarted during ExampleGen's query
+    # (python -m bench.faults --cells mariadb:CsvExampleGen).
+    from ml_metadata import errors
+
+    lost = errors.InternalError(
+        "mysql_query failed: errno: Lost connection to MySQL server during query, "
+        "error: Lost connection to MySQL server during query"
+    )
+    fault = beam_progress.machine_fault(lost)
+    assert fault == (
+        "ML Metadata cannot be reached (mysql_query failed: errno: Lost connection to "
+        "MySQL server during query, error: Lost connection to MySQL server during query)"
+    )
