@@ -6,7 +6,8 @@
 A cell is `<fault>:<node>`: the fault is dealt when the run's progress says
 the node started. Faults:
 
-  kill          SIGKILL to the run's process group (its Beam workers too); SQLite store
+  kill          SIGKILL to the run's process group (its Beam workers too) once
+                the node's execution is in ML Metadata; SQLite store
   kill-mariadb  the same, ML Metadata on MariaDB
   disk          the pipeline root's disk (a 256 MB tmpfs) filled to the last byte
   mariadb       the MariaDB server stopped (SIGTERM), down 3 s, started again
@@ -136,7 +137,14 @@ def run_acting_at(
     return run.wait(timeout=120), "".join(lines)
 
 
-def kill_group(run: subprocess.Popen) -> None:
+def kill_in_node(run: subprocess.Popen, config: PipelineConfig, node_id: str) -> None:
+    """SIGKILL to the run's process group once ML Metadata holds the node's
+    execution (TFX registers it RUNNING before the executor starts): the kill
+    lands inside the node, not before it. A node that finishes before the
+    first look is killed after it; the table shows its execution's state."""
+    deadline = time.monotonic() + 60
+    while not executions(config, node_id) and time.monotonic() < deadline:
+        time.sleep(0.25)
     os.killpg(run.pid, signal.SIGKILL)
 
 
@@ -272,8 +280,8 @@ def run_cell(cell: str, args, servers: dict) -> dict:
     config = cell_config(fault, node, root, args, servers)
     root.mkdir(parents=True, exist_ok=True)  # its logs: a gs:// cell writes nothing else here
     acts: dict[str, Callable[[subprocess.Popen], None]] = {
-        "kill": kill_group,
-        "kill-mariadb": kill_group,
+        "kill": lambda run: kill_in_node(run, config, node),
+        "kill-mariadb": lambda run: kill_in_node(run, config, node),
         "disk": lambda run: fill(root / "disk"),
         "mariadb": lambda run: restart_mariadb(servers),
         "objectstore": lambda run: restart_object_store(servers),
