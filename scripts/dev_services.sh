@@ -17,7 +17,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-dir=${CFPB_SERVICES_DIR:-$repo/build/services}
+# Absolute: the servers chdir, and mariadb-install-db fails on a relative datadir.
+dir=$(realpath -m "${CFPB_SERVICES_DIR:-$repo/build/services}")
 mysql_db=mlmd
 mysql_user=mlmd
 pg_db=airflow

@@ -18,7 +18,7 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-dir=${CFPB_OBJECT_STORE_DIR:-$repo/build/object_store}
+dir=$(realpath -m "${CFPB_OBJECT_STORE_DIR:-$repo/build/object_store}")  # absolute, as in dev_services.sh
 bucket=${CFPB_BUCKET:-cfpb}
 venv=${CFPB_OBJECT_STORE_TOOLS:-$repo/.venv-object-store}
 
