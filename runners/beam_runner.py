@@ -106,22 +106,15 @@ def _run(config, verbose: bool) -> int:
         print(report.summary())
 
     from pipeline import pipeline
-    from runners import beam_progress, run_lock
+    from runners import beam_progress
     from settings import metadata
 
     _quiet_logs(verbose)
 
     connection = metadata.connection_config(config)
-    if run_lock.locks_store(config) or config.uses_mysql:  # the lock held proves them dead
-        from ml_metadata import metadata_store
-
-        cancelled = run_lock.cancel_interrupted(
-            metadata_store.MetadataStore(connection),
-            config.pipeline_name,
-            beam_runs_only=config.uses_mysql,
-        )
-        if cancelled:
-            print("Marked as canceled, left running by an interrupted run: " + ", ".join(cancelled))
+    cancelled = cancel_left_running(config, connection)
+    if cancelled:
+        print("Marked as canceled, left running by an interrupted run: " + ", ".join(cancelled))
     tfx_pipeline = pipeline.create_pipeline(config.graph(), connection)
     print(
         f"\nRunning pipeline '{config.pipeline_name}' "
@@ -155,11 +148,28 @@ def _run(config, verbose: bool) -> int:
     return 0
 
 
+def cancel_left_running(config, connection) -> list[str]:
+    """Cancels what killed runs left RUNNING where the lock this run holds
+    proves them dead (runners/run_lock.py); the canceled nodes."""
+    from runners import run_lock
+
+    if not (run_lock.locks_store(config) or config.uses_mysql):
+        return []
+    from tfx.orchestration import metadata as tfx_metadata
+
+    # Opened as every TFX component opens it: runs starting at once on an
+    # empty MySQL database race to create ML Metadata's tables ("concurrent
+    # connection to the empty database. Please retry"), and TFX retries.
+    with tfx_metadata.Metadata(connection) as store:
+        return run_lock.cancel_interrupted(
+            store.store, config.pipeline_name, beam_runs_only=config.uses_mysql
+        )
+
+
 def _close_failed_run(connection, pipeline_name: str, run_id: str) -> None:
     """Cancels what the failed run left RUNNING: a node whose failure could
-    not be recorded (ML Metadata out of reach at that moment). On a store the
-    next run tidies anyway (SQLite) this is early; on MySQL it is the only
-    tidying, since a RUNNING execution there may be another machine's."""
+    not be recorded (ML Metadata out of reach at that moment). The next Beam
+    run would tidy them too; this leaves the store right at once."""
     from ml_metadata import metadata_store
 
     from runners import run_lock

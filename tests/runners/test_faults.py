@@ -7,6 +7,7 @@ cell runs with `python -m bench.faults`, whose helpers these share."""
 
 import contextlib
 import errno
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2 as pb
 
 from bench import faults
+from settings import metadata
 from settings.configs import REPO_ROOT
 from tests.conftest import mysql_settings, run_beam_runner, small_config
 
@@ -80,3 +82,24 @@ def test_a_mariadb_restart_mid_run_loses_nothing(servers, tmp_path):
     assert rerun.returncode == 0, output + rerun.stdout + rerun.stderr
     assert not faults.left_running(config)
     assert len(list((Path(config.serving_model_dir) / config.model_name).iterdir())) == 1
+
+
+def _open_and_tidy(config) -> list:
+    from runners import beam_runner
+
+    return beam_runner.cancel_left_running(config, metadata.connection_config(config))
+
+
+@pytest.mark.integration
+def test_runs_starting_at_once_on_an_empty_mysql_database_all_open_it(servers, tmp_path):
+    # Each run opens ML Metadata before its first component; 24 runs at once
+    # on a fresh database raced to create its tables and 8 failed ("a subset
+    # of tables in MLMD instance ... Please retry": python -m bench.load).
+    configs = [
+        small_config(
+            tmp_path / str(i), pipeline_name=f"race-{i}", **mysql_settings(servers, "mlmd_race")
+        )
+        for i in range(12)
+    ]
+    with multiprocessing.get_context("spawn").Pool(len(configs)) as pool:
+        assert pool.map(_open_and_tidy, configs) == [[]] * len(configs)
