@@ -53,6 +53,8 @@ STORE_ERRORS = {
     "too many connections": re.compile(r"Too many connections", re.I),
     "connection lost": re.compile(r"Lost connection|server has gone away", re.I),
     "aborted": re.compile(r"\bABORTED\b"),
+    # ML Metadata's tables created by several runs at once on an empty database
+    "schema race": re.compile(r"concurrent connection to the empty database"),
 }
 
 
