@@ -128,41 +128,25 @@ def run_level(configs: list[PipelineConfig], servers: dict, logs: Path) -> dict:
 
 
 def store_state(configs: list[PipelineConfig], logs: Path) -> dict:
-    """What ML Metadata and the serving folders hold after a level, per run."""
-    from ml_metadata import metadata_store
+    """What ML Metadata and the serving folders hold after a level, per run
+    (read as bench.faults reads a cell's)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    from serving import versions
-    from settings import metadata
+    from bench import faults
 
-    store = metadata_store.MetadataStore(metadata.connection_config(configs[0]))
     left_running = 0
     completed: list[int] = []
     served: list[int] = []
     errors: dict[str, int] = {}
     for config in configs:
-        context = store.get_context_by_type_and_name("pipeline", config.pipeline_name)
-        executions = store.get_executions_by_context(context.id) if context else []
-        left_running += sum(
-            e.last_known_state in (pb.Execution.RUNNING, pb.Execution.NEW) for e in executions
-        )
+        left_running += faults.left_running(config)
         completed.append(
             sum(
                 e.last_known_state in (pb.Execution.COMPLETE, pb.Execution.CACHED)
-                for e in executions
+                for e in faults.executions(config)
             )
         )
-        model_dir = Path(config.serving_model_dir) / config.model_name
-        names = [p.name for p in model_dir.iterdir()] if model_dir.exists() else []
-        served.append(
-            len(
-                [
-                    v
-                    for v in versions.version_numbers(names)
-                    if (model_dir / str(v) / versions.SAVED_MODEL_FILE).exists()
-                ]
-            )
-        )
+        served.append(faults.versions_served(config))
         text = (logs / f"{config.pipeline_name}.log").read_text(errors="replace")
         for name, pattern in STORE_ERRORS.items():
             found = len(pattern.findall(text))
