@@ -26,10 +26,15 @@ setup(
     ],
     # The bundled exports and the curated schema, so that an installed package
     # (the Kubeflow task image) finds its defaults without a checkout.
-    package_data={"data": ["raw/*.csv.gz", "curated_schema.pbtxt"]},
+    # The model card's template, for the Pusher wherever it runs.
+    package_data={
+        "data": ["raw/*.csv.gz", "curated_schema.pbtxt"],
+        "components": ["model_card.html.j2"],
+    },
     install_requires=[
         "tfx[kfp]==1.16.0",
         "apache-beam[gcp]==2.59.0",
         "tf-keras==2.16.0",
+        "jinja2>=3.1",
     ],
 )

@@ -28,24 +28,36 @@ TF's filesystem), so two pushes within the same seconds can still race.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
+import json
 import os
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from absl import logging
 from tfx import types
+from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import path_utils, proto_utils
+from tfx.types import artifact_utils, component_spec, standard_artifacts, standard_component_specs
+from tfx.utils import io_utils, path_utils, proto_utils
 
-from components import artifact_properties
+from components import artifact_properties, model_card
 from serving import versions
 from settings.configs import is_remote
 
 FINGERPRINT_FILE = "fingerprint.pb"
+# The Pusher's inputs beyond TFX's, for the model card: the Evaluator's
+# metrics and the training window's examples (their spans).
+EVALUATION_KEY = "evaluation"
+# custom_config[MODEL_CARD_KEY]: the settings the card states (thresholds,
+# model name, data root), set by pipeline/pipeline.py from the config.
+MODEL_CARD_KEY = "model_card"
 
 
 def _read(path: str) -> bytes | None:
@@ -118,6 +130,48 @@ def push_lock(base_directory: str) -> Iterator[None]:
         os.close(fd)
 
 
+def _model_card(
+    input_dict: dict[str, list[types.Artifact]],
+    exec_properties: dict[str, Any],
+    version: str,
+    served_before: str | None,
+) -> dict[str, Any]:
+    from components import evaluation_files
+    from settings import code_version
+
+    # None when the Pusher is built without card settings (TFX writes "null").
+    settings = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+    card_settings = (settings or {}).get(MODEL_CARD_KEY, {})
+    blessing = artifact_utils.get_single_instance(
+        input_dict[standard_component_specs.MODEL_BLESSING_KEY]
+    )
+    evaluations = input_dict.get(EVALUATION_KEY) or []
+    metrics = evaluation_files.metrics_by_slice(evaluations[0].uri) if evaluations else {}
+    has_baseline = bool(blessing.get_string_custom_property(artifact_properties.BASELINE_MODEL_URI))
+    return model_card.build(
+        model_name=card_settings.get("model_name", "model"),
+        version=version,
+        date=datetime.date.today().isoformat(),
+        metrics=metrics,
+        spans=sorted(
+            {
+                e.get_int_custom_property(artifact_properties.SPAN)
+                for e in input_dict.get(standard_component_specs.EXAMPLES_KEY, [])
+            }
+        ),
+        data_location=card_settings.get("data_root", ""),
+        blessed=bool(blessing.get_int_custom_property(artifact_properties.BLESSED)),
+        baseline=f"version {served_before}" if has_baseline and served_before else None,
+        thresholds={
+            name: float(card_settings[name])
+            for name in ("min_auc", "max_auc_regression", "decision_threshold")
+            if name in card_settings
+        },
+        code_version=code_version.describe(),
+        private_training=card_settings.get("private_training"),
+    )
+
+
 class Executor(pusher_executor.Executor):
     def Do(
         self,
@@ -152,5 +206,75 @@ class Executor(pusher_executor.Executor):
                 model_push.set_string_custom_property(artifact_properties.PUSH_REFUSED, refused)
                 return
             else:
-                super().Do(input_dict, output_dict, exec_properties)
+                self._push_with_card(input_dict, exec_properties, base_directory, model_push)
         model_push.set_int_custom_property(artifact_properties.PUSHED_MODEL_ID, model.id)
+
+    def _push_with_card(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+        base_directory: str,
+        model_push: types.Artifact,
+    ) -> None:
+        """Copies the model into a new version folder with its model card in
+        `assets.extra/`, `saved_model.pb` last: the version counts (for TF
+        Serving and serving/versions.py) only once it is whole, card included."""
+        model_path = self.GetModelPath(input_dict)
+        served_before = newest_version(base_directory)
+        version = int(time.time())
+        while fileio.exists(os.path.join(base_directory, str(version))):
+            version += 1  # never a push into a folder another push wrote
+        serving_path = os.path.join(base_directory, str(version))
+        io_utils.copy_dir(
+            model_path, serving_path, deny_regex_patterns=[re.escape(versions.SAVED_MODEL_FILE)]
+        )
+        card = _model_card(input_dict, exec_properties, str(version), served_before)
+        model_card.write(card, serving_path)
+        io_utils.copy_file(
+            os.path.join(model_path, versions.SAVED_MODEL_FILE),
+            os.path.join(serving_path, versions.SAVED_MODEL_FILE),
+        )
+        logging.info("Model and its card written to serving path %s.", serving_path)
+        io_utils.copy_dir(model_path, model_push.uri)  # TFX's archive of what was pushed
+        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=str(version))
+
+
+class PusherSpec(standard_component_specs.PusherSpec):
+    """TFX's Pusher inputs, plus what the model card reads."""
+
+    INPUTS = {
+        **standard_component_specs.PusherSpec.INPUTS,
+        EVALUATION_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.ModelEvaluation, optional=True
+        ),
+        standard_component_specs.EXAMPLES_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.Examples, optional=True
+        ),
+    }
+
+
+class Pusher(pusher_component.Pusher):
+    """TFX's Pusher with this module's executor: never the same model twice,
+    never over a model it was not compared with, a model card with every push."""
+
+    SPEC_CLASS = PusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(
+        self,
+        model: types.BaseChannel,
+        model_blessing: types.BaseChannel,
+        push_destination: pusher_pb2.PushDestination,
+        evaluation: types.BaseChannel | None = None,
+        examples: types.BaseChannel | None = None,
+        card_settings: dict[str, Any] | None = None,
+    ):
+        spec = PusherSpec(
+            model=model,
+            model_blessing=model_blessing,
+            push_destination=push_destination,
+            custom_config=json.dumps({MODEL_CARD_KEY: card_settings or {}}, sort_keys=True),
+            pushed_model=types.Channel(type=standard_artifacts.PushedModel),
+            **{EVALUATION_KEY: evaluation, standard_component_specs.EXAMPLES_KEY: examples},
+        )
+        base_component.BaseComponent.__init__(self, spec=spec)

@@ -201,16 +201,16 @@ def measure_drift(current, baseline, schema) -> list[dict]:
 _VALUE_LIST = re.compile(r"(?<=%\)), ")
 
 
-def _shortened_detail(detail: str) -> str:
+def shortened_detail(detail: str) -> str:
     """TFDV's anomaly text with its value list cut to the first few."""
     head, colon, values = detail.partition(": ")
     items = _VALUE_LIST.split(values)
     return head + colon + shortened(items) if colon and len(items) > 1 else detail
 
 
-def _problem_lines(report: dict) -> list[str]:
+def problem_lines(report: dict) -> list[str]:
     lines = [
-        f"  {split}: {a['feature']}: {a['anomaly']}: {_shortened_detail(a['detail'])}"
+        f"  {split}: {a['feature']}: {a['anomaly']}: {shortened_detail(a['detail'])}"
         for split, found in report["anomalies"].items()
         for a in found
     ]
@@ -229,6 +229,7 @@ def DataValidationGate(
     earlier_validations: InputArtifact[list[DataValidation]] = None,
     data_location: Parameter[str] = "",
     drift_blocks: Parameter[bool] = False,
+    schema_review: Parameter[str] = "",
 ) -> None:
     import tensorflow_data_validation as tfdv
     from tfx.utils import io_utils
@@ -251,6 +252,9 @@ def DataValidationGate(
         "drift": [],
         "drift_baseline": None,
         "drift_blocks": bool(drift_blocks),
+        # The command that shows what accepting this span's values would
+        # change in the schema, with the run's paths (data/schema.py).
+        "schema_review": schema_review.replace(SPAN_SPEC, str(span)),
     }
     baseline_uri = drift_baseline(span, earlier_validations)
     if baseline_uri is not None:
@@ -263,15 +267,15 @@ def DataValidationGate(
     io_utils.write_string_file(
         os.path.join(validation.uri, REPORT_FILE), json.dumps(report, indent=2)
     )
-    problems = _problem_lines(report)
+    problems = problem_lines(report)
     if problems:
         raise DataValidationError(
             f"data validation stopped the run before Transform: span {span} ({location}):\n"
             + "\n".join(problems)
-            + "\nNothing after validation ran; the previously pushed model stays the served "
-            f"one. Fix the data, or if CFPB's values really changed: `python -m data.schema "
-            f"diff --span {span}` shows what accepting them changes, `accept` writes it "
-            "(docs/data-validation.md)."
+            + "\nNothing after validation ran. Fix the data, or if CFPB's values really "
+            "changed, review what accepting them changes"
+            + (f": `{report['schema_review']}` (`accept` writes it)" if schema_review else "")
+            + " (docs/data-validation.md)."
         )
 
 

@@ -43,6 +43,8 @@ import argparse
 import collections
 import csv
 import dataclasses
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -264,6 +266,19 @@ def _newest_span(spans_dir: Location) -> int | None:
             if (directory / prepare.SPAN_FILE_NAME).is_file()
         ),
         default=None,
+    )
+
+
+def review_command(data_root: str, schema_path: str, span: int | str, action: str = "diff") -> str:
+    """The command that shows (`diff`) or writes (`accept`) what accepting
+    `span` changes in the schema, with the paths the run used: a user with
+    their own data folder or schema must not review the bundled ones."""
+    paths = [
+        (configs.flag(name), path if configs.is_remote(path) else os.path.abspath(path))
+        for name, path in (("data_root", data_root), ("schema_path", schema_path))
+    ]
+    return f"python -m data.schema {action} --span {span} " + " ".join(
+        f"{flag} {shlex.quote(path)}" for flag, path in paths
     )
 
 

@@ -53,6 +53,10 @@ def eval_config(config: GraphSettings) -> tfma.EvalConfig:
             tfma.MetricsSpec(
                 metrics=[
                     tfma.MetricConfig(class_name="ExampleCount"),
+                    # The share disputed: the base rate a precision is read
+                    # against, and with precision and recall the confusion
+                    # matrix at the operating threshold (components/evaluation_files.py).
+                    tfma.MetricConfig(class_name="MeanLabel"),
                     tfma.MetricConfig(
                         class_name="AUC",
                         per_slice_thresholds=[

@@ -21,13 +21,11 @@ from tfx.components import (
     CsvExampleGen,
     Evaluator,
     ExampleValidator,
-    Pusher,
     SchemaGen,
     StatisticsGen,
     Trainer,
     Transform,
 )
-from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.base.base_node import BaseNode
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
@@ -39,10 +37,11 @@ from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components import curated_schema, idempotent_pusher, model_baseline, validation_gate
+from data import schema as data_schema
 from models import model
 from pipeline import evaluation, node_ids
 from settings import beam
-from settings.configs import GraphSettings
+from settings.configs import SPAN_SPEC, GraphSettings
 
 SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
 
@@ -164,6 +163,9 @@ def create_components(
         ),
         data_location=os.path.join(os.fspath(config.data_root), config.input_pattern),
         drift_blocks=config.drift_blocks,
+        schema_review=data_schema.review_command(
+            os.fspath(config.data_root), os.fspath(config.schema_path), SPAN_SPEC
+        ),
     ).with_id(node_ids.VALIDATION_GATE)
     # The training window: the newest validated spans, this run's among them
     # (it resolves after the gate). Span by span, no month is too small to
@@ -226,16 +228,22 @@ def create_components(
         example_splits=["eval"],
         eval_config=evaluation.eval_config(config),
     ).with_id(node_ids.EVALUATOR)
-    pusher = Pusher(
-        # Re-blessing an unchanged model must not push it again as a new version.
-        custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
+    pusher = idempotent_pusher.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(
-                base_directory=os.path.join(config.serving_model_dir, config.model_name)
-            )
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=config.model_dir)
         ),
+        # What the model card states: its metrics, window and thresholds.
+        evaluation=evaluator.outputs["evaluation"],
+        examples=examples,
+        card_settings={
+            "model_name": config.model_name,
+            "data_root": os.fspath(config.data_root),
+            "min_auc": config.min_auc,
+            "max_auc_regression": config.max_auc_regression,
+            "decision_threshold": config.decision_threshold,
+        },
     ).with_id(node_ids.PUSHER)
     components = [
         example_gen,

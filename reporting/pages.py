@@ -1,142 +1,66 @@
 """The run report drawn as HTML: one self-contained page per run, and the
 index of runs. Pure rendering of a `reporting.report.Report`: nothing here
 reads ML Metadata or an artifact (reporting/report.py reads them).
+
+Every sentence states a fact of this run or this store: what is served is
+read from the serving folder, never assumed; a refusal's cause and the
+command that fixes it come first.
 """
 
 from __future__ import annotations
 
-import html
-import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline import node_ids
+from components import evaluation_files, model_card, validation_gate
+from models import features
 from reporting import run_history, summary
+from reporting.charts import Bar, Line, Rule, bar_chart, e, line_chart, table
+from settings.configs import is_remote
 
 if TYPE_CHECKING:  # the Report module imports this one to draw its pages
-    from reporting.report import Curve, Report
+    from reporting.report import FeatureView, Report
     from settings.configs import PipelineConfig
 
-BASELINE = summary.BASELINE
+BASELINE = evaluation_files.BASELINE
 
-_COLORS = {"candidate": "#1f6fb4", BASELINE: "#e08a1e", "this span": "#1f6fb4"}
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
-h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 12px}
+h1{font-size:22px;overflow-wrap:anywhere}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 h3{font-size:15px;margin:18px 0 4px}table{border-collapse:collapse;margin:8px 0}
-td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{background:#f4f4f4}.scroll{overflow-x:auto;max-width:100%}
 .verdict{font-size:17px;padding:10px 14px;border-radius:6px;margin:12px 0}
 .ok{background:#e5f4e8;border:1px solid #9cd3a7}.stop{background:#fdecea;border:1px solid #f1a9a0}
 .warn{background:#fff6e0;border:1px solid #f0cf7a}.grid{display:flex;flex-wrap:wrap;gap:18px}
-.card{border:1px solid #e3e3e3;border-radius:6px;padding:8px 10px}.muted{color:#777}
-svg text{font:11px system-ui,sans-serif;fill:#333}code{font-size:12px}
+.card{border:1px solid #e3e3e3;border-radius:6px;padding:8px 10px;flex:1 1 440px;max-width:540px;min-width:0}
+.muted{color:#777}svg text{font:11px system-ui,sans-serif;fill:#333}code,pre{font-size:12px}
+pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}
+tr.failed td{background:#fdecea}
 """
 
 
-def _e(text: Any) -> str:
-    return html.escape(str(text))
-
-
-def _bar_chart(
-    title: str,
-    rows: list[tuple[str, dict[str, float], str]],
-    subtitle: str = "",
-    width: int = 470,
-    scale_max: float | None = None,
-) -> str:
-    """Horizontal bars: one group per row label, one bar per series; a note per row."""
-    series = sorted({s for _, values, _ in rows for s in values}, key=lambda s: s != "candidate")
-    top = scale_max or max([v for _, values, _ in rows for v in values.values()] + [1e-9])
-    bar, gap, label_w, note_w = 11, 6, 170, 90
-    height = len(rows) * (bar * len(series) + gap) + 24
-    parts = [
-        f'<svg class="chart" role="img" aria-label="{_e(title)}" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}">'
-    ]
-    y = 18
-    plot_w = width - label_w - note_w
-    for label, values, note in rows:
-        parts.append(
-            f'<text x="{label_w - 6}" y="{y + bar}" text-anchor="end">{_e(label[:28])}</text>'
-        )
-        for i, name in enumerate(series):
-            value = values.get(name)
-            if value is None or math.isnan(value):
-                continue
-            w = max(plot_w * value / top, 1)
-            parts.append(
-                f'<rect class="bar" data-series="{_e(name)}" data-value="{value:.4f}" '
-                f'x="{label_w}" y="{y + i * bar}" width="{w:.1f}" height="{bar - 2}" '
-                f'fill="{_COLORS.get(name, "#999")}"><title>{_e(name)}: {value:.3f}</title></rect>'
-            )
-        parts.append(
-            f'<text x="{width - note_w + 4}" y="{y + bar}" class="muted">{_e(note)}</text>'
-        )
-        y += bar * len(series) + gap
-    legend = " ".join(
-        f'<tspan style="fill:{_COLORS.get(s, "#999")}">&#9632;</tspan> {_e(s)}' for s in series
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>"
     )
-    parts.append(f'<text x="{label_w}" y="11">{legend}</text></svg>')
-    note = f'<div class="muted">{_e(subtitle)}</div>' if subtitle else ""
-    return f'<div class="card"><h3>{_e(title)}</h3>{note}{"".join(parts)}</div>'
-
-
-def _line_chart(title: str, curves: list[Curve], size: int = 300, diagonal: bool = True) -> str:
-    pad = 34
-    inner = size - 2 * pad
-    parts = [
-        f'<svg class="chart" role="img" aria-label="{_e(title)}" width="{size}" height="{size}" '
-        f'viewBox="0 0 {size} {size}">',
-        f'<rect x="{pad}" y="{pad}" width="{inner}" height="{inner}" fill="none" stroke="#bbb"/>',
-    ]
-    if diagonal:
-        parts.append(
-            f'<line x1="{pad}" y1="{pad + inner}" x2="{pad + inner}" y2="{pad}" '
-            'stroke="#ccc" stroke-dasharray="4 3"/>'
-        )
-    for tick in (0, 0.5, 1):
-        x = pad + tick * inner
-        parts.append(f'<text x="{x}" y="{size - 12}" text-anchor="middle">{tick:g}</text>')
-        parts.append(
-            f'<text x="{pad - 6}" y="{pad + inner - tick * inner + 4}" text-anchor="end">{tick:g}</text>'
-        )
-    for n, curve in enumerate(curves):
-        if not curve.points:
-            continue
-        points = " ".join(
-            f"{pad + min(max(x, 0), 1) * inner:.1f},{pad + inner - min(max(y, 0), 1) * inner:.1f}"
-            for x, y in curve.points
-        )
-        color = _COLORS.get(curve.name, "#999")
-        parts.append(
-            f'<polyline class="curve" data-series="{_e(curve.name)}" points="{points}" '
-            f'fill="none" stroke="{color}" stroke-width="2"/>'
-        )
-        parts.append(
-            f'<text x="{pad + 6}" y="{pad + 14 + 13 * n}" style="fill:{color}">{_e(curve.name)}</text>'
-        )
-    parts.append("</svg>")
-    return f'<div class="card"><h3>{_e(title)}</h3>{"".join(parts)}</div>'
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{css}"><tr>{head}</tr>{body}</table>'
 
 
 def _verdict(run: summary.RunSummary) -> tuple[str, str]:
-    gate = run.nodes.get(node_ids.VALIDATION_GATE)
     failed = [n.node_id for n in run.nodes.values() if n.state == "FAILED"]
-    if gate is not None and gate.state == "FAILED":
+    if run.stopped_by_validation:
         return "stop", (
-            "Stopped by data validation before Transform: nothing was trained; "
-            "the previously pushed model stays the served one."
+            "Stopped by data validation before Transform: nothing was trained or pushed; "
+            f"{run.served_text()}."
         )
     if failed:
-        return "stop", f"Failed at {', '.join(failed)}; nothing after it ran."
+        return "stop", (
+            f"Failed at {', '.join(failed)}; nothing after it ran; {run.served_text()}."
+        )
     if run.blessed is False:
-        return "warn", f"Not blessed, not pushed: {run.blessing_reason}."
+        return "warn", f"Not blessed, not pushed: {run.blessing_reason}; {run.served_text()}."
     if run.pushed_path and run.push_reused_version:
         return "ok", f"Blessed; nothing new pushed: version {run.pushed_version} is this model."
     if run.pushed_path:
@@ -146,58 +70,142 @@ def _verdict(run: summary.RunSummary) -> tuple[str, str]:
     return "warn", "The run has not reached the Evaluator (still running, or stopped)."
 
 
+def _cause(report: Report) -> str:
+    """Why the data was refused and the command that fixes it, under the verdict."""
+    run = report.run
+    if not run.stopped_by_validation:
+        return ""
+    problems = [
+        f"{a['split']}: {a['feature']}: {a['anomaly']}: "
+        f"{validation_gate.shortened_detail(a['detail'])}"
+        for a in report.anomalies
+    ] or ["drift beyond the schema's thresholds, which blocks runs (see the Data section)"]
+    text = f"<div id='cause'><p>What validation found in span {e(run.span)}:</p><ul>" + (
+        "".join(f"<li>{e(line)}</li>" for line in problems) + "</ul>"
+    )
+    if run.schema_review:
+        text += (
+            "<p>If the data is right and CFPB's values really changed, see what accepting "
+            "them would change in the schema (<code>accept</code> in place of <code>diff</code> "
+            "writes it, for review in git):</p>"
+            f"<pre id='fix-command'>{e(run.schema_review)}</pre>"
+        )
+    return text + "<p>Otherwise fix the export and run again.</p></div>"
+
+
 def _glance(report: Report) -> str:
     run = report.run
     css, text = _verdict(run)
-    components = _table(
-        ["component", "state", "seconds"],
-        [(n.node_id, n.state, f"{n.seconds:.1f}") for n in run.nodes.values()],
+    drift = (
+        summary.drift_text(run.validation_report)
+        if run.validation_report
+        else "not measured: the run stopped before validation"
     )
     facts = [
         ("run", run.run_id or "-"),
-        ("spans trained on", ", ".join(map(str, run.window_spans)) or "-"),
+        ("spans trained on", ", ".join(map(str, run.window_spans)) or "none"),
         ("rows", ", ".join(f"{s} {r:,}" for s, r in run.split_rows.items()) or "-"),
-        ("drift", summary.drift_text(run.validation_report) if run.validation_report else "-"),
+        ("drift", drift),
+        ("eval AUC", _auc_text(report)),
         ("ML Metadata", run.metadata_location),
     ]
+    if run.pushed_path:
+        facts.append(("model card", model_card.card_location(run.pushed_path)))
+    components = table(
+        ["component", "state", "seconds"],
+        [(n.node_id, n.state, f"{n.seconds:.1f}") for n in run.nodes.values()],
+    )
+    settings = (
+        table(None, report.settings, "settings")
+        if report.settings
+        else "<p>No settings recorded.</p>"
+    )
     return (
-        f'<div class="verdict {css}" id="verdict">{_e(text)}</div>'
-        + _table(["", ""], facts)
+        f'<div class="verdict {css}" id="verdict">{e(text)}</div>{_cause(report)}'
+        + table(None, facts, "facts")
+        + _card_link(run)
         + "<h3>Components</h3>"
         + components
+        + "<h3>Settings of this run (as its components recorded them)</h3>"
+        + settings
+    )
+
+
+def _card_link(run: summary.RunSummary) -> str:
+    if not run.pushed_path:
+        return ""
+    location = model_card.card_location(run.pushed_path)
+    href = location if is_remote(location) else Path(location).absolute().as_uri()
+    return f'<p><a id="model-card" href="{e(href)}">The model card of version {e(run.pushed_version)}</a></p>'
+
+
+def _auc_text(report: Report) -> str:
+    run = report.run
+    if run.auc_overall is None:
+        return "not evaluated"
+    text = f"{run.auc_overall.value:.3f} overall ({run.auc_overall.examples:,} eval rows)"
+    floor = dict(report.settings).get("AUC floor (blessing)")
+    if floor:
+        text += f"; blessing floor {floor}"
+    if run.auc_worst_slice:
+        w = run.auc_worst_slice
+        text += f"; worst slice {w.slice_name}: {w.value:.3f} ({w.examples:,} rows)"
+    return text
+
+
+def _feature_card(view: FeatureView, drift_measured: bool) -> str:
+    baseline = dict(view.baseline_values) if drift_measured else {}
+    rows = [
+        Bar(
+            value,
+            {"this span": share, **({BASELINE: baseline[value]} if value in baseline else {})},
+        )
+        for value, share in view.values
+    ]
+    if not drift_measured:
+        drift = "drift not measured"
+    elif view.drift is not None and view.drift_threshold is not None:
+        drift = (
+            f"{view.drift_kind} distance {view.drift:.4f}, threshold {view.drift_threshold:g}"
+            + (": DRIFTED" if view.drift > view.drift_threshold else "")
+        )
+    else:
+        drift = "no drift baseline" if not view.baseline_values else "no drift comparator"
+    return bar_chart(
+        f"{view.name} ({view.kind})",
+        rows,
+        f"{view.empty_share:.1%} empty; {drift}",
+        value_text=lambda v: f"{v:.1%}",
     )
 
 
 def _data_section(report: Report) -> str:
     if not report.features:
         return "<p>No statistics were recorded for this run.</p>"
-    cards = []
-    for view in report.features:
-        labels = [v for v, _ in view.values]
-        baseline = dict(view.baseline_values)
-        rows = [
-            (
-                value,
-                {"this span": share, **({BASELINE: baseline[value]} if value in baseline else {})},
-                f"{share:.1%}",
-            )
-            for value, share in view.values
-        ]
-        if view.drift is not None and view.drift_threshold is not None:
-            drift = (
-                f"{view.drift_kind} distance {view.drift:.4f}, threshold {view.drift_threshold:g}"
-                + (": DRIFTED" if view.drift > view.drift_threshold else "")
-            )
-        else:
-            drift = "no drift baseline" if not view.baseline_values else "no drift comparator"
-        if labels:
-            cards.append(
-                _bar_chart(
-                    f"{view.name} ({view.kind})", rows, f"{view.empty_share:.1%} empty; {drift}"
-                )
-            )
+    baseline = (report.run.validation_report or {}).get("drift_baseline") or {}
+    itself = bool(baseline.get("uri")) and baseline.get("uri") == report.statistics_uri
+    drift_measured = bool(baseline.get("uri")) and not itself
+    label = [v for v in report.features if v.name == features.LABEL_KEY]
+    inputs = [v for v in report.features if v.name != features.LABEL_KEY and v.values]
+    note = (
+        "<p class='muted'>Drift not measured by this run: this span's statistics were already "
+        "validated by an earlier run, which measured its drift against the span before it "
+        "(that run's report shows it).</p>"
+        if itself
+        else ""
+    )
+    intro = (
+        "<p>Train split of this run's span"
+        + (
+            " (blue) against the drift baseline, the statistics of the last validated earlier "
+            "span (orange)"
+            if drift_measured
+            else ""
+        )
+        + ", as shares of rows.</p>"
+    )
     anomalies = (
-        _table(
+        table(
             ["split", "feature", "anomaly", "detail"],
             [(a["split"], a["feature"], a["anomaly"], a["detail"]) for a in report.anomalies],
             "anomalies",
@@ -205,18 +213,12 @@ def _data_section(report: Report) -> str:
         if report.anomalies
         else "<p>No anomalies against the schema.</p>"
     )
-    baseline = (report.run.validation_report or {}).get("drift_baseline") or {}
-    itself = (
-        "<p class='muted'>This span's statistics were already validated in an earlier run, so "
-        "the drift baseline is the span itself (distance 0): drift between spans is measured "
-        "by the run that first reads a new span.</p>"
-        if baseline.get("uri") and baseline.get("uri") == report.statistics_uri
-        else ""
-    )
+    label_card = "".join(_feature_card(v, drift_measured) for v in label)
     return (
-        "<p>Train split of this run's span (blue) against the drift baseline, the statistics "
-        "of the last validated earlier span (orange), as shares of rows.</p>"
-        f'{itself}<div class="grid">{"".join(cards)}</div><h3>Anomalies</h3>{anomalies}'
+        f"{intro}{note}<h3>Label</h3><div class='grid'>{label_card}</div>"
+        f"<h3>Input features</h3><div class='grid'>"
+        f"{''.join(_feature_card(v, drift_measured) for v in inputs)}</div>"
+        f"<h3>Anomalies</h3>{anomalies}"
         f"<h3>Training/serving skew</h3>{_skew_section(report.run.serving_skew)}"
     )
 
@@ -227,96 +229,165 @@ def _skew_section(result) -> str:
             "<p>No skew check yet: <code>python -m feedback.skew</code> compares the requests "
             "serving logged with the training statistics.</p>"
         )
-    table = _table(
-        ["feature", "comparator", "distance", "threshold", "verdict"],
-        [
-            (
-                m["feature"],
-                m["comparator"],
-                f"{m['distance']:.4f}",
-                f"{m['threshold']:g}",
-                "SKEWED" if m["beyond"] else "ok",
-            )
-            for m in result.measurements
-        ],
-        "skew",
+    rows = [
+        (
+            m["feature"],
+            m["comparator"],
+            f"{m['distance']:.4f}",
+            f"{m['threshold']:g}",
+            "SKEWED" if m["beyond"] else "ok",
+        )
+        for m in result.measurements
+    ]
+    found = "".join(
+        f"<li>{e(name)}: {e(text)}</li>" for name, text in result.serving_anomalies.items()
     )
-    anomalies = "".join(
-        f"<li>{_e(name)}: {_e(text)}</li>" for name, text in result.serving_anomalies.items()
-    )
-    return f"<p>{_e(result.describe())}: <b>{_e(result.verdict())}</b></p>{table}" + (
-        f"<p>Schema anomalies in the logged requests:</p><ul>{anomalies}</ul>" if anomalies else ""
+    return (
+        f"<p>{e(result.describe())}: <b>{e(result.verdict())}</b></p>"
+        + table(["feature", "comparator", "distance", "threshold", "verdict"], rows, "skew")
+        + (f"<p>Schema anomalies in the logged requests:</p><ul>{found}</ul>" if found else "")
     )
 
 
-_SHOWN_METRICS = ("auc", "precision", "recall", "binary_accuracy", "calibration", "example_count")
+# Each metric shown, how it is named and written.
+_METRICS = (
+    ("example_count", "eval rows", lambda v: f"{v:,.0f}"),
+    ("mean_label", "share disputed (base rate)", lambda v: f"{v:.1%}"),
+    ("auc", "AUC (0.5 = coin flip)", lambda v: f"{v:.4f}"),
+    ("precision", "precision", lambda v: f"{v:.4f}"),
+    ("recall", "recall", lambda v: f"{v:.4f}"),
+    ("binary_accuracy", "accuracy", lambda v: f"{v:.4f}"),
+    (
+        "calibration",
+        "calibration (mean prediction / share disputed; 1 = calibrated, 1.25 = 25% too high)",
+        lambda v: f"{v:.3f}",
+    ),
+)
+_AT_THRESHOLD = ("precision", "recall", "binary_accuracy")
 
 
-def _model_section(report: Report) -> str:
-    if not report.metrics:
-        return "<p>The run did not reach the Evaluator.</p>"
-    candidate = report.metrics.get("candidate", {})
-    baseline = report.metrics.get(BASELINE, {})
+def _metrics_table(report: Report) -> str:
+    candidate = report.metrics.get(evaluation_files.CANDIDATE, {}).get("overall", {})
+    baseline = report.metrics.get(BASELINE, {}).get("overall", {})
     threshold = report.config.decision_threshold
-    names = [m for m in _SHOWN_METRICS if m in candidate.get("overall", {})]
-    overall_rows = [
-        [m + (f" (at {threshold:g})" if m in ("precision", "recall", "binary_accuracy") else "")]
-        + [f"{candidate['overall'][m]:.4f}"]
-        + ([f"{baseline['overall'][m]:.4f}"] if m in baseline.get("overall", {}) else [])
-        for m in names
+    rows = [
+        [label + (f" at threshold {threshold:g}" if name in _AT_THRESHOLD else "")]
+        + [write(candidate[name])]
+        + ([write(baseline[name]) if name in baseline else "-"] if baseline else [])
+        for name, label, write in _METRICS
+        if name in candidate
     ]
     compared = report.history[-1].baseline_model if report.history else ""
     header = ["metric", "candidate"] + ([f"baseline ({compared})"] if baseline else [])
-    parts = [
-        f"<p>On the eval rows of the training window. Precision, recall and accuracy count a "
-        f"complaint as predicted disputed from probability {threshold:g} (the operating "
-        "threshold, about the share of disputed complaints).</p>",
-        _table(header, overall_rows, "metrics"),
+    return table(header, rows, "metrics")
+
+
+def _confusion(report: Report) -> str:
+    overall = report.metrics.get(evaluation_files.CANDIDATE, {}).get("overall", {})
+    matrix = evaluation_files.confusion_matrix(overall)
+    if matrix is None:
+        return ""
+    threshold = report.config.decision_threshold
+    rows = [
+        ("disputed", f"{matrix.true_positives:,.0f}", f"{matrix.false_negatives:,.0f}"),
+        ("not disputed", f"{matrix.false_positives:,.0f}", f"{matrix.true_negatives:,.0f}"),
     ]
-    charts = [
-        _line_chart(title, curves, diagonal=not title.startswith("Precision"))
-        for title, curves in report.curves.items()
-    ]
+    return f"<h3>Confusion matrix at threshold {threshold:g} (eval rows)</h3>" + table(
+        ["actual \\ predicted", "disputed", "not disputed"], rows, "confusion"
+    )
+
+
+def _curve_cards(report: Report) -> list[str]:
+    threshold = report.config.decision_threshold
+    cards = []
+    for chart in report.charts:
+        lines = [
+            Line(
+                c.name,
+                c.points,
+                c.operating_point,
+                f"threshold {threshold:g}" if c.operating_point else "",
+            )
+            for c in chart.curves
+        ]
+        level = (
+            (chart.base_rate, f"base rate {chart.base_rate:.1%}")
+            if chart.base_rate is not None
+            else None
+        )
+        cards.append(
+            line_chart(chart.title, chart.x_label, chart.y_label, lines, chart.diagonal, level)
+        )
+    return cards
+
+
+def _slice_cards(report: Report) -> list[str]:
+    candidate = report.metrics.get(evaluation_files.CANDIDATE, {})
+    baseline = report.metrics.get(BASELINE, {})
+    floor = dict(report.settings).get("AUC floor (blessing)")
+    rules = [Rule(0.5, "coin flip 0.5", "#888")]
+    if floor:
+        rules.append(Rule(float(floor), f"floor {floor}"))
+    cards = []
     for feature in ("product", "state"):
         slices = sorted(
             (
                 (name.split(":", 1)[1], values)
                 for name, values in candidate.items()
-                if name.startswith(f"{feature}:") and "auc" in values
+                if name.startswith(f"{feature}:")
             ),
-            key=lambda item: -item[1].get("example_count", 0),
+            key=lambda item: -evaluation_files.rows(item[1]),
         )[:15]
-        if slices:
-            rows = [
-                (
+        if not slices:
+            continue
+        rows = []
+        for value, values in slices:
+            unscored = evaluation_files.unscorable(values)
+            other = baseline.get(f"{feature}:{value}", {})
+            scores = {"candidate": values["auc"]} if not unscored else {}
+            if not unscored and "auc" in other and evaluation_files.unscorable(other) is None:
+                scores[BASELINE] = other["auc"]
+            rows.append(
+                Bar(
                     value,
-                    {
-                        "candidate": values["auc"],
-                        **(
-                            {BASELINE: baseline[f"{feature}:{value}"]["auc"]}
-                            if "auc" in baseline.get(f"{feature}:{value}", {})
-                            else {}
-                        ),
-                    },
-                    f"{int(values.get('example_count', 0)):,} rows"
-                    + (
-                        ""
-                        if values.get("example_count", 0) >= summary.MIN_SLICE_EXAMPLES
-                        else " (few)"
-                    ),
-                )
-                for value, values in slices
-            ]
-            charts.append(
-                _bar_chart(
-                    f"AUC by {feature}",
-                    rows,
-                    f"largest slices, bars from 0 to 1; under {summary.MIN_SLICE_EXAMPLES} rows "
-                    "AUC is mostly noise",
-                    scale_max=1.0,
+                    scores,
+                    f"{evaluation_files.rows(values):,} rows",
+                    unscored.split(": ", 1)[-1] if unscored else "",
                 )
             )
-    return "".join(parts) + f'<div class="grid">{"".join(charts)}</div>'
+        cards.append(
+            bar_chart(
+                f"AUC by {feature}",
+                rows,
+                f"the {len(rows)} largest slices; slices under "
+                f"{evaluation_files.MIN_SLICE_EXAMPLES} rows or of one class are not scored",
+                scale_max=1.0,
+                rules=rules,
+            )
+        )
+    return cards
+
+
+def _model_section(report: Report) -> str:
+    if not report.metrics:
+        return "<p>The run did not reach the Evaluator.</p>"
+    threshold = report.config.decision_threshold
+    worst = report.run.auc_worst_slice
+    worst_text = (
+        f"<p id='worst-slice'>Worst slice that can be scored: <b>{e(worst.slice_name)}</b>, "
+        f"AUC {worst.value:.3f} on {worst.examples:,} rows.</p>"
+        if worst
+        else ""
+    )
+    return (
+        "<p>On the eval rows of the training window. Precision, recall and accuracy count a "
+        f"complaint as predicted disputed from probability {threshold:g} (the operating "
+        "threshold, marked on the curves).</p>"
+        + _metrics_table(report)
+        + _confusion(report)
+        + worst_text
+        + f'<div class="grid">{"".join(_curve_cards(report) + _slice_cards(report))}</div>'
+    )
 
 
 def _changes(report: Report) -> str:
@@ -344,24 +415,43 @@ def _changes(report: Report) -> str:
         ]
     if not changed:
         return "<p>Nothing changed in the run's decisions since the previous run.</p>"
-    return _table(["", "previous run", "this run"], changed)
+    return table(["", "previous run", "this run"], changed)
 
 
 def render(report: Report) -> str:
     run = report.run
     title = f"{report.config.pipeline_name} run {run.run_id}"
-    lineage = _table(["step", "artifact"], report.lineage, "lineage")
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f'<p><a href="index.html">all runs</a></p><h1>{_e(title)}</h1>'
+    return _page(
+        title,
+        f'<p><a href="index.html">all runs</a></p><h1>{e(title)}</h1>'
         f'<h2 id="glance">The run at a glance</h2>{_glance(report)}'
         f'<h2 id="data">Data</h2>{_data_section(report)}'
         f'<h2 id="model">Model</h2>{_model_section(report)}'
-        f'<h2 id="lineage">Lineage</h2>{lineage}'
-        f'<h2 id="changes">Since the previous run</h2>{_changes(report)}'
-        "</body></html>"
+        f'<h2 id="lineage">Lineage</h2>{table(["step", "artifact"], report.lineage, "lineage")}'
+        f'<h2 id="changes">Since the previous run</h2>{_changes(report)}',
     )
+
+
+INDEX_COLUMNS = (
+    "run",
+    "status",
+    "span read",
+    "trained on spans",
+    "eval AUC",
+    "version pushed",
+    "took",
+)
+
+
+def _index_cells(row: run_history.RunDecisions) -> list[str]:
+    return [
+        row.status,
+        "-" if row.span is None else str(row.span),
+        ", ".join(map(str, row.window)) or "-",
+        "-" if row.auc is None else f"{row.auc:.3f}",
+        (row.version or "none") if row.push == run_history.NEW else "none",
+        "-" if row.seconds is None else f"{row.seconds:,.0f} s",
+    ]
 
 
 def render_index(
@@ -369,23 +459,27 @@ def render_index(
 ) -> str:
     table_rows = []
     for row in reversed(rows):
-        cells = "".join(f"<td>{_e(c)}</td>" for c in row.cells()[1:])
+        failed = row.status.startswith(("FAILED", "stopped", "running"))
+        cells = "".join(f"<td>{e(c)}</td>" for c in _index_cells(row))
         link = (
-            f'<a href="{_e(page_name(row.run_id))}">{_e(row.run_id)}</a>'
+            f'<a href="{e(page_name(row.run_id))}">{e(row.run_id)}</a>'
             if page_name(row.run_id) in pages
-            else _e(row.run_id)
+            else e(row.run_id)
         )
-        table_rows.append(f"<tr><td>{link}</td>{cells}</tr>")
+        css = ' class="failed"' if failed else ""
+        table_rows.append(f"<tr{css}><td>{link}</td>{cells}</tr>")
     listed = {page_name(row.run_id) for row in rows}
     for page in sorted(pages - listed - {"index.html"}, reverse=True):
         # Runs without history rows (legacy launcher stores): their page only.
-        table_rows.append(f'<tr><td><a href="{_e(page)}">{_e(page[:-5])}</a></td></tr>')
-    head = "".join(f"<th>{_e(c)}</th>" for c in ("run", *run_history.COLUMNS[1:]))
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(config.pipeline_name)} runs</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(config.pipeline_name)}: runs, newest first</h1>"
-        f'<table class="runs"><tr>{head}</tr>{"".join(table_rows)}</table></body></html>'
+        table_rows.append(f'<tr><td><a href="{e(page)}">{e(page[:-5])}</a></td></tr>')
+    head = "".join(f"<th>{e(c)}</th>" for c in INDEX_COLUMNS)
+    return _page(
+        f"{config.pipeline_name} runs",
+        f"<h1>{e(config.pipeline_name)}: runs, newest first</h1>"
+        "<p>A version is the folder TF Serving serves it from; 'none' when the run pushed "
+        "nothing new.</p>"
+        f'<div class="scroll"><table class="runs"><tr>{head}</tr>{"".join(table_rows)}'
+        "</table></div>",
     )
 
 

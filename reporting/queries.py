@@ -37,6 +37,8 @@ class NodeRun:
     seconds: float
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
     started: float = 0.0  # seconds since the epoch, as ML Metadata recorded it
+    # The execution's recorded parameters (TFX's exec properties), as text.
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def artifact(self, key: str) -> metadata_store_pb2.Artifact | None:
         artifacts = self.outputs.get(key) or []
@@ -184,8 +186,24 @@ def node_runs(store, executions: dict[str, Any]) -> dict[str, NodeRun]:
             seconds,
             outputs,
             execution.create_time_since_epoch / 1000.0,
+            {
+                name: str(getattr(value, value.WhichOneof("value")))
+                for name, value in execution.custom_properties.items()
+                if value.WhichOneof("value") in ("string_value", "int_value", "double_value")
+            },
         )
     return runs
+
+
+def run_property(connection_config, run_id: str | None, name: str) -> str | None:
+    """A property the runner recorded on a run's `pipeline_run` context."""
+    if run_id is None:
+        return None
+    store = metadata_store.MetadataStore(connection_config)
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run is None or name not in run.custom_properties:
+        return None
+    return run.custom_properties[name].string_value
 
 
 def artifact_property(artifact, name: str):
@@ -229,7 +247,8 @@ class PipelineRecords:
             version = artifact_property(artifact, props.PUSHED_VERSION)
             if artifact_property(artifact, props.PUSHED) and version not in versions:
                 versions.append(version)
-        self.version_names = {v: f"v{i}" for i, v in enumerate(sorted(versions, key=int), 1)}
+        # Each pushed version's place among them (1 = the first pushed).
+        self.version_numbers = {v: i for i, v in enumerate(sorted(versions, key=int), 1)}
 
     def _run_type_id(self) -> int | None:
         """None in a store only TFX's legacy launcher wrote (InteractiveContext):
@@ -242,6 +261,28 @@ class PipelineRecords:
             except errors.NotFoundError:
                 self._run_type = None
         return self._run_type
+
+    def _executions_of(self, run_id: str) -> list:
+        return [e for e in self.executions.values() if self.run_of.get(e.id) == run_id]
+
+    def states_of(self, run_id: str) -> dict[str, str]:
+        """{node id: 'finished', 'cached', 'FAILED', ...} of a run's executions."""
+        return {
+            self.node_of[e.id]: state_word(e)
+            for e in sorted(self._executions_of(run_id), key=lambda e: e.id)
+            if e.id in self.node_of
+        }
+
+    def state_of(self, run_id: str, node_id: str) -> str | None:
+        return self.states_of(run_id).get(node_id)
+
+    def seconds_of(self, run_id: str) -> float | None:
+        """From the run's first execution's start to its last one's last update."""
+        executions = self._executions_of(run_id)
+        if not executions:
+            return None
+        start = min(e.create_time_since_epoch for e in executions)
+        return (max(e.last_update_time_since_epoch for e in executions) - start) / 1000.0
 
     def run_name(self, run_id: str) -> str:
         return f"run {self.run_ids.index(run_id) + 1}"

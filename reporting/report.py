@@ -29,22 +29,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from components import artifact_properties as props
-from components import validation_files
+from components import evaluation_files, validation_files
 from data import prepare, storage
 from data.storage import Location
 from models import features
 from pipeline import node_ids
 from reporting import pages, run_history, summary
 from settings import metadata
-from settings.configs import PipelineConfig
+from settings.configs import PipelineConfig, is_remote
 
 TOP_VALUES = 8
-BASELINE = summary.BASELINE
+BASELINE = evaluation_files.BASELINE
 
 
 @dataclasses.dataclass
@@ -64,6 +66,18 @@ class FeatureView:
 class Curve:
     name: str
     points: list[tuple[float, float]]
+    # The point at the operating (decision) threshold, drawn and labeled.
+    operating_point: tuple[float, float] | None = None
+
+
+@dataclasses.dataclass
+class Chart:
+    title: str
+    x_label: str
+    y_label: str
+    curves: list[Curve]
+    diagonal: bool = False  # the chance line (ROC) or perfect calibration
+    base_rate: float | None = None  # precision of flagging every complaint
 
 
 @dataclasses.dataclass
@@ -73,12 +87,14 @@ class Report:
     features: list[FeatureView]
     anomalies: list[dict]  # split, feature, anomaly, detail
     metrics: dict[str, dict[str, dict[str, float]]]  # model -> slice -> metric -> value
-    curves: dict[str, list[Curve]]  # chart title -> curves
+    charts: list[Chart]
     lineage: list[tuple[str, str]]
     history: list[run_history.RunDecisions]  # the store's runs up to this one
     store_history: list[run_history.RunDecisions]  # every run the store holds
     statistics_uri: str | None = None
     previous: summary.RunSummary | None = None  # the run before this one, if any
+    # The run's settings as its executions recorded them: (name, value).
+    settings: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def _statistics_view(statistics, baseline, schema, drift_info) -> list[FeatureView]:
@@ -167,7 +183,9 @@ def _drift_measurements(statistics, baseline, schema) -> dict[str, list[tuple[fl
     return measured
 
 
-def _curves(evaluation_uri: str) -> dict[str, list[Curve]]:
+def _charts(evaluation_uri: str, threshold: float, base_rate: float | None) -> list[Chart]:
+    """ROC, precision-recall and calibration of the overall slice, per model,
+    each with its point at the operating threshold."""
     import tensorflow_model_analysis as tfma
 
     roc, pr, calibration = [], [], []
@@ -175,40 +193,51 @@ def _curves(evaluation_uri: str) -> dict[str, list[Curve]]:
         if plots.slice_key.single_slice_keys:
             continue  # overall only
         for entry in plots.plot_keys_and_values:
-            model = BASELINE if entry.key.model_name == BASELINE else summary.CANDIDATE
+            model = BASELINE if entry.key.model_name == BASELINE else evaluation_files.CANDIDATE
             value = entry.value
             if value.HasField("confusion_matrix_at_thresholds"):
                 matrices = value.confusion_matrix_at_thresholds.matrices
+                at = min(matrices, key=lambda m: abs(m.threshold - threshold), default=None)
+
+                def fpr(m):
+                    return m.false_positives / max(m.false_positives + m.true_negatives, 1)
+
                 roc.append(
                     Curve(
                         model,
-                        sorted(
-                            (
-                                m.false_positives / max(m.false_positives + m.true_negatives, 1),
-                                m.recall,
-                            )
-                            for m in matrices
-                        ),
+                        sorted((fpr(m), m.recall) for m in matrices),
+                        (fpr(at), at.recall) if at else None,
                     )
                 )
                 pr.append(
                     Curve(
                         model,
                         sorted((m.recall, m.precision) for m in matrices if m.precision > 0),
+                        (at.recall, at.precision) if at else None,
                     )
                 )
             if value.HasField("calibration_histogram_buckets"):
                 calibration.append(Curve(model, _calibration_points(value)))
-    curves = {}
+    charts = []
     if roc:
-        curves["ROC (true positive rate against false positive rate)"] = roc
-    if pr:
-        curves["Precision against recall"] = pr
-    if calibration:
-        curves["Calibration (share disputed against mean prediction, buckets of 20+ rows)"] = (
-            calibration
+        charts.append(
+            Chart("ROC curve", "false positive rate", "true positive rate (recall)", roc, True)
         )
-    return curves
+    if pr:
+        charts.append(
+            Chart("Precision against recall", "recall", "precision", pr, base_rate=base_rate)
+        )
+    if calibration:
+        charts.append(
+            Chart(
+                "Calibration (bins of 20+ rows)",
+                "mean predicted probability",
+                "share disputed",
+                calibration,
+                True,
+            )
+        )
+    return charts
 
 
 def _calibration_points(value, bins: int = 20, min_rows: int = 20) -> list[tuple[float, float]]:
@@ -272,6 +301,56 @@ def _lineage(run: summary.RunSummary, config: PipelineConfig) -> list[tuple[str,
     return steps
 
 
+def run_settings(run: summary.RunSummary) -> list[tuple[str, str]]:
+    """What the run's executions recorded of its settings (not today's
+    config: an earlier run may have used others)."""
+    settings = []
+
+    def recorded(node_id: str, name: str) -> str | None:
+        node = run.nodes.get(node_id)
+        return node.properties.get(name) if node else None
+
+    if data_root := recorded(node_ids.EXAMPLE_GEN, "input_base"):
+        settings.append(("data root", data_root))
+    for name in ("train_args", "eval_args"):
+        if text := recorded(node_ids.TRAINER, name):
+            settings.append(
+                (name.replace("_", " ") + " (steps)", str(json.loads(text).get("num_steps")))
+            )
+    if text := recorded(node_ids.TRAINER, "custom_config"):
+        settings += [
+            (name.replace("_", " "), str(v)) for name, v in sorted(json.loads(text).items())
+        ]
+    if text := recorded(node_ids.EVALUATOR, "eval_config"):
+        settings += evaluation_settings(json.loads(text))
+    if run.code_version:
+        settings.append(("code version", run.code_version))
+    return settings
+
+
+def evaluation_settings(eval_config: dict) -> list[tuple[str, str]]:
+    """The blessing thresholds and the operating threshold from TFMA's
+    EvalConfig as the Evaluator recorded it (JSON)."""
+    found = []
+    for spec in eval_config.get("metrics_specs", []):
+        for metric in spec.get("metrics", []):
+            for per_slice in metric.get("per_slice_thresholds", []):
+                threshold = per_slice.get("threshold", {})
+                floor = threshold.get("value_threshold", {}).get("lower_bound")
+                if floor is not None:
+                    found.append((f"{metric['class_name']} floor (blessing)", f"{floor:g}"))
+                change = threshold.get("change_threshold", {}).get("absolute")
+                if change is not None:
+                    found.append(
+                        (f"{metric['class_name']} allowed drop vs baseline", f"{-change:g}")
+                    )
+            if metric.get("class_name") == "Precision" and metric.get("config"):
+                thresholds = json.loads(metric["config"]).get("thresholds") or []
+                if thresholds:
+                    found.append(("operating threshold", f"{thresholds[0]:g}"))
+    return found
+
+
 def build(config: PipelineConfig, connection_config=None, run_id: str | None = None) -> Report:
     """Reads the newest run of `config.pipeline_name` (or run `run_id`) into a Report."""
 
@@ -309,18 +388,25 @@ def build(config: PipelineConfig, connection_config=None, run_id: str | None = N
             for found in validation_files.read_anomalies(anomalies_artifact.uri, split):
                 anomalies.append({"split": split, **found})
     evaluation = output(node_ids.EVALUATOR, "evaluation")
+    metrics = evaluation_files.metrics_by_model(evaluation.uri) if evaluation is not None else {}
+    overall = metrics.get(evaluation_files.CANDIDATE, {}).get(evaluation_files.OVERALL, {})
     return Report(
         config=config,
         run=run,
         features=feature_views,
         anomalies=anomalies,
-        metrics=summary.metrics_by_model(evaluation.uri) if evaluation is not None else {},
-        curves=_curves(evaluation.uri) if evaluation is not None else {},
+        metrics=metrics,
+        charts=(
+            _charts(evaluation.uri, config.decision_threshold, overall.get("mean_label"))
+            if evaluation is not None
+            else []
+        ),
         lineage=_lineage(run, config),
         history=history[: position + 1] if position >= 0 else history,
         store_history=history,
         statistics_uri=statistics_artifact.uri if statistics_artifact is not None else None,
         previous=previous,
+        settings=run_settings(run),
     )
 
 
@@ -345,6 +431,23 @@ def write(
         encoding="utf-8",
     )
     return page
+
+
+def inline(page: Location, height: int = 900) -> str:
+    """The page framed for a notebook cell: its links (the index, the other
+    runs) resolve in the report's folder, not next to the notebook."""
+    import html
+
+    text = page.read_text(encoding="utf-8")
+    folder = str(page).rsplit("/", 1)[0]
+    base = folder if is_remote(folder) else Path(folder).absolute().as_uri()
+    text = text.replace("<head>", f'<head><base href="{html.escape(base)}/">', 1)
+    # In a <div>: IPython warns about a bare <iframe> ("use IFrame instead"),
+    # which needs a URL a notebook server serves.
+    return (
+        f'<div><iframe srcdoc="{html.escape(text)}" '
+        f'style="width:100%;height:{height}px;border:1px solid #ddd"></iframe></div>'
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

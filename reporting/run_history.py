@@ -38,6 +38,10 @@ COLUMNS = (
 )
 
 
+# What the Pusher did in a run (RunDecisions.push).
+NEW, REUSED, REFUSED, NOTHING, NOT_REACHED = "new", "reused", "refused", "nothing", "-"
+
+
 @dataclasses.dataclass
 class RunDecisions:
     run: int
@@ -47,9 +51,34 @@ class RunDecisions:
     drift_baseline: str
     baseline_model: str
     blessed: bool | None
-    pushed: str
+    push: str  # NEW, REUSED, REFUSED, NOTHING or NOT_REACHED
+    # The version folder TF Serving serves it from (the one name of a
+    # version everywhere a user reads), and its place among the store's
+    # pushed versions (1 = first): two stores compare by place, since their
+    # folders are named by the time of the push.
+    version: str | None = None
+    version_number: int | None = None
+    status: str = ""
+    auc: float | None = None
+    seconds: float | None = None
+
+    def pushed_text(self, version: str | None = None) -> str:
+        version = version or self.version
+        return {
+            NEW: f"new version {version}",
+            REUSED: f"nothing new ({version} is this model)",
+            REFUSED: "refused: another run pushed since the comparison",
+            NOTHING: "nothing",
+        }.get(self.push, "-")
+
+    @property
+    def pushed(self) -> str:
+        return self.pushed_text()
 
     def cells(self) -> list[str]:
+        return self._cells(self.pushed)
+
+    def _cells(self, pushed: str) -> list[str]:
         blessed = "not reached" if self.blessed is None else ("yes" if self.blessed else "no")
         return [
             str(self.run),
@@ -58,12 +87,14 @@ class RunDecisions:
             self.drift_baseline,
             self.baseline_model,
             blessed,
-            self.pushed,
+            pushed,
         ]
 
     def decisions(self) -> tuple:
-        """Everything but the run id: what two runners must agree on."""
-        return tuple(self.cells())
+        """Everything but the run id, the times and the measurements: what
+        two runners must agree on (versions by their place in the store)."""
+        ordinal = None if self.version_number is None else f"#{self.version_number}"
+        return (*self._cells(self.pushed_text(ordinal))[1:], self.status)
 
 
 def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
@@ -114,21 +145,22 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
                 if baseline_id is None
                 else f"{store.producer_run(baseline_id)}'s model"
             )
+        version = version_number = None
+        pusher_cached = store.state_of(run_id, node_ids.PUSHER) == "cached"
         if not pushed:
-            push = "-"
+            push = NOT_REACHED
         elif queries.artifact_property(pushed[0], props.PUSH_REFUSED):
-            push = "refused: another run pushed since the comparison"
+            push = REFUSED
         elif not queries.artifact_property(pushed[0], props.PUSHED):
-            push = "nothing"
+            push = NOTHING
         else:
-            version = store.version_names[
-                queries.artifact_property(pushed[0], props.PUSHED_VERSION)
-            ]
-            push = (
-                f"nothing new ({version} is this model)"
-                if queries.artifact_property(pushed[0], props.REUSED_VERSION)
-                else f"new version {version}"
-            )
+            version = str(queries.artifact_property(pushed[0], props.PUSHED_VERSION))
+            version_number = store.version_numbers[version]
+            # A cached Pusher's output is the push of the run that made it.
+            reused = queries.artifact_property(pushed[0], props.REUSED_VERSION) or pusher_cached
+            push = REUSED if reused else NEW
+        blessed = bool(queries.artifact_property(blessing[0], props.BLESSED)) if blessing else None
+        evaluation = store.artifacts_of(run_id, node_ids.EVALUATOR, "evaluation", outputs)
         rows.append(
             RunDecisions(
                 run=number,
@@ -137,13 +169,46 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
                 window=window,
                 drift_baseline=drift,
                 baseline_model=compared,
-                blessed=bool(queries.artifact_property(blessing[0], props.BLESSED))
-                if blessing
-                else None,
-                pushed=push,
+                blessed=blessed,
+                push=push,
+                version=version,
+                version_number=version_number,
+                status=_status(store.states_of(run_id), blessed, push),
+                auc=_overall_auc(evaluation[0].uri) if evaluation else None,
+                seconds=store.seconds_of(run_id),
             )
         )
     return rows
+
+
+def _status(states: dict[str, str], blessed: bool | None, push: str) -> str:
+    """A run in a few words: how far it got and what it left served."""
+    failed = [node for node, state in states.items() if state == "FAILED"]
+    if states.get(node_ids.VALIDATION_GATE) == "FAILED":
+        return "stopped by data validation"
+    if failed:
+        return f"FAILED at {', '.join(failed)}"
+    if any(state in ("running", "new") for state in states.values()):
+        return "running (or killed)"
+    if any(state == "canceled" for state in states.values()):
+        return "canceled"
+    if blessed is False:
+        return "not blessed"
+    return {
+        NEW: "pushed",
+        REUSED: "nothing new to push",
+        REFUSED: "push refused",
+    }.get(push, "not finished")
+
+
+def _overall_auc(evaluation_uri: str) -> float | None:
+    from components import evaluation_files
+
+    try:
+        overall = evaluation_files.metrics_by_slice(evaluation_uri).get(evaluation_files.OVERALL)
+    except Exception:  # noqa: BLE001 - a run killed while writing: no metrics to show
+        return None
+    return None if not overall else overall.get("auc")
 
 
 def markdown(rows: Sequence[RunDecisions], columns: Sequence[str] = COLUMNS) -> str:

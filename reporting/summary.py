@@ -15,15 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from components import artifact_properties as props
-from components import validation_files, validation_gate
+from components import evaluation_files, idempotent_pusher, validation_files, validation_gate
 from feedback import skew
 from pipeline import node_ids
 from reporting import queries
-from settings import metadata
-from settings.configs import PipelineConfig
-
-# Slices smaller than this are too noisy to call the "worst" one.
-MIN_SLICE_EXAMPLES = 50
+from settings import code_version, metadata
+from settings.configs import SPAN_SPEC, PipelineConfig
 
 
 @dataclasses.dataclass
@@ -54,6 +51,40 @@ class RunSummary:
     # The newest training/serving skew check (feedback/skew.py), if any: skew
     # is measured on traffic, on its own schedule, not by a run.
     serving_skew: skew.SkewResult | None = None
+    # The model folder the Pusher writes and the version TF Serving serves
+    # from it when the summary is read (None: nothing complete was pushed).
+    serving_dir: str = ""
+    served_version: str | None = None
+    # The project's code the run ran (settings/code_version.py), if recorded.
+    code_version: str | None = None
+
+    def served_text(self) -> str:
+        """What is served, for a run that pushed nothing: read from the
+        serving folder, never assumed (a new store has served nothing)."""
+        if self.served_version is None:
+            return f"no model has been pushed to {self.serving_dir}, so none is served"
+        return f"version {self.served_version} in {self.serving_dir} stays the served one"
+
+    @property
+    def stopped_by_validation(self) -> bool:
+        gate = self.nodes.get(node_ids.VALIDATION_GATE)
+        return gate is not None and gate.state == "FAILED"
+
+    @property
+    def span(self) -> int | None:
+        examples = self.nodes.get(node_ids.EXAMPLE_GEN)
+        artifact = examples.artifact("examples") if examples else None
+        return queries.artifact_property(artifact, props.SPAN) if artifact else None
+
+    @property
+    def schema_review(self) -> str | None:
+        """The command that shows what accepting the refused span would
+        change, as the gate recorded it (a failed gate publishes no output)."""
+        gate = self.nodes.get(node_ids.VALIDATION_GATE)
+        command = gate.properties.get("schema_review") if gate else None
+        if not command or self.span is None:
+            return None
+        return command.replace(SPAN_SPEC, str(self.span))
 
     def render(self) -> str:
         if not self.nodes:
@@ -95,12 +126,13 @@ class RunSummary:
                 )
             else:
                 lines.append("  anomalies   none")
-        gate = self.nodes.get(node_ids.VALIDATION_GATE)
-        if gate is not None and gate.state == "FAILED":
+        if self.stopped_by_validation:
             lines.append(
-                "  validation  FAILED: bad data stopped the run before Transform; "
-                "the previously pushed model stays the served one"
+                "  validation  FAILED: bad data stopped the run before Transform; nothing was "
+                f"trained or pushed; {self.served_text()}"
             )
+            if self.schema_review:
+                lines.append(f"  fix         {self.schema_review}  (if the new values are real)")
         if self.validation_report is not None:
             lines.append("  drift       " + drift_text(self.validation_report))
         if self.auc_overall:
@@ -135,10 +167,7 @@ class RunSummary:
                     if pusher in ("finished", "cached")
                     else (f"the Pusher is {pusher}")
                 )
-                lines.append(
-                    f"  pushed      nothing: {why}; the previously pushed model stays the "
-                    "served one"
-                )
+                lines.append(f"  pushed      nothing: {why}; {self.served_text()}")
         if self.serving_skew is not None:
             lines.append(
                 f"  skew        {self.serving_skew.verdict()}; newest check: "
@@ -172,45 +201,14 @@ def _anomalies(anomalies_artifact) -> dict[str, list[str]]:
     }
 
 
-# TFMA's model names in an evaluation with a baseline (pipeline/evaluation.py).
-CANDIDATE, BASELINE = "candidate", "baseline"
-
-
-def metrics_by_model(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
-    """{CANDIDATE or BASELINE: {slice name: {metric name: value}}}: every
-    scalar metric TFMA wrote, per model and slice ("overall" for the whole
-    eval set); change-vs-baseline entries are left out."""
-    import tensorflow_model_analysis as tfma
-
-    by_model: dict[str, dict[str, dict[str, float]]] = {}
-    for metrics in tfma.load_metrics(evaluation_uri):
-        slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
-        slice_name = tfma.slicer.stringify_slice_key(slice_key) if slice_key else "overall"
-        for entry in metrics.metric_keys_and_values:
-            if entry.key.is_diff or not entry.value.HasField("double_value"):
-                continue
-            model = BASELINE if entry.key.model_name == BASELINE else CANDIDATE
-            by_model.setdefault(model, {}).setdefault(slice_name, {})[entry.key.name] = (
-                entry.value.double_value.value
-            )
-    return by_model
-
-
-def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """{slice name: {metric name: value}} of the candidate model's scalar metrics.
-
-    A plain structure (pandas.DataFrame(...).T renders it as a table) for
-    viewers where TFMA's widgets do not render.
-    """
-    return metrics_by_model(evaluation_uri).get(CANDIDATE, {})
-
-
-def _auc_by_slice(evaluation_uri: str) -> dict[str, SliceMetric]:
-    return {
-        name: SliceMetric(name, values["auc"], int(values.get("example_count", 0)))
-        for name, values in metrics_by_slice(evaluation_uri).items()
-        if "auc" in values
-    }
+def worst_slice(by_slice: dict[str, dict[str, float]]) -> SliceMetric | None:
+    """The slice with the lowest AUC among those that can be scored."""
+    scored = [
+        SliceMetric(name, values["auc"], evaluation_files.rows(values))
+        for name, values in by_slice.items()
+        if name != evaluation_files.OVERALL and evaluation_files.unscorable(values) is None
+    ]
+    return min(scored, key=lambda m: m.value) if scored else None
 
 
 def _blessing_reason(evaluation_uri: str, blessed: bool, has_baseline: bool) -> str:
@@ -282,10 +280,11 @@ def run_summary(
 
     auc_overall = auc_worst = None
     if evaluation is not None:
-        by_slice = _auc_by_slice(evaluation.uri)
-        auc_overall = by_slice.pop("overall", None)
-        candidates = [m for m in by_slice.values() if m.examples >= MIN_SLICE_EXAMPLES]
-        auc_worst = min(candidates, key=lambda m: m.value) if candidates else None
+        by_slice = evaluation_files.metrics_by_slice(evaluation.uri)
+        overall = by_slice.get(evaluation_files.OVERALL, {})
+        if "auc" in overall:
+            auc_overall = SliceMetric("overall", overall["auc"], evaluation_files.rows(overall))
+        auc_worst = worst_slice(by_slice)
 
     blessed, reason = None, ""
     if blessing is not None:
@@ -331,6 +330,9 @@ def run_summary(
         push_refused=refused,
         metadata_location=metadata.describe(config),
         serving_skew=skew.latest(config),
+        serving_dir=config.model_dir,
+        served_version=idempotent_pusher.newest_version(config.model_dir),
+        code_version=queries.run_property(connection_config, run_id, code_version.PROPERTY),
     )
 
 

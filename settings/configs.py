@@ -235,6 +235,11 @@ class GraphSettings:
                 "what the pattern matches)"
             )
 
+    @property
+    def model_dir(self) -> str:
+        """Where the Pusher writes the model's versions: <serving_model_dir>/<model_name>."""
+        return os.path.join(self.serving_model_dir, self.model_name)
+
 
 @dataclasses.dataclass
 class DataSettings:

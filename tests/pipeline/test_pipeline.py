@@ -29,6 +29,7 @@ EXPECTED_EDGES = {
     (node_ids.BASELINE_RESOLVER, "Evaluator"),
     ("Trainer", "Pusher"),
     ("Evaluator", "Pusher"),
+    (node_ids.WINDOW_RESOLVER, "Pusher"),  # the model card names the window's spans
 }
 
 
@@ -77,6 +78,11 @@ def test_the_gate_gets_the_data_location_and_drift_policy():
     gate = pipeline.component_ids(pipeline.create_pipeline(config))["DataValidationGate"]
     assert gate.exec_properties["drift_blocks"] is True
     assert gate.exec_properties["data_location"].endswith("span-{SPAN}/*.csv")
+    # The command a refusal prints: the run's own paths, the span filled in by the gate.
+    assert gate.exec_properties["schema_review"] == (
+        f"python -m data.schema diff --span {{SPAN}} --data-root {config.data_root} "
+        f"--schema-path {config.schema_path}"
+    )
 
 
 def test_transform_analyzes_train_only_and_transforms_every_split():

@@ -5,6 +5,7 @@ failed assertion a screenshot is kept under build/test-artifacts/."""
 
 import contextlib
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from reporting import pages, report, summary
 from settings.configs import REPO_ROOT
 from tests.browser import Browser
-from tests.conftest import SPAN_2015, another_run_starts
+from tests.conftest import SPAN_2015, another_run_starts, pushed_model_dir
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = REPO_ROOT / "build" / "test-artifacts"
@@ -66,6 +67,7 @@ def test_the_report_of_a_pushed_run(browser, good_page, e2e):
         assert verdict.startswith(("Blessed and pushed as version ", "Blessed; nothing new")), (
             verdict
         )
+        version = re.search(r"version (\d+)", verdict).group(1)
         # A chart per feature and the label, each with bars for this span.
         cards = browser.evaluate(
             "[...document.querySelectorAll('.card h3')].map(h => h.textContent)"
@@ -73,25 +75,122 @@ def test_the_report_of_a_pushed_run(browser, good_page, e2e):
         for name in ("product (categorical", "zip_code (numeric", "consumer_disputed"):
             assert any(c.startswith(name) for c in cards), cards
         assert _visible_marks(browser, "rect.bar") >= 40
-        # ROC, precision-recall and calibration curves of the candidate.
+        # Every bar has its value written beside it.
+        assert browser.evaluate("document.querySelectorAll('text.value').length") == (
+            browser.evaluate("document.querySelectorAll('rect.bar').length")
+        )
+        # ROC, precision-recall and calibration curves, with axis labels; the
+        # operating point on ROC and PR; the base rate on PR.
         assert _visible_marks(browser, "polyline.curve") >= 3
+        labels = browser.evaluate(
+            "[...document.querySelectorAll('text.axis-label')].map(t => t.textContent)"
+        )
+        assert {"false positive rate", "precision", "recall"} <= set(labels), labels
+        assert _visible_marks(browser, "circle.operating-point") >= 2
+        assert browser.evaluate("document.querySelector('line.level').dataset.value")
+        # AUC by slice: the floor drawn; small slices written as such, never a bar.
         assert any(c.startswith("AUC by product") for c in cards), cards
+        rules = browser.evaluate(
+            "[...document.querySelectorAll('line.rule')].map(l => l.dataset.value)"
+        )
+        assert f"{config.min_auc:g}" in rules and "0.5" in rules, rules
+        unscored = browser.evaluate("document.querySelectorAll('text.unscored').length")
+        small = browser.evaluate(
+            "[...document.querySelectorAll('text.note')].filter(t => "
+            "parseInt(t.textContent.replace(/,/g, '')) < 50).length"
+        )
+        assert unscored >= small, (unscored, small)
         text = browser.evaluate("document.body.innerText")
         for expected in (
-            f"precision (at {config.decision_threshold:g})",
+            f"precision at threshold {config.decision_threshold:g}",
+            "Confusion matrix at threshold",
+            "Worst slice that can be scored",
+            f"AUC floor (blessing)\t{config.min_auc:g}",
+            f"train args (steps)\t{config.train_steps}",
+            "code version\t",
             "served version",
             "transform graph",
             "Since the previous run",
         ):
             assert expected in text, expected
+        assert "2539.0000" not in text and "example_count" not in text
+        # One name per version: the served folder's.
+        assert f"version {version}" in text and " v1" not in text
+        # The model card of the pushed version, linked.
+        card = browser.evaluate("document.getElementById('model-card').href")
+        assert (
+            card == (Path(config.model_dir) / version / "assets.extra" / "model_card.html").as_uri()
+        )
 
 
-def test_the_index_links_every_reported_run(browser, good_page):
+def test_the_report_reads_at_a_phones_width(browser, good_page):
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=420,
+        height=800,
+        deviceScaleFactor=1,
+        mobile=True,
+    )
+    try:
+        _open(browser, good_page)
+        with _screenshot_on_failure(browser, "report-phone-width"):
+            assert browser.evaluate("document.documentElement.scrollWidth") <= 420
+            widths = browser.evaluate(
+                "[...document.querySelectorAll('svg.chart')].map(s => s.getBoundingClientRect().right)"
+            )
+            assert widths and max(widths) <= 420, widths
+    finally:
+        browser.call("Emulation.clearDeviceMetricsOverride")
+
+
+def test_the_model_card_of_the_pushed_version(browser, e2e):
+    import json
+
+    config, _ = e2e
+    version = pushed_model_dir(config)
+    card = json.loads((version / "assets.extra" / "model_card.json").read_text())
+    # Model Card Toolkit's top-level sections, and nothing else.
+    assert set(card) == {
+        "schema_version",
+        "model_details",
+        "model_parameters",
+        "quantitative_analysis",
+        "considerations",
+    }
+    assert card["model_details"]["version"]["name"] == version.name
+    metrics = card["quantitative_analysis"]["performance_metrics"]
+    (auc,) = [m for m in metrics if m["slice"] == "overall" and m["type"] == "auc"]
+    interval = auc["confidence_interval"]
+    assert interval["lower_bound"] < auc["value"] < interval["upper_bound"], auc
+    limits = " ".join(x["description"] for x in card["considerations"]["limitations"])
+    assert str(SPAN_2015) in limits and "In progress" in limits
+    page = version / "assets.extra" / "model_card.html"
+    _open(browser, page)
+    with _screenshot_on_failure(browser, "model-card"):
+        text = browser.evaluate("document.body.innerText")
+        for expected in ("Intended use", "Not for", "Known limits", "95% interval", "Label rule"):
+            assert expected in text, expected
+        rows = browser.evaluate("document.querySelectorAll('#metrics tr').length")
+        assert rows == len(metrics) + 1
+
+
+def test_the_index_lists_every_run_with_its_outcome(browser, good_page):
     index = good_page.parent / "index.html"
     _open(browser, index)
     with _screenshot_on_failure(browser, "report-index"):
         links = browser.evaluate("[...document.querySelectorAll('table.runs a')].map(a => a.href)")
         assert links == [good_page.as_uri()]
+        header = browser.evaluate(
+            "[...document.querySelectorAll('table.runs th')].map(h => h.textContent)"
+        )
+        assert header == list(pages.INDEX_COLUMNS)
+        rows = browser.evaluate(
+            "[...document.querySelectorAll('table.runs tr')].slice(1)"
+            ".map(r => [...r.cells].map(c => c.textContent))"
+        )
+        first = rows[-1]  # newest first: the shared run pushed the store's first version
+        assert first[1] == "pushed" and first[4].startswith("0.") and first[5].isdigit(), rows
+        assert all(row[6].endswith(" s") for row in rows), rows
 
 
 @pytest.fixture(scope="module")
@@ -110,17 +209,43 @@ def stopped_page(stopped_by_validation):
     return pages[0]
 
 
-def test_the_report_of_a_run_stopped_by_bad_data(browser, stopped_page):
+def test_the_report_of_a_run_stopped_by_bad_data(browser, stopped_page, stopped_by_validation):
+    import shlex
+    import subprocess
+    import sys
+
+    config = stopped_by_validation[0]
     _open(browser, stopped_page)
     with _screenshot_on_failure(browser, "report-stopped-run"):
         verdict = browser.evaluate("document.getElementById('verdict').textContent")
         assert verdict.startswith("Stopped by data validation before Transform"), verdict
+        # The served model is named as the serving folder has it (a copy of e2e's).
+        assert f"in {config.model_dir} stays the served one" in verdict, verdict
+        # The cause and the fix come right after the verdict, before any chart.
+        cause = browser.evaluate("document.getElementById('cause').innerText")
+        assert "product" in cause and "Crypto-asset services" in cause, cause
+        first_chart = browser.evaluate(
+            "document.querySelector('svg.chart').getBoundingClientRect().top"
+        )
+        assert (
+            browser.evaluate("document.getElementById('fix-command').getBoundingClientRect().top")
+            < first_chart
+        )
+        command = browser.evaluate("document.getElementById('fix-command').textContent")
         anomalies = browser.evaluate(
             "[...document.querySelectorAll('table.anomalies tr')].slice(1).map(r => r.innerText)"
         )
         assert anomalies and all("product" in row for row in anomalies), anomalies
-        assert any("Crypto-asset services" in row for row in anomalies), anomalies
         assert "The run did not reach the Evaluator." in browser.evaluate("document.body.innerText")
+    # The command, run as printed, reviews this run's span with its paths.
+    assert f"--data-root {config.data_root}" in command, command
+    program, module, *args = shlex.split(command)
+    assert (program, module) == ("python", "-m")
+    shown = subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Crypto-asset services" in shown.stdout, shown.stdout
 
 
 def test_a_model_that_was_not_blessed_says_why():
@@ -139,10 +264,14 @@ def test_a_model_that_was_not_blessed_says_why():
         pushed_version=None,
         push_reused_version=False,
         metadata_location="m",
+        serving_dir="m",
     )
     css, text = pages._verdict(run)
     assert css == "warn"
-    assert text == "Not blessed, not pushed: AUC 0.52 is below the lower bound 0.55."
+    assert text == (
+        "Not blessed, not pushed: AUC 0.52 is below the lower bound 0.55; "
+        "no model has been pushed to m, so none is served."
+    )
 
 
 def _summary(run_id, auc, pushed_version, blessed=True):
@@ -169,7 +298,9 @@ def test_changes_since_the_previous_run_name_decisions_and_measurements():
     from settings.configs import PipelineConfig
 
     rows = [
-        run_history.RunDecisions(1, "a", 20141113, [20141113], "nothing", "nothing", True, "v1"),
+        run_history.RunDecisions(
+            1, "a", 20141113, [20141113], "nothing", "nothing", True, "new", "1700000000", 1
+        ),
         run_history.RunDecisions(
             2, "b", 20141113, [20141113], "nothing", "run 1's model", False, "nothing"
         ),
@@ -180,7 +311,7 @@ def test_changes_since_the_previous_run_name_decisions_and_measurements():
         features=[],
         anomalies=[],
         metrics={},
-        curves={},
+        charts=[],
         lineage=[],
         history=rows,
         store_history=rows,

@@ -58,5 +58,8 @@ def test_a_pusher_that_has_not_decided_is_not_reported_as_a_refusal(e2e):
         return dataclasses.replace(done, nodes=nodes, pushed_path=None).render()
 
     assert "  pushed      not yet: the Pusher is running\n" in with_pusher("running")
-    assert "  pushed      nothing: the Pusher is FAILED; the previously" in with_pusher("FAILED")
+    # What is served is read from the serving folder: the shared run's push.
+    served = f"version {done.served_version} in {config.model_dir} stays the served one"
+    assert done.served_version is not None
+    assert f"  pushed      nothing: the Pusher is FAILED; {served}" in with_pusher("FAILED")
     assert "  pushed      nothing: the model was not blessed;" in with_pusher("finished")

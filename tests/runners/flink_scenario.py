@@ -213,7 +213,7 @@ def reevaluate_on_flink(flink_config, direct_store, root: Path) -> dict:
     from tfx.dsl.io import fileio
     from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
-    from reporting import summary
+    from components import evaluation_files
     from settings import beam
 
     execution = _execution(direct_store, "Evaluator")
@@ -245,8 +245,8 @@ def reevaluate_on_flink(flink_config, direct_store, root: Path) -> dict:
     direct_blessing = _latest(direct_store, "ModelBlessing").uri
     return {
         "metrics": [
-            summary.metrics_by_slice(evaluation.uri),
-            summary.metrics_by_slice(direct_evaluation),
+            evaluation_files.metrics_by_slice(evaluation.uri),
+            evaluation_files.metrics_by_slice(direct_evaluation),
         ],
         "blessed": [
             fileio.exists(f"{blessing.uri}/BLESSED"),

@@ -151,6 +151,49 @@ def test_a_worse_model_is_not_blessed_and_the_served_model_stays(own_store):
     assert tree_digest(serving) == pushed_before
 
 
+def test_the_report_pages_of_cached_and_not_blessed_runs(own_store):
+    """The re-runs above, read in Chromium as a user would: a cached re-run
+    pushed nothing new and its index row says so; the not-blessed run says
+    why and names the version still served."""
+    from tests.browser import Browser
+
+    folder = Path(own_store.report_dir) / own_store.pipeline_name
+    browser = Browser()
+    try:
+        browser.open((folder / "index.html").as_uri())
+        rows = browser.evaluate(
+            "[...document.querySelectorAll('table.runs tr')].slice(1)"
+            ".map(r => [...r.cells].map(c => c.textContent))"
+        )
+        by_status = {row[1]: row for row in rows}
+        assert {"nothing new to push", "not blessed"} <= set(by_status), rows
+        assert by_status["nothing new to push"][5] == "none", rows
+        assert by_status["not blessed"][5] == "none", rows
+        served = sorted(p.name for p in Path(own_store.model_dir).iterdir() if p.name.isdigit())
+        for status, expected in (
+            ("nothing new to push", f"Blessed; nothing new pushed: version {served[-1]} is this"),
+            ("not blessed", "Not blessed, not pushed: auc change vs baseline"),
+        ):
+            run_id = by_status[status][0]
+            browser.open((folder / pages.page_name(run_id)).as_uri())
+            assert browser.requested_urls() == [(folder / pages.page_name(run_id)).as_uri()]
+            verdict = browser.evaluate("document.getElementById('verdict').textContent")
+            assert verdict.startswith(expected), verdict
+            if status == "not blessed":
+                assert f"version {served[-1]} in {own_store.model_dir} stays the served one" in (
+                    verdict
+                )
+            else:  # the span read before: never drawn against itself
+                assert (
+                    browser.evaluate(
+                        "document.querySelectorAll('rect.bar[data-series=baseline]').length"
+                    )
+                    == 0
+                )
+    finally:
+        browser.close()
+
+
 def test_unusable_raw_data_fails_before_the_pipeline_starts(tmp_path):
     (tmp_path / "raw").mkdir()
     code, output = run_beam_runner(

@@ -72,7 +72,7 @@ def test_the_scenario_exercises_every_decision(histories):
     assert first.drift_baseline == "nothing (first statistics)"
     assert second.drift_baseline == f"span {SPAN_2014} statistics (run 1)"
     assert first.baseline_model == "nothing (no blessed model yet)"
-    assert first.blessed and first.pushed == "new version v1"
+    assert first.blessed and (first.push, first.version_number) == (run_history.NEW, 1)
     assert second.baseline_model == "run 1's model"
     # Measured: on the window's eval rows the 150-step window model (AUC 0.549)
     # does not beat run 1's, so run 1's model stays the baseline of run 3.
