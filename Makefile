@@ -14,7 +14,7 @@ FAST_TESTS := -m "not e2e and not integration"
 WORKERS ?= 2
 PARALLEL := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS))
 
-.PHONY: setup run test test-fast lint lint-only format lock lock-task
+.PHONY: setup run test test-fast lint lint-only format lock lock-task notebook-html
 setup:
 	bash scripts/setup.sh
 
@@ -24,6 +24,13 @@ run: setup
 test: setup
 	$(MAKE) --no-print-directory lint-only
 	$(PYTHON) -m pytest $(PARALLEL) $(ARGS)
+
+# The notebook executed and exported as one page that loads nothing from the
+# network (notebooks/offline.html.j2), into build/notebook/.
+notebook-html: setup
+	.venv/bin/jupyter nbconvert --to html --execute --template lab \
+	  --template-file notebooks/offline.html.j2 --output-dir build/notebook \
+	  notebooks/interactive_pipeline.ipynb
 
 test-fast: setup
 	$(PYTHON) -m pytest $(PARALLEL) $(FAST_TESTS) $(ARGS)
