@@ -135,10 +135,9 @@ def build(
         for m in performance_metrics(name, metrics[name])
     ]
     unscored = sorted(
-        f"{name} ({why})"
+        (name, evaluation_files.rows(values))
         for name, values in metrics.items()
-        if name != evaluation_files.OVERALL
-        and (why := evaluation_files.unscorable(values)) is not None
+        if name != evaluation_files.OVERALL and evaluation_files.unscorable(values) is not None
     )
     window = ", ".join(map(str, sorted(spans))) or "unknown"
     floor = thresholds.get("min_auc")
@@ -169,8 +168,9 @@ def build(
     ]
     if unscored:
         limitations.append(
-            "Not evaluated on these slices (too few eval rows or one class only): "
-            + "; ".join(unscored)
+            f"Not evaluated on these slices (under {evaluation_files.MIN_SLICE_EXAMPLES} eval "
+            "rows, or one class only): "
+            + "; ".join(f"{name} ({count:,} rows)" for name, count in unscored)
         )
     return {
         "schema_version": SCHEMA_VERSION,
@@ -228,11 +228,11 @@ def build(
             ],
             "ethical_considerations": [
                 {
-                    "name": "Not for decisions about a consumer: it predicts a dispute, not "
-                    "whether a complaint is justified; state and ZIP code are inputs and "
-                    "can stand in for protected attributes.",
-                    "mitigation_strategy": "Use for ordering work only; read the per-state "
-                    "metrics below before use in a region.",
+                    "name": "Decisions about a consumer",
+                    "mitigation_strategy": "Not for them: it predicts a dispute, not whether a "
+                    "complaint is justified, and state and ZIP code, among its inputs, can stand "
+                    "in for protected attributes. Use it to order work only, and read the "
+                    "per-state metrics before using it in a region.",
                 },
                 {
                     "name": "Privacy",
@@ -253,7 +253,10 @@ def render_html(card: dict[str, Any]) -> str:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    return environment.get_template("model_card.html.j2").render(card=card)
+    slices: dict[str, dict[str, Any]] = {}
+    for metric in card["quantitative_analysis"]["performance_metrics"]:
+        slices.setdefault(metric["slice"], {})[metric["type"]] = metric
+    return environment.get_template("model_card.html.j2").render(card=card, slices=slices)
 
 
 def write(card: dict[str, Any], version_path: str) -> None:

@@ -323,8 +323,8 @@ def run_settings(run: summary.RunSummary) -> list[tuple[str, str]]:
         ]
     if text := recorded(node_ids.EVALUATOR, "eval_config"):
         settings += evaluation_settings(json.loads(text))
-    if run.code_version:
-        settings.append(("code version", run.code_version))
+    # Recorded by the Beam runner; other runners' runs leave it out.
+    settings.append(("code version", run.code_version or "not recorded by this run's runner"))
     return settings
 
 

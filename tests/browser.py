@@ -5,9 +5,11 @@ rendered DOM, take a screenshot. No browser download, no extra driver."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -56,6 +58,9 @@ class Browser:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own process group: Chromium starts a zygote, renderers and
+            # crash handlers, which outlive a kill of the browser process alone.
+            start_new_session=True,
         )
         port_file = Path(self._profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 60
@@ -118,7 +123,8 @@ class Browser:
         try:
             self._socket.close()
         finally:
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait(timeout=30)
             shutil.rmtree(self._profile, ignore_errors=True)
 
