@@ -189,29 +189,12 @@ def _report_run(config, connection, run_id: str | None, stream) -> None:
     """The summary and the HTML report of this run: the run this process
     made, even when other runs write to the same store."""
     from reporting import summary
+    from runners import node_launcher
 
-    _record_code_version(connection, run_id)
+    if error := node_launcher.record_code_version(connection, run_id):
+        print(f"  {error}", file=stream)
     print(summary.run_summary(config, connection, run_id=run_id).render(), file=stream)
     _write_report(config, connection, run_id, stream)
-
-
-def _record_code_version(connection, run_id: str | None) -> None:
-    """Which code this run ran, on its `pipeline_run` context, for the report
-    and the model card; a store that refuses it only loses that line."""
-    from ml_metadata import metadata_store
-
-    from settings import code_version
-
-    if run_id is None:
-        return
-    try:
-        store = metadata_store.MetadataStore(connection)
-        run = store.get_context_by_type_and_name("pipeline_run", run_id)
-        if run is not None:
-            run.custom_properties[code_version.PROPERTY].string_value = code_version.describe()
-            store.put_contexts([run])
-    except Exception as error:  # noqa: BLE001 - the run's outcome stands
-        print(f"  code version not recorded: {error}", file=sys.stderr)
 
 
 def _write_report(config, connection, run_id: str | None, stream) -> None:

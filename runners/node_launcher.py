@@ -156,6 +156,29 @@ def launch(
         executor_spec=executor_spec,
         custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
     ).launch()
+    record_code_version(connection_config, run_id)
+
+
+def record_code_version(connection_config, run_id: str | None) -> str | None:
+    """Writes which code ran (settings/code_version.py) on the run's
+    `pipeline_run` context, for the report and the model card; every task of
+    a run writes the same value. A store that refuses it only loses that
+    line: the error is returned, never raised."""
+    from ml_metadata import metadata_store
+
+    from settings import code_version
+
+    if run_id is None:
+        return None
+    try:
+        store = metadata_store.MetadataStore(connection_config)
+        run = store.get_context_by_type_and_name("pipeline_run", run_id)
+        if run is not None:
+            run.custom_properties[code_version.PROPERTY].string_value = code_version.describe()
+            store.put_contexts([run])
+    except Exception as error:  # noqa: BLE001 - the run's outcome stands
+        return f"code version not recorded: {error}"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from ml_metadata.proto import metadata_store_pb2 as pb
 
 from pipeline import node_ids, pipeline
 from runners import airflow_runner
-from settings import metadata
+from settings import code_version, metadata
 from tests.conftest import (
     EXECUTING_COMPONENTS,
     completed_component_types,
@@ -209,3 +209,8 @@ print(json.dumps({"state": dag_run.state,
     assert not [e for e in store.get_executions() if e.last_known_state == pb.Execution.CANCELED]
     versions = list((Path(config.serving_model_dir) / config.model_name).iterdir())
     assert len(versions) == 1 and (versions[0] / "saved_model.pb").is_file()
+    # Its tasks recorded which code ran, for the report and the model card.
+    (airflow_run,) = store.get_contexts_by_type("pipeline_run")
+    assert airflow_run.custom_properties[code_version.PROPERTY].string_value == (
+        code_version.describe()
+    )
