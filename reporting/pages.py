@@ -450,8 +450,14 @@ def _index_cells(row: run_history.RunDecisions) -> list[str]:
         ", ".join(map(str, row.window)) or "-",
         "-" if row.auc is None else f"{row.auc:.3f}",
         (row.version or "none") if row.push == run_history.NEW else "none",
-        "-" if row.seconds is None else f"{row.seconds:,.0f} s",
+        _duration(row.seconds),
     ]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:,.0f} s"
 
 
 def render_index(
