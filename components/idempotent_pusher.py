@@ -23,6 +23,12 @@ this candidate never beat. Then nothing is pushed: the PushedModel says
 the one now served. The check and the copy hold a lock beside the serving
 folder when it is local; on a bucket no lock is taken (GCS offers none through
 TF's filesystem), so two pushes within the same seconds can still race.
+
+Every new version gets its model card (components/model_card.py) in
+`assets.extra/`, written before `saved_model.pb`, which is copied last: a
+version is complete, for TF Serving and for serving/versions.py, only with
+its card. The Pusher therefore also takes the Evaluator's `evaluation` and
+the training window's `examples` (PusherSpec below).
 """
 
 from __future__ import annotations

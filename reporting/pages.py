@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from components import evaluation_files, model_card, validation_gate
+from components import evaluation_files, validation_gate
 from models import features
 from reporting import run_history, summary
 from reporting.charts import Bar, Line, Rule, bar_chart, e, line_chart, table
@@ -110,7 +110,9 @@ def _glance(report: Report) -> str:
         ("ML Metadata", run.metadata_location),
     ]
     if run.pushed_path:
-        facts.append(("model card", model_card.card_location(run.pushed_path)))
+        facts.append(
+            ("model card", report.model_card or "none (this version was pushed without one)")
+        )
     components = table(
         ["component", "state", "seconds"],
         [(n.node_id, n.state, f"{n.seconds:.1f}") for n in run.nodes.values()],
@@ -123,7 +125,7 @@ def _glance(report: Report) -> str:
     return (
         f'<div class="verdict {css}" id="verdict">{e(text)}</div>{_cause(report)}'
         + table(None, facts, "facts")
-        + _card_link(run)
+        + _card_link(report)
         + "<h3>Components</h3>"
         + components
         + "<h3>Settings of this run (as its components recorded them)</h3>"
@@ -131,12 +133,15 @@ def _glance(report: Report) -> str:
     )
 
 
-def _card_link(run: summary.RunSummary) -> str:
-    if not run.pushed_path:
+def _card_link(report: Report) -> str:
+    location = report.model_card
+    if location is None:
         return ""
-    location = model_card.card_location(run.pushed_path)
     href = location if is_remote(location) else Path(location).absolute().as_uri()
-    return f'<p><a id="model-card" href="{e(href)}">The model card of version {e(run.pushed_version)}</a></p>'
+    return (
+        f'<p><a id="model-card" href="{e(href)}">The model card of version '
+        f"{e(report.run.pushed_version)}</a></p>"
+    )
 
 
 def _auc_text(report: Report) -> str:

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from components import artifact_properties as props
-from components import evaluation_files, validation_files
+from components import evaluation_files, model_card, validation_files
 from data import prepare, storage
 from data.storage import Location
 from models import features
@@ -95,6 +95,9 @@ class Report:
     previous: summary.RunSummary | None = None  # the run before this one, if any
     # The run's settings as its executions recorded them: (name, value).
     settings: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # The pushed version's model card, when the version has one (versions
+    # pushed before cards were written have none).
+    model_card: str | None = None
 
 
 def _statistics_view(statistics, baseline, schema, drift_info) -> list[FeatureView]:
@@ -351,6 +354,13 @@ def evaluation_settings(eval_config: dict) -> list[tuple[str, str]]:
     return found
 
 
+def _model_card(run: summary.RunSummary) -> str | None:
+    if not run.pushed_path:
+        return None
+    location = model_card.card_location(run.pushed_path)
+    return location if storage.location(location).is_file() else None
+
+
 def build(config: PipelineConfig, connection_config=None, run_id: str | None = None) -> Report:
     """Reads the newest run of `config.pipeline_name` (or run `run_id`) into a Report."""
 
@@ -407,6 +417,7 @@ def build(config: PipelineConfig, connection_config=None, run_id: str | None = N
         statistics_uri=statistics_artifact.uri if statistics_artifact is not None else None,
         previous=previous,
         settings=run_settings(run),
+        model_card=_model_card(run),
     )
 
 

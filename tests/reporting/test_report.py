@@ -330,6 +330,26 @@ def test_changes_since_the_previous_run_name_decisions_and_measurements():
     assert "span read" not in html and "rows (train" not in html  # unchanged: not listed
 
 
+def test_a_version_pushed_without_a_card_is_said_to_have_none():
+    from settings.configs import PipelineConfig
+
+    run = dataclasses.replace(_summary("r", 0.6, "1700000000"), pushed_path="/serving/m/1700000000")
+    page = report.Report(
+        config=PipelineConfig(),
+        run=run,
+        features=[],
+        anomalies=[],
+        metrics={},
+        charts=[],
+        lineage=[],
+        history=[],
+        store_history=[],
+    )
+    html = pages._glance(page)
+    assert "none (this version was pushed without one)" in html
+    assert 'id="model-card"' not in html
+
+
 def test_an_earlier_run_is_reported_by_its_id(e2e, tmp_path, capsys):
     """Reporting an earlier run keeps every run of the store in the index."""
     from reporting import run_history
