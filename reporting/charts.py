@@ -204,7 +204,10 @@ def line_chart(
         parts.append(
             f'<line class="level" data-value="{value:.4f}" x1="{x0}" y1="{y:.1f}" x2="{x1}" '
             f'y2="{y:.1f}" stroke="#b22" stroke-dasharray="4 3"/>'
-            f'<text x="{x1 - 4}" y="{y - 4:.1f}" text-anchor="end" style="fill:#b22">{e(label)}</text>'
+            # Under the line at its left end: a precision-recall curve runs
+            # high there and meets the base rate on the right, by its marker.
+            f'<text class="level-label" x="{x0 + 4}" y="{y + 13:.1f}" style="fill:#b22">'
+            f"{e(label)}</text>"
         )
     for n, line in enumerate(lines):
         if not line.points:
