@@ -87,6 +87,13 @@ def location(text: str | Path) -> Location:
     return RemotePath(text) if isinstance(text, str) and is_remote(text) else Path(text)
 
 
+def url(text: str | Path) -> str:
+    """What a link to `text` says: the URI itself in an object store, a
+    file:// URI of the absolute path for a local file or folder."""
+    text = str(text)
+    return text if is_remote(text) else Path(text).absolute().as_uri()
+
+
 @contextlib.contextmanager
 def open_text(path: Location, mode: str = "r") -> Iterator[IO[str]]:
     """A UTF-8 text file for the csv module (newline=""), read or ("w") written.

@@ -9,14 +9,13 @@ command that fixes it come first.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components import evaluation_files, validation_gate
+from data import storage
 from models import features
 from reporting import run_history, summary
 from reporting.charts import Bar, Line, Rule, bar_chart, e, line_chart, table
-from settings.configs import is_remote
 
 if TYPE_CHECKING:  # the Report module imports this one to draw its pages
     from reporting.report import FeatureView, Report
@@ -137,7 +136,7 @@ def _card_link(report: Report) -> str:
     location = report.model_card
     if location is None:
         return ""
-    href = location if is_remote(location) else Path(location).absolute().as_uri()
+    href = storage.url(location)
     return (
         f'<p><a id="model-card" href="{e(href)}">The model card of version '
         f"{e(report.run.pushed_version)}</a></p>"
@@ -149,7 +148,7 @@ def _auc_text(report: Report) -> str:
     if run.auc_overall is None:
         return "not evaluated"
     text = f"{run.auc_overall.value:.3f} overall ({run.auc_overall.examples:,} eval rows)"
-    floor = dict(report.settings).get("AUC floor (blessing)")
+    floor = report.auc_floor
     if floor:
         text += f"; blessing floor {floor}"
     if run.auc_worst_slice:
@@ -329,7 +328,7 @@ def _curve_cards(report: Report) -> list[str]:
 def _slice_cards(report: Report) -> list[str]:
     candidate = report.metrics.get(evaluation_files.CANDIDATE, {})
     baseline = report.metrics.get(BASELINE, {})
-    floor = dict(report.settings).get("AUC floor (blessing)")
+    floor = report.auc_floor
     rules = [Rule(0.5, "coin flip 0.5", "#888")]
     if floor:
         rules.append(Rule(float(floor), f"floor {floor}"))

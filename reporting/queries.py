@@ -273,9 +273,6 @@ class PipelineRecords:
             if e.id in self.node_of
         }
 
-    def state_of(self, run_id: str, node_id: str) -> str | None:
-        return self.states_of(run_id).get(node_id)
-
     def seconds_of(self, run_id: str) -> float | None:
         """From the run's first execution's start to its last one's last update."""
         executions = self._executions_of(run_id)

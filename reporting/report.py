@@ -33,7 +33,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from components import artifact_properties as props
 from components import evaluation_files, model_card, validation_files
@@ -43,7 +42,7 @@ from models import features
 from pipeline import node_ids
 from reporting import pages, run_history, summary
 from settings import metadata
-from settings.configs import PipelineConfig, is_remote
+from settings.configs import PipelineConfig
 
 TOP_VALUES = 8
 BASELINE = evaluation_files.BASELINE
@@ -98,6 +97,13 @@ class Report:
     # The pushed version's model card, when the version has one (versions
     # pushed before cards were written have none).
     model_card: str | None = None
+
+    @property
+    def auc_floor(self) -> str | None:
+        """The blessing metric's floor as the Evaluator recorded it."""
+        from pipeline import evaluation  # TFMA: loaded anyway where a report is drawn
+
+        return dict(self.settings).get(floor_setting(evaluation.BLESSING_METRIC))
 
 
 def _statistics_view(statistics, baseline, schema, drift_info) -> list[FeatureView]:
@@ -331,6 +337,11 @@ def run_settings(run: summary.RunSummary) -> list[tuple[str, str]]:
     return settings
 
 
+def floor_setting(metric_class: str) -> str:
+    """The settings row naming a metric's blessing floor."""
+    return f"{metric_class} floor (blessing)"
+
+
 def evaluation_settings(eval_config: dict) -> list[tuple[str, str]]:
     """The blessing thresholds and the operating threshold from TFMA's
     EvalConfig as the Evaluator recorded it (JSON)."""
@@ -341,7 +352,7 @@ def evaluation_settings(eval_config: dict) -> list[tuple[str, str]]:
                 threshold = per_slice.get("threshold", {})
                 floor = threshold.get("value_threshold", {}).get("lower_bound")
                 if floor is not None:
-                    found.append((f"{metric['class_name']} floor (blessing)", f"{floor:g}"))
+                    found.append((floor_setting(metric["class_name"]), f"{floor:g}"))
                 change = threshold.get("change_threshold", {}).get("absolute")
                 if change is not None:
                     found.append(
@@ -451,7 +462,7 @@ def inline(page: Location, height: int = 900) -> str:
 
     text = page.read_text(encoding="utf-8")
     folder = str(page).rsplit("/", 1)[0]
-    base = folder if is_remote(folder) else Path(folder).absolute().as_uri()
+    base = storage.url(folder)
     text = text.replace("<head>", f'<head><base href="{html.escape(base)}/">', 1)
     # In a <div>: IPython warns about a bare <iframe> ("use IFrame instead"),
     # which needs a URL a notebook server serves.

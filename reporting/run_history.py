@@ -146,7 +146,7 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
                 else f"{store.producer_run(baseline_id)}'s model"
             )
         version = version_number = None
-        pusher_cached = store.state_of(run_id, node_ids.PUSHER) == "cached"
+        states = store.states_of(run_id)
         if not pushed:
             push = NOT_REACHED
         elif queries.artifact_property(pushed[0], props.PUSH_REFUSED):
@@ -157,7 +157,10 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
             version = str(queries.artifact_property(pushed[0], props.PUSHED_VERSION))
             version_number = store.version_numbers[version]
             # A cached Pusher's output is the push of the run that made it.
-            reused = queries.artifact_property(pushed[0], props.REUSED_VERSION) or pusher_cached
+            reused = (
+                queries.artifact_property(pushed[0], props.REUSED_VERSION)
+                or states.get(node_ids.PUSHER) == "cached"
+            )
             push = REUSED if reused else NEW
         blessed = bool(queries.artifact_property(blessing[0], props.BLESSED)) if blessing else None
         evaluation = store.artifacts_of(run_id, node_ids.EVALUATOR, "evaluation", outputs)
@@ -173,7 +176,7 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
                 push=push,
                 version=version,
                 version_number=version_number,
-                status=_status(store.states_of(run_id), blessed, push),
+                status=_status(states, blessed, push),
                 auc=_overall_auc(evaluation[0].uri) if evaluation else None,
                 seconds=store.seconds_of(run_id),
             )

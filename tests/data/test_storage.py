@@ -45,3 +45,9 @@ def test_only_gs_uris_and_local_paths_can_hold_pipeline_data():
     ):
         problem = storage.unsupported_scheme(uri)
         assert problem and reason in problem and "use a gs:// bucket" in problem, problem
+
+
+def test_a_link_names_a_bucket_by_its_uri_and_a_local_path_by_a_file_uri(tmp_path, monkeypatch):
+    assert storage.url("gs://bucket/reports/index.html") == "gs://bucket/reports/index.html"
+    monkeypatch.chdir(tmp_path)
+    assert storage.url("reports") == (tmp_path / "reports").as_uri()
