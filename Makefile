@@ -51,9 +51,9 @@ format: setup
 # Re-resolve requirements.lock after editing requirements.in.
 lock: setup
 	.venv/bin/uv pip compile --python-version 3.10 --python-platform x86_64-unknown-linux-gnu \
-		requirements.in -o requirements.lock
+		requirements.in --override requirements-overrides.txt -o requirements.lock
 
 # The Kubeflow task image's lock: requirements-task.in within requirements.lock's pins.
 lock-task: setup
 	.venv/bin/uv pip compile --python-version 3.10 --python-platform x86_64-unknown-linux-gnu \
-		requirements-task.in -c requirements.lock -o requirements-task.lock
+		requirements-task.in -c requirements.lock --override requirements-overrides.txt -o requirements-task.lock

@@ -31,3 +31,9 @@ PUSH_REFUSED = "push_refused"
 # passed (SPAN above) and the URI of that span's statistics, the drift
 # baseline of later spans.
 STATISTICS_URI = "statistics_uri"
+# This project's Trainer (components/private_training.py), on a Model trained
+# with DP-SGD: its epsilon, and every number it is computed from (JSON).
+DP_EPSILON = "dp_epsilon"
+PRIVACY_ACCOUNTING = "privacy_accounting"
+# ...and its Evaluator, on a ModelBlessing it refused over the privacy budget: why.
+PRIVACY_REFUSED = "privacy_refused"

@@ -54,6 +54,7 @@ from tfx.types import artifact_utils, component_spec, standard_artifacts, standa
 from tfx.utils import io_utils, path_utils, proto_utils
 
 from components import artifact_properties, model_card
+from models import private_training
 from serving import versions
 from settings.configs import is_remote
 
@@ -174,7 +175,13 @@ def _model_card(
             if name in card_settings
         },
         code_version=code_version.describe(),
-        private_training=card_settings.get("private_training"),
+        privacy=private_training.describe(
+            private_training.parse_accounting(
+                artifact_utils.get_single_instance(
+                    input_dict[standard_component_specs.MODEL_KEY]
+                ).get_string_custom_property(artifact_properties.PRIVACY_ACCOUNTING)
+            )
+        ),
     )
 
 

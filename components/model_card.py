@@ -121,7 +121,7 @@ def build(
     baseline: str | None,
     thresholds: dict[str, float],
     code_version: str,
-    private_training: str | None = None,
+    privacy: str | None = None,
 ) -> dict[str, Any]:
     """The card of one pushed version. `metrics`: the candidate's
     {slice name: {metric: value}} (components/evaluation_files.py);
@@ -236,7 +236,7 @@ def build(
                 },
                 {
                     "name": "Privacy",
-                    "mitigation_strategy": private_training
+                    "mitigation_strategy": privacy
                     or "Trained without differential privacy: no formal privacy guarantee.",
                 },
             ],

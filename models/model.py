@@ -17,10 +17,11 @@ import time
 
 import tensorflow as tf
 import tensorflow_transform as tft
+from absl import logging
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
-from models import features, signature_names, signatures
+from models import features, private_training, signature_names, signatures
 
 HIDDEN_UNITS = (100, 50, 10)
 # The Trainer's custom_config: pipeline/pipeline.py sets these from the config
@@ -62,8 +63,14 @@ def _keep_autograph_out_of_keras() -> None:
         config.CONVERSION_RULES = (rule, *config.CONVERSION_RULES)
 
 
-def build_keras_model(learning_rate: float) -> tf.keras.Model:
-    """Builds the compiled model; its inputs are Transform's `_xf` outputs."""
+def build_keras_model(
+    learning_rate: float,
+    dp_sgd: private_training.DpSgdSettings | None = None,
+    batch_size: int | None = None,
+) -> tf.keras.Model:
+    """Builds the compiled model; its inputs are Transform's `_xf` outputs.
+    With `dp_sgd` (and the `batch_size` its microbatches cut), it trains with
+    TF Privacy's DP Adam on a per-example loss; otherwise with Adam."""
     _keep_autograph_out_of_keras()
     inputs = {
         features.transformed_name(f.name): tf.keras.Input(
@@ -80,9 +87,17 @@ def build_keras_model(learning_rate: float) -> tf.keras.Model:
     output = tf.keras.layers.Dense(1, activation="sigmoid", name=signature_names.PREDICTION_KEY)(x)
 
     model = tf.keras.Model(inputs=inputs, outputs=output)
+    if dp_sgd is None:
+        optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
+        loss = tf.keras.losses.BinaryCrossentropy()
+    else:
+        if batch_size is None:
+            raise ValueError("private training needs the batch size its microbatches cut")
+        optimizer = private_training.optimizer(dp_sgd, learning_rate, batch_size)
+        loss = tf.keras.losses.BinaryCrossentropy(reduction=tf.keras.losses.Reduction.NONE)
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=tf.keras.losses.BinaryCrossentropy(),
+        optimizer=optimizer,
+        loss=loss,
         metrics=[
             tf.keras.metrics.AUC(name="auc"),
             tf.keras.metrics.BinaryAccuracy(name="accuracy"),
@@ -125,7 +140,14 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size
     )
 
-    model = build_keras_model(float(custom["learning_rate"]))
+    dp_sgd = None
+    if custom.get(private_training.PRIVATE_TRAINING_KEY):
+        dp_sgd = private_training.DpSgdSettings(**custom[private_training.PRIVATE_TRAINING_KEY])
+        # Before any training: the accounting needs the rows the batches are
+        # sampled from, and a delta that is not below 1 / rows is no guarantee.
+        rows = private_training.count_rows(fn_args.train_files)
+        private_training.check_delta(dp_sgd.delta, rows)
+    model = build_keras_model(float(custom["learning_rate"]), dp_sgd, batch_size)
     started = time.monotonic()
     model.fit(
         train,
@@ -146,8 +168,21 @@ def run_fn(fn_args: FnArgs) -> None:
             },
             f,
         )
+    if dp_sgd is not None:
+        record = private_training.accounting(dp_sgd, fn_args.train_steps, batch_size, rows)
+        private_training.write_accounting(fn_args.model_run_dir, record)
+        logging.info(
+            "Private training: epsilon %.3f at delta %g (%s)",
+            record["epsilon"],
+            record["delta"],
+            private_training.ACCOUNTANT,
+        )
     model.save(
         fn_args.serving_model_dir,
         save_format="tf",
+        # Serving and evaluation never train on: the optimizer's state is dead
+        # weight, and a DP optimizer's class (TF Privacy's) is one a loader
+        # such as TFMA's could not rebuild ("Unknown optimizer").
+        include_optimizer=False,
         signatures=signatures.serving_signatures(model, tf_transform_output),
     )

@@ -19,11 +19,9 @@ from ml_metadata.proto import metadata_store_pb2
 # Airflow task and Kubeflow container. These are the classes tfx.v1 re-exports.
 from tfx.components import (
     CsvExampleGen,
-    Evaluator,
     ExampleValidator,
     SchemaGen,
     StatisticsGen,
-    Trainer,
     Transform,
 )
 from tfx.dsl.components.base.base_node import BaseNode
@@ -36,9 +34,16 @@ from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2, transform_pb2
 from tfx.types import Channel, standard_artifacts
 
-from components import curated_schema, idempotent_pusher, model_baseline, validation_gate
+from components import (
+    curated_schema,
+    idempotent_pusher,
+    model_baseline,
+    private_training,
+    validation_gate,
+)
 from data import schema as data_schema
 from models import model
+from models import private_training as dp_sgd
 from pipeline import evaluation, node_ids
 from settings import beam
 from settings.configs import SPAN_SPEC, GraphSettings
@@ -85,7 +90,7 @@ def _example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvExampl
     ).with_id(node_ids.EXAMPLE_GEN)
 
 
-def _baseline_resolver(trainer: Trainer, project_resolvers: bool) -> Resolver:
+def _baseline_resolver(trainer: private_training.Trainer, project_resolvers: bool) -> Resolver:
     """The model the Evaluator compares this run's model with: the served
     model (the newest push's), or, when this run's model already is that
     model, what it was judged against when blessed, so the Evaluator's cache
@@ -203,19 +208,22 @@ def create_components(
     # Order only, no artifact: a re-validated span must not invalidate
     # Transform's cache, but nothing trains until the gate has passed.
     transform.add_upstream_node(validation)
-    trainer = Trainer(
+    trainer = private_training.Trainer(
         run_fn="models.model.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=runtime.train_args or trainer_pb2.TrainArgs(num_steps=config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
-        custom_config={key: getattr(config, key) for key in model.CUSTOM_CONFIG_KEYS},
+        custom_config={
+            **{key: getattr(config, key) for key in model.CUSTOM_CONFIG_KEYS},
+            dp_sgd.PRIVATE_TRAINING_KEY: dp_sgd.dp_sgd_settings(config),
+        },
     ).with_id(node_ids.TRAINER)
     model_resolver = (
         _baseline_resolver(trainer, project_resolvers) if config.compare_with_baseline else None
     )
-    evaluator = Evaluator(
+    evaluator = private_training.Evaluator(
         # Raw examples: the model's serving signature applies Transform itself,
         # so evaluation exercises the same path as serving. The eval rows of
         # every span in the window (never trained on: each span is split by
@@ -227,6 +235,8 @@ def create_components(
         baseline_model=model_resolver.outputs["model"] if model_resolver else None,
         example_splits=["eval"],
         eval_config=evaluation.eval_config(config),
+        # Blessed only within the privacy budget (components/private_training.py).
+        max_epsilon=config.max_epsilon,
     ).with_id(node_ids.EVALUATOR)
     pusher = idempotent_pusher.Pusher(
         model=trainer.outputs["model"],

@@ -106,8 +106,10 @@ def _glance(report: Report) -> str:
         ("rows", ", ".join(f"{s} {r:,}" for s, r in run.split_rows.items()) or "-"),
         ("drift", drift),
         ("eval AUC", _auc_text(report)),
-        ("ML Metadata", run.metadata_location),
     ]
+    if run.privacy_text:
+        facts.append(("privacy", run.privacy_text))
+    facts.append(("ML Metadata", run.metadata_location))
     if run.pushed_path:
         facts.append(
             ("model card", report.model_card or "none (this version was pushed without one)")

@@ -38,7 +38,7 @@ from components import artifact_properties as props
 from components import evaluation_files, model_card, validation_files
 from data import prepare, storage
 from data.storage import Location
-from models import features
+from models import features, private_training
 from pipeline import node_ids
 from reporting import pages, run_history, summary
 from settings import metadata
@@ -327,11 +327,14 @@ def run_settings(run: summary.RunSummary) -> list[tuple[str, str]]:
                 (name.replace("_", " ") + " (steps)", str(json.loads(text).get("num_steps")))
             )
     if text := recorded(node_ids.TRAINER, "custom_config"):
-        settings += [
-            (name.replace("_", " "), str(v)) for name, v in sorted(json.loads(text).items())
-        ]
+        custom = json.loads(text)
+        dp_sgd = custom.pop(private_training.PRIVATE_TRAINING_KEY, None)
+        settings += [(name.replace("_", " "), str(v)) for name, v in sorted(custom.items())]
+        settings.append(("private training", private_training.settings_text(dp_sgd)))
     if text := recorded(node_ids.EVALUATOR, "eval_config"):
         settings += evaluation_settings(json.loads(text))
+    budget = recorded(node_ids.EVALUATOR, private_training.MAX_EPSILON_KEY)
+    settings.append(("privacy budget (max epsilon)", str(budget) if budget else "none"))
     # Recorded by the Beam runner; other runners' runs leave it out.
     settings.append(("code version", run.code_version or "not recorded by this run's runner"))
     return settings

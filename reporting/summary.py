@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from components import artifact_properties as props
 from components import evaluation_files, idempotent_pusher, validation_files, validation_gate
 from feedback import skew
+from models import private_training
 from pipeline import node_ids
 from reporting import queries
 from settings import code_version, metadata
@@ -57,6 +58,17 @@ class RunSummary:
     served_version: str | None = None
     # The project's code the run ran (settings/code_version.py), if recorded.
     code_version: str | None = None
+    # The trained model's privacy accounting (components/private_training.py):
+    # None when it was trained without differential privacy.
+    privacy: dict | None = None
+
+    @property
+    def privacy_text(self) -> str | None:
+        """The privacy line, once the run has a model (None before)."""
+        trainer = self.nodes.get(node_ids.TRAINER)
+        if trainer is None or trainer.artifact("model") is None:
+            return None
+        return private_training.describe(self.privacy)
 
     def served_text(self) -> str:
         """What is served, for a run that pushed nothing: read from the
@@ -144,6 +156,8 @@ class RunSummary:
                 w = self.auc_worst_slice
                 text += f"; worst slice {w.slice_name}: {w.value:.3f} ({w.examples:,} examples)"
             lines.append(text)
+        if self.privacy_text:
+            lines.append(f"  privacy     {self.privacy_text}")
         if self.blessed is not None:
             lines.append(f"  blessed     {'yes' if self.blessed else 'NO'}: {self.blessing_reason}")
         if self.pushed_path and self.push_reused_version:
@@ -211,7 +225,9 @@ def worst_slice(by_slice: dict[str, dict[str, float]]) -> SliceMetric | None:
     return min(scored, key=lambda m: m.value) if scored else None
 
 
-def _blessing_reason(evaluation_uri: str, blessed: bool, has_baseline: bool) -> str:
+def _blessing_reason(
+    evaluation_uri: str, blessed: bool, has_baseline: bool, privacy_refused: str | None
+) -> str:
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_validation_result(evaluation_uri)
@@ -221,7 +237,8 @@ def _blessing_reason(evaluation_uri: str, blessed: bool, has_baseline: bool) -> 
             if has_baseline
             else "passed the AUC floor (no blessed baseline yet)"
         )
-    reasons = []
+    # The privacy budget first: it refuses a model whatever its metrics.
+    reasons = [privacy_refused] if privacy_refused else []
     for slice_validation in result.metric_validations_per_slice:
         for failure in slice_validation.failures:
             reasons.append(
@@ -239,6 +256,15 @@ def _threshold_text(threshold) -> str:
     if threshold.HasField("change_threshold"):
         return f"no-regression bound {threshold.change_threshold.absolute.value}"
     return str(threshold).strip()
+
+
+def _privacy(model) -> dict | None:
+    """The accounting recorded on the run's Model (an MLMD proto here)."""
+    if model is None:
+        return None
+    return private_training.parse_accounting(
+        queries.artifact_property(model, props.PRIVACY_ACCOUNTING)
+    )
 
 
 def drift_text(report: dict) -> str:
@@ -272,6 +298,7 @@ def run_summary(
     evaluation = output(node_ids.EVALUATOR, "evaluation")
     blessing = output(node_ids.EVALUATOR, "blessing")
     pushed = output(node_ids.PUSHER, "pushed_model")
+    trained = output(node_ids.TRAINER, "model")
     window = (
         nodes[node_ids.WINDOW_RESOLVER].outputs.get("examples", [])
         if node_ids.WINDOW_RESOLVER in nodes
@@ -290,7 +317,12 @@ def run_summary(
     if blessing is not None:
         blessed = bool(blessing.custom_properties[props.BLESSED].int_value)
         has_baseline = props.BASELINE_MODEL_URI in blessing.custom_properties
-        reason = _blessing_reason(evaluation.uri, blessed, has_baseline)
+        reason = _blessing_reason(
+            evaluation.uri,
+            blessed,
+            has_baseline,
+            queries.artifact_property(blessing, props.PRIVACY_REFUSED),
+        )
 
     pushed_path = pushed_version = None
     reused = False
@@ -333,6 +365,7 @@ def run_summary(
         serving_dir=config.model_dir,
         served_version=idempotent_pusher.newest_version(config.model_dir),
         code_version=queries.run_property(connection_config, run_id, code_version.PROPERTY),
+        privacy=_privacy(trained),
     )
 
 

@@ -172,6 +172,44 @@ class GraphSettings:
         default=0.0,
         metadata={"help": "how much lower than the blessed baseline's AUC a new model may be"},
     )
+    private_training: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": "train with differentially private SGD (TF Privacy's DP Keras Adam: each "
+            "example's gradient clipped to --dp-l2-norm-clip, Gaussian noise of "
+            "--dp-noise-multiplier times that added); epsilon is accounted and recorded "
+            "(docs/privacy.md)"
+        },
+    )
+    dp_noise_multiplier: float = dataclasses.field(
+        default=1.1,
+        metadata={"help": "private training: noise standard deviation over the clipping norm"},
+    )
+    dp_l2_norm_clip: float = dataclasses.field(
+        default=1.0,
+        metadata={"help": "private training: largest L2 norm of one microbatch's gradient"},
+    )
+    dp_microbatches: int | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "private training: microbatches per batch, each clipped as one (must "
+            "divide the batch size; unset: the batch size, every example its own)"
+        },
+    )
+    dp_delta: float = dataclasses.field(
+        default=1e-5,
+        metadata={
+            "help": "private training: the delta epsilon is stated at (must be below 1 / "
+            "the training rows, checked before training)"
+        },
+    )
+    max_epsilon: float | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "privacy budget: a model whose epsilon is above this is not blessed (a "
+            "model trained without --private-training has no bound); unset: no budget"
+        },
+    )
     compare_with_baseline: bool = dataclasses.field(
         default=True,
         metadata={
@@ -234,6 +272,28 @@ class GraphSettings:
                 f"{self.input_pattern!r} has no {SPAN_SPEC} (leave --span out to read "
                 "what the pattern matches)"
             )
+        self._check_private_training()
+
+    def _check_private_training(self) -> None:
+        """The DP settings' rules that need no data (dp_delta's bound needs the
+        training rows: models/private_training.py checks it before training)."""
+        positive = {
+            "dp_noise_multiplier": self.dp_noise_multiplier,
+            "dp_l2_norm_clip": self.dp_l2_norm_clip,
+            "max_epsilon": self.max_epsilon,
+        }
+        for name, value in positive.items():
+            if value is not None and not value > 0:
+                raise ValueError(f"setting {name}: {value} must be positive")
+        if self.dp_microbatches is not None and (
+            self.dp_microbatches <= 0 or self.batch_size % self.dp_microbatches
+        ):
+            raise ValueError(
+                f"setting dp_microbatches: {self.dp_microbatches} does not divide the batch "
+                f"size {self.batch_size} (each batch is cut into equal microbatches)"
+            )
+        if not 0 < self.dp_delta < 1:
+            raise ValueError(f"setting dp_delta: {self.dp_delta} must be between 0 and 1")
 
     @property
     def model_dir(self) -> str:

@@ -164,6 +164,11 @@ def test_the_model_card_of_the_pushed_version(browser, e2e):
     assert interval["lower_bound"] < auc["value"] < interval["upper_bound"], auc
     limits = " ".join(x["description"] for x in card["considerations"]["limitations"])
     assert str(SPAN_2015) in limits and "In progress" in limits
+    # What the Trainer recorded on the model (the e2e run is not private).
+    (privacy,) = [
+        x for x in card["considerations"]["ethical_considerations"] if x["name"] == "Privacy"
+    ]
+    assert privacy["mitigation_strategy"].startswith("trained without differential privacy")
     page = version / "assets.extra" / "model_card.html"
     _open(browser, page)
     with _screenshot_on_failure(browser, "model-card"):

@@ -25,7 +25,7 @@ from runners import kubeflow_runner
 from settings import configs
 from settings.configs import REPO_ROOT
 from standins import task_image
-from tests.conftest import EXECUTING_COMPONENTS, SPAN_2014, SPAN_2015
+from tests.conftest import E2E_TRAIN_STEPS, EXECUTING_COMPONENTS, SPAN_2014, SPAN_2015
 from tests.runners import bucket_scenario, loopback
 
 pytestmark = pytest.mark.e2e
@@ -62,10 +62,16 @@ def test_kfp_replay_decides_what_the_beam_runner_decides(histories):
 
 def test_the_scenario_exercises_every_decision(histories):
     """The parity above would be empty if the scenario never used a baseline."""
-    first, second, worse = histories[1]
-    assert [first.span, second.span, worse.span] == [SPAN_2014, SPAN_2015, SPAN_2015]
-    assert [first.window, second.window, worse.window] == [
+    first, second, worse, private = histories[1]
+    assert [first.span, second.span, worse.span, private.span] == [
+        SPAN_2014,
+        SPAN_2015,
+        SPAN_2015,
+        SPAN_2015,
+    ]
+    assert [first.window, second.window, worse.window, private.window] == [
         [SPAN_2014],
+        [SPAN_2014, SPAN_2015],
         [SPAN_2014, SPAN_2015],
         [SPAN_2014, SPAN_2015],
     ]
@@ -79,6 +85,50 @@ def test_the_scenario_exercises_every_decision(histories):
     latest_blessed = "run 2's model" if second.blessed else "run 1's model"
     assert worse.baseline_model == latest_blessed
     assert worse.blessed is False and worse.pushed == "nothing"
+    assert private.blessed is False and private.pushed == "nothing"
+
+
+def test_a_model_over_the_privacy_budget_is_blessed_by_neither_runner(scenario, histories):
+    """The last run trains with DP-SGD under a budget below its epsilon: each
+    runner's Trainer records the epsilon the accountant gives for the steps,
+    batch and rows it records, and each runner's Evaluator refuses it."""
+    import dp_accounting
+    from ml_metadata import metadata_store
+    from tfx.orchestration import metadata
+
+    from components import artifact_properties as props
+
+    for path in (scenario / "beam" / "metadata.sqlite", scenario / "cluster-metadata.sqlite"):
+        store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(str(path)))
+        (model,) = [
+            a
+            for a in store.get_artifacts_by_type("Model")
+            if props.DP_EPSILON in a.custom_properties
+        ]
+        record = json.loads(model.custom_properties[props.PRIVACY_ACCOUNTING].string_value)
+        steps, batch, rows = record["steps"], record["batch_size"], record["train_rows"]
+        assert (steps, batch) == (E2E_TRAIN_STEPS, configs.PipelineConfig().batch_size)
+        # Independently: Poisson-sampled Gaussian steps, composed by RDP.
+        event = dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(
+                batch / rows, dp_accounting.GaussianDpEvent(record["noise_multiplier"])
+            ),
+            steps,
+        )
+        epsilon = dp_accounting.rdp.RdpAccountant().compose(event).get_epsilon(record["delta"])
+        assert model.custom_properties[props.DP_EPSILON].double_value == pytest.approx(epsilon)
+        assert epsilon > bucket_scenario.PRIVATE_OVER_BUDGET["max_epsilon"]
+        (refused,) = [
+            a
+            for a in store.get_artifacts_by_type("ModelBlessing")
+            if props.PRIVACY_REFUSED in a.custom_properties
+        ]
+        assert refused.custom_properties[props.BLESSED].int_value == 0
+        assert "is over the privacy budget of 0.1" in (
+            refused.custom_properties[props.PRIVACY_REFUSED].string_value
+        )
+    log = (scenario / "beam" / "run4.log").read_text()
+    assert "  privacy     DP-SGD: epsilon" in log and "blessed     NO: epsilon" in log, log
 
 
 def test_every_artifact_either_runner_records_lives_in_the_bucket(scenario):
@@ -164,6 +214,8 @@ def test_every_task_fits_the_memory_it_declares(scenario):
 def test_the_report_reads_the_clusters_records(scenario):
     page = (scenario / "kfp" / "report.html").read_text()
     assert "Not blessed, not pushed" in page and 'class="bar"' in page
+    # The last run: a private model over its budget, refused for that.
+    assert "is over the privacy budget of 0.1" in page and "DP-SGD: epsilon" in page
 
 
 def test_a_model_a_kfp_task_pushed_is_served_from_the_bucket(scenario):

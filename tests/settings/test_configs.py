@@ -82,6 +82,10 @@ def _every_setting_changed() -> PipelineConfig:
             changed[field.name] = not value
         elif kind is list:
             changed[field.name] = ["--a=1 2", "--b"]  # a value with a space survives
+        elif field.name == "dp_microbatches":  # must divide any batch size
+            changed[field.name] = 1
+        elif field.name == "dp_delta":  # a probability
+            changed[field.name] = value / 10
         elif kind in (int, float):
             changed[field.name] = kind((value or 0) + 7)
         elif field.name == "beam_runner":  # one of a few names
@@ -139,3 +143,48 @@ def test_airflow_recompiles_for_graph_settings_and_for_nothing_else():
         one = dataclasses.replace(base, **{field.name: getattr(changed, field.name)})
         moved = airflow_runner.fingerprint(one)["settings"] != digest
         assert moved == (field.name in graph_names), field.name
+
+
+@pytest.mark.parametrize(
+    "values, refused",
+    [
+        ({"dp_noise_multiplier": 0.0}, "setting dp_noise_multiplier: 0.0 must be positive"),
+        ({"dp_l2_norm_clip": -1.0}, "setting dp_l2_norm_clip: -1.0 must be positive"),
+        ({"max_epsilon": 0.0}, "setting max_epsilon: 0.0 must be positive"),
+        ({"dp_microbatches": 5}, "setting dp_microbatches: 5 does not divide the batch size 64"),
+        ({"dp_microbatches": 0}, "setting dp_microbatches: 0 does not divide"),
+        ({"dp_delta": 1.0}, "setting dp_delta: 1.0 must be between 0 and 1"),
+    ],
+)
+def test_bad_private_training_settings_are_refused_with_the_setting_named(values, refused):
+    with pytest.raises(ValueError, match=refused):
+        PipelineConfig(**values)
+    # The same line on the command line, before anything runs.
+    with pytest.raises(SystemExit):
+        configs.parse_args(
+            argparse.ArgumentParser(prog="runner"),
+            [f"{configs.flag(name)}={value}" for name, value in values.items()],
+        )
+
+
+def test_private_training_settings_round_trip_through_flags_and_environment():
+    config = PipelineConfig(
+        private_training=True,
+        dp_noise_multiplier=0.8,
+        dp_l2_norm_clip=1.5,
+        dp_microbatches=32,
+        dp_delta=1e-6,
+        max_epsilon=4.0,
+    )
+    assert config.as_flags() == [
+        "--private-training",
+        "--dp-noise-multiplier=0.8",
+        "--dp-l2-norm-clip=1.5",
+        "--dp-microbatches=32",
+        "--dp-delta=1e-06",
+        "--max-epsilon=4.0",
+    ]
+    parser = argparse.ArgumentParser()
+    PipelineConfig.add_arguments(parser)
+    assert PipelineConfig.from_args(parser.parse_args(config.as_flags()), environ={}) == config
+    assert PipelineConfig.from_env(config.as_env()) == config
