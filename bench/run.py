@@ -306,6 +306,18 @@ def run_arguments(module: str, description: str | None, work_dir: Path) -> argpa
     return parser
 
 
+def fresh_work_dir(args) -> tuple[Path, Path, list]:
+    """An emptied --work-dir with the bundled exports prepared as spans
+    (--rows each; outside every timing): (logs folder, spans folder, the
+    preparation reports, oldest span first)."""
+    if args.work_dir.exists():
+        shutil.rmtree(args.work_dir)
+    logs = args.work_dir / "logs"
+    logs.mkdir(parents=True)
+    spans = args.work_dir / "spans"
+    return logs, spans, prepare.prepare_all(prepare.RAW_DIR, spans, args.rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = run_arguments("bench.run", __doc__, REPO_ROOT / "build" / "bench")
     parser.add_argument(
@@ -321,12 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    if args.work_dir.exists():
-        shutil.rmtree(args.work_dir)
-    logs = args.work_dir / "logs"
-    logs.mkdir(parents=True)
-    spans = args.work_dir / "spans"
-    reports = prepare.prepare_all(prepare.RAW_DIR, spans, args.rows)  # outside every timing
+    logs, spans, reports = fresh_work_dir(args)
     # The pipeline trains on the latest span; the others are out-of-time test sets.
     trained = reports[-1]
 

@@ -115,6 +115,25 @@ def epsilon(settings: DpSgdSettings, steps: int, batch_size: int, rows: int) -> 
     return dp_accounting.rdp.RdpAccountant().compose(event).get_epsilon(settings.delta)
 
 
+def noise_multiplier_for(
+    target_epsilon: float, steps: int, batch_size: int, rows: int, delta: float
+) -> float:
+    """The smallest noise multiplier (to 0.1%) whose epsilon after `steps`
+    per-example-clipped steps is at most `target_epsilon`: epsilon falls as
+    the noise grows, so a bisection finds it."""
+
+    def spent(noise: float) -> float:
+        return epsilon(DpSgdSettings(noise, 1.0, None, delta), steps, batch_size, rows)
+
+    low, high = 0.05, 100.0
+    if spent(high) > target_epsilon:
+        raise ValueError(f"epsilon {target_epsilon} needs a noise multiplier above {high}")
+    while high - low > 1e-3 * high:
+        middle = (low + high) / 2
+        low, high = (low, middle) if spent(middle) <= target_epsilon else (middle, high)
+    return high
+
+
 def accounting(settings: DpSgdSettings, steps: int, batch_size: int, rows: int) -> dict[str, Any]:
     """What a private model records: its epsilon and every number it is computed from."""
     return {

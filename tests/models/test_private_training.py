@@ -131,3 +131,13 @@ def test_the_trainer_setting_is_none_unless_private():
     assert private_training.DpSgdSettings(**settings).microbatches == 32
     assert "microbatches 32" in private_training.settings_text(settings)
     assert private_training.settings_text(None) == "off"
+
+
+def test_the_noise_for_a_target_epsilon_spends_at_most_it():
+    noise = private_training.noise_multiplier_for(
+        4.0, steps=2000, batch_size=64, rows=29000, delta=1e-5
+    )
+    settings = private_training.DpSgdSettings(noise, 1.0, None, 1e-5)
+    assert private_training.epsilon(settings, 2000, 64, 29000) <= 4.0
+    less = private_training.DpSgdSettings(noise * 0.99, 1.0, None, 1e-5)
+    assert private_training.epsilon(less, 2000, 64, 29000) > 4.0

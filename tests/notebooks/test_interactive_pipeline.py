@@ -108,7 +108,7 @@ ALLOWED_LINES = [
         r"^product vocabulary: \[",
         r"^\d+/\d+ - \d+s - loss: [\d.]+ - auc: ",
         r"^Run summary: run ",
-        r"^  (components|rows|window|anomalies|drift|eval AUC|blessed|pushed|skew|MLMD) ",
+        r"^  (components|rows|window|anomalies|drift|eval AUC|privacy|blessed|pushed|skew|MLMD) ",
         r"^/\S+\.html$",
     )
 ]
