@@ -31,6 +31,7 @@ COPY components ./components
 COPY pipeline ./pipeline
 COPY feedback ./feedback
 COPY reporting ./reporting
+COPY tracking ./tracking
 COPY runners ./runners
 # Tasks run the installed package, not a copy of the sources: the sources are
 # removed and tasks start in an empty folder, so nothing depends on the

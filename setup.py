@@ -22,6 +22,7 @@ setup(
         "pipeline",
         "feedback",
         "reporting",
+        "tracking",
         "runners",
     ],
     # The bundled exports and the curated schema, so that an installed package

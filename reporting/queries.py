@@ -39,6 +39,7 @@ class NodeRun:
     started: float = 0.0  # seconds since the epoch, as ML Metadata recorded it
     # The execution's recorded parameters (TFX's exec properties), as text.
     properties: dict[str, str] = dataclasses.field(default_factory=dict)
+    execution_id: int = 0  # its id in ML Metadata
 
     def artifact(self, key: str) -> metadata_store_pb2.Artifact | None:
         artifacts = self.outputs.get(key) or []
@@ -191,8 +192,16 @@ def node_runs(store, executions: dict[str, Any]) -> dict[str, NodeRun]:
                 for name, value in execution.custom_properties.items()
                 if value.WhichOneof("value") in ("string_value", "int_value", "double_value")
             },
+            execution.id,
         )
     return runs
+
+
+def run_context_id(connection_config, run_id: str) -> int | None:
+    """The id of a run's `pipeline_run` context (None: no such run)."""
+    store = metadata_store.MetadataStore(connection_config)
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    return run.id if run is not None else None
 
 
 def run_property(connection_config, run_id: str | None, name: str) -> str | None:
@@ -272,6 +281,13 @@ class PipelineRecords:
             for e in sorted(self._executions_of(run_id), key=lambda e: e.id)
             if e.id in self.node_of
         }
+
+    def started_of(self, run_id: str) -> float | None:
+        """When the run's first execution started, in seconds since the epoch."""
+        executions = self._executions_of(run_id)
+        if not executions:
+            return None
+        return min(e.create_time_since_epoch for e in executions) / 1000.0
 
     def seconds_of(self, run_id: str) -> float | None:
         """From the run's first execution's start to its last one's last update."""

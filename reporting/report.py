@@ -443,9 +443,14 @@ def write(
 ) -> Location:
     """Writes the run's page (the newest run by default) and the index, into a
     local folder or a bucket; returns the page's location."""
+    return save(build(config, connection_config, run_id), output_dir)
+
+
+def save(report: Report, output_dir: str | Location | None = None) -> Location:
+    """Writes a built report's page and the index; returns the page's location."""
+    config = report.config
     folder = storage.location(str(output_dir or f"{config.report_dir}/{config.pipeline_name}"))
     folder.mkdir(parents=True, exist_ok=True)
-    report = build(config, connection_config, run_id)
     page = folder / pages.page_name(report.run.run_id)
     page.write_text(pages.render(report), encoding="utf-8")
     written = {p.name for p in folder.iterdir() if p.name.endswith(".html")}

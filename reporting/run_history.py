@@ -61,6 +61,7 @@ class RunDecisions:
     status: str = ""
     auc: float | None = None
     seconds: float | None = None
+    started: float | None = None  # seconds since the epoch
 
     def pushed_text(self, version: str | None = None) -> str:
         version = version or self.version
@@ -179,6 +180,7 @@ def history(connection_config, pipeline_name: str) -> list[RunDecisions]:
                 status=_status(states, blessed, push),
                 auc=_overall_auc(evaluation[0].uri) if evaluation else None,
                 seconds=store.seconds_of(run_id),
+                started=store.started_of(run_id),
             )
         )
     return rows

@@ -194,20 +194,26 @@ def _report_run(config, connection, run_id: str | None, stream) -> None:
     if error := node_launcher.record_code_version(connection, run_id):
         print(f"  {error}", file=stream)
     print(summary.run_summary(config, connection, run_id=run_id).render(), file=stream)
-    _write_report(config, connection, run_id, stream)
+    built = _write_report(config, connection, run_id, stream)
+    if built is not None:
+        from tracking import mlflow_mirror
+
+        mlflow_mirror.mirror_after_run(config, connection, built, stream)
 
 
-def _write_report(config, connection, run_id: str | None, stream) -> None:
-    """The run's HTML report; a report that cannot be written never changes
-    the run's outcome, it is only said."""
+def _write_report(config, connection, run_id: str | None, stream):
+    """The run's HTML report, and its page's location; a report that cannot
+    be written never changes the run's outcome, it is only said (None)."""
     from reporting import report
 
     try:
-        page = report.write(config, connection_config=connection, run_id=run_id)
+        built = report.build(config, connection_config=connection, run_id=run_id)
+        page = report.save(built)
     except Exception as error:  # the run's result stands; say why there is no page
         print(f"  report      not written: {type(error).__name__}: {error}", file=stream)
-        return
+        return None
     print(f"  report      {page}", file=stream)
+    return built, str(page)
 
 
 if __name__ == "__main__":

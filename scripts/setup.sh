@@ -45,6 +45,8 @@ echo "==> syncing $VENV with requirements.lock"
 
 # The local object store's tools (their own venv: mitmproxy's pins clash with Airflow's).
 scripts/object_store.sh install
+# The MLflow server's (its own venv: a service of its own, as a team runs it).
+scripts/mlflow.sh install
 # The Flink cluster's: Flink, Beam's job server and SDK boot program (.flink/;
 # ~420 MB, fetched once with pip, mvn and go; CFPB_SKIP_FLINK=1 skips them on a
 # machine that will never start the cluster).

@@ -114,6 +114,20 @@ def write_model_config(
     return labels
 
 
+def read_labels(config_file: Path, model_name: str) -> dict[str, int] | None:
+    """{label: version} of `model_name` in a written config (what TF Serving
+    serves under each label); None when the file does not exist."""
+    if not config_file.is_file():
+        return None
+    server_config = text_format.Parse(
+        config_file.read_text(), model_server_config_pb2.ModelServerConfig()
+    )
+    for model in server_config.model_config_list.config:
+        if model.name == model_name:
+            return dict(model.version_labels)
+    raise ModelConfigError(f"{config_file} configures no model named {model_name!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m serving.model_config",

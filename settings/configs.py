@@ -397,6 +397,20 @@ class ReportSettings:
 
 
 @dataclasses.dataclass
+class TrackingSettings:
+    """Where runs are mirrored for teams that look in MLflow (docs/mlflow.md)."""
+
+    mlflow_tracking_uri: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "MLflow tracking server (http://HOST:PORT) every run is mirrored into "
+            "after it ends, with the registry following what is served; unset: no mirror "
+            "(python -m tracking.mlflow_mirror mirrors later)"
+        },
+    )
+
+
+@dataclasses.dataclass
 class AirflowSettings:
     """Read only by the Airflow runner and its DAG."""
 
@@ -478,6 +492,7 @@ SETTINGS_GROUPS = (
     StoreSettings,
     ServingSettings,
     ReportSettings,
+    TrackingSettings,
     AirflowSettings,
     KubeflowSettings,
 )
@@ -487,6 +502,7 @@ SETTINGS_GROUPS = (
 class PipelineConfig(
     KubeflowSettings,
     AirflowSettings,
+    TrackingSettings,
     ReportSettings,
     ServingSettings,
     StoreSettings,

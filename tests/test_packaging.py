@@ -26,6 +26,7 @@ PRODUCT_PACKAGES = {
     "pipeline",
     "feedback",
     "reporting",
+    "tracking",
     "runners",
 }
 NOT_PRODUCT = {"standins", "bench", "tests", "notebooks", "scripts", "docs"}

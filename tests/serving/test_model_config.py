@@ -97,3 +97,16 @@ def test_refuses_to_write_a_config_that_cannot_serve(
     assert model_config.main(_argv(model_dir, output, *extra)) == 1
     assert not output.exists()
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_the_labels_a_written_config_serves_are_read_back(tmp_path):
+    """What the MLflow mirror's aliases follow (tracking/mlflow_mirror.py)."""
+    written = tmp_path / "models.config"
+    config = model_config.build_config(
+        "cfpb_disputes", "/models/cfpb_disputes", {"stable": 7, "canary": 9}
+    )
+    written.write_text(text_format.MessageToString(config))
+    assert model_config.read_labels(written, "cfpb_disputes") == {"stable": 7, "canary": 9}
+    assert model_config.read_labels(tmp_path / "absent.config", "cfpb_disputes") is None
+    with pytest.raises(model_config.ModelConfigError, match="no model named 'other'"):
+        model_config.read_labels(written, "other")
