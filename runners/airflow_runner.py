@@ -8,7 +8,8 @@ node graph and a fingerprint of what it was compiled from (settings, the
 graph's code, the curated schema) to `build/<pipeline_name>.airflow.json`
 (`--airflow-compiled`). When Airflow parses the DAG file, `create_dag` reads
 that JSON and makes one task per TFX node (task id = component id) plus
-`prepare_spans` for local data; it imports neither TFX nor TensorFlow and
+`prepare_spans` for local data and, with a tracking URI set, `mirror_to_mlflow`
+after every node (docs/mlflow.md); it imports neither TFX nor TensorFlow and
 touches no data. If the settings or code now differ from the compiled ones,
 parsing fails with the command to recompile, rather than run a pipeline
 other than the one on disk.
@@ -40,6 +41,7 @@ from pathlib import Path
 from settings.configs import OUTPUT_LOCATIONS, REPO_ROOT, PipelineConfig, is_remote
 
 PREPARE_TASK_ID = "prepare_spans"
+MIRROR_TASK_ID = "mirror_to_mlflow"
 INPUT_BASE_KEY = "input_base"  # tfx.types.standard_component_specs.INPUT_BASE_KEY
 # The code that defines the compiled graph: a change here needs a recompile.
 GRAPH_PACKAGES = ("pipeline", "components", "models")
@@ -178,6 +180,17 @@ def run_node(node_id: str, run_id: str) -> None:
         )
 
 
+def mirror_to_mlflow() -> None:
+    """Mirrors the run into MLflow (task `mirror_to_mlflow`, after every
+    node, whatever they did): tracking/mlflow_mirror.py. It never fails:
+    a server that is down is said in the log, and the next mirror catches up."""
+    from settings import metadata
+    from tracking import mlflow_mirror
+
+    config = PipelineConfig.from_env()
+    mlflow_mirror.mirror_after_run(config, metadata.connection_config(config), None, sys.stdout)
+
+
 def create_dag(config: PipelineConfig):
     from airflow import DAG
     from airflow.operators.python import PythonOperator
@@ -200,6 +213,17 @@ def create_dag(config: PipelineConfig):
         prepare = PythonOperator(task_id=PREPARE_TASK_ID, python_callable=prepare_spans, dag=dag)
         for node_id in compiled["data_readers"]:
             prepare >> tasks[node_id]
+    if config.mlflow_tracking_uri:
+        # all_done: a failed or refused run is mirrored too.
+        mirror = PythonOperator(
+            task_id=MIRROR_TASK_ID,
+            python_callable=mirror_to_mlflow,
+            trigger_rule="all_done",
+            retries=0,
+            dag=dag,
+        )
+        for task in tasks.values():
+            task >> mirror
     return dag
 
 

@@ -156,6 +156,31 @@ print(json.dumps({
     }
 
 
+def test_with_a_tracking_uri_the_run_ends_with_a_mirror_task_whatever_happened(airflow):
+    config, run = airflow
+    listing = run(
+        sys.executable,
+        "-c",
+        """
+import json
+from airflow.models import DagBag
+dag = DagBag(include_examples=False).get_dag("cfpb-disputes")
+mirror = dag.get_task("mirror_to_mlflow")
+print(json.dumps({
+    "upstream": sorted(mirror.upstream_task_ids),
+    "trigger_rule": str(mirror.trigger_rule),
+    "callable": mirror.python_callable.__qualname__,
+}))
+""",
+        CFPB_MLFLOW_TRACKING_URI="http://127.0.0.1:9",
+    )
+    mirror = json.loads(listing.strip().splitlines()[-1])
+    # After every node (a failed preparation leaves them upstream_failed: done).
+    assert set(mirror["upstream"]) == _expected_tasks(config) - {airflow_runner.PREPARE_TASK_ID}
+    assert mirror["trigger_rule"] == "all_done"
+    assert mirror["callable"] == airflow_runner.mirror_to_mlflow.__qualname__
+
+
 def test_airflow_cli_lists_the_dag_and_its_tasks(airflow):
     _, run = airflow
     assert "cfpb-disputes" in run(AIRFLOW, "dags", "list")

@@ -6,6 +6,7 @@ registry, a rollback, a second mirror, and the UI in Chromium."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import io
 import os
 import shutil
@@ -181,6 +182,10 @@ def test_a_rollback_moves_the_alias_back_and_mirroring_again_adds_nothing(runs, 
         "canary": by_serving[older],
         "stable": by_serving[older],
     }
+    # --since: the runs started before that day are left out (none added, none counted).
+    tomorrow = datetime.date.today() + datetime.timedelta(days=1)
+    later = mlflow_mirror.mirror(config, since=tomorrow, served_labels_file=served)
+    assert (later.added, later.present) == ([], 0)
     after = (len(_runs(client, config)), len(by_serving))
     assert before == after == (3, 2)
     assert newer in by_serving  # rolled back, not forgotten
