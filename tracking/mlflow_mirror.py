@@ -224,7 +224,7 @@ def served_labels(config: PipelineConfig, served_labels_file: Path) -> dict[str,
     labels = model_config.read_labels(served_labels_file, config.model_name)
     if labels is not None:
         return labels
-    model_dir = storage.location(config.serving_model_dir) / config.model_name
+    model_dir = storage.location(config.model_dir)
     try:
         return model_config.choose_labels(model_config.pushed_versions(model_dir))
     except model_config.ModelConfigError:  # nothing pushed yet: no labels
@@ -255,7 +255,7 @@ def _mirror_registry(
         v.tags.get(SERVING_VERSION): v.version
         for v in mlflow.search_model_versions(f"name = '{name}'")
     }
-    model_dir = storage.location(config.serving_model_dir) / config.model_name
+    model_dir = storage.location(config.model_dir)
     for row in history:
         if row.push != run_history.NEW or row.version in registered:
             continue
