@@ -167,16 +167,27 @@ def run_node(node_id: str, run_id: str) -> None:
         compiled = load_compiled(config)
     except StaleCompilation as error:
         raise AirflowFailException(str(error)) from None  # a retry would fail the same way
-    # A Beam run on the same SQLite store would take this task's RUNNING
-    # execution for an interrupted one: the shared lock tells it otherwise
-    # (runners/run_lock.py). RunLocked while a Beam run holds it: Airflow
-    # retries the task after its retry delay.
-    with run_lock.shared_task(config):
+    connection = metadata.connection_config(config)
+    # The shared lock keeps a Beam run on the same SQLite store from taking
+    # this task's RUNNING execution for an interrupted one; the task's own
+    # lock keeps a second attempt of it out, and tells later runs, from any
+    # machine, whether an execution it left RUNNING is still being worked on
+    # (runners/run_lock.py). RunLocked while a Beam run or another attempt
+    # holds them: Airflow retries the task after its retry delay.
+    with run_lock.shared_task(config), run_lock.task_attempt(config, run_id, node_id):
+        with run_lock.left_by_the_dead(config, run_lock_held=False) as is_dead:
+            # Earlier runs' killed tasks that were never retried (this run's
+            # own are retried: TFX's launcher reuses the node's execution).
+            cancelled = run_lock.cancel_in(
+                connection,
+                config.pipeline_name,
+                lambda run, node: run != run_id and is_dead(run, node),
+                run_lock.DEAD_TASK_NOTE,
+            )
+        if cancelled:
+            print("Marked as canceled, left running by a killed task: " + ", ".join(cancelled))
         node_launcher.launch(
-            node_launcher.decode_ir(compiled["pipeline_ir"]),
-            node_id,
-            run_id,
-            metadata.connection_config(config),
+            node_launcher.decode_ir(compiled["pipeline_ir"]), node_id, run_id, connection
         )
 
 

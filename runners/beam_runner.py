@@ -149,20 +149,13 @@ def _run(config, verbose: bool) -> int:
 
 
 def cancel_left_running(config, connection) -> list[str]:
-    """Cancels what killed runs left RUNNING where the lock this run holds
-    proves them dead (runners/run_lock.py); the canceled nodes."""
+    """Cancels what killed runs and tasks left RUNNING where the lock this
+    run holds proves them dead (runners/run_lock.py); the canceled nodes."""
     from runners import run_lock
 
-    if not (run_lock.locks_store(config) or config.uses_mysql):
-        return []
-    from tfx.orchestration import metadata as tfx_metadata
-
-    # Opened as every TFX component opens it: runs starting at once on an
-    # empty MySQL database race to create ML Metadata's tables ("concurrent
-    # connection to the empty database. Please retry"), and TFX retries.
-    with tfx_metadata.Metadata(connection) as store:
-        return run_lock.cancel_interrupted(
-            store.store, config.pipeline_name, beam_runs_only=config.uses_mysql
+    with run_lock.left_by_the_dead(config) as is_dead:
+        return run_lock.cancel_in(
+            connection, config.pipeline_name, is_dead, run_lock.KILLED_RUN_NOTE
         )
 
 
@@ -176,7 +169,10 @@ def _close_failed_run(connection, pipeline_name: str, run_id: str) -> None:
 
     try:
         cancelled = run_lock.cancel_interrupted(
-            metadata_store.MetadataStore(connection), pipeline_name, run_id=run_id
+            metadata_store.MetadataStore(connection),
+            pipeline_name,
+            lambda run, node: run == run_id,
+            run_lock.FAILED_RUN_NOTE,
         )
     except Exception as unreachable:  # the store is still down: nothing can be recorded
         print(f"Left as they are in ML Metadata: {unreachable}", file=sys.stderr)

@@ -30,14 +30,22 @@ refused at once, naming the holder's connection. Other pipelines on the same
 database proceed. The server drops the lock when the holder's connection
 ends, however the process ends. Holding that lock proves no other Beam run
 of the pipeline is alive, on any machine, so the run cancels what earlier
-Beam runs of it left RUNNING; executions of other runs (an Airflow DAG run,
-which takes no lock) may be live and are left alone.
+Beam runs of it left RUNNING.
 
-Airflow tasks on MySQL take no lock (a DAG runs one run at a time,
-`max_active_runs=1`); MLMD commits each write in a transaction and each
-execution writes to its own output folder, so a Beam run beside an Airflow
-run corrupts nothing, but both may run the same components. ML Metadata
-behind gRPC (a cluster's metadata service) is not locked here.
+Every Airflow task attempt also holds a lock of its own (run, node) for as
+long as it runs its node (`task_attempt`): a named lock of the server on
+MySQL, a byte of `<store>.tasks.lock` (fcntl) on SQLite. It is taken before
+TFX registers the node's execution and dropped, however the process ends,
+after the execution is final. A second live attempt of one task (a worker
+Airflow lost touch with, still running) is refused rather than run the node
+into the same execution and output folders. A retry after a killed attempt
+needs nothing more: TFX's launcher reuses the execution the run already has
+for the node (`_register_or_reuse_execution`, tfx/orchestration/portable/
+launcher.py) and finishes it. What stays RUNNING is a killed attempt that is
+never retried; on MySQL a free task lock proves it dead from any machine, so
+the next Beam run cancels it, and so does the next task of a later Airflow
+run. A live task's execution is never canceled. ML Metadata behind gRPC (a
+cluster's metadata service) is not locked here.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from settings.configs import PipelineConfig, is_remote
@@ -59,7 +67,25 @@ LOCK_NAME = ".run.lock"
 # (tfx/orchestration/beam/beam_dag_runner.py, `run`); Airflow's run ids read
 # 'manual__<time>', 'scheduled__<time>'.
 BEAM_RUN_ID = re.compile(r"\d{8}-\d{6}\.\d{6}")
+# Airflow names the runs it makes '<run type>__<logical date>' (DagRunType's
+# generate_run_id, airflow/utils/types.py, 2.11); a run id given by hand may
+# have any form, and its executions are never canceled from outside the run.
+AIRFLOW_RUN_ID = re.compile(r"(backfill|scheduled|manual|dataset_triggered)__.+")
+TASK_LOCKS_SUFFIX = ".tasks.lock"
 INTERRUPTED_KEY = "interrupted"
+KILLED_RUN_NOTE = (
+    "its run ended before it finished (the process was killed?); canceled by the next run "
+    "on this store"
+)
+FAILED_RUN_NOTE = "its run failed before it could record the outcome; canceled by that run"
+DEAD_TASK_NOTE = (
+    "the Airflow task running it ended before it finished (the process was killed?) "
+    "and was not retried; canceled by a task of a later run"
+)
+
+# (pipeline run id, node id) -> whether no live process can still finish the
+# node's execution in that run.
+IsDead = Callable[[str, str], bool]
 
 
 class RunLocked(RuntimeError):
@@ -102,10 +128,20 @@ def exclusive_run(config: PipelineConfig) -> Iterator[None]:
 
 
 def database_lock_name(config: PipelineConfig) -> str:
-    """The server-wide name of a pipeline's run lock on a MySQL store (MySQL
-    takes names up to 64 characters: longer ones are hashed)."""
-    name = f"cfpb-run:{config.mysql_database}:{config.pipeline_name}"
-    return name if len(name) <= 64 else "cfpb-run:" + hashlib.sha256(name.encode()).hexdigest()[:48]
+    """The server-wide name of a pipeline's run lock on a MySQL store."""
+    return _server_lock_name("cfpb-run", f"{config.mysql_database}:{config.pipeline_name}")
+
+
+def task_lock_name(config: PipelineConfig, run_id: str, node_id: str) -> str:
+    """The server-wide name of one Airflow task's lock on a MySQL store."""
+    key = f"{config.mysql_database}:{config.pipeline_name}:{run_id}:{node_id}"
+    return _server_lock_name("cfpb-task", key)
+
+
+def _server_lock_name(kind: str, key: str) -> str:
+    # MySQL takes lock names up to 64 characters: longer ones are hashed.
+    name = f"{kind}:{key}"
+    return name if len(name) <= 64 else f"{kind}:" + hashlib.sha256(name.encode()).hexdigest()[:48]
 
 
 @contextlib.contextmanager
@@ -113,11 +149,26 @@ def _database_lock(config: PipelineConfig) -> Iterator[None]:
     if not config.uses_mysql:
         yield
         return
+    name = database_lock_name(config)
+    with _server_connection(config) as connection:
+        if not _get_server_lock(connection, name):
+            raise RunLocked(
+                f"another run of pipeline {config.pipeline_name!r} is using MySQL database "
+                f"{config.mysql_database} ({_server_lock_holder(connection, name)}, lock "
+                f"{name}); wait for it to finish or stop it, or give this run its own "
+                "--pipeline-name or --mysql-database"
+            )
+        yield
+
+
+@contextlib.contextmanager
+def _server_connection(config: PipelineConfig):
+    """A connection of its own to the MySQL server ML Metadata uses; the
+    server releases its named locks when it closes, however the process ends."""
     import pymysql
 
     from settings import metadata
 
-    name = database_lock_name(config)
     store = metadata.connection_config(config).mysql  # where ML Metadata connects
     try:
         connection = pymysql.connect(
@@ -133,25 +184,98 @@ def _database_lock(config: PipelineConfig) -> Iterator[None]:
             f"(--mysql-host, --mysql-port): {error.args[-1]}"
         ) from None
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, 0)", (name,))
-            if cursor.fetchone()[0] != 1:
-                cursor.execute(
-                    "SELECT p.ID, p.HOST, p.TIME FROM information_schema.PROCESSLIST p "
-                    "WHERE p.ID = IS_USED_LOCK(%s)",
-                    (name,),
-                )
-                row = cursor.fetchone()
-                holder = f"connection {row[0]} from {row[1]}, {row[2]} s" if row else "a connection"
-                raise RunLocked(
-                    f"another run of pipeline {config.pipeline_name!r} is using MySQL database "
-                    f"{config.mysql_database} ({holder}, lock {name}); wait for it to "
-                    "finish or stop it, or give this run its own --pipeline-name or "
-                    "--mysql-database"
-                )
-        yield
+        yield connection
     finally:
-        connection.close()  # the server releases the lock with the connection
+        connection.close()
+
+
+def _get_server_lock(connection, name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT GET_LOCK(%s, 0)", (name,))
+        return cursor.fetchone()[0] == 1
+
+
+def _server_lock_is_free(connection, name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT IS_FREE_LOCK(%s)", (name,))
+        return cursor.fetchone()[0] == 1
+
+
+def _server_lock_holder(connection, name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.ID, p.HOST, p.TIME FROM information_schema.PROCESSLIST p "
+            "WHERE p.ID = IS_USED_LOCK(%s)",
+            (name,),
+        )
+        row = cursor.fetchone()
+    return f"connection {row[0]} from {row[1]}, {row[2]} s" if row else "a connection"
+
+
+@contextlib.contextmanager
+def task_attempt(config: PipelineConfig, run_id: str, node_id: str) -> Iterator[None]:
+    """Holds the lock of the Airflow task that runs `node_id` in `run_id` for
+    one attempt; raises RunLocked when another attempt of the task still runs."""
+    if config.uses_mysql:
+        name = task_lock_name(config, run_id, node_id)
+        with _server_connection(config) as connection:
+            if not _get_server_lock(connection, name):
+                raise RunLocked(
+                    f"another attempt of task {node_id} of run {run_id} is still running "
+                    f"({_server_lock_holder(connection, name)}, lock {name})"
+                )
+            yield
+    elif locks_store(config):
+        path = Path(f"{config.metadata_path}{TASK_LOCKS_SUFFIX}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            # One byte of one file per task: POSIX record locks, which the
+            # kernel drops with the process. No file per task to clean up.
+            try:
+                fcntl.lockf(
+                    fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _task_byte(config, run_id, node_id)
+                )
+            except OSError:
+                raise RunLocked(
+                    f"another attempt of task {node_id} of run {run_id} is still running "
+                    f"on this machine (lock {path})"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+    else:  # gRPC: nothing to lock here
+        yield
+
+
+def _task_byte(config: PipelineConfig, run_id: str, node_id: str) -> int:
+    key = f"{config.pipeline_name}:{run_id}:{node_id}".encode()
+    return int(hashlib.sha256(key).hexdigest()[:15], 16)  # 60 bits: collisions are negligible
+
+
+@contextlib.contextmanager
+def left_by_the_dead(config: PipelineConfig, run_lock_held: bool = True) -> Iterator[IsDead]:
+    """Yields the test that tells which runs' and nodes' unfinished
+    executions no live process can finish. With the run lock held
+    (`exclusive_run`, a Beam run): on SQLite every one (no run and no task is
+    alive); on MySQL earlier Beam runs' (the database's run lock) and Airflow
+    runs' whose task lock is free. Without it (an Airflow task, on MySQL):
+    Airflow runs' whose task lock is free. Otherwise none."""
+    if run_lock_held and locks_store(config):
+        yield lambda run, node: True
+    elif config.uses_mysql:
+        with _server_connection(config) as connection:
+
+            def is_dead(run: str, node: str) -> bool:
+                if BEAM_RUN_ID.fullmatch(run):
+                    return run_lock_held
+                return bool(AIRFLOW_RUN_ID.fullmatch(run)) and _server_lock_is_free(
+                    connection, task_lock_name(config, run, node)
+                )
+
+            yield is_dead
+    else:
+        yield lambda run, node: False
 
 
 @contextlib.contextmanager
@@ -204,17 +328,12 @@ def _blocking_holder(fd: int) -> str:
     return "Airflow tasks of this store are running"
 
 
-def cancel_interrupted(
-    store, pipeline_name: str, run_id: str | None = None, beam_runs_only: bool = False
-) -> list[str]:
-    """Marks the pipeline's executions left RUNNING (or NEW) as CANCELED, with
-    a note; returns '<node> (run <id>)' for each. Without `run_id`, call only
-    under the exclusive lock: on SQLite no task holds the shared one, so none
-    of them is live; on MySQL (`beam_runs_only`) the database lock proves only
-    that no Beam run of the pipeline is, so only Beam runs' are canceled. With
-    `run_id`, only that run's: call from the process that ran it, once it
-    failed (a node it could not record as failed, e.g. with ML Metadata out of
-    reach at that moment)."""
+def cancel_interrupted(store, pipeline_name: str, is_dead: IsDead, note: str) -> list[str]:
+    """Marks the pipeline's executions left RUNNING (or NEW) whose run and
+    node `is_dead` tells dead as CANCELED, with `note`; returns '<node> (run
+    <id>)' for each. `is_dead` comes from what the caller holds
+    (`left_by_the_dead`), or is a failed run naming itself (a node it could not record as failed, e.g.
+    with ML Metadata out of reach at that moment)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     from settings import metadata
@@ -229,24 +348,29 @@ def cancel_interrupted(
     ]
     if not stuck:
         return []
-    contexts = {e.id: store.get_contexts_by_execution(e.id) for e in stuck}
     type_names = {t.id: t.name for t in store.get_context_types()}
     cancelled = []
     for execution in stuck:
-        names = {type_names[c.type_id]: c.name for c in contexts[execution.id]}
+        names = {
+            type_names[c.type_id]: c.name for c in store.get_contexts_by_execution(execution.id)
+        }
         run = names.get("pipeline_run", "")
-        if run_id is not None and run != run_id:
-            continue
-        if beam_runs_only and not BEAM_RUN_ID.fullmatch(run):
-            continue
         node = names.get("node", "?").rsplit(".", 1)[-1]
+        if not is_dead(run, node):
+            continue
         execution.last_known_state = pb.Execution.CANCELED
-        execution.custom_properties[INTERRUPTED_KEY].string_value = (
-            "its run ended before it finished (the process was killed?); canceled by the "
-            "next run on this store"
-            if run_id is None
-            else "its run failed before it could record the outcome; canceled by that run"
-        )
+        execution.custom_properties[INTERRUPTED_KEY].string_value = note
         store.put_executions([execution])
         cancelled.append(f"{node} (run {run or '?'})")
     return cancelled
+
+
+def cancel_in(connection_config, pipeline_name: str, is_dead: IsDead, note: str) -> list[str]:
+    """`cancel_interrupted` on the store `connection_config` names, opened as
+    every TFX component opens it: runs starting at once on an empty MySQL
+    database race to create ML Metadata's tables ("concurrent connection to
+    the empty database. Please retry"), and TFX retries."""
+    from tfx.orchestration import metadata as tfx_metadata
+
+    with tfx_metadata.Metadata(connection_config) as store:
+        return cancel_interrupted(store.store, pipeline_name, is_dead, note)

@@ -3,6 +3,8 @@ first one is in Transform is refused; the first, killed with SIGKILL in the
 middle of Transform, is finished by the next run, which reuses what had
 finished, pushes one model and leaves no execution looking alive."""
 
+import datetime
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -170,22 +172,60 @@ def _store_with_running(runs: tuple[str, ...]):
 def test_a_failed_run_cancels_only_its_own_executions_left_running():
     store, ids = _store_with_running(("failed", "live"))
 
-    assert run_lock.cancel_interrupted(store, "p", run_id="failed") == ["Transform (run failed)"]
+    is_dead = lambda run, node: run == "failed"  # noqa: E731  (what the failed run passes)
+    cancelled = run_lock.cancel_interrupted(store, "p", is_dead, run_lock.FAILED_RUN_NOTE)
+    assert cancelled == ["Transform (run failed)"]
     failed, live = store.get_executions_by_id([ids["failed"], ids["live"]])
     assert failed.last_known_state == pb.Execution.CANCELED
     assert "its run failed" in failed.custom_properties[run_lock.INTERRUPTED_KEY].string_value
     assert live.last_known_state == pb.Execution.RUNNING  # another run's: maybe alive
 
 
-def test_on_mysql_only_earlier_beam_runs_are_canceled():
-    # The database lock proves no Beam run of the pipeline is alive; an
-    # Airflow DAG run takes no lock and may be (docs/concurrency.md).
-    beam, airflow = "20261204-135501.123456", "manual__2026-12-04T13:55:00+00:00"
-    store, ids = _store_with_running((beam, airflow))
+def _attempt_elsewhere(config, run_id: str, node_id: str, answer) -> None:
+    """Another process tries the task's lock (POSIX record locks never
+    exclude their own process); puts what it got in `answer`."""
+    try:
+        with run_lock.task_attempt(config, run_id, node_id):
+            answer.put("held")
+    except run_lock.RunLocked as error:
+        answer.put(str(error))
 
-    assert run_lock.cancel_interrupted(store, "p", beam_runs_only=True) == [
-        f"Transform (run {beam})"
-    ]
-    killed, live = store.get_executions_by_id([ids[beam], ids[airflow]])
-    assert killed.last_known_state == pb.Execution.CANCELED
-    assert live.last_known_state == pb.Execution.RUNNING
+
+def _try_elsewhere(config, run_id: str, node_id: str) -> str:
+    context = multiprocessing.get_context("fork")
+    answer = context.Queue()
+    process = context.Process(target=_attempt_elsewhere, args=(config, run_id, node_id, answer))
+    process.start()
+    process.join(timeout=60)
+    return answer.get(timeout=5)
+
+
+def test_a_second_live_attempt_of_an_airflow_task_is_refused(tmp_path):
+    # SQLite: the task's lock is a byte of <store>.tasks.lock; on MySQL a named
+    # lock of the server (tests/runners/test_team_servers.py, real processes).
+    config = small_config(tmp_path)
+    run, other_run = "manual__2026-12-05T07:00:00+00:00", "manual__2026-12-05T08:00:00+00:00"
+
+    with run_lock.task_attempt(config, run, "Transform"):
+        assert "another attempt of task Transform of run manual__2026-12-05T07:00" in (
+            _try_elsewhere(config, run, "Transform")
+        )
+        assert _try_elsewhere(config, other_run, "Transform") == "held"  # other tasks proceed
+        assert _try_elsewhere(config, run, "Trainer") == "held"
+    assert _try_elsewhere(config, run, "Transform") == "held"  # free once the attempt ends
+
+
+def test_run_ids_tell_beam_runs_from_airflow_runs():
+    # Which runs' leftovers a Beam run on MySQL may judge (run_lock.left_by_the_dead):
+    # every id Airflow makes, and TFX's BeamDagRunner's; never a hand-given one.
+    from airflow.utils.types import DagRunType
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for run_type in DagRunType:
+        run_id = run_type.generate_run_id(now)
+        assert run_lock.AIRFLOW_RUN_ID.fullmatch(run_id), run_id
+        assert not run_lock.BEAM_RUN_ID.fullmatch(run_id), run_id
+    beam_run_id = now.strftime("%Y%m%d-%H%M%S.%f")  # tfx/orchestration/beam/beam_dag_runner.py
+    assert run_lock.BEAM_RUN_ID.fullmatch(beam_run_id)
+    assert not run_lock.AIRFLOW_RUN_ID.fullmatch(beam_run_id)
+    assert not run_lock.AIRFLOW_RUN_ID.fullmatch("my-backfill-by-hand")

@@ -21,11 +21,14 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
+from ml_metadata.proto import metadata_store_pb2 as pb
 
 from bench import faults
+from data import prepare
 from pipeline import pipeline
+from pipeline.node_ids import EXAMPLE_GEN
 from reporting import run_history, summary
-from runners import airflow_runner, run_lock
+from runners import airflow_runner, beam_runner, run_lock
 from settings import metadata
 from tests.conftest import (
     EXECUTING_COMPONENTS,
@@ -476,3 +479,148 @@ def test_the_mysql_run_lock_is_per_pipeline_and_dies_with_its_holder(servers, tm
         except run_lock.RunLocked:
             assert time.monotonic() < deadline, "the dead run's lock was never released"
             time.sleep(0.2)
+
+
+def _task_call(run_id: str) -> list[str]:
+    """One attempt of the Airflow task that runs CsvExampleGen in `run_id`:
+    the task's callable in a process of its own, as a worker runs it."""
+    call = f"from runners.airflow_runner import run_node; run_node({EXAMPLE_GEN!r}, {run_id!r})"
+    return [sys.executable, "-c", call]
+
+
+def _task_attempt(config, env: dict, run_id: str, log: Path) -> subprocess.Popen:
+    with log.open("a") as output:  # a file, not a pipe nobody reads
+        return subprocess.Popen(
+            _task_call(run_id),
+            env=env,
+            cwd=REPO,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_until_running(config, run_id: str, logs: list[Path]) -> None:
+    def running():
+        return [
+            e
+            for e in faults.executions(config, EXAMPLE_GEN)
+            if e.last_known_state == pb.Execution.RUNNING
+            and run_id in {c.name for c in _contexts(config, e)}
+        ]
+
+    deadline = time.monotonic() + 300
+    while not running():  # polled often: the node runs for a few seconds
+        assert time.monotonic() < deadline, f"{EXAMPLE_GEN} never RUNNING in {run_id}:\n" + (
+            "\n".join(log.read_text()[-3000:] for log in logs)
+        )
+        time.sleep(0.1)
+
+
+def _contexts(config, execution) -> list:
+    from ml_metadata import metadata_store
+
+    return metadata_store.MetadataStore(
+        metadata.connection_config(config)
+    ).get_contexts_by_execution(execution.id)
+
+
+def _until_freed(attempt, deadline_s: float = 10):
+    """`attempt()` again while the dead holder's lock is still held: the
+    server drops it when it notices the connection closed (at once, or nearly)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            result = attempt()
+            if result:
+                return result
+        except run_lock.RunLocked:
+            pass
+        assert time.monotonic() < deadline, "the killed task's lock was never released"
+        time.sleep(0.2)
+
+
+def test_a_killed_airflow_task_is_retried_in_its_execution_and_never_canceled_alive(
+    servers, tmp_path
+):
+    config = small_config(
+        tmp_path,
+        airflow_compiled=str(tmp_path / "compiled.json"),
+        **mysql_settings(servers, "mlmd_task_attempts"),
+    )
+    prepare.prepare_configured(config, check=())
+    airflow_runner.compile_pipeline(config)
+    env = {**faults.without_settings(servers), **config.as_env()}
+    connection = metadata.connection_config(config)
+    live, retried, later = (f"manual__2026-12-05T0{h}:00:00+00:00" for h in (7, 8, 9))
+    log = tmp_path / "tasks.log"
+    # The Beam run comes from another machine: its own pipeline root, the
+    # same database (the tasks' local pipeline root is locked by its files).
+    beam_machine = dataclasses.replace(config, pipeline_root=str(tmp_path / "beam_machine"))
+
+    def next_beam_run_cancels() -> list[str]:
+        with run_lock.exclusive_run(beam_machine):
+            return beam_runner.cancel_left_running(beam_machine, connection)
+
+    def attempt(run_id: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            _task_call(run_id),
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    task = _task_attempt(config, env, live, log)
+    try:
+        _wait_until_running(config, live, [log])
+        # A live task's execution is never canceled, and a second attempt of
+        # the same task (a worker Airflow lost touch with) does not run the node.
+        assert next_beam_run_cancels() == []
+        twin = attempt(live)
+        assert twin.returncode != 0
+        assert f"another attempt of task {EXAMPLE_GEN} of run {live} is still running" in (
+            twin.stderr
+        )
+    finally:
+        os.killpg(task.pid, signal.SIGKILL)  # as a lost worker ends: no cleanup
+        task.wait()
+    # Dead now, from any machine's view: the next Beam run on the database cancels it.
+    assert _until_freed(next_beam_run_cancels) == [f"{EXAMPLE_GEN} (run {live})"]
+
+    # Killed, then a task of a later run starts before the retry: it cancels
+    # the dead execution; the retry then finishes that same execution (TFX's
+    # launcher reuses a run's execution of the node).
+    task = _task_attempt(config, env, retried, log)
+    _wait_until_running(config, retried, [log])
+    killed = _in_run(config, retried)
+    os.killpg(task.pid, signal.SIGKILL)
+    task.wait()
+
+    def task_lock_is_free() -> bool:
+        with run_lock.task_attempt(config, retried, EXAMPLE_GEN):
+            return True
+
+    _until_freed(task_lock_is_free)
+    later_task = attempt(later)
+    assert later_task.returncode == 0, later_task.stdout + later_task.stderr
+    assert (
+        f"Marked as canceled, left running by a killed task: {EXAMPLE_GEN} (run {retried})"
+        in later_task.stdout
+    )
+    assert [e.last_known_state for e in _in_run(config, retried)] == [pb.Execution.CANCELED]
+    retry = attempt(retried)
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    (finished,) = _in_run(config, retried)
+    assert finished.id == killed[0].id
+    assert finished.last_known_state in (pb.Execution.COMPLETE, pb.Execution.CACHED)
+    assert not faults.left_running(config)
+
+
+def _in_run(config, run_id: str) -> list:
+    return [
+        e
+        for e in faults.executions(config, EXAMPLE_GEN)
+        if run_id in {c.name for c in _contexts(config, e)}
+    ]
