@@ -21,8 +21,8 @@ docs/concurrency.md): if the other pushed in between, the served model is one
 this candidate never beat. Then nothing is pushed: the PushedModel says
 `pushed` 0 and why (`push_refused`), and the next run compares its model with
 the one now served. The check and the copy hold a lock beside the serving
-folder when it is local; on a bucket no lock is taken (GCS offers none through
-TF's filesystem), so two pushes within the same seconds can still race.
+folder (`push_lock`): a file lock when it is local, a lock object made of
+conditional writes on a bucket, so two pushes never interleave.
 
 Every new version gets its model card (components/model_card.py) in
 `assets.extra/`, written before `saved_model.pb`, which is copied last: a
@@ -54,6 +54,7 @@ from tfx.types import artifact_utils, component_spec, standard_artifacts, standa
 from tfx.utils import io_utils, path_utils, proto_utils
 
 from components import artifact_properties, model_card
+from data import object_lock
 from models import private_training
 from serving import versions
 from settings.configs import is_remote
@@ -65,6 +66,7 @@ EVALUATION_KEY = "evaluation"
 # custom_config[MODEL_CARD_KEY]: the settings the card states (thresholds,
 # model name, data root), set by pipeline/pipeline.py from the config.
 MODEL_CARD_KEY = "model_card"
+PUSH_LOCK_SUFFIX = ".push.lock"
 
 
 def _read(path: str) -> bytes | None:
@@ -123,11 +125,14 @@ def superseded_baseline(blessing: types.Artifact, base_directory: str) -> str | 
 @contextlib.contextmanager
 def push_lock(base_directory: str) -> Iterator[None]:
     """Holds `<base_directory>.push.lock` (beside the version folders, which
-    TF Serving lists) while a push is checked and copied; on a bucket, nothing."""
+    TF Serving lists) while a push is checked and copied: a file lock on a
+    local folder; on a bucket, a lock object written only by conditional
+    writes (data/object_lock.py), whose lease frees it if its holder is killed."""
+    path = base_directory.rstrip("/") + PUSH_LOCK_SUFFIX
     if is_remote(base_directory):
-        yield
+        with object_lock.held(path, say=logging.warning):
+            yield
         return
-    path = base_directory.rstrip("/") + ".push.lock"
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -153,16 +153,14 @@ def check_reachable(uri: str, setting: str, timeout: float = 10.0) -> None:
     import google.auth
     import google.auth.exceptions
     from google.api_core import exceptions
-    from google.cloud import storage as gcs
 
     try:
-        credentials, project = google.auth.default()
+        client = gcs_client()
     except google.auth.exceptions.DefaultCredentialsError:
         raise StorageError(
             f"{setting} {uri}: no Google credentials found: set GOOGLE_APPLICATION_CREDENTIALS "
             "to a key file, or run with workload identity (docs/object-store.md)"
         ) from None
-    client = gcs.Client(credentials=credentials, project=project)
     try:
         found = client.bucket(bucket).exists(timeout=timeout, retry=None)
     except (exceptions.Forbidden, exceptions.Unauthorized) as e:
@@ -182,6 +180,16 @@ def check_reachable(uri: str, setting: str, timeout: float = 10.0) -> None:
         ) from None
     if not found:
         raise StorageError(f"{setting} {uri}: bucket {bucket} does not exist; create it first")
+
+
+def gcs_client():
+    """A Cloud Storage client with the default credentials (the environment's:
+    scripts/object_store.sh's env file points them at the local store)."""
+    import google.auth
+    from google.cloud import storage as gcs
+
+    credentials, project = google.auth.default()
+    return gcs.Client(credentials=credentials, project=project)
 
 
 def check_settings(config, names: Sequence[str]) -> None:

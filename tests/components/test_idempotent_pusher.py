@@ -1,8 +1,14 @@
+import os
 import shutil
+import subprocess
+import sys
 
+import pytest
 import tensorflow as tf
 
 from components import artifact_properties, idempotent_pusher
+from settings.configs import REPO_ROOT
+from tests.runners import loopback
 
 
 class _Scale(tf.Module):
@@ -204,3 +210,50 @@ def test_a_push_waits_for_another_push_to_the_same_folder(tmp_path):
     # It found this same model served: nothing copied, the version reused.
     assert results[0].get_int_custom_property(artifact_properties.REUSED_VERSION) == 1
     assert sorted(p.name for p in serving.iterdir()) == ["1700000000", "1700000100"]
+
+
+_PUSH_UNDER_THE_LOCK = """
+import sys, time
+from components import idempotent_pusher
+print("ready", flush=True)
+sys.stdin.readline()  # every holder starts at once
+with idempotent_pusher.push_lock(sys.argv[1]):
+    print("in", time.time(), flush=True)
+    time.sleep(1.5)
+    print("out", time.time(), flush=True)
+"""
+
+
+@pytest.mark.e2e
+def test_pushes_to_a_bucket_never_interleave(tmp_path):
+    """Three processes push to one bucket folder at once: the check and the
+    copy of each happen alone (a lock object of conditional writes)."""
+    with loopback.object_store(tmp_path / "store", "pushes") as store:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("CFPB_")}, **store}
+        pushers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _PUSH_UNDER_THE_LOCK, "gs://pushes/serving/cfpb-disputes"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        for pusher in pushers:
+            assert pusher.stdout.readline().strip() == "ready"
+        for pusher in pushers:
+            pusher.stdin.write("go\n")
+            pusher.stdin.flush()
+        spans = []
+        for pusher in pushers:
+            out, _ = pusher.communicate(timeout=120)
+            assert pusher.returncode == 0, out
+            times = dict(
+                line.split()[:2] for line in out.splitlines() if line[:3] in ("in ", "out")
+            )
+            spans.append((float(times["in"]), float(times["out"])))
+    spans.sort()
+    for (_, left), (entered, _) in zip(spans, spans[1:], strict=False):
+        assert entered >= left, spans  # the next entered after the last left
