@@ -14,6 +14,8 @@ the node started. Faults:
   objectstore   the object store (emulator and front) stopped, down 3 s, started
                 again; pipeline root, serving folder and reports in gs://, ML
                 Metadata on MariaDB
+  objectstore-outage  the same, down 5 minutes: longer than the clients'
+                retries (TF's GCS filesystem: 10 tries, ~3 min of backoff)
 
 Each cell runs in fresh roots and records what a user and an operator see:
 the run's exit status and its message, whether a traceback was printed, the
@@ -57,6 +59,7 @@ SERVICES = REPO_ROOT / "scripts" / "dev_services.sh"
 OBJECT_STORE = REPO_ROOT / "scripts" / "object_store.sh"
 DISK_MB = 256  # room for the pipeline root of a small run, many times over
 DOWN_SECONDS = 3  # long enough for a client's retries on one connection to give up
+OUTAGE_SECONDS = 300  # longer than any client's retries: the run must give up
 # The nodes that do work (resolvers only read ML Metadata), in the run's order.
 EXECUTING_NODES = (
     node_ids.IMPORT_SCHEMA_GEN,
@@ -69,13 +72,14 @@ EXECUTING_NODES = (
     node_ids.EVALUATOR,
     node_ids.PUSHER,
 )
-FAULTS = ("kill", "kill-mariadb", "disk", "mariadb", "objectstore")
+FAULTS = ("kill", "kill-mariadb", "disk", "mariadb", "objectstore", "objectstore-outage")
+ON_THE_OBJECT_STORE = ("objectstore", "objectstore-outage")
 DEFAULT_CELLS = (
     [f"kill:{node}" for node in EXECUTING_NODES]
     + ["kill-mariadb:Transform", "kill-mariadb:Trainer"]
     + ["disk:Transform", "disk:Trainer", "disk:Evaluator"]
     + ["mariadb:CsvExampleGen", "mariadb:Transform", "mariadb:Evaluator"]
-    + ["objectstore:Transform", "objectstore:Trainer"]
+    + ["objectstore:Transform", "objectstore:Trainer", "objectstore-outage:Trainer"]
 )
 
 
@@ -176,11 +180,11 @@ def restart_broker(servers: dict) -> None:
     restart_server(f"redis-server 127.0.0.1:{port}", servers)
 
 
-def restart_object_store(store_env: dict) -> None:
-    """Stops the emulator and its front, DOWN_SECONDS, starts both again (the
+def restart_object_store(store_env: dict, down_s: float = DOWN_SECONDS) -> None:
+    """Stops the emulator and its front, `down_s`, starts both again (the
     same ports and objects: scripts/object_store.sh keeps them)."""
     subprocess.run([str(OBJECT_STORE), "stop"], env=store_env, check=True, capture_output=True)
-    time.sleep(DOWN_SECONDS)
+    time.sleep(down_s)
     subprocess.run([str(OBJECT_STORE), "start"], env=store_env, check=True, capture_output=True)
 
 
@@ -254,7 +258,7 @@ def without_settings(env: dict) -> dict:
 
 def cell_config(fault: str, node: str, root: Path, args, servers: dict) -> PipelineConfig:
     settings: dict = {}
-    if fault in ("kill-mariadb", "mariadb", "objectstore"):
+    if fault in ("kill-mariadb", "mariadb", *ON_THE_OBJECT_STORE):
         settings.update(
             mysql_host=servers["CFPB_MYSQL_HOST"],
             mysql_port=int(servers["CFPB_MYSQL_PORT"]),
@@ -264,7 +268,7 @@ def cell_config(fault: str, node: str, root: Path, args, servers: dict) -> Pipel
         )
     if fault == "disk":
         settings["pipeline_root"] = str(root / "disk" / "pipeline_root")
-    if fault == "objectstore":
+    if fault in ON_THE_OBJECT_STORE:
         prefix = f"gs://{servers['CFPB_BUCKET']}/faults/{root.name}"
         settings.update(
             pipeline_root=f"{prefix}/pipeline_root",
@@ -285,6 +289,7 @@ def run_cell(cell: str, args, servers: dict) -> dict:
         "disk": lambda run: fill(root / "disk"),
         "mariadb": lambda run: restart_mariadb(servers),
         "objectstore": lambda run: restart_object_store(servers),
+        "objectstore-outage": lambda run: restart_object_store(servers, OUTAGE_SECONDS),
     }
     print(f"[bench.faults] {cell} ...", flush=True)
     with small_disk(root / "disk") if fault == "disk" else contextlib.nullcontext():

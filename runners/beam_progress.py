@@ -48,6 +48,17 @@ MLMD_UNREACHABLE = (
     "MySQL server has gone away",
     "Lost connection to MySQL server",
 )
+# The object store out of reach after the clients' retries: TF's GCS
+# filesystem gives up after 10 tries, ~3 min ("All 10 retry attempts
+# failed", libcurl's connect, resolve and timeout errors; seen with the store
+# down 5 minutes during the Trainer: bench.faults objectstore-outage), and
+# google-cloud-storage's transport (urllib3) when it cannot connect.
+OBJECT_STORE_UNREACHABLE = (
+    "libcurl code 7 ",
+    "libcurl code 6 ",
+    "libcurl code 28 ",
+    "Failed to establish a new connection",
+)
 # After a fault of the machine, what holds and what to do.
 RUN_AGAIN = (
     "Fix that and run again: the components that finished are reused from cache, "
@@ -111,14 +122,20 @@ class ProgressNodeDoFn(beam_dag_runner.PipelineNodeAsDoFn):
 def machine_fault(error: BaseException) -> str | None:
     """What failed outside the pipeline, for a fault of the machine or its
     servers that the message alone lets a user fix (no traceback): a full
-    disk, ML Metadata out of reach. None for anything else."""
+    disk, ML Metadata or the object store out of reach. None for anything else."""
     written = full_disk_file(error)
     if written is not None:
         return NO_SPACE + (f" writing {written}" if written else "")
     seen: BaseException | None = error
     while seen is not None:
-        if any(text in str(seen) for text in MLMD_UNREACHABLE):
-            return f"ML Metadata cannot be reached ({str(seen).splitlines()[0]})"
+        text = str(seen)
+        if any(phrase in text for phrase in MLMD_UNREACHABLE):
+            return f"ML Metadata cannot be reached ({text.splitlines()[0]})"
+        if any(phrase in text for phrase in OBJECT_STORE_UNREACHABLE):
+            where = re.search(r"gs://\S+", text)
+            return f"the object store cannot be reached ({text.splitlines()[0]})" + (
+                f" using {where.group(0)}" if where else ""
+            )
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -115,3 +115,22 @@ def test_the_store_lost_mid_call_is_one_line():
         "ML Metadata cannot be reached (mysql_query failed: errno: Lost connection to "
         "MySQL server during query, error: Lost connection to MySQL server during query)"
     )
+
+
+def test_the_object_store_out_of_reach_after_the_retries_is_one_line():
+    # What TF's GCS filesystem raised with the store down 5 minutes during the
+    # Trainer (python -m bench.faults --cells objectstore-outage:Trainer).
+    import tensorflow as tf
+
+    gave_up = tf.errors.AbortedError(
+        None,
+        None,
+        "All 10 retry attempts failed. The last failure: Error executing an HTTP request: "
+        "libcurl code 7 meaning 'Couldn't connect to server', error details: Failed to "
+        "connect to 127.0.0.1 port 39615 after 0 ms: Couldn't connect to server\n"
+        "\t when reading metadata of gs://cfpb/pipeline_root/Trainer/.system/executor_execution/9",
+    )
+    fault = beam_progress.machine_fault(gave_up)
+    assert fault.startswith("the object store cannot be reached (All 10 retry attempts failed.")
+    assert fault.endswith(" using gs://cfpb/pipeline_root/Trainer/.system/executor_execution/9")
+    assert beam_progress.machine_fault(tf.errors.AbortedError(None, None, "aborted")) is None
