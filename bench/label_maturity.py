@@ -14,26 +14,15 @@ arrived, and an empty field would mean the same in every week.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.quality import wilson
 from bench.run import command_line, publish_section
 from data import prepare
 from settings.configs import REPO_ROOT
 
 DEFAULT_OUTPUT = REPO_ROOT / "data" / "README.md"
-Z_95 = 1.959964
-
-
-def wilson(successes: int, trials: int) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion."""
-    if trials == 0:
-        return (math.nan, math.nan)
-    p = successes / trials
-    centre = (p + Z_95**2 / (2 * trials)) / (1 + Z_95**2 / trials)
-    half = Z_95 * math.sqrt(p * (1 - p) / trials + Z_95**2 / (4 * trials**2))
-    return (centre - half / (1 + Z_95**2 / trials), centre + half / (1 + Z_95**2 / trials))
 
 
 def weekly(source) -> tuple[str, list[dict]]:

@@ -4,12 +4,16 @@ split (scikit-learn)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from bench import examples
 from models import signature_names
 
 BOOTSTRAP_RESAMPLES = 1000
+CALIBRATION_BINS = 10
+Z_95 = 1.959964
 
 
 def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
@@ -45,6 +49,45 @@ def auc_interval(
         aucs.append(auc)
         differences.append(auc - roc_auc_score(labels[rows], reference[rows]))
     return tuple(np.percentile(aucs, [2.5, 97.5])), tuple(np.percentile(differences, [2.5, 97.5]))
+
+
+def wilson(successes: int, trials: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (nan, nan) for no trials."""
+    if trials == 0:
+        return (math.nan, math.nan)
+    p = successes / trials
+    shrink = 1 + Z_95**2 / trials
+    centre = (p + Z_95**2 / (2 * trials)) / shrink
+    half = Z_95 * math.sqrt(p * (1 - p) / trials + Z_95**2 / (4 * trials**2)) / shrink
+    return (centre - half, centre + half)
+
+
+def calibration(
+    labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS
+) -> dict:
+    """Does a probability mean what it says? The test rows in `bins`
+    equal-count bins of predicted probability: each bin's rows, mean predicted
+    probability, observed rate and its 95% interval; and the expected
+    calibration error (the row-weighted mean gap between the two)."""
+    order = np.argsort(probabilities, kind="stable")
+    table: list[dict] = []
+    gap = 0.0
+    for rows in np.array_split(order, bins):
+        if not len(rows):
+            continue
+        positives = int(labels[rows].sum())
+        predicted = float(probabilities[rows].mean())
+        observed = positives / len(rows)
+        gap += len(rows) * abs(predicted - observed) / len(labels)
+        table.append(
+            {
+                "rows": len(rows),
+                "predicted": predicted,
+                "observed": observed,
+                "interval": wilson(positives, len(rows)),
+            }
+        )
+    return {"bins": table, "expected_calibration_error": gap}
 
 
 def _tabular(columns) -> np.ndarray:
@@ -108,6 +151,7 @@ def quality(
                     **_metrics(test_labels, p),
                     "auc_interval": interval,
                     "auc_minus_pipeline": difference,
+                    "calibration": calibration(test_labels, p),
                 }
             )
     return results

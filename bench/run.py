@@ -269,8 +269,8 @@ def render(results: dict) -> str:
             f"### {test_name}",
             "",
             "| model | rows | AUC | AUC 95% interval | AUC - pipeline's, 95% interval "
-            "| PR-AUC | log loss |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| PR-AUC | log loss | calibration error |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for row in rows:
             low, high = row["auc_interval"]
@@ -279,16 +279,38 @@ def render(results: dict) -> str:
             lines.append(
                 f"| {row['model']} | {row['test_rows']:,} | {row['auc']:.3f} | "
                 f"{low:.3f} .. {high:.3f} | {difference} | {row['pr_auc']:.3f} | "
-                f"{row['log_loss']:.4f} |"
+                f"{row['log_loss']:.4f} | {row['calibration']['expected_calibration_error']:.3f} |"
             )
-        lines.append("")
+        lines += ["", *_calibration_table(rows[0]), ""]
     lines += [
         f"Intervals: {quality.BOOTSTRAP_RESAMPLES} bootstrap resamples of the test rows; "
         "the difference to the pipeline model is paired (same resampled rows), so an "
-        "interval containing 0 means that test set cannot tell the two apart.",
+        "interval containing 0 means that test set cannot tell the two apart. "
+        "Calibration error: the row-weighted mean gap between predicted probability and "
+        f"observed rate over {quality.CALIBRATION_BINS} equal-count bins of the prediction.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _calibration_table(row: dict) -> list[str]:
+    """Whether the pipeline model's probabilities mean what they say: each
+    bin's mean prediction against the observed rate and its 95% interval."""
+    lines = [
+        f"Calibration of the {row['model']}: test rows in "
+        f"{quality.CALIBRATION_BINS} equal-count bins of its predicted probability.",
+        "",
+        "| bin | rows | mean predicted | observed | observed 95% interval | inside |",
+        "| ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for number, b in enumerate(row["calibration"]["bins"], 1):
+        low, high = b["interval"]
+        inside = "yes" if low <= b["predicted"] <= high else "**no**"
+        lines.append(
+            f"| {number} | {b['rows']:,} | {b['predicted']:.3f} | {b['observed']:.3f} "
+            f"| {low:.3f} .. {high:.3f} | {inside} |"
+        )
+    return lines
 
 
 def run_arguments(module: str, description: str | None, work_dir: Path) -> argparse.ArgumentParser:

@@ -1,20 +1,10 @@
-"""The label-maturity table: the Wilson interval, and the weekly counts of a
-small export written as CFPB writes one."""
-
-import math
+"""The label-maturity table: the weekly counts of a small export written as
+CFPB writes one."""
 
 import pytest
 
 from bench import label_maturity
 from tests.conftest import real_export, write_csv
-
-
-def test_the_wilson_interval_matches_its_textbook_values():
-    # 20 of 100: 0.1333 .. 0.2888 (Wilson 1927; e.g. Newcombe 1998, table I method 3).
-    low, high = label_maturity.wilson(20, 100)
-    assert low == pytest.approx(0.1333, abs=1e-4)
-    assert high == pytest.approx(0.2888, abs=1e-4)
-    assert all(math.isnan(v) for v in label_maturity.wilson(0, 0))
 
 
 def test_weeks_count_open_complaints_apart_and_read_each_outcome(tmp_path):

@@ -54,5 +54,8 @@ def test_bench_writes_every_section(tmp_path, capsys):
         assert len(re.findall(rf"\| {model}[^|]*\| [\d,]+ \| 0\.\d{{3}} \|", text)) == 2, model
     # All 1,500 rows of the 2014 span (the slice --rows keeps), every hash split of it.
     assert re.search(r"\| pipeline model \(serving_default\) \| 1,500 \|", text), text
+    # The pipeline model's calibration on both test sets: ten bins each.
+    assert text.count("Calibration of the pipeline model (serving_default)") == 2
+    assert len(re.findall(r"^\| 10 \| [\d,]+ \| [01]\.\d{3} \| [01]\.\d{3} \|", text, re.M)) == 2
     # The majority-class baseline ranks nothing: its AUC is exactly 0.5.
     assert "| majority class (train base rate) |" in text and "| 0.500 |" in text
