@@ -136,12 +136,14 @@ def _run(config, verbose: bool) -> int:
         else:
             print(f"\nRun failed after {took:.0f}s: {error}", file=sys.stderr)
         if runner.run_id is not None:  # it failed after starting a run: describe that run
+            # Its leftovers first, so the summary says "canceled" for a node
+            # that can no longer finish, not "running".
+            _close_failed_run(connection, config.pipeline_name, runner.run_id)
             try:
                 _report_run(config, connection, runner.run_id, sys.stderr)
             except Exception as unreadable:  # e.g. the store that failed the run is still down
                 fault = beam_progress.machine_fault(unreadable) or unreadable
                 print(f"The run's summary cannot be read now: {fault}", file=sys.stderr)
-            _close_failed_run(connection, config.pipeline_name, runner.run_id)
         return 1
     print(f"\nRun finished in {time.monotonic() - started:.0f}s")
     _report_run(config, connection, runner.run_id, sys.stdout)
