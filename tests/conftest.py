@@ -154,6 +154,37 @@ def another_run_starts(config, run_id: str) -> int:
     return execution_id
 
 
+def plant_running(store, pipeline_name: str, node_id: str, runs) -> dict[str, int]:
+    """Leaves an execution of `node_id` RUNNING in ML Metadata for each of
+    `runs` of `pipeline_name`, under the contexts TFX files it under (as a
+    run killed in that node leaves it); {run id: execution id}."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    type_ids = {
+        kind: store.put_context_type(pb.ContextType(name=kind))
+        for kind in ("pipeline", "pipeline_run", "node")
+    }
+    execution_type = store.put_execution_type(pb.ExecutionType(name=node_id))
+
+    def context(kind: str, name: str):
+        found = store.get_context_by_type_and_name(kind, name)
+        if found is not None:
+            return found
+        made = pb.Context(type_id=type_ids[kind], name=name)
+        made.id = store.put_contexts([made])[0]
+        return made
+
+    shared = [context("pipeline", pipeline_name), context("node", f"{pipeline_name}.{node_id}")]
+    return {
+        run: store.put_execution(
+            pb.Execution(type_id=execution_type, last_known_state=pb.Execution.RUNNING),
+            [],
+            [*shared, context("pipeline_run", run)],
+        )[0]
+        for run in runs
+    }
+
+
 def run_beam_runner(argv) -> tuple:
     """Runs `runners/beam_runner.py`'s main in-process; returns (exit code,
     stdout and stderr: progress, summary and errors)."""

@@ -20,7 +20,7 @@ from pipeline import node_ids
 from runners import run_lock
 from settings import metadata
 from settings.configs import REPO_ROOT
-from tests.conftest import run_beam_runner, small_config
+from tests.conftest import plant_running, run_beam_runner, small_config
 
 pytestmark = pytest.mark.e2e
 # Components that finished before Transform and must answer from cache.
@@ -148,25 +148,7 @@ def _store_with_running(runs: tuple[str, ...]):
     config = pb.ConnectionConfig()
     config.fake_database.SetInParent()
     store = metadata_store.MetadataStore(config)
-    type_ids = {
-        name: store.put_context_type(pb.ContextType(name=name))
-        for name in ("pipeline", "pipeline_run", "node")
-    }
-    exec_type = store.put_execution_type(pb.ExecutionType(name="Transform"))
-
-    def context(kind, name):
-        c = pb.Context(type_id=type_ids[kind], name=name)
-        c.id = store.put_contexts([c])[0]
-        return c
-
-    pipeline_context = context("pipeline", "p")
-    node_context = context("node", "p.Transform")
-    ids = {}
-    for run in runs:
-        execution = pb.Execution(type_id=exec_type, last_known_state=pb.Execution.RUNNING)
-        contexts = [pipeline_context, context("pipeline_run", run), node_context]
-        ids[run] = store.put_execution(execution, [], contexts)[0]
-    return store, ids
+    return store, plant_running(store, "p", "Transform", runs)
 
 
 def test_a_failed_run_cancels_only_its_own_executions_left_running():

@@ -34,6 +34,7 @@ from tests.conftest import (
     EXECUTING_COMPONENTS,
     completed_component_types,
     mysql_settings,
+    plant_running,
     small_config,
     sourced_env,
 )
@@ -575,9 +576,21 @@ def test_a_killed_airflow_task_is_retried_in_its_execution_and_never_canceled_al
     task = _task_attempt(config, env, live, log)
     try:
         _wait_until_running(config, live, [log])
-        # A live task's execution is never canceled, and a second attempt of
-        # the same task (a worker Airflow lost touch with) does not run the node.
-        assert next_beam_run_cancels() == []
+        # What a killed Beam run left, and a run under an id given by hand.
+        from ml_metadata import metadata_store
+
+        beam_run, by_hand = "20261205-065900.123456", "my-run-by-hand"
+        plant_running(
+            metadata_store.MetadataStore(connection),
+            config.pipeline_name,
+            "Transform",
+            (beam_run, by_hand),
+        )
+        # The database's run lock proves earlier Beam runs dead; a live task's
+        # execution is never canceled, nor one under a run id Airflow did not
+        # make; and a second attempt of the live task (a worker Airflow lost
+        # touch with) does not run the node.
+        assert next_beam_run_cancels() == [f"Transform (run {beam_run})"]
         twin = attempt(live)
         assert twin.returncode != 0
         assert f"another attempt of task {EXAMPLE_GEN} of run {live} is still running" in (
@@ -615,7 +628,10 @@ def test_a_killed_airflow_task_is_retried_in_its_execution_and_never_canceled_al
     (finished,) = _in_run(config, retried)
     assert finished.id == killed[0].id
     assert finished.last_known_state in (pb.Execution.COMPLETE, pb.Execution.CACHED)
-    assert not faults.left_running(config)
+    left = [e for e in faults.executions(config) if e.last_known_state == pb.Execution.RUNNING]
+    assert [[c.name for c in _contexts(config, e) if c.name == by_hand] for e in left] == [
+        [by_hand]
+    ]  # only the hand-given run's, which only its own run may judge
 
 
 def _in_run(config, run_id: str) -> list:
