@@ -89,6 +89,12 @@ DISPUTED, NOT_DISPUTED = "Yes", "No"
 LABEL_VALUES = {DISPUTED.lower(): 1, NOT_DISPUTED.lower(): 0, "": 0}
 OPEN_RESPONSES = ("In progress",)
 UNKNOWN_OUTCOME = "outcome not known yet (company_response In progress)"
+# A consumer may dispute for 60 days after the company's response, and the
+# exports' dispute rate stops changing for complaints received more than
+# about a month before an export's newest one: younger rows' outcomes are not
+# final yet (measured: python -m bench.label_maturity; data/README.md, "The
+# prediction moment"). Reported with every span; not yet applied to labels.
+OUTCOME_FINAL_AFTER_DAYS = 35
 
 
 def observed_outcome(label: str, company_response: str) -> int | None:
@@ -437,6 +443,17 @@ def _write_span(
         )
     report.rows_written = len(rows)
     report.positive_rows = sum(r[LABEL_COLUMN] == "1" for _, r in rows)
+    final_before = (
+        datetime.date.fromisoformat(report.last_date)
+        - datetime.timedelta(days=OUTCOME_FINAL_AFTER_DAYS)
+    ).isoformat()
+    recent = sum(r[DATE_COLUMN] > final_before for _, r in rows)
+    if recent:
+        report.notes.append(
+            f"{recent} of {len(rows)} rows were received within {OUTCOME_FINAL_AFTER_DAYS} "
+            f"days of the newest complaint ({report.last_date}): their dispute outcome may "
+            "not be final yet (data/README.md, 'The prediction moment')"
+        )
 
     directory.mkdir(parents=True, exist_ok=True)
     with storage.open_text(directory / SPAN_FILE_NAME, "w") as f:

@@ -455,3 +455,19 @@ def test_the_label_rule(label, response, outcome):
     assert prepare.observed_outcome(label, response) == outcome
     with pytest.raises(KeyError):
         prepare.observed_outcome("maybe", response)
+
+
+def test_every_span_says_how_many_of_its_rows_may_not_have_a_final_outcome(tmp_path):
+    # The 2015 export's newest complaint is 2015-03-19: rows received after
+    # 2015-02-12 are within OUTCOME_FINAL_AFTER_DAYS of it (data/README.md).
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    shutil.copy(EXPORT_2015, raw)
+    (report,) = prepare.prepare_all(raw, tmp_path / "spans")
+    recent = [n for n in report.notes if "may not be final yet" in n]
+    assert recent == [
+        f"8033 of {report.rows_written} rows were received within 35 days of the newest "
+        "complaint (2015-03-19): their dispute outcome may not be final yet "
+        "(data/README.md, 'The prediction moment')"
+    ]
+    assert f"note: {recent[0]}" in report.summary()

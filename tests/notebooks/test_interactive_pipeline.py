@@ -102,6 +102,7 @@ ALLOWED_LINES = [
     for pattern in (
         r"^span \d{8} <- \S+ \(.*\): \d+ rows written",
         r"^  (rejected|excluded|fixed) +\d+ ",
+        r"^  note: ",
         r"^  columns (ignored|absent)",
         r"^span \d{8}, splits \[",
         r"^/\S+/CsvExampleGen/examples/\d+$",
