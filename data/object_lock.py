@@ -56,19 +56,19 @@ def held(
     """Holds the lock object at `uri` (gs://bucket/name) for the duration;
     waits while another holder's lease lasts; says (`say`) whom it waits for,
     a stale lock it takes over, and a lease that ran out while it held."""
-    generation = acquire(uri, lease_s, say)
+    generation, token = acquire(uri, lease_s, say)
     try:
         yield
     finally:
-        if not release(uri, generation):
+        if not release(uri, generation, token):
             say(
                 f"the lock {uri} was taken over while held: its lease of {lease_s} s ran out "
                 "before this holder finished, so another holder may have worked meanwhile"
             )
 
 
-def acquire(uri: str, lease_s: float, say: Callable[[str], None]) -> int:
-    """Takes the lock; returns the generation this holder wrote."""
+def acquire(uri: str, lease_s: float, say: Callable[[str], None]) -> tuple[int, str]:
+    """Takes the lock; returns the generation this holder wrote and its token."""
     bucket, name = _bucket_and_name(uri)
     token = secrets.token_hex(8)
     mine = json.dumps(
@@ -83,7 +83,7 @@ def acquire(uri: str, lease_s: float, say: Callable[[str], None]) -> int:
             if state is None:  # changed between the two reads
                 continue
             if state.get("token") == token:  # our own write, answered 412 on a retry
-                return current.generation
+                return current.generation, token
             if state.get("state") == "held":
                 if not _expired(current, state):
                     if waiting_for != state.get("holder"):
@@ -103,21 +103,25 @@ def acquire(uri: str, lease_s: float, say: Callable[[str], None]) -> int:
             )
         except _precondition_failed():
             continue  # another waiter moved first
-        return claim.generation
+        return claim.generation, token
 
 
-def release(uri: str, generation: int) -> bool:
+def release(uri: str, generation: int, token: str) -> bool:
     """Frees the lock if this holder's write is still the current one;
     False if another holder took it over."""
     bucket, name = _bucket_and_name(uri)
     try:
         bucket.blob(name).upload_from_string(
-            json.dumps({"state": "free"}).encode(),
+            json.dumps({"state": "free", "token": token}).encode(),
             content_type="application/json",
             if_generation_match=generation,
         )
     except _precondition_failed():
-        return False
+        # Freed with this token: a retried release whose first try succeeded.
+        # Anything else: taken over after the lease ran out.
+        current = bucket.get_blob(name)
+        state = _read(current) if current is not None else None
+        return state == {"state": "free", "token": token}
     return True
 
 

@@ -25,7 +25,10 @@ from data import object_lock
 say = lambda line: print(line, flush=True)
 with object_lock.held(sys.argv[1], lease_s=float(sys.argv[2]), say=say):
     print("held", flush=True)
-    time.sleep(float(sys.argv[3]))
+    if sys.argv[3] == "until-told":
+        sys.stdin.readline()
+    else:
+        time.sleep(float(sys.argv[3]))
 print("released", flush=True)
 """
 
@@ -39,14 +42,27 @@ def store_env(tmp_path_factory):
         }
 
 
-def _holder(env, uri: str, lease_s: float, hold_s: float) -> subprocess.Popen:
+def _holder(env, uri: str, lease_s: float, hold) -> subprocess.Popen:
+    """A process that takes the lock and holds it `hold` seconds, or until a
+    line on its stdin ("until-told")."""
     return subprocess.Popen(
-        [sys.executable, "-c", _HOLD, uri, str(lease_s), str(hold_s)],
+        [sys.executable, "-c", _HOLD, uri, str(lease_s), str(hold)],
         cwd=REPO_ROOT,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def _until_held(holder: subprocess.Popen) -> list[str]:
+    """The holder's lines up to its "held" (what it said while waiting)."""
+    said = []
+    for line in holder.stdout:
+        if line.strip() == "held":
+            return said
+        said.append(line.strip())
+    pytest.fail(f"never held the lock: {said}")
 
 
 def _lock_state(env, uri: str) -> dict:
@@ -69,32 +85,32 @@ def _lock_state(env, uri: str) -> dict:
 
 def test_a_killed_holders_lock_is_taken_over_when_its_lease_runs_out(store_env):
     uri = f"gs://{BUCKET}/killed.push.lock"
-    killed = _holder(store_env, uri, lease_s=3, hold_s=600)
-    assert killed.stdout.readline().strip() == "held"
+    killed = _holder(store_env, uri, lease_s=3, hold="until-told")
+    assert _until_held(killed) == []
     killed.send_signal(signal.SIGKILL)  # no release: the lock object says "held"
     killed.wait()
     assert _lock_state(store_env, uri)["state"] == "held"
 
-    successor = _holder(store_env, uri, lease_s=60, hold_s=0)
-    out, _ = successor.communicate(timeout=120)
-    assert successor.returncode == 0, out
-    lines = out.splitlines()
-    assert lines[0].startswith(f"waiting for the lock {uri}, held by pid {killed.pid} ")
-    assert lines[1].startswith(f"taking over the lock {uri}: its lease of 3.0 s ran out")
-    assert lines[2:] == ["held", "released"]
-    assert _lock_state(store_env, uri) == {"state": "free"}
+    successor = _holder(store_env, uri, lease_s=60, hold=0)
+    said = _until_held(successor)
+    # It waited for the dead holder (if it started within the lease), then took over.
+    assert all(f"held by pid {killed.pid} " in line for line in said[:-1]), said
+    assert said[-1].startswith(f"taking over the lock {uri}: its lease of 3.0 s ran out"), said
+    assert f"(holder pid {killed.pid} " in said[-1]
+    out, _ = successor.communicate(timeout=60)
+    assert successor.returncode == 0 and out.splitlines() == ["released"], out
+    assert _lock_state(store_env, uri)["state"] == "free"
 
 
 def test_a_holder_that_overran_its_lease_leaves_its_successors_lock_held(store_env):
     uri = f"gs://{BUCKET}/overrun.push.lock"
-    slow = _holder(store_env, uri, lease_s=2, hold_s=8)
-    assert slow.stdout.readline().strip() == "held"
-    successor = _holder(store_env, uri, lease_s=600, hold_s=30)
+    slow = _holder(store_env, uri, lease_s=2, hold="until-told")
+    assert _until_held(slow) == []
+    successor = _holder(store_env, uri, lease_s=600, hold="until-told")
     try:
-        # The successor takes over after 2 s, the slow holder ends at 8 s.
-        assert successor.stdout.readline().startswith("waiting for the lock")
-        assert successor.stdout.readline().startswith("taking over the lock")
-        assert successor.stdout.readline().strip() == "held"
+        assert _until_held(successor)[-1].startswith("taking over the lock")
+        slow.stdin.write("done\n")  # the slow holder finishes, its lease long gone
+        slow.stdin.flush()
         out, _ = slow.communicate(timeout=60)
         assert f"the lock {uri} was taken over while held" in out, out
         state = _lock_state(store_env, uri)
