@@ -501,7 +501,12 @@ def _task_attempt(config, env: dict, run_id: str, log: Path) -> subprocess.Popen
         )
 
 
-def _wait_until_running(config, run_id: str, logs: list[Path]) -> None:
+def _frozen_in_node(task: subprocess.Popen, config, run_id: str, log: Path) -> None:
+    """Stops (SIGSTOP) the task's processes once ML Metadata holds its
+    execution RUNNING: alive, holding its lock and connection, and working
+    no further, as a worker Airflow lost touch with. Deterministic where
+    racing a node of a few seconds was not."""
+
     def running():
         return [
             e
@@ -512,10 +517,12 @@ def _wait_until_running(config, run_id: str, logs: list[Path]) -> None:
 
     deadline = time.monotonic() + 300
     while not running():  # polled often: the node runs for a few seconds
-        assert time.monotonic() < deadline, f"{EXAMPLE_GEN} never RUNNING in {run_id}:\n" + (
-            "\n".join(log.read_text()[-3000:] for log in logs)
+        assert time.monotonic() < deadline, (
+            f"{EXAMPLE_GEN} never RUNNING in {run_id}:\n" + (log.read_text()[-3000:])
         )
-        time.sleep(0.1)
+        time.sleep(0.05)
+    os.killpg(task.pid, signal.SIGSTOP)
+    assert running(), f"{EXAMPLE_GEN} of {run_id} finished before it was stopped"
 
 
 def _contexts(config, execution) -> list:
@@ -575,7 +582,7 @@ def test_a_killed_airflow_task_is_retried_in_its_execution_and_never_canceled_al
 
     task = _task_attempt(config, env, live, log)
     try:
-        _wait_until_running(config, live, [log])
+        _frozen_in_node(task, config, live, log)
         # What a killed Beam run left, and a run under an id given by hand.
         from ml_metadata import metadata_store
 
@@ -597,7 +604,7 @@ def test_a_killed_airflow_task_is_retried_in_its_execution_and_never_canceled_al
             twin.stderr
         )
     finally:
-        os.killpg(task.pid, signal.SIGKILL)  # as a lost worker ends: no cleanup
+        os.killpg(task.pid, signal.SIGKILL)  # the lost worker ends: no cleanup
         task.wait()
     # Dead now, from any machine's view: the next Beam run on the database cancels it.
     assert _until_freed(next_beam_run_cancels) == [f"{EXAMPLE_GEN} (run {live})"]
@@ -606,7 +613,7 @@ def test_a_killed_airflow_task_is_retried_in_its_execution_and_never_canceled_al
     # the dead execution; the retry then finishes that same execution (TFX's
     # launcher reuses a run's execution of the node).
     task = _task_attempt(config, env, retried, log)
-    _wait_until_running(config, retried, [log])
+    _frozen_in_node(task, config, retried, log)
     killed = _in_run(config, retried)
     os.killpg(task.pid, signal.SIGKILL)
     task.wait()
