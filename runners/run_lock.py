@@ -69,12 +69,12 @@ LOCK_NAME = ".run.lock"
 BEAM_RUN_ID = re.compile(r"\d{8}-\d{6}\.\d{6}")
 # Airflow names the runs it makes '<run type>__<logical date>' (DagRunType's
 # generate_run_id, airflow/utils/types.py, 2.11); a run id given by hand may
-# have any form, and its executions are never canceled from outside the run.
+# have any form, and its executions are never judged by their task locks.
 AIRFLOW_RUN_ID = re.compile(r"(backfill|scheduled|manual|dataset_triggered)__.+")
 TASK_LOCKS_SUFFIX = ".tasks.lock"
 INTERRUPTED_KEY = "interrupted"
 KILLED_RUN_NOTE = (
-    "its run ended before it finished (the process was killed?); canceled by the next run "
+    "the process running it ended before it finished (killed?); canceled by the next run "
     "on this store"
 )
 FAILED_RUN_NOTE = "its run failed before it could record the outcome; canceled by that run"
