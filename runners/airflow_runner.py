@@ -175,14 +175,10 @@ def run_node(node_id: str, run_id: str) -> None:
     # (runners/run_lock.py). RunLocked while a Beam run or another attempt
     # holds them: Airflow retries the task after its retry delay.
     with run_lock.shared_task(config), run_lock.task_attempt(config, run_id, node_id):
-        with run_lock.left_by_the_dead(config, run_lock_held=False) as is_dead:
-            # Earlier runs' killed tasks that were never retried (this run's
-            # own are retried: TFX's launcher reuses the node's execution).
+        # Earlier runs' killed tasks that were never retried.
+        with run_lock.left_by_the_dead(config, task_of_run=run_id) as is_dead:
             cancelled = run_lock.cancel_in(
-                connection,
-                config.pipeline_name,
-                lambda run, node: run != run_id and is_dead(run, node),
-                run_lock.DEAD_TASK_NOTE,
+                connection, config.pipeline_name, is_dead, run_lock.DEAD_TASK_NOTE
             )
         if cancelled:
             print("Marked as canceled, left running by a killed task: " + ", ".join(cancelled))

@@ -254,28 +254,34 @@ def _task_byte(config: PipelineConfig, run_id: str, node_id: str) -> int:
 
 
 @contextlib.contextmanager
-def left_by_the_dead(config: PipelineConfig, run_lock_held: bool = True) -> Iterator[IsDead]:
+def left_by_the_dead(
+    config: PipelineConfig, task_of_run: str | None = None
+) -> Iterator[IsDead | None]:
     """Yields the test that tells which runs' and nodes' unfinished
-    executions no live process can finish. With the run lock held
-    (`exclusive_run`, a Beam run): on SQLite every one (no run and no task is
-    alive); on MySQL earlier Beam runs' (the database's run lock) and Airflow
-    runs' whose task lock is free. Without it (an Airflow task, on MySQL):
-    Airflow runs' whose task lock is free. Otherwise none."""
-    if run_lock_held and locks_store(config):
+    executions no live process can finish, or None when nothing can be told
+    (then nothing is read). For a Beam run (under `exclusive_run`): on SQLite
+    every one (no run and no task is alive); on MySQL earlier Beam runs'
+    (the database's run lock) and Airflow runs' whose task lock is free. For
+    a task of Airflow run `task_of_run`, on MySQL: other Airflow runs' whose
+    task lock is free (its own run's are Airflow's to retry: TFX's launcher
+    reuses the node's execution)."""
+    if task_of_run is None and locks_store(config):
         yield lambda run, node: True
     elif config.uses_mysql:
         with _server_connection(config) as connection:
 
             def is_dead(run: str, node: str) -> bool:
                 if BEAM_RUN_ID.fullmatch(run):
-                    return run_lock_held
-                return bool(AIRFLOW_RUN_ID.fullmatch(run)) and _server_lock_is_free(
-                    connection, task_lock_name(config, run, node)
+                    return task_of_run is None
+                return (
+                    run != task_of_run
+                    and bool(AIRFLOW_RUN_ID.fullmatch(run))
+                    and _server_lock_is_free(connection, task_lock_name(config, run, node))
                 )
 
             yield is_dead
     else:
-        yield lambda run, node: False
+        yield None
 
 
 @contextlib.contextmanager
@@ -332,8 +338,8 @@ def cancel_interrupted(store, pipeline_name: str, is_dead: IsDead, note: str) ->
     """Marks the pipeline's executions left RUNNING (or NEW) whose run and
     node `is_dead` tells dead as CANCELED, with `note`; returns '<node> (run
     <id>)' for each. `is_dead` comes from what the caller holds
-    (`left_by_the_dead`), or is a failed run naming itself (a node it could not record as failed, e.g.
-    with ML Metadata out of reach at that moment)."""
+    (`left_by_the_dead`), or is a failed run naming itself (a node it could
+    not record as failed, e.g. with ML Metadata out of reach at that moment)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     from settings import metadata
@@ -365,11 +371,16 @@ def cancel_interrupted(store, pipeline_name: str, is_dead: IsDead, note: str) ->
     return cancelled
 
 
-def cancel_in(connection_config, pipeline_name: str, is_dead: IsDead, note: str) -> list[str]:
+def cancel_in(
+    connection_config, pipeline_name: str, is_dead: IsDead | None, note: str
+) -> list[str]:
     """`cancel_interrupted` on the store `connection_config` names, opened as
     every TFX component opens it: runs starting at once on an empty MySQL
     database race to create ML Metadata's tables ("concurrent connection to
-    the empty database. Please retry"), and TFX retries."""
+    the empty database. Please retry"), and TFX retries. With no `is_dead`
+    (`left_by_the_dead` can tell nothing) the store is not opened."""
+    if is_dead is None:
+        return []
     from tfx.orchestration import metadata as tfx_metadata
 
     with tfx_metadata.Metadata(connection_config) as store:
