@@ -468,18 +468,12 @@ def test_the_mysql_run_lock_is_per_pipeline_and_dies_with_its_holder(servers, tm
     finally:
         holder.send_signal(signal.SIGKILL)  # as a killed run ends: no cleanup
         holder.wait()
-    # The server drops the lock with the dead process's connection (it sees
-    # the connection close when it next reads from it: at once, or nearly).
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with run_lock.exclusive_run(
-                dataclasses.replace(config, pipeline_root=str(tmp_path / "c"))
-            ):
-                break
-        except run_lock.RunLocked:
-            assert time.monotonic() < deadline, "the dead run's lock was never released"
-            time.sleep(0.2)
+
+    def run_lock_is_free() -> bool:
+        with run_lock.exclusive_run(dataclasses.replace(config, pipeline_root=str(tmp_path / "c"))):
+            return True
+
+    _until_freed(run_lock_is_free)
 
 
 def _task_call(run_id: str) -> list[str]:
@@ -489,18 +483,6 @@ def _task_call(run_id: str) -> list[str]:
     return [sys.executable, "-c", call]
 
 
-def _task_attempt(config, env: dict, run_id: str, log: Path) -> subprocess.Popen:
-    with log.open("a") as output:  # a file, not a pipe nobody reads
-        return subprocess.Popen(
-            _task_call(run_id),
-            env=env,
-            cwd=REPO,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 def _frozen_in_node(task: subprocess.Popen, config, run_id: str, log: Path) -> None:
     """Stops (SIGSTOP) the task's processes once ML Metadata holds its
     execution RUNNING: alive, holding its lock and connection, and working
@@ -508,12 +490,7 @@ def _frozen_in_node(task: subprocess.Popen, config, run_id: str, log: Path) -> N
     racing a node of a few seconds was not."""
 
     def running():
-        return [
-            e
-            for e in faults.executions(config, EXAMPLE_GEN)
-            if e.last_known_state == pb.Execution.RUNNING
-            and run_id in {c.name for c in _contexts(config, e)}
-        ]
+        return [e for e in _in_run(config, run_id) if e.last_known_state == pb.Execution.RUNNING]
 
     deadline = time.monotonic() + 300
     while not running():  # polled often: the node runs for a few seconds
@@ -534,8 +511,9 @@ def _contexts(config, execution) -> list:
 
 
 def _until_freed(attempt, deadline_s: float = 10):
-    """`attempt()` again while the dead holder's lock is still held: the
-    server drops it when it notices the connection closed (at once, or nearly)."""
+    """`attempt()` again while a dead holder's lock is still held: the
+    server drops a named lock with the dead process's connection, when it
+    notices the connection closed (at once, or nearly)."""
     deadline = time.monotonic() + deadline_s
     while True:
         try:
@@ -544,7 +522,7 @@ def _until_freed(attempt, deadline_s: float = 10):
                 return result
         except run_lock.RunLocked:
             pass
-        assert time.monotonic() < deadline, "the killed task's lock was never released"
+        assert time.monotonic() < deadline, "the dead holder's lock was never released"
         time.sleep(0.2)
 
 
@@ -561,7 +539,6 @@ def test_a_killed_airflow_task_is_retried_in_its_execution_and_never_canceled_al
     env = {**faults.without_settings(servers), **config.as_env()}
     connection = metadata.connection_config(config)
     live, retried, later = (f"manual__2026-12-05T0{h}:00:00+00:00" for h in (7, 8, 9))
-    log = tmp_path / "tasks.log"
     # The Beam run comes from another machine: its own pipeline root, the
     # same database (the tasks' local pipeline root is locked by its files).
     beam_machine = dataclasses.replace(config, pipeline_root=str(tmp_path / "beam_machine"))
@@ -580,7 +557,8 @@ def test_a_killed_airflow_task_is_retried_in_its_execution_and_never_canceled_al
             timeout=600,
         )
 
-    task = _task_attempt(config, env, live, log)
+    log = tmp_path / "live.log"
+    task = _start(_task_call(live), env, REPO, log)
     try:
         _frozen_in_node(task, config, live, log)
         # What a killed Beam run left, and a run under an id given by hand.
@@ -612,7 +590,8 @@ def test_a_killed_airflow_task_is_retried_in_its_execution_and_never_canceled_al
     # Killed, then a task of a later run starts before the retry: it cancels
     # the dead execution; the retry then finishes that same execution (TFX's
     # launcher reuses a run's execution of the node).
-    task = _task_attempt(config, env, retried, log)
+    log = tmp_path / "killed.log"
+    task = _start(_task_call(retried), env, REPO, log)
     _frozen_in_node(task, config, retried, log)
     killed = _in_run(config, retried)
     os.killpg(task.pid, signal.SIGKILL)
