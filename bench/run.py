@@ -181,10 +181,17 @@ def render(results: dict) -> str:
         f"Machine: {results['machine']}.",
         f"Data: span {results['trained_span']} ({results['trained_source']}), {results['rows']}; "
         f"{results['train_steps']} training steps, batch 64.",
-        f"Labels: `Yes` is a dispute, `No` or empty is none; complaints whose company response "
-        f"is still `In progress` have no outcome yet and are excluded "
-        f"({results['excluded_open']:,} rows of this span; decision and its effect in "
-        "data/README.md). Every AUC below is on complaints with an observed outcome.",
+        f"Labels: `Yes` is a dispute, `No` or empty is none, once the outcome is final: "
+        f"complaints whose company response is still `In progress` "
+        f"({results['excluded_open']:,} rows of this span) and those received within "
+        f"{prepare.OUTCOME_FINAL_AFTER_DAYS} days of the export's newest complaint, whose "
+        f"consumers may still dispute ({results['excluded_not_final']:,} rows, after "
+        f"{results['final_through']}), are excluded (decision and evidence in data/README.md, "
+        '"The prediction moment"). Every AUC below is on complaints with a final outcome.'
+        + "".join(
+            f" Span {span} ({source}) holds no final outcome, so it is no out-of-time test set."
+            for span, source in results.get("no_outcomes", [])
+        ),
         "",
         "## Pipeline cost and cache",
         "",
@@ -356,8 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logs, spans, reports = fresh_work_dir(args)
-    # The pipeline trains on the latest span; the others are out-of-time test sets.
-    trained = reports[-1]
+    # The pipeline trains on the latest span with final outcomes; older ones
+    # with final outcomes are out-of-time test sets. A span for scoring only
+    # has no outcome to test on.
+    trainable = [r for r in reports if r.rows_written]
+    trained, older = trainable[-1], trainable[:-1]
+    no_outcomes = [r for r in reports if not r.rows_written]
 
     cold = run_pipeline(run_config(args.work_dir / "in_memory", spans, args), "cold", logs)
     reruns = [
@@ -411,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     train, test = (examples.read_split(examples_uri, split) for split in ("train", "test"))
     test_sets = {f"test split of span {trained.span} ({Path(trained.source).name})": test}
-    for report in reports[:-1]:
+    for report in older:
         print(f"[bench] CsvExampleGen on span {report.span} (out-of-time test set)", flush=True)
         test_sets[f"all of span {report.span} ({Path(report.source).name}), out of time"] = (
             examples.span_examples(
@@ -435,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trained_span": trained.span,
         "trained_source": Path(trained.source).name,
         "excluded_open": trained.excluded.get(prepare.UNKNOWN_OUTCOME, 0),
+        "excluded_not_final": trained.excluded.get(prepare.NOT_FINAL_OUTCOME, 0),
+        "final_through": trained.outcome_final_through,
+        "no_outcomes": [(r.span, Path(r.source).name) for r in no_outcomes],
         "cold": cold,
         "reruns": reruns,
         "multi": multi,

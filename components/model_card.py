@@ -103,9 +103,11 @@ def performance_metrics(slice_name: str, values: dict[str, float]) -> list[dict[
 def label_rule() -> str:
     return (
         f"{features.LABEL_KEY} is 1 when the consumer disputed the company's response "
-        f"('{prepare.DISPUTED}'), 0 when not ('{prepare.NOT_DISPUTED}' or empty); complaints "
-        f"whose response is still open ({', '.join(prepare.OPEN_RESPONSES)}) are left out: "
-        "their outcome is not known yet."
+        f"('{prepare.DISPUTED}'), 0 when not ('{prepare.NOT_DISPUTED}' or empty), once the "
+        f"outcome is final; complaints whose response is still open "
+        f"({', '.join(prepare.OPEN_RESPONSES)}) and those received within "
+        f"{prepare.OUTCOME_FINAL_AFTER_DAYS} days of their export's newest complaint (the "
+        "consumer may still dispute) are left out."
     )
 
 
@@ -161,8 +163,9 @@ def build(
         "Trained on CFPB complaints of spans (YYYYMMDD, the newest complaint of each "
         f"export) {window} only: products, issues and states that appeared later map to "
         "one shared out-of-vocabulary index, and the model has never seen them.",
-        "Never trained on complaints whose company response is still open "
-        f"({', '.join(prepare.OPEN_RESPONSES)}): its output for them is an extrapolation.",
+        "Meant to be asked once the company has responded. Never trained on complaints "
+        f"whose company response is still open ({', '.join(prepare.OPEN_RESPONSES)}): its "
+        "output for them is an extrapolation.",
         "Evaluated on held-out rows of the same spans (a hash split), not on later months: "
         "a later month can differ (the run report measures each new span's drift).",
     ]

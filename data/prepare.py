@@ -7,9 +7,10 @@ or ISO, ZIP codes lose leading zeros or are masked (`770XX`), and a file saved
 by a spreadsheet may be Windows-1252 instead of UTF-8. This module maps all of
 that onto CANONICAL_COLUMNS and lays the result out as
 
-    <spans_dir>/span-<YYYYMMDD>/complaints.csv      (what CsvExampleGen reads)
-    <spans_dir>/span-<YYYYMMDD>/report.json         (what was kept, fixed, excluded)
-    <spans_dir>/span-<YYYYMMDD>/complaint_ids.txt   (ids of the rows written)
+    <spans_dir>/span-<YYYYMMDD>/complaints.csv       (final outcomes: what CsvExampleGen reads)
+    <spans_dir>/span-<YYYYMMDD>/open/complaints.csv  (outcome not final yet: to be scored)
+    <spans_dir>/span-<YYYYMMDD>/report.json          (what was kept, fixed, excluded)
+    <spans_dir>/span-<YYYYMMDD>/complaint_ids.txt    (ids of the final rows written)
 
 A span is named by its data, not by file order: YYYYMMDD is the day of the
 newest complaint in the export, so a newer export is a later span, and adding
@@ -17,9 +18,12 @@ an older one (a backfill) creates an earlier span and changes no existing one.
 A prepared span is never rewritten (ExampleGen fingerprints its files, so the
 pipeline's cache holds, and ML Metadata's examples of it stay true to them):
 preparing its export with another row cap is refused.
-A complaint already in a prepared span is left out of a new span and counted
-(the first span to hold a complaint keeps it; on a fresh folder spans are
-prepared oldest first). Rows that cannot be used are counted per reason and
+A complaint is trained on from the first span where its outcome is final: one
+already final in a prepared span is left out of a new span and counted (on a
+fresh folder spans are prepared oldest first), while one still open there is
+trained on from the later export that holds its final outcome. An export
+without enough final outcomes to train on (a recent one) is prepared for
+scoring only: its open complaints, no complaints.csv. Rows that cannot be used are counted per reason and
 reported; none disappear silently.
 
     python -m data.prepare --help
@@ -58,6 +62,9 @@ MAX_REJECTED_FRACTION = 0.05
 MIN_SPAN_ROWS = 100
 INVALID_ZIP = "zip_code invalid, written empty"
 SPAN_FILE_NAME = "complaints.csv"
+# A span's open complaints sit in a folder of their own: ExampleGen's input
+# pattern (span-{SPAN}/*.csv) reads every CSV file beside complaints.csv.
+OPEN_DIR_NAME = "open"
 REPORT_FILE_NAME = "report.json"
 IDS_FILE_NAME = "complaint_ids.txt"
 SPAN_DIR_PATTERN = re.compile(r"^span-(\d+)$")
@@ -73,37 +80,72 @@ DATE_COLUMN = "date_received"
 # so the column order decides nothing.)
 CANONICAL_COLUMNS = (*features.FEATURE_NAMES, *OPTIONAL_COLUMNS, DATE_COLUMN, LABEL_COLUMN)
 
+# A span's complaints whose outcome is not observed yet: what batch scoring
+# reads, by id, without a label.
+OPEN_COLUMNS = (ID_COLUMN, *(c for c in CANONICAL_COLUMNS if c != LABEL_COLUMN))
+
 # Every canonical column but the optional ones. An export without one of
 # these is refused rather than written with an empty column.
 REQUIRED_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c not in OPTIONAL_COLUMNS)
 
-# The label rule, stated once. `Yes` is a dispute and `No` is none. An empty
-# label is "not disputed" (CFPB leaves it empty when the consumer did not
-# dispute; the 2014 export has no `No` at all) -- except while the company's
-# response is still open: then the outcome is not known yet, and calling it
-# "not disputed" would teach the model "in progress => not disputed" (2,690
-# rows of the 2015 export, none disputed). Such rows are excluded and counted.
-# `Untimely response` rows stay: there is no response to dispute, which is
-# known when the model is asked, so 0 is their true outcome.
+# The label rule, stated once (data/README.md: "Labels" and "The prediction
+# moment"). `Yes` is a dispute and `No` is none. An empty label is "not
+# disputed so far": CFPB writes `No` only once the consumer's 60 days to
+# dispute the company's response are over (the 2014 export has no `No` at
+# all). So a row's outcome is observed only when it is final:
+# - while the company's response is still open (`In progress`) there is no
+#   outcome yet; labelling it 0 taught the model "in progress => not
+#   disputed" (2,690 rows of the 2015 export, none disputed);
+# - a row received within OUTCOME_FINAL_AFTER_DAYS of its export's newest
+#   complaint may still be disputed: the exports' dispute rate stops changing
+#   for complaints received more than about a month before that day
+#   (python -m bench.label_maturity). The rule is on age alone, whatever the
+#   label (keeping recent `Yes` rows and dropping recent empty ones would
+#   teach the model that recency means dispute); an explicit `No` is final.
+# Rows without an observed outcome are not trained or evaluated on; those
+# with a response are what batch scoring scores. `Untimely response` rows
+# stay: there is no response to dispute, so 0 is their true outcome.
 DISPUTED, NOT_DISPUTED = "Yes", "No"
 LABEL_VALUES = {DISPUTED.lower(): 1, NOT_DISPUTED.lower(): 0, "": 0}
 OPEN_RESPONSES = ("In progress",)
-UNKNOWN_OUTCOME = "outcome not known yet (company_response In progress)"
-# A consumer may dispute for 60 days after the company's response, and the
-# exports' dispute rate stops changing for complaints received more than
-# about a month before an export's newest one: younger rows' outcomes are not
-# final yet (measured: python -m bench.label_maturity; data/README.md, "The
-# prediction moment"). Reported with every span; not yet applied to labels.
 OUTCOME_FINAL_AFTER_DAYS = 35
+UNKNOWN_OUTCOME = "outcome not known yet (company_response In progress)"
+TOO_FEW_FINAL = f"final, but fewer than {MIN_SPAN_ROWS} in this export: a span for scoring only"
+NOT_FINAL_OUTCOME = (
+    f"outcome not final yet (received within {OUTCOME_FINAL_AFTER_DAYS} days of the "
+    "export's newest complaint)"
+)
 
 
-def observed_outcome(label: str, company_response: str) -> int | None:
-    """The rule above: 1 disputed, 0 not, None while the outcome is not known
-    yet. `label` is Yes/No/empty in any case (KeyError otherwise)."""
+def final_through(newest_received: str) -> str:
+    """The newest day (ISO) a complaint may have been received for its outcome
+    to be final in an export whose newest complaint is from `newest_received`."""
+    newest = datetime.date.fromisoformat(newest_received)
+    return (newest - datetime.timedelta(days=OUTCOME_FINAL_AFTER_DAYS)).isoformat()
+
+
+def outcome_status(
+    label: str, company_response: str, received: str, final_day: str | None
+) -> str | None:
+    """Why a row's outcome is not observed (UNKNOWN_OUTCOME, NOT_FINAL_OUTCOME),
+    None when it is. `received` and `final_day` are ISO dates (final_through;
+    None: the export states every outcome, see states_outcomes); `label` is
+    Yes/No/empty in any case (KeyError otherwise)."""
     value = LABEL_VALUES[label.lower()]
     if company_response in OPEN_RESPONSES and label == "":
-        return None
-    return value
+        return UNKNOWN_OUTCOME
+    if final_day is not None and received > final_day and not (label and value == 0):
+        return NOT_FINAL_OUTCOME
+    return None
+
+
+def states_outcomes(rows: Iterable[dict[str, str]]) -> bool:
+    """True for an export whose every responded complaint is `Yes` or `No`:
+    one that writes outcomes once they are known (feedback.join writes only
+    learned outcomes), not one read while disputes are open, whose empty
+    labels mean "not so far" (CFPB's exports). Its outcomes are final at any
+    age."""
+    return all(r[LABEL_COLUMN] or r["company_response"] in OPEN_RESPONSES for r in rows)
 
 
 def outcome_text(disputed: int | bool) -> str:
@@ -143,6 +185,8 @@ class SpanReport:
     last_date: str = ""
     rows_read: int = 0
     rows_written: int = 0
+    open_rows_written: int = 0
+    outcome_final_through: str = ""
     max_rows: int | None = None
     rejected: dict[str, int] = dataclasses.field(default_factory=dict)
     excluded: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -165,8 +209,8 @@ class SpanReport:
         lines = [
             f"span {self.span} <- {self.source} ({self.first_date} .. {self.last_date}"
             f"{encoding}): {self.rows_written} rows written ({share:.1%} disputed), "
-            f"{self.rows_read} read, {self.rows_rejected} rejected, "
-            f"{sum(self.excluded.values())} excluded"
+            f"{self.open_rows_written} open (to score), {self.rows_read} read, "
+            f"{self.rows_rejected} rejected, {sum(self.excluded.values())} excluded"
         ]
         for kind, bucket in (
             ("rejected", self.rejected),
@@ -268,7 +312,9 @@ def _delimiter_hint(header: Sequence[str]) -> str:
 
 def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
     """Yields canonical rows (plus `complaint_id` when the export has one) from
-    one export's CSV text, counting rejections and exclusions into `report`."""
+    one export's CSV text, counting rejections and fixes into `report`. The
+    label is still the export's Yes/No/empty: whether it is an observed
+    outcome depends on the export's newest complaint (split_by_outcome)."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if not header:
@@ -312,11 +358,6 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
         row[DATE_COLUMN] = date
         report.first_date = min(report.first_date or date, date)
         report.last_date = max(report.last_date, date)
-        outcome = observed_outcome(label, row["company_response"])
-        if outcome is None:
-            report.count(report.excluded, UNKNOWN_OUTCOME)
-            continue
-        row[LABEL_COLUMN] = str(outcome)
         if "zip_code" in row:
             zip_code = normalize_zip(row["zip_code"])
             if zip_code is None:
@@ -347,6 +388,18 @@ def complaints_as_asked(source: Path) -> Iterator[dict[str, str]]:
         yield {c: row[c] for c in (*CANONICAL_COLUMNS, ID_COLUMN) if c in row}
 
 
+def final_outcomes(source: Path) -> dict[str, int]:
+    """Complaint id -> observed outcome (1 disputed, 0 not) of every complaint
+    of an export whose outcome is final by the label rule above."""
+    text, encoding = decode(_read_bytes(source), source)
+    report = SpanReport(span=0, source=source.name, source_sha256="", encoding=encoding)
+    rows = list(canonical_rows(text, report))
+    if not report.last_date:
+        return {}
+    final, _ = split_by_outcome(rows, report)
+    return {r[ID_COLUMN]: int(r[LABEL_COLUMN]) for r in final if r.get(ID_COLUMN)}
+
+
 def _evenly_spaced(rows: list[_Row], max_rows: int | None) -> list[_Row]:
     """A deterministic sample spread over the whole export (exports are sorted
     by date, so the first N rows would be one week of complaints)."""
@@ -366,7 +419,8 @@ class _ParsedExport:
 
     source: Location
     report: SpanReport
-    rows: list[dict[str, str]]
+    rows: list[dict[str, str]]  # with an observed outcome
+    open_rows: list[dict[str, str]]  # without one yet, no label
 
     @classmethod
     def read(cls, source: Location, raw: bytes, digest: str, max_rows: int | None) -> _ParsedExport:
@@ -381,7 +435,29 @@ class _ParsedExport:
                 f"{report.rejected or 'none'}); is this a CFPB complaints export?"
             )
         report.span = span_number(report.last_date)
-        return cls(source, report, rows)
+        final, open_ = split_by_outcome(rows, report)
+        return cls(source, report, final, open_)
+
+
+def split_by_outcome(
+    rows: Iterable[dict[str, str]], report: SpanReport
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(rows with an observed outcome, labelled 0/1; open rows, without a
+    label) of one export, by the label rule; counts the open ones by reason."""
+    rows = list(rows)
+    explicit = states_outcomes(rows)
+    report.outcome_final_through = report.last_date if explicit else final_through(report.last_date)
+    final_day = None if explicit else report.outcome_final_through
+    final, open_ = [], []
+    for row in rows:
+        label = row.pop(LABEL_COLUMN)
+        why = outcome_status(label, row["company_response"], row[DATE_COLUMN], final_day)
+        if why is None:
+            final.append({**row, LABEL_COLUMN: str(LABEL_VALUES[label.lower()])})
+        else:
+            report.count(report.excluded, why)
+            open_.append(row)
+    return final, open_
 
 
 def _check_rejections(source: Location, report: SpanReport, max_rejected_fraction: float) -> None:
@@ -400,19 +476,13 @@ def _check_rejections(source: Location, report: SpanReport, max_rejected_fractio
         )
 
 
-def _write_span(
-    export: _ParsedExport,
-    directory: Location,
-    others: dict[int, SpanReport],
-    taken: dict[str, int],
-    max_rejected_fraction: float,
-) -> SpanReport:
-    """Writes one parsed export as span `export.report.span`, leaving out the
-    complaints that other spans hold (`taken`: complaint id -> span)."""
-    report, source = export.report, export.source
-    _check_rejections(source, report, max_rejected_fraction)
-    rows, seen = [], set()
-    for row in export.rows:
+def _new_complaints(
+    rows: list[dict[str, str]], taken: dict[str, int], report: SpanReport
+) -> list[tuple[str, dict[str, str]]]:
+    """(complaint id, row) of `rows` without the complaints other spans hold
+    final (`taken`: complaint id -> span) and without repeats, counted."""
+    kept, seen = [], set()
+    for row in rows:
         complaint = row.pop(ID_COLUMN, "")
         if complaint and complaint in taken:
             report.count(report.excluded, f"complaint already in span {taken[complaint]}")
@@ -422,44 +492,68 @@ def _write_span(
             continue
         if complaint:
             seen.add(complaint)
-        rows.append((complaint, row))
+        kept.append((complaint, row))
+    return kept
+
+
+def _write_span(
+    export: _ParsedExport,
+    directory: Location,
+    others: dict[int, SpanReport],
+    taken: dict[str, int],
+    max_rejected_fraction: float,
+) -> SpanReport:
+    """Writes one parsed export as span `export.report.span`: its final rows
+    (without the complaints other spans hold final) for training, its open
+    ones for scoring. Too few final rows to train on, and open ones: a span
+    for scoring only."""
+    report, source = export.report, export.source
+    _check_rejections(source, report, max_rejected_fraction)
+    rows = _new_complaints(export.rows, taken, report)
+    open_rows = _new_complaints(export.open_rows, taken, report)
     overlapping = [
         s
         for s, r in sorted(others.items())
         if r.first_date <= report.last_date and report.first_date <= r.last_date
     ]
-    if overlapping and not seen:
+    if overlapping and not any(c for c, _ in rows + open_rows):
         report.notes.append(
             f"dates overlap span(s) {', '.join(map(str, overlapping))}, and this export has "
             "no complaint ids: complaints in both are kept twice"
         )
     rows = _evenly_spaced(rows, report.max_rows)
-    if len(rows) < MIN_SPAN_ROWS:
+    open_rows = _evenly_spaced(open_rows, report.max_rows)
+    if len(rows) < MIN_SPAN_ROWS and not open_rows:
         raise PreparationError(
             f"{source}: too few rows for a span: {len(rows)} usable (at least {MIN_SPAN_ROWS} "
             f"needed; {report.rows_read} read, excluded: {report.excluded or 'none'}, "
             f"rejected: {report.rejected or 'none'}); merge it with the next export or "
             "remove it from the raw folder"
         )
-    report.rows_written = len(rows)
-    report.positive_rows = sum(r[LABEL_COLUMN] == "1" for _, r in rows)
-    final_before = (
-        datetime.date.fromisoformat(report.last_date)
-        - datetime.timedelta(days=OUTCOME_FINAL_AFTER_DAYS)
-    ).isoformat()
-    recent = sum(r[DATE_COLUMN] > final_before for _, r in rows)
-    if recent:
+    if len(rows) < MIN_SPAN_ROWS:
+        if rows:
+            report.excluded[TOO_FEW_FINAL] = len(rows)
         report.notes.append(
-            f"{recent} of {len(rows)} rows were received within {OUTCOME_FINAL_AFTER_DAYS} "
-            f"days of the newest complaint ({report.last_date}): their dispute outcome may "
-            "not be final yet (data/README.md, 'The prediction moment')"
+            f"for scoring only: {len(rows)} rows with a final outcome (at least "
+            f"{MIN_SPAN_ROWS} to train on; outcomes are final for complaints received up to "
+            f"{report.outcome_final_through}); a later export holding their final outcomes "
+            "trains on them"
         )
+        rows = []
+    report.rows_written = len(rows)
+    report.open_rows_written = len(open_rows)
+    report.positive_rows = sum(r[LABEL_COLUMN] == "1" for _, r in rows)
 
     directory.mkdir(parents=True, exist_ok=True)
-    with storage.open_text(directory / SPAN_FILE_NAME, "w") as f:
-        writer = csv.DictWriter(f, fieldnames=CANONICAL_COLUMNS)
-        writer.writeheader()
-        writer.writerows(r for _, r in rows)
+    if rows:
+        _write_csv(directory / SPAN_FILE_NAME, CANONICAL_COLUMNS, (r for _, r in rows))
+    if open_rows:
+        (directory / OPEN_DIR_NAME).mkdir(parents=True, exist_ok=True)
+        _write_csv(
+            open_file(directory),
+            OPEN_COLUMNS,
+            ({ID_COLUMN: c, **r} for c, r in open_rows),
+        )
     ids = [c for c, _ in rows if c]
     if ids:
         (directory / IDS_FILE_NAME).write_text("\n".join(ids) + "\n")
@@ -467,6 +561,13 @@ def _write_span(
         json.dumps(dataclasses.asdict(report), indent=2) + "\n"
     )
     return report
+
+
+def _write_csv(path: Location, columns: Sequence[str], rows: Iterable[dict[str, str]]) -> None:
+    with storage.open_text(path, "w") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def prepare_export(
@@ -499,6 +600,11 @@ def raw_exports(raw_dir: Location) -> list[Location]:
 
 def span_dir(spans_dir: Location, span: int) -> Location:
     return spans_dir / f"span-{span}"
+
+
+def open_file(directory: Location) -> Location:
+    """The open complaints (OPEN_COLUMNS) of the span in `directory`."""
+    return directory / OPEN_DIR_NAME / SPAN_FILE_NAME
 
 
 def span_dirs(spans_dir: Location) -> dict[int, Location]:
@@ -537,6 +643,12 @@ def prepared_spans(spans_dir: Location) -> dict[int, SpanReport]:
                 f"by their newest day (YYYYMMDD); delete {spans_dir} once to re-prepare"
             )
         report = read_span_report(directory)
+        if report is not None and not report.outcome_final_through:
+            raise PreparationError(
+                f"{directory}: prepared before outcomes had to be final (recent closures "
+                "were labelled 'not disputed'; data/README.md, 'The prediction moment'); "
+                f"delete {spans_dir} once to re-prepare"
+            )
         if report is not None:
             spans[span] = report
     return spans

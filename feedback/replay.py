@@ -8,9 +8,10 @@ Each complaint goes as it would arrive (open complaints included; the label
 is not sent) with its `complaint_id`, over gRPC Classify in batches, through
 the client (serving/client.py). Point it at the logging proxy's port so the
 requests are logged. With `--outcomes-out` it also writes the outcomes the
-export records, as the outcomes file `python -m feedback.join` reads (learned
-today; complaints whose outcome is not known yet are left out, by the label
-rule of data/prepare.py). Exit status: 0 sent, 1 the server failed, 2 bad input.
+export (or a later one, `--outcomes-from`) records, as the outcomes file
+`python -m feedback.join` reads (learned today; complaints whose outcome is
+not final there are left out, by the label rule of data/prepare.py: in an
+export read while their dispute window was open, recent complaints have none). Exit status: 0 sent, 1 the server failed, 2 bad input.
 """
 
 from __future__ import annotations
@@ -43,19 +44,17 @@ def complaints(export: Path, rows: int | None) -> tuple[list[dict], list[dict], 
     return sendable, sources, skipped
 
 
-def write_outcomes(path: Path, rows: Sequence[dict], learned: datetime.date) -> int:
+def write_outcomes(path: Path, export: Path, rows: Sequence[dict], learned: datetime.date) -> int:
+    """Writes the final outcomes `export` records for the complaints of `rows`
+    (data/prepare.py's label rule decides which are final)."""
+    outcomes = prepare.final_outcomes(export)
     written = 0
     with path.open("w", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(join.OUTCOME_COLUMNS)
         for row in rows:
-            try:
-                outcome = prepare.observed_outcome(
-                    row.get(prepare.LABEL_COLUMN, ""), row.get("company_response", "")
-                )
-            except KeyError:  # not an export's Yes/No/empty (a prepared span's 0/1)
-                continue
-            if outcome is not None and row.get(prepare.ID_COLUMN):
+            outcome = outcomes.get(row.get(prepare.ID_COLUMN, ""))
+            if outcome is not None:
                 writer.writerow(
                     [row[prepare.ID_COLUMN], prepare.outcome_text(outcome), learned.isoformat()]
                 )
@@ -74,7 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8510, help="gRPC port (the logging proxy's)")
     parser.add_argument("--rows", type=int, help="send at most this many complaints")
     parser.add_argument("--batch", type=int, default=50, help="complaints per request")
-    parser.add_argument("--outcomes-out", type=Path, help="write the export's outcomes here")
+    parser.add_argument(
+        "--outcomes-out", type=Path, help="write the sent complaints' outcomes here"
+    )
+    parser.add_argument(
+        "--outcomes-from",
+        type=Path,
+        help="the export whose final outcomes --outcomes-out writes (default: the sent one; "
+        "a later export, where more of them are final)",
+    )
     config, args = configs.parse_args(parser, argv, names=("model_name",))
     try:
         sendable, sources, skipped = complaints(args.export, args.rows)
@@ -97,10 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.outcomes_out:
         today = datetime.datetime.now(datetime.timezone.utc).date()
-        written = write_outcomes(args.outcomes_out, sources, today)
+        try:
+            written = write_outcomes(
+                args.outcomes_out, args.outcomes_from or args.export, sources, today
+            )
+        except prepare.PreparationError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         print(
             f"wrote {written:,} outcomes to {args.outcomes_out} "
-            f"({len(sources) - written:,} not known yet)"
+            f"({len(sources) - written:,} not final yet)"
         )
     return 0
 

@@ -13,7 +13,9 @@ newest run's statistics: a refused span's or a later model's say nothing about
 the served one), using the curated schema's skew comparators (L-infinity for
 categorical features, Jensen-Shannon for the ZIP code; data/schema.py). It
 also checks the logged requests against the schema's rules for those features
-(values never seen, missing required values).
+(values never seen, missing required values). Only complaints asked at the
+prediction moment are compared: those asked while the company's response was
+still in progress are counted apart (data/README.md, "The prediction moment").
 
 Skew is a fact about traffic, which arrives on its own schedule, not about a
 pipeline run: this is a command to run next to the logs (a cron job or an
@@ -36,6 +38,7 @@ import sys
 from collections.abc import Sequence
 
 from components import artifact_properties as props
+from data import prepare
 from feedback import prediction_log
 from models import features
 from pipeline import node_ids
@@ -65,6 +68,10 @@ class SkewResult:
     measurements: list[dict]  # feature, comparator, distance, threshold, beyond
     serving_anomalies: dict[str, str]  # feature: what the schema check found
     blocks: bool
+    # Logged complaints asked before the company responded (data/prepare.py's
+    # OPEN_RESPONSES): not the moment the model is trained for, so counted
+    # here and not compared (data/README.md, "The prediction moment").
+    asked_before_response: int = 0
 
     @property
     def beyond(self) -> list[dict]:
@@ -75,7 +82,8 @@ class SkewResult:
         trained = self.training_statistics
         others = sorted(set(trained.get("answered", {})) - {str(trained.get("version"))})
         return (
-            f"{self.logged_complaints:,} logged complaints ({self.logged_requests:,} requests, "
+            f"{self.logged_complaints - self.asked_before_response:,} logged complaints "
+            f"({self.logged_requests:,} requests, "
             f"{self.window[0]} .. {self.window[1]}) vs the training data of version "
             f"{trained.get('version')} (train split of span(s) "
             f"{', '.join(map(str, trained.get('spans') or [trained.get('span')]))})"
@@ -94,6 +102,12 @@ class SkewResult:
 
     def render(self) -> str:
         lines = [f"{self.describe()}: {self.verdict()}"]
+        if self.asked_before_response:
+            lines.append(
+                f"{self.asked_before_response:,} of {self.logged_complaints:,} logged complaints "
+                "were asked before the company responded (still in progress): not compared; "
+                "the model is trained to be asked once the response is known"
+            )
         if self.serving_anomalies:
             lines.append(
                 "schema anomalies in the logged requests: "
@@ -314,7 +328,13 @@ def check(
     output_dir = os.path.join(config.pipeline_root, SKEW_DIR, f"{now:%Y%m%dT%H%M%S.%fZ}")
     tf.io.gfile.makedirs(output_dir)
     training = window_statistics(window, output_dir)
-    serving = serving_statistics(complaints, output_dir)
+    responded = [c for c in complaints if c.get("company_response") not in prepare.OPEN_RESPONSES]
+    if not responded:
+        raise SkewError(
+            f"all {len(complaints):,} logged complaints from {since} to {until} were asked "
+            "before the company responded: nothing asked at the prediction moment to compare"
+        )
+    serving = serving_statistics(responded, output_dir)
     measurements, anomalies = measure(training, serving, schema)
     result = SkewResult(
         checked_at=f"{now:%Y-%m-%d %H:%M} UTC",
@@ -331,6 +351,7 @@ def check(
         measurements=measurements,
         serving_anomalies=anomalies,
         blocks=False,
+        asked_before_response=len(complaints) - len(responded),
     )
     result.blocks = config.skew_blocks and bool(result.beyond)
     with tf.io.gfile.GFile(os.path.join(output_dir, RESULT_FILE), "w") as out:

@@ -1,5 +1,6 @@
 import csv
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -26,36 +27,54 @@ def test_both_vintages_map_onto_the_canonical_columns(tmp_path):
         (SPAN_2015, EXPORT_2015.name),
     ]
     for report in reports:
-        rows = _read_span(prepare.span_dir(tmp_path, report.span) / prepare.SPAN_FILE_NAME)
-        assert tuple(rows[0].keys()) == prepare.CANONICAL_COLUMNS
-        assert len(rows) == report.rows_written
-        assert {r["consumer_disputed"] for r in rows} == {"0", "1"}
-        assert all(len(r["date_received"]) == 10 for r in rows)  # ISO dates
+        directory = prepare.span_dir(tmp_path, report.span)
+        open_rows = _read_span(prepare.open_file(directory))
+        assert tuple(open_rows[0].keys()) == prepare.OPEN_COLUMNS  # no label
+        assert len(open_rows) == report.open_rows_written
+        assert all(r[prepare.ID_COLUMN] for r in open_rows)
+        assert all(len(r["date_received"]) == 10 for r in open_rows)  # ISO dates
 
     span_2014, span_2015 = reports
     # The 2014 export has one truncated row; it is counted, not silently lost.
-    # Open complaints ("In progress", no label yet) are excluded and counted.
     assert span_2014.rows_read == 8340
     assert span_2014.rejected == {"wrong field count (expected 14)": 1}
-    assert span_2014.excluded == {prepare.UNKNOWN_OUTCOME: 1758}
-    assert span_2014.rows_written == 8340 - 1 - 1758
+    # Read within five weeks of its complaints, it holds no final outcome:
+    # a span to score, with nothing to train on (data/README.md).
+    assert span_2014.outcome_final_through == "2014-10-09" < span_2014.first_date
+    assert span_2014.excluded == {
+        prepare.UNKNOWN_OUTCOME: 1758,
+        prepare.NOT_FINAL_OUTCOME: 8340 - 1 - 1758,
+    }
+    assert span_2014.rows_written == 0 and span_2014.open_rows_written == 8339
+    assert not (prepare.span_dir(tmp_path, SPAN_2014) / prepare.SPAN_FILE_NAME).exists()
+    assert any(n.startswith("for scoring only: 0 rows") for n in span_2014.notes)
     # The 2015 export has no Company / Submitted via columns: written empty.
     assert span_2015.missing_columns == ["company", "submitted_via"]
-    assert span_2015.excluded == {prepare.UNKNOWN_OUTCOME: 2690}
-    assert span_2015.rows_written == 28156 - 2690
-    # Label: all 4,708 `Yes` are kept (no open complaint is disputed).
-    assert span_2015.positive_rows == 4708
+    # Outcomes are final for complaints received up to 35 days before its
+    # newest one (2015-03-19); the younger ones and the open ones are to score.
+    assert span_2015.outcome_final_through == "2015-02-12"
+    assert span_2015.excluded == {prepare.UNKNOWN_OUTCOME: 2690, prepare.NOT_FINAL_OUTCOME: 8033}
+    assert span_2015.rows_written == 28156 - 2690 - 8033 == 17433
+    assert span_2015.open_rows_written == 2690 + 8033
+    assert span_2015.positive_rows == 3359  # 19.3%, the rate of the matured weeks
     assert (span_2015.first_date, span_2015.last_date) == ("2015-01-01", "2015-03-19")
+    rows = _read_span(prepare.span_dir(tmp_path, SPAN_2015) / prepare.SPAN_FILE_NAME)
+    assert tuple(rows[0].keys()) == prepare.CANONICAL_COLUMNS
+    assert len(rows) == span_2015.rows_written
+    assert {r["consumer_disputed"] for r in rows} == {"0", "1"}
+    assert max(r["date_received"] for r in rows) == "2015-02-12"
 
 
 def test_2015_zip_codes_regain_their_leading_zeros(tmp_path):
     report = prepare.prepare_all(prepare.RAW_DIR, tmp_path)[1]
-    rows = _read_span(prepare.span_dir(tmp_path, SPAN_2015) / prepare.SPAN_FILE_NAME)
+    directory = prepare.span_dir(tmp_path, SPAN_2015)
+    rows = _read_span(directory / prepare.SPAN_FILE_NAME)
+    rows += _read_span(prepare.open_file(directory))
     zips = [r["zip_code"] for r in rows if r["zip_code"]]
     assert all(len(z) == 5 and z.isdigit() for z in zips)
     # 2,368 short ZIPs in the export (2,274 four-digit, 88 three-digit, 5
-    # two-digit, 1 one-digit); 2,132 of them in rows with a known outcome.
-    assert report.fixed == {"zip_code padded or unmasked": 2132}
+    # two-digit, 1 one-digit).
+    assert report.fixed == {"zip_code padded or unmasked": 2368}
     assert sum(z.startswith("0") for z in zips) >= 2000
 
 
@@ -166,16 +185,19 @@ def test_unusable_exports_fail_loudly(tmp_path, content, message):
         prepare.prepare_export(export, tmp_path / "span")
 
 
-def _real_rows(n=None, newest=None):
-    """Header and real rows of the 2015 export with a known outcome (at most
-    n; received on or before `newest`, ISO), as an export would have them."""
+def _real_rows(n=None, newest=None, explicit=False):
+    """Header and real rows of the 2015 export with a response (at most n;
+    received on or before `newest`, ISO; `explicit`: only rows labelled Yes
+    or No, an export whose every outcome is final), as an export has them."""
     header, rows = real_export(EXPORT_2015.name)
     response, received = header.index("Company response"), header.index("Date received")
+    label = header.index("Consumer disputed?")
     rows = [
         r
         for r in rows
         if r[response] != "In progress"
         and (newest is None or prepare._parse_date(r[received]) <= newest)
+        and (r[label] or not explicit)
     ]
     return header, rows[:n]
 
@@ -207,13 +229,13 @@ def test_exports_broken_beyond_quirks_are_refused(tmp_path, breakage, message):
 def test_unchanged_spans_are_not_rewritten(tmp_path):
     # ExampleGen fingerprints its input files; rewriting them would defeat caching.
     prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=500)
-    span_file = prepare.span_dir(tmp_path, SPAN_2014) / prepare.SPAN_FILE_NAME
+    span_file = prepare.span_dir(tmp_path, SPAN_2015) / prepare.SPAN_FILE_NAME
     before = span_file.stat().st_mtime_ns
 
     reports = prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=500)
 
     assert span_file.stat().st_mtime_ns == before
-    assert reports[0].rows_written == 500
+    assert reports[1].rows_written == 500 and reports[1].open_rows_written == 500
 
 
 def test_another_row_cap_on_prepared_spans_is_refused(tmp_path):
@@ -266,7 +288,7 @@ def test_a_backfilled_older_export_changes_no_existing_span(tmp_path):
     assert {k: v for k, v in after.items() if k.parts[0] == f"span-{SPAN_2015}"} == before
 
 
-def test_overlapping_exports_keep_each_complaint_once(tmp_path):
+def test_overlapping_exports_train_on_each_complaint_once_its_outcome_is_final(tmp_path):
     # A real January-February cut of the 2015 export, next to the whole export.
     header, rows = _real_rows(newest="2015-02-28")
     raw, spans = tmp_path / "raw", tmp_path / "spans"
@@ -276,11 +298,13 @@ def test_overlapping_exports_keep_each_complaint_once(tmp_path):
 
     cut, whole = prepare.prepare_all(raw, spans)
 
-    # Oldest first: the cut keeps its complaints, the whole export gives them up.
+    # Oldest first: the cut trains on its complaints final by 2015-01-24, the
+    # whole export gives those up...
     assert (cut.span, whole.span) == (20150228, SPAN_2015)
-    assert cut.rows_written == len(rows)
-    assert whole.excluded["complaint already in span 20150228"] == len(rows)
-    assert whole.rows_written == 28156 - 2690 - len(rows)
+    assert cut.outcome_final_through == "2015-01-24"
+    assert cut.rows_written + cut.open_rows_written == len(rows)
+    assert whole.excluded["complaint already in span 20150228"] == cut.rows_written
+    assert whole.rows_written == 17433 - cut.rows_written
     ids = [
         set((prepare.span_dir(spans, s) / prepare.IDS_FILE_NAME).read_text().split())
         for s in (cut.span, SPAN_2015)
@@ -288,6 +312,13 @@ def test_overlapping_exports_keep_each_complaint_once(tmp_path):
     assert len(ids[0]) == cut.rows_written and len(ids[1]) == whole.rows_written
     assert not ids[0] & ids[1]
     assert "excluded" in whole.summary() and "20150228" in whole.summary()
+    # ...and trains on those the cut still had open, now final.
+    open_in_cut = {
+        r[prepare.ID_COLUMN]: r["date_received"]
+        for r in _read_span(prepare.open_file(prepare.span_dir(spans, cut.span)))
+    }
+    matured = {c for c, day in open_in_cut.items() if day <= whole.outcome_final_through}
+    assert len(matured) > 1000 and matured <= ids[1]
 
 
 def test_an_export_of_complaints_already_prepared_is_refused_as_too_small(tmp_path):
@@ -296,7 +327,8 @@ def test_an_export_of_complaints_already_prepared_is_refused_as_too_small(tmp_pa
     shutil.copy(EXPORT_2015, raw)
     prepare.prepare_all(raw, spans)
     before = _digests(spans)
-    header, rows = _real_rows(newest="2015-02-28")
+    # Complaints whose outcomes the whole export holds final, trained or open.
+    header, rows = _real_rows(newest="2015-02-12")
     write_csv(raw / "again.csv", header, rows)
 
     with pytest.raises(
@@ -336,8 +368,8 @@ def test_max_rows_samples_across_the_whole_export(tmp_path):
         r["date_received"]
         for r in _read_span(prepare.span_dir(tmp_path, SPAN_2015) / prepare.SPAN_FILE_NAME)
     )
-    # The export covers 2015-01-01 .. 2015-03-19; the sample must too.
-    assert dates[0] < "2015-01-10" and dates[-1] > "2015-03-01"
+    # Its final outcomes cover 2015-01-01 .. 2015-02-12; the sample must too.
+    assert dates[0] < "2015-01-10" and dates[-1] > "2015-02-05"
 
 
 def _real_text(n=200):
@@ -346,7 +378,7 @@ def _real_text(n=200):
 
 def test_windows_1252_exports_are_read_as_such(tmp_path):
     # A spreadsheet on Windows saves curly quotes and accents as cp1252 bytes.
-    header, rows = _real_rows(200)
+    header, rows = _real_rows(200, explicit=True)
     issue = header.index("Issue")
     rows[0][issue] = "Loan servicing \u2019s caf\u00e9"
     export = write_csv(tmp_path / "windows.csv", header, rows, encoding="cp1252")
@@ -389,7 +421,8 @@ def test_another_delimiter_is_named(tmp_path):
 
 
 def test_too_few_rows_is_refused(tmp_path):
-    header, rows = _real_rows(prepare.MIN_SPAN_ROWS - 1)
+    # Every outcome final (labelled Yes or No), none open to score.
+    header, rows = _real_rows(prepare.MIN_SPAN_ROWS - 1, explicit=True)
     export = write_csv(tmp_path / "tiny.csv", header, rows)
     with pytest.raises(
         prepare.PreparationError,
@@ -431,43 +464,62 @@ def test_complaints_as_asked_keep_open_complaints_and_ids():
     asked = list(prepare.complaints_as_asked(export))
     report = prepare.SpanReport(span=0, source=export.name, source_sha256="")
     text, _ = prepare.decode(export.read_bytes(), export)
-    trained = list(prepare.canonical_rows(text, report))
+    rows = list(prepare.canonical_rows(text, report))
     open_ones = [a for a in asked if a["company_response"] in prepare.OPEN_RESPONSES]
     # The export's one broken row (a wrong field count) is the only one left out.
-    assert report.rows_rejected == 1 and len(asked) == report.rows_read - 1
-    assert len(open_ones) >= report.excluded[prepare.UNKNOWN_OUTCOME]
-    assert len(trained) + report.excluded[prepare.UNKNOWN_OUTCOME] <= len(asked)
+    assert report.rows_rejected == 1 and len(asked) == len(rows) == report.rows_read - 1
+    assert len(open_ones) == 1758
     assert all(a[prepare.ID_COLUMN] for a in asked)
     assert all(a["zip_code"] == "" or len(a["zip_code"]) == 5 for a in asked)
 
 
+OLD, YOUNG = "2015-01-05", "2015-03-01"  # received before / after the final day
+FINAL_DAY = "2015-02-12"
+
+
 @pytest.mark.parametrize(
-    "label, response, outcome",
+    "label, response, received, status",
     [
-        ("Yes", "Closed with explanation", 1),
-        ("No", "In progress", 0),
-        ("", "Closed", 0),
-        ("", "In progress", None),  # not known yet
-        ("", "Untimely response", 0),
+        ("Yes", "Closed with explanation", OLD, None),
+        ("", "Closed", OLD, None),  # not disputed within the window
+        ("", "Untimely response", OLD, None),
+        ("No", "Closed", YOUNG, None),  # CFPB writes No once the window closed
+        ("", "In progress", OLD, prepare.UNKNOWN_OUTCOME),
+        ("", "Closed", YOUNG, prepare.NOT_FINAL_OUTCOME),  # not disputed so far
+        ("Yes", "Closed", YOUNG, prepare.NOT_FINAL_OUTCOME),  # by age alone, label-blind
     ],
 )
-def test_the_label_rule(label, response, outcome):
-    assert prepare.observed_outcome(label, response) == outcome
+def test_the_label_rule(label, response, received, status):
+    assert prepare.outcome_status(label, response, received, FINAL_DAY) == status
     with pytest.raises(KeyError):
-        prepare.observed_outcome("maybe", response)
+        prepare.outcome_status("maybe", response, received, FINAL_DAY)
 
 
-def test_every_span_says_how_many_of_its_rows_may_not_have_a_final_outcome(tmp_path):
-    # The 2015 export's newest complaint is 2015-03-19: rows received after
-    # 2015-02-12 are within OUTCOME_FINAL_AFTER_DAYS of it (data/README.md).
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    shutil.copy(EXPORT_2015, raw)
-    (report,) = prepare.prepare_all(raw, tmp_path / "spans")
-    recent = [n for n in report.notes if "may not be final yet" in n]
-    assert recent == [
-        f"8033 of {report.rows_written} rows were received within 35 days of the newest "
-        "complaint (2015-03-19): their dispute outcome may not be final yet "
-        "(data/README.md, 'The prediction moment')"
-    ]
-    assert f"note: {recent[0]}" in report.summary()
+def test_an_export_that_states_every_outcome_is_final_at_any_age(tmp_path):
+    # As feedback.join writes them: Yes or No once learned, never empty.
+    header, rows = _real_rows(300, explicit=True)
+    export = write_csv(tmp_path / "learned.csv", header, rows)
+    report = prepare.prepare_export(export, tmp_path / "span")
+    assert report.rows_written == 300 and report.open_rows_written == 0
+    assert report.outcome_final_through == report.last_date
+    # One empty label among them: empty means "not so far", the age rule holds.
+    rows[0][header.index("Consumer disputed?")] = ""
+    export = write_csv(tmp_path / "read-early.csv", header, rows)
+    report = prepare.prepare_export(export, tmp_path / "span2")
+    assert report.open_rows_written == 300 and report.rows_written == 0
+
+
+def test_final_outcomes_are_what_the_feedback_loop_learns():
+    outcomes = prepare.final_outcomes(EXPORT_2015)
+    assert len(outcomes) == 17433 and sum(outcomes.values()) == 3359
+    assert prepare.final_outcomes(EXPORT_2014) == {}  # nothing final yet
+
+
+def test_spans_prepared_before_outcomes_had_to_be_final_are_refused(tmp_path):
+    prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=500)
+    report = prepare.span_dir(tmp_path, SPAN_2015) / prepare.REPORT_FILE_NAME
+    values = json.loads(report.read_text())
+    del values["outcome_final_through"]  # as such a report was written
+    report.write_text(json.dumps(values))
+    with pytest.raises(prepare.PreparationError, match="prepared before outcomes had to be final"):
+        prepare.prepare_all(prepare.RAW_DIR, tmp_path, max_rows=500)

@@ -52,9 +52,9 @@ def _write(path: Path, rows) -> Path:
 
 
 def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_path, capsys):
-    earlier = feedback_traffic.earlier
-    known = _outcome_rows(earlier.outcomes)  # the export's real outcomes, learned today
-    assert ANSWERED < len(known) < EARLIER_ROWS  # open complaints have none yet
+    matured = feedback_traffic.matured
+    known = _outcome_rows(matured.outcomes)  # a later export's real outcomes, learned today
+    assert ANSWERED < len(known) < EARLIER_ROWS  # complaints still in progress have none yet
     answered = known[:ANSWERED]
     flipped = {"Yes": "No", "No": "Yes"}
     duplicates = answered[:20]
@@ -68,10 +68,10 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
     )
 
     raw_dir = tmp_path / "raw"
-    assert _join(earlier, outcomes, raw_dir) == 0
+    assert _join(matured, outcomes, raw_dir) == 0
     printed = capsys.readouterr().out
     (export,) = raw_dir.glob("feedback-*.csv")
-    days = {prediction_log.logged_day(r) for r in prediction_log.read_logs(earlier.prefix)}
+    days = {prediction_log.logged_day(r) for r in prediction_log.read_logs(matured.prefix)}
     first, last = min(days), max(days)  # one day, unless the replay crossed midnight
     assert export.name == f"feedback-{first:%Y%m%d}-{last:%Y%m%d}.csv"
 
@@ -83,7 +83,7 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
     assert {r["complaint_id"]: r["consumer_disputed"] for r in joined} == valid
     assert len(joined) == len(valid) == ANSWERED - 5 - 10
     # Features are the ones the model was asked with: the export's own values.
-    sent = {r["complaint_id"]: r for r in prepare.complaints_as_asked(earlier.export)}
+    sent = {r["complaint_id"]: r for r in prepare.complaints_as_asked(matured.export)}
     for row in joined:
         for name in features.FEATURE_NAMES:
             assert row[name] == sent[row["complaint_id"]][name], name
@@ -117,21 +117,21 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
     _validate_with_the_pipeline(small_config(tmp_path / "validate", data_root=str(spans_dir)))
 
     # The same outcomes again: every complaint is in the first export already.
-    assert _join(earlier, outcomes, raw_dir) == 1
+    assert _join(matured, outcomes, raw_dir) == 1
     assert "only 0 complaint(s) joined" in capsys.readouterr().err
     # Late outcomes, for complaints asked on the day the first export ends on:
     # a second export ending that day would not be a newer span.
     answered_ids = {r[0] for r in answered}
     awaiting = [
         c["complaint_id"]
-        for r in prediction_log.read_logs(earlier.prefix)
+        for r in prediction_log.read_logs(matured.prefix)
         for c in prediction_log.logged_complaints(r)
         if c["complaint_id"] not in answered_ids
     ]
     assert len(awaiting) == EARLIER_ROWS - ANSWERED
     late = [[i, "No", max(days).isoformat()] for i in awaiting[: prepare.MIN_SPAN_ROWS + 20]]
     late_file = _write(tmp_path / "late.csv", late)
-    assert _join(earlier, late_file, raw_dir) == 1
+    assert _join(matured, late_file, raw_dir) == 1
     assert f"{export.name} already ends on {last}" in capsys.readouterr().err
     assert list(raw_dir.glob("feedback-*.csv")) == [export]
 
@@ -169,13 +169,13 @@ def _validate_with_the_pipeline(config) -> None:
 
 
 def test_too_few_outcomes_and_a_foreign_file_are_refused(feedback_traffic, tmp_path, capsys):
-    known = _outcome_rows(feedback_traffic.earlier.outcomes)
+    known = _outcome_rows(feedback_traffic.matured.outcomes)
     few = _write(tmp_path / "few.csv", known[: prepare.MIN_SPAN_ROWS - 1])
     elsewhere = tmp_path / "raw"
-    assert _join(feedback_traffic.earlier, few, elsewhere) == 1
+    assert _join(feedback_traffic.matured, few, elsewhere) == 1
     assert f"a span needs at least {prepare.MIN_SPAN_ROWS}" in capsys.readouterr().err
     assert not elsewhere.exists()
     foreign = tmp_path / "foreign.csv"
     foreign.write_text("Complaint ID,Consumer disputed?\n1,Yes\n")
-    assert _join(feedback_traffic.earlier, foreign, elsewhere) == 2
+    assert _join(feedback_traffic.matured, foreign, elsewhere) == 2
     assert "the header must be complaint_id,disputed,date_learned" in capsys.readouterr().err

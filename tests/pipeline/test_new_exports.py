@@ -1,11 +1,14 @@
 """New real exports flowing in, one run each, through the Beam runner:
 
-1. a January-February 2015 export arrives (span 20150228) and trains;
+1. a January-February 2015 export arrives (span 20150228) and trains on the
+   complaints whose outcome it holds final (received up to 2015-01-24);
 2. after one re-run (validation re-runs once, now with a drift baseline; the
    Evaluator's cache answers), the older 2014 export is added (a backfill):
-   no existing span changes and the next run is fully cached;
-3. a small March month of a few hundred real rows arrives (span 20150319):
-   the run trains on the window (20150319 and 20150228) and the Evaluator
+   it holds no final outcome, so it is a span for scoring only; no existing
+   span changes and the next run is fully cached;
+3. the whole 2015 export arrives (span 20150319), overlapping the first:
+   the run trains on the window (20150319 and 20150228), the new span holding
+   complaints that were still open in the first export, and the Evaluator
    judges on both spans' eval rows, against run 1's model;
 4. an export whose taxonomy moved (real rows, product and sub-product renamed
    as CFPB later did) is refused; `python -m data.schema diff` lists exactly
@@ -14,6 +17,7 @@
 Every export is cut from the real bundled exports.
 """
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +42,7 @@ pytestmark = pytest.mark.e2e
 EXPORT_2015 = prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz"
 EXPORT_2014 = prepare.RAW_DIR / "complaints_2014-10_2014-11.csv.gz"
 JAN_FEB, MARCH, RENAMED = 20150228, 20150319, 20150227
-MARCH_ROWS = 500
+RENAMED_ROWS = 1500
 # CFPB's later names (2017 taxonomy) for two real values.
 RENAMES = {
     "product": (
@@ -116,30 +120,36 @@ def scenario(tmp_path_factory):
     ) and served == tree_digest(Path(config.serving_model_dir))
     steps["backfill_summary"] = summary.run_summary(config)
 
-    march = [r for day, r in dated if day and day >= "2015-03-01"]
-    write_csv(
-        raw / "complaints_2015-03.csv",
-        header,
-        [march[i * len(march) // MARCH_ROWS] for i in range(MARCH_ROWS)],
-    )
+    (raw / EXPORT_2015.name).write_bytes(EXPORT_2015.read_bytes())
     steps["window"] = _run(config)
     steps["window_summary"] = summary.run_summary(config)
     steps["window_history"] = run_history.history(_connection(config), config.pipeline_name)
 
-    taken = set(
-        (prepare.span_dir(Path(config.data_root), JAN_FEB) / prepare.IDS_FILE_NAME)
+    taken = {
+        complaint
+        for span in (JAN_FEB, MARCH)
+        for complaint in (prepare.span_dir(Path(config.data_root), span) / prepare.IDS_FILE_NAME)
         .read_text()
         .split()
-    )
+    }
+    steps["open_then_final"] = {
+        row[prepare.ID_COLUMN]
+        for row in csv.DictReader(
+            prepare.open_file(prepare.span_dir(Path(config.data_root), JAN_FEB)).open()
+        )
+    } & taken
     complaint = header.index("Complaint ID")
+    # Spread over January and February, so that some outcomes are final in it.
+    untaken = [
+        row for day, row in dated if day and day <= "2015-02-27" and row[complaint] not in taken
+    ]
     renamed = []
-    for day, row in dated:
-        if day and day <= "2015-02-27" and row[complaint] not in taken and len(renamed) < 1500:
-            row = list(row)
-            for feature, (old, new) in RENAMES.items():
-                column = header.index({"product": "Product", "sub_product": "Sub-product"}[feature])
-                row[column] = new if row[column] == old else row[column]
-            renamed.append(row)
+    for row in (untaken[i * len(untaken) // RENAMED_ROWS] for i in range(RENAMED_ROWS)):
+        row = list(row)
+        for feature, (old, new) in RENAMES.items():
+            column = header.index({"product": "Product", "sub_product": "Sub-product"}[feature])
+            row[column] = new if row[column] == old else row[column]
+        renamed.append(row)
     write_csv(raw / "complaints_2015-02_renamed.csv", header, renamed)
     served = tree_digest(Path(config.serving_model_dir))
     steps["refused"] = _run(config, f"--span={RENAMED}", as_process=True)
@@ -195,6 +205,7 @@ def test_a_backfill_changes_no_span_and_the_next_run_is_fully_cached(scenario):
     code, output = steps["backfill"]
     assert code == 0, output
     assert f"span {SPAN_2014} <- {EXPORT_2014.name}" in output
+    assert "note: for scoring only: 0 rows with a final outcome" in output
     assert steps["backfill_unchanged"]
     states = {node: run.state for node, run in steps["backfill_summary"].nodes.items()}
     executing = {n: s for n, s in states.items() if "resolver" not in n}
@@ -202,10 +213,12 @@ def test_a_backfill_changes_no_span_and_the_next_run_is_fully_cached(scenario):
     assert "  > Pusher" in output and "pushed      nothing new" in output
 
 
-def test_a_small_month_trains_on_the_window_and_is_judged_on_its_eval_rows(scenario):
+def test_a_later_export_trains_on_the_window_and_is_judged_on_its_eval_rows(scenario):
     config, steps = scenario
     code, output = steps["window"]
     assert code == 0, output
+    # Complaints still open in the first export are trained on from this one.
+    assert steps["open_then_final"]
     run = steps["window_history"][-1]
     assert (run.span, run.window) == (MARCH, [JAN_FEB, MARCH])
     assert run.baseline_model == "run 1's model"

@@ -2,10 +2,10 @@
 Beam runner decides on the same data, with every location in a bucket.
 
 One scenario for both runners (tests/runners/bucket_scenario.py, run in a
-network namespace with only loopback): the 2014 export arrives (span
-20141113); the 2015 export arrives (span 20150319: drift is measured against
-2014's statistics, the model trains on the window of both spans and is
-compared with the first one); then a deliberately worse model (1 training
+network namespace with only loopback): a January-February download of the
+2015 complaints arrives (span 20150228); the whole 2015 export arrives (span
+20150319: drift is measured against the first span's statistics, the model
+trains on the window of both spans and is compared with the first one); then a deliberately worse model (1 training
 step) on the same window, which must be compared with the blessed one and
 never pushed. Each KFP task runs in a pod of its own: the task image, an empty
 disk, a pod's environment; it shares only the object store and the metadata
@@ -19,16 +19,19 @@ from pathlib import Path
 
 import pytest
 
+from data import prepare
 from models import signature_names
 from reporting import run_history
 from runners import kubeflow_runner
 from settings import configs
 from settings.configs import REPO_ROOT
 from standins import task_image
-from tests.conftest import E2E_TRAIN_STEPS, EXECUTING_COMPONENTS, SPAN_2014, SPAN_2015
+from tests.conftest import E2E_TRAIN_STEPS, EXECUTING_COMPONENTS, SPAN_2015
 from tests.runners import bucket_scenario, loopback
 
 pytestmark = pytest.mark.e2e
+
+JAN_FEB = prepare.span_number(bucket_scenario.JAN_FEB_DAY)
 
 
 @pytest.fixture(scope="module")
@@ -64,19 +67,19 @@ def test_the_scenario_exercises_every_decision(histories):
     """The parity above would be empty if the scenario never used a baseline."""
     first, second, worse, private = histories[1]
     assert [first.span, second.span, worse.span, private.span] == [
-        SPAN_2014,
+        JAN_FEB,
         SPAN_2015,
         SPAN_2015,
         SPAN_2015,
     ]
     assert [first.window, second.window, worse.window, private.window] == [
-        [SPAN_2014],
-        [SPAN_2014, SPAN_2015],
-        [SPAN_2014, SPAN_2015],
-        [SPAN_2014, SPAN_2015],
+        [JAN_FEB],
+        [JAN_FEB, SPAN_2015],
+        [JAN_FEB, SPAN_2015],
+        [JAN_FEB, SPAN_2015],
     ]
     assert first.drift_baseline == "nothing (first statistics)"
-    assert second.drift_baseline == f"span {SPAN_2014} statistics (run 1)"
+    assert second.drift_baseline == f"span {JAN_FEB} statistics (run 1)"
     assert first.baseline_model == "nothing (no blessed model yet)"
     assert first.blessed and (first.push, first.version_number) == (run_history.NEW, 1)
     assert second.baseline_model == "run 1's model"
@@ -166,7 +169,7 @@ def test_the_pushed_models_and_the_spans_are_in_the_bucket(scenario, histories):
     assert not Path("gs:").exists() and not (REPO_ROOT / "gs:").exists()
     model = configs.PipelineConfig().model_name
     for prefix in ("beam", "kfp"):
-        for span in (SPAN_2014, SPAN_2015):
+        for span in (JAN_FEB, SPAN_2015):
             assert f"{prefix}/spans/span-{span}/complaints.csv" in objects
         served = [o for o in objects if o.startswith(f"{prefix}/serving_model/{model}/")]
         versions = {o.split("/")[3] for o in served}
