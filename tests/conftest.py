@@ -39,6 +39,8 @@ EXECUTING_COMPONENTS = (
     "Trainer",
     "Evaluator",
     "Pusher",
+    "ServedModelInferrer",
+    "ScoredComplaints",
 )
 
 
@@ -74,12 +76,12 @@ def real_export(name: str = "complaints_2015-01_2015-03.csv.gz") -> tuple:
 
 def export_received_through(day: str, path: Path) -> Path:
     """The bundled 2015 export's real rows received up to `day` (ISO), written
-    to `path`: an earlier download of the same complaints, whose recent
-    outcomes were not final yet when it was taken."""
-    header, rows = real_export()
-    received = header.index("Date received")
-    days = [prepare._parse_date(r[received]) or "" for r in rows]
-    return write_csv(path, header, [r for r, d in zip(rows, days, strict=True) if d and d <= day])
+    to `path` by data/cut.py: an earlier download of the same complaints,
+    whose recent outcomes were not final yet when it was taken."""
+    from data import cut
+
+    cut.received_through(prepare.RAW_DIR / "complaints_2015-01_2015-03.csv.gz", day, path)
+    return path
 
 
 def csv_text(header, rows) -> str:

@@ -196,7 +196,7 @@ def _real_rows(n=None, newest=None, explicit=False):
         r
         for r in rows
         if r[response] != "In progress"
-        and (newest is None or prepare._parse_date(r[received]) <= newest)
+        and (newest is None or prepare.parse_date(r[received]) <= newest)
         and (r[label] or not explicit)
     ]
     return header, rows[:n]

@@ -56,7 +56,7 @@ RENAMES = {
 def _real_2015_rows():
     header, rows = real_export(EXPORT_2015.name)
     received = header.index("Date received")
-    return header, [(prepare._parse_date(r[received]), r) for r in rows]
+    return header, [(prepare.parse_date(r[received]), r) for r in rows]
 
 
 def _run(config, *extra, as_process=False):
