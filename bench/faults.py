@@ -71,6 +71,9 @@ EXECUTING_NODES = (
     node_ids.TRAINER,
     node_ids.EVALUATOR,
     node_ids.PUSHER,
+    node_ids.OPEN_EXAMPLE_GEN,
+    node_ids.BULK_INFERRER,
+    node_ids.SCORED_COMPLAINTS,
 )
 FAULTS = ("kill", "kill-mariadb", "disk", "mariadb", "objectstore", "objectstore-outage")
 ON_THE_OBJECT_STORE = ("objectstore", "objectstore-outage")

@@ -48,7 +48,7 @@ def served_model_id(pushes: list[types.Artifact]) -> int | None:
     return max(recorded, key=lambda p: p.id).get_int_custom_property(props.PUSHED_MODEL_ID)
 
 
-def _blessings_by_model(blessings: list[types.Artifact]) -> dict[int, types.Artifact]:
+def blessings_by_model(blessings: list[types.Artifact]) -> dict[int, types.Artifact]:
     """Model id -> its newest positive blessing."""
     blessed = sorted(
         (
@@ -73,7 +73,7 @@ class BaselineModelStrategy(resolver.ResolverStrategy):
         del store  # everything needed is in the input channels
         candidates = input_dict[CANDIDATE_KEY]
         models = {m.id: m for m in input_dict[MODEL_KEY]}
-        blessings = _blessings_by_model(input_dict[BLESSING_KEY])
+        blessings = blessings_by_model(input_dict[BLESSING_KEY])
         baseline_id = served_model_id(input_dict.get(PUSHED_KEY, []))
         if baseline_id is None:  # nothing pushed yet, or pushes from before the model id
             blessed_ids = sorted(set(models) & set(blessings))

@@ -39,6 +39,7 @@ import gzip
 import hashlib
 import io
 import json
+import posixpath
 import re
 import sys
 import zlib
@@ -153,7 +154,7 @@ def outcome_text(disputed: int | bool) -> str:
     return DISPUTED if disputed else NOT_DISPUTED
 
 
-# Header spellings seen across CFPB vintages, after `_normalize_header`.
+# Header spellings seen across CFPB vintages, after `normalize_header`.
 _HEADER_ALIASES = {
     "company_response_to_consumer": "company_response",
     "zip": "zip_code",
@@ -229,12 +230,12 @@ class SpanReport:
         return "\n".join(lines)
 
 
-def _normalize_header(name: str) -> str:
+def normalize_header(name: str) -> str:
     snake = re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
     return _HEADER_ALIASES.get(snake, snake)
 
 
-def _parse_date(value: str) -> str | None:
+def parse_date(value: str) -> str | None:
     for fmt in _DATE_FORMATS:
         try:
             return datetime.datetime.strptime(value, fmt).date().isoformat()
@@ -319,7 +320,7 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
     header = next(reader, None)
     if not header:
         raise PreparationError(f"{report.source}: file is empty (no header row)")
-    columns = [_normalize_header(h) for h in header]
+    columns = [normalize_header(h) for h in header]
     wanted = CANONICAL_COLUMNS + (ID_COLUMN,)
     index_of = {c: i for i, c in enumerate(columns) if c in wanted}
     report.missing_columns = [c for c in CANONICAL_COLUMNS if c not in index_of]
@@ -348,7 +349,7 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
                 report.rejected, f"{LABEL_COLUMN} not Yes/No/empty (e.g. {row[LABEL_COLUMN]!r})"
             )
             continue
-        date = _parse_date(row[DATE_COLUMN])
+        date = parse_date(row[DATE_COLUMN])
         if date is None:
             report.count(report.rejected, "date_received unparseable")
             continue
@@ -378,7 +379,7 @@ def complaints_as_asked(source: Path) -> Iterator[dict[str, str]]:
     no label rule (open complaints included: they are asked about too)."""
     text, _ = decode(_read_bytes(source), source)
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = [_normalize_header(h) for h in next(reader, [])]
+    header = [normalize_header(h) for h in next(reader, [])]
     for fields in reader:
         if len(fields) != len(header):
             continue
@@ -602,6 +603,13 @@ def span_dir(spans_dir: Location, span: int) -> Location:
     return spans_dir / f"span-{span}"
 
 
+def open_pattern(input_pattern: str) -> str:
+    """The pattern of the open complaints' files beside the files that
+    `input_pattern` (the spans' training files, e.g. span-{SPAN}/*.csv) reads."""
+    folder, name = posixpath.split(input_pattern)
+    return posixpath.join(folder, OPEN_DIR_NAME, name)
+
+
 def open_file(directory: Location) -> Location:
     """The open complaints (OPEN_COLUMNS) of the span in `directory`."""
     return directory / OPEN_DIR_NAME / SPAN_FILE_NAME
@@ -725,18 +733,44 @@ def prepare_all(
 PREPARE_LOCATIONS = ("raw_data_dir", "data_root")
 
 
-def prepare_configured(config, check: Sequence[str] = PREPARE_LOCATIONS) -> list[SpanReport]:
+def prepare_configured(
+    config, check: Sequence[str] = PREPARE_LOCATIONS, to_train: bool = False
+) -> list[SpanReport]:
     """prepare_all on the config's raw exports, data root and row cap, after
     one reachability check of each location setting in `check` (a run passes
     its output locations too, so that nothing starts when one is unusable).
-    Raises storage.StorageError naming the setting, PreparationError for a
-    bad export."""
+    `to_train` (a pipeline run): also refuses a data root without a span to
+    train on (or a --span for scoring only). Raises storage.StorageError
+    naming the setting, PreparationError for a bad export."""
     storage.check_settings(config, check)
-    return prepare_all(
-        storage.location(config.raw_data_dir),
-        storage.location(config.data_root),
-        config.max_rows_per_span,
+    spans_dir = storage.location(config.data_root)
+    reports = prepare_all(
+        storage.location(config.raw_data_dir), spans_dir, config.max_rows_per_span
     )
+    if to_train and configs.picks_span(config.input_pattern):
+        _check_trainable(spans_dir, config.span, reports)
+    return reports
+
+
+def _check_trainable(spans_dir: Location, span: int | None, reports: list[SpanReport]) -> None:
+    """A run trains on a span's final outcomes: refuses one that has none."""
+    trainable = [s for s, d in span_dirs(spans_dir).items() if (d / SPAN_FILE_NAME).exists()]
+    newest = max(reports, key=lambda r: r.span, default=None)
+    if span is not None and span not in trainable:
+        raise PreparationError(
+            f"span {span} has no final outcomes to train on ({span_dir(spans_dir, span)} has "
+            f"no {SPAN_FILE_NAME}: a span for scoring only, or none); leave --span out to "
+            "train on the newest span that has them"
+        )
+    if not trainable:
+        final = f" (outcomes final up to {newest.outcome_final_through})" if newest else ""
+        raise PreparationError(
+            f"no span in {spans_dir} has final outcomes to train on: "
+            f"{newest.source if newest else 'no export'} is for scoring only{final}; "
+            "add an export that holds complaints received at least "
+            f"{OUTCOME_FINAL_AFTER_DAYS} days before its newest one (data/README.md, "
+            "'The prediction moment')"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

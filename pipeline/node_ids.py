@@ -21,11 +21,16 @@ TRANSFORM = "Transform"
 TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
+# Batch scoring of the newest span's open complaints (components/batch_scoring.py).
+OPEN_EXAMPLE_GEN = "OpenComplaintsExampleGen"
+BULK_INFERRER = "ServedModelInferrer"
+SCORED_COMPLAINTS = "ScoredComplaints"
 # Resolvers query ML Metadata only; they run no executor.
 STATISTICS_RESOLVER = "previous_statistics_resolver"
 WINDOW_RESOLVER = "training_window_resolver"
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
-RESOLVERS = (STATISTICS_RESOLVER, WINDOW_RESOLVER, BASELINE_RESOLVER)
+SERVED_MODEL_RESOLVER = "served_model_resolver"
+RESOLVERS = (STATISTICS_RESOLVER, WINDOW_RESOLVER, BASELINE_RESOLVER, SERVED_MODEL_RESOLVER)
 
 
 def node_context_name(pipeline_name: str, node_id: str) -> str:

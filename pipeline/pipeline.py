@@ -5,6 +5,8 @@ CsvExampleGen (one span: the newest, or --span) -> StatisticsGen
   -> DataValidationGate (anomalies stop the run; drift vs. the previous run's statistics)
   -> training window (the newest validated spans) -> Transform -> Trainer
   -> Evaluator (on the window's eval rows, vs. latest blessed model) -> Pusher
+  -> served model -> BulkInferrer on the newest span's open complaints
+     (OpenComplaintsExampleGen) -> ScoredComplaints (a ranked scores.csv)
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components import (
+    batch_scoring,
     curated_schema,
     idempotent_pusher,
     model_baseline,
     private_training,
     validation_gate,
 )
+from data import prepare
 from data import schema as data_schema
 from models import model
 from models import private_training as dp_sgd
@@ -64,17 +68,20 @@ class RuntimeParameters:
     train_args: RuntimeParameter | None = None
 
 
-def _example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvExampleGen:
-    range_config = None
-    if config.span is not None:  # the settings refuse a span without {SPAN} in the pattern
-        range_config = range_config_pb2.RangeConfig(
-            static_range=range_config_pb2.StaticRange(
-                start_span_number=config.span, end_span_number=config.span
-            )
+def _range_config(config: GraphSettings) -> range_config_pb2.RangeConfig | None:
+    """--span's span; None lets ExampleGen pick the latest span it finds."""
+    if config.span is None:  # the settings refuse a span without {SPAN} in the pattern
+        return None
+    return range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(
+            start_span_number=config.span, end_span_number=config.span
         )
+    )
+
+
+def _example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvExampleGen:
     return CsvExampleGen(
         input_base=runtime.data_root or os.fspath(config.data_root),
-        # Without a range config ExampleGen picks the latest span it finds.
         input_config=example_gen_pb2.Input(
             splits=[example_gen_pb2.Input.Split(name="single_split", pattern=config.input_pattern)]
         ),
@@ -86,8 +93,46 @@ def _example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvExampl
                 ]
             )
         ),
-        range_config=range_config,
+        range_config=_range_config(config),
     ).with_id(node_ids.EXAMPLE_GEN)
+
+
+def _open_example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvExampleGen:
+    """The open complaints of the newest span that has them (or of --span), in
+    one split: the complaints batch scoring scores (data/prepare.py)."""
+    return CsvExampleGen(
+        input_base=runtime.data_root or os.fspath(config.data_root),
+        input_config=example_gen_pb2.Input(
+            splits=[
+                example_gen_pb2.Input.Split(
+                    name=batch_scoring.OPEN_SPLIT,
+                    pattern=prepare.open_pattern(config.input_pattern),
+                )
+            ]
+        ),
+        # No split config: the output splits are the input's (one, unsplit).
+        output_config=example_gen_pb2.Output(),
+        range_config=_range_config(config),
+    ).with_id(node_ids.OPEN_EXAMPLE_GEN)
+
+
+def _served_model_resolver(project_resolvers: bool) -> Resolver:
+    """The model TF Serving serves after this run's push, its blessing and
+    push (components/batch_scoring.py); TFX's latest blessed model where the
+    project's strategies cannot run (Vertex: no push, so no version)."""
+    models = {
+        "model": Channel(type=standard_artifacts.Model),
+        "model_blessing": Channel(type=standard_artifacts.ModelBlessing),
+    }
+    if project_resolvers:
+        resolver = Resolver(
+            strategy_class=batch_scoring.ServedModelStrategy,
+            pushed_model=Channel(type=standard_artifacts.PushedModel),
+            **models,
+        )
+    else:
+        resolver = Resolver(strategy_class=LatestBlessedModelStrategy, **models)
+    return resolver.with_id(node_ids.SERVED_MODEL_RESOLVER)
 
 
 def _baseline_resolver(trainer: private_training.Trainer, project_resolvers: bool) -> Resolver:
@@ -255,6 +300,21 @@ def create_components(
             "decision_threshold": config.decision_threshold,
         },
     ).with_id(node_ids.PUSHER)
+    # Batch scoring, after the push: the served model on the open complaints.
+    open_example_gen = _open_example_gen(config, runtime)
+    open_example_gen.add_upstream_node(validation)
+    served = _served_model_resolver(project_resolvers)
+    served.add_upstream_node(pusher)
+    inferrer = batch_scoring.ServedModelInferrer(
+        examples=open_example_gen.outputs["examples"],
+        model=served.outputs["model"],
+        model_blessing=served.outputs["model_blessing"],
+    ).with_id(node_ids.BULK_INFERRER)
+    scored = batch_scoring.ScoredComplaints(
+        open_examples=open_example_gen.outputs["examples"],
+        scored_examples=inferrer.outputs["output_examples"],
+        pushed_model=served.outputs["pushed_model"] if project_resolvers else None,
+    ).with_id(node_ids.SCORED_COMPLAINTS)
     components = [
         example_gen,
         statistics_resolver,
@@ -268,6 +328,10 @@ def create_components(
         model_resolver,
         evaluator,
         pusher,
+        open_example_gen,
+        served,
+        inferrer,
+        scored,
     ]
     return [c for c in components if c is not None]
 

@@ -109,6 +109,8 @@ def _glance(report: Report) -> str:
     ]
     if run.privacy_text:
         facts.append(("privacy", run.privacy_text))
+    if run.scoring_text:
+        facts.append(("batch scoring", run.scoring_text))
     facts.append(("ML Metadata", run.metadata_location))
     if run.pushed_path:
         facts.append(
@@ -396,6 +398,37 @@ def _model_section(report: Report) -> str:
     )
 
 
+def _scoring_section(run: summary.RunSummary) -> str:
+    """What the served model said of the newest span's open complaints."""
+    found = run.scoring
+    if found is None:
+        return "<p>The run did not reach batch scoring.</p>"
+    text = f"<p id='scoring-text'>{e(run.scoring_text)}</p>"
+    if not found.get("scored"):
+        return text
+    percentiles = found["percentiles"]
+    top = found["top_decile"]
+    rows = [
+        ("lowest", f"{percentiles['0']:.3f}"),
+        ("10th percentile", f"{percentiles['10']:.3f}"),
+        ("median", f"{percentiles['50']:.3f}"),
+        ("90th percentile", f"{percentiles['90']:.3f}"),
+        ("highest", f"{percentiles['100']:.3f}"),
+        ("mean (expected share disputed)", f"{found['mean_probability']:.3f}"),
+        (
+            f"top decile ({top['complaints']:,} complaints)",
+            f"from {top['lowest_probability']:.3f}, mean {top['mean_probability']:.3f}",
+        ),
+        ("ranked list", run.scores_path or "-"),
+    ]
+    return (
+        text + "<p>Dispute probability of the complaints the company has responded to whose "
+        'outcome is still open (data/README.md, "The prediction moment"), by the served '
+        "model; <code>scores.csv</code> ranks them, the most likely dispute first.</p>"
+        + table(["score", "dispute probability"], rows, "scoring")
+    )
+
+
 def _changes(report: Report) -> str:
     rows = report.history
     if not rows:
@@ -433,6 +466,7 @@ def render(report: Report) -> str:
         f'<h2 id="glance">The run at a glance</h2>{_glance(report)}'
         f'<h2 id="data">Data</h2>{_data_section(report)}'
         f'<h2 id="model">Model</h2>{_model_section(report)}'
+        f'<h2 id="scoring">Batch scoring</h2>{_scoring_section(report.run)}'
         f'<h2 id="lineage">Lineage</h2>{table(["step", "artifact"], report.lineage, "lineage")}'
         f'<h2 id="changes">Since the previous run</h2>{_changes(report)}',
     )

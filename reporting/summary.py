@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import sys
 from collections.abc import Sequence
 
 from components import artifact_properties as props
-from components import evaluation_files, idempotent_pusher, validation_files, validation_gate
+from components import (
+    batch_scoring,
+    evaluation_files,
+    idempotent_pusher,
+    validation_files,
+    validation_gate,
+)
 from feedback import skew
 from models import private_training
 from pipeline import node_ids
@@ -61,6 +69,34 @@ class RunSummary:
     # The trained model's privacy accounting (components/private_training.py):
     # None when it was trained without differential privacy.
     privacy: dict | None = None
+    # Batch scoring of the open complaints after the push
+    # (components/batch_scoring.py): its record, and where scores.csv is.
+    scoring: dict | None = None
+    scores_path: str | None = None
+
+    @property
+    def scoring_text(self) -> str | None:
+        """What batch scoring did, in one line (None before it ran)."""
+        found = self.scoring
+        if found is None:
+            return None
+        span = f"span {found.get('span')}"
+        if found.get("skipped"):
+            return f"nothing: {found['skipped']} (the open complaints of {span} wait)"
+        text = (
+            f"{found['scored']:,} open complaints of {span} with version {found['model_version']}"
+        )
+        if found["scored"]:
+            p = found["percentiles"]
+            top = found["top_decile"]
+            text += (
+                f"; probability median {p['50']:.3f} (10th-90th percentile "
+                f"{p['10']:.3f}-{p['90']:.3f}); top decile: {top['complaints']:,} complaints "
+                f"at {top['lowest_probability']:.3f} or more (mean {top['mean_probability']:.3f})"
+            )
+        if found["not_scorable"]:
+            text += f"; {found['not_scorable']:,} still in progress, not scorable yet"
+        return text
 
     @property
     def privacy_text(self) -> str | None:
@@ -182,6 +218,8 @@ class RunSummary:
                     else (f"the Pusher is {pusher}")
                 )
                 lines.append(f"  pushed      nothing: {why}; {self.served_text()}")
+        if self.scoring_text:
+            lines.append(f"  scored      {self.scoring_text}; {self.scores_path}")
         if self.serving_skew is not None:
             lines.append(
                 f"  skew        {self.serving_skew.verdict()}; newest check: "
@@ -299,6 +337,8 @@ def run_summary(
     blessing = output(node_ids.EVALUATOR, "blessing")
     pushed = output(node_ids.PUSHER, "pushed_model")
     trained = output(node_ids.TRAINER, "model")
+    scores = output(node_ids.SCORED_COMPLAINTS, "scores")
+    scoring = queries.artifact_property(scores, batch_scoring.SCORING_PROPERTY) if scores else None
     window = (
         nodes[node_ids.WINDOW_RESOLVER].outputs.get("examples", [])
         if node_ids.WINDOW_RESOLVER in nodes
@@ -366,6 +406,8 @@ def run_summary(
         served_version=idempotent_pusher.newest_version(config.model_dir),
         code_version=queries.run_property(connection_config, run_id, code_version.PROPERTY),
         privacy=_privacy(trained),
+        scoring=json.loads(scoring) if scoring else None,
+        scores_path=os.path.join(scores.uri, batch_scoring.SCORES_FILE) if scores else None,
     )
 
 

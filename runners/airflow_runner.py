@@ -146,7 +146,7 @@ def prepare_spans() -> None:
     config = PipelineConfig.from_env()
     try:
         reports = prepare.prepare_configured(
-            config, check=prepare.PREPARE_LOCATIONS + OUTPUT_LOCATIONS
+            config, check=prepare.PREPARE_LOCATIONS + OUTPUT_LOCATIONS, to_train=True
         )
     except (prepare.PreparationError, storage.StorageError) as error:
         # Bad data or an unusable bucket: one line, and retrying cannot help.

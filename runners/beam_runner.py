@@ -98,7 +98,7 @@ def _run(config, verbose: bool) -> int:
         storage.check_settings(config, prepare.PREPARE_LOCATIONS + OUTPUT_LOCATIONS)
         beam.check_reachable(beam.pipeline_args(config))
         print(f"Preparing spans from {config.raw_data_dir} into {config.data_root}")
-        reports = prepare.prepare_configured(config, check=())
+        reports = prepare.prepare_configured(config, check=(), to_train=True)
     except (prepare.PreparationError, storage.StorageError, beam.EngineUnreachable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -30,6 +30,14 @@ EXPECTED_EDGES = {
     ("Trainer", "Pusher"),
     ("Evaluator", "Pusher"),
     (node_ids.WINDOW_RESOLVER, "Pusher"),  # the model card names the window's spans
+    # Batch scoring after the push: the served model on the open complaints.
+    ("DataValidationGate", node_ids.OPEN_EXAMPLE_GEN),
+    ("Pusher", node_ids.SERVED_MODEL_RESOLVER),
+    (node_ids.OPEN_EXAMPLE_GEN, node_ids.BULK_INFERRER),
+    (node_ids.SERVED_MODEL_RESOLVER, node_ids.BULK_INFERRER),
+    (node_ids.OPEN_EXAMPLE_GEN, node_ids.SCORED_COMPLAINTS),
+    (node_ids.BULK_INFERRER, node_ids.SCORED_COMPLAINTS),
+    (node_ids.SERVED_MODEL_RESOLVER, node_ids.SCORED_COMPLAINTS),
 }
 
 
@@ -53,6 +61,10 @@ def test_graph_has_the_expected_components_and_edges(tmp_path):
         node_ids.BASELINE_RESOLVER,
         "Evaluator",
         "Pusher",
+        node_ids.OPEN_EXAMPLE_GEN,
+        node_ids.SERVED_MODEL_RESOLVER,
+        node_ids.BULK_INFERRER,
+        node_ids.SCORED_COMPLAINTS,
     }
     assert pipeline.component_edges(built) == EXPECTED_EDGES
 
@@ -104,6 +116,22 @@ def test_latest_span_by_default_and_a_fixed_span_on_request():
     range_config = _proto(fixed, "range_config", tfx.proto.RangeConfig())
     assert range_config.static_range.start_span_number == 20141113
     assert range_config.static_range.end_span_number == 20141113
+
+
+def test_batch_scoring_reads_the_open_complaints_of_the_span_training_reads():
+    for config in (PipelineConfig(), PipelineConfig(span=20150319)):
+        components = pipeline.component_ids(pipeline.create_pipeline(config))
+        reader, training = components[node_ids.OPEN_EXAMPLE_GEN], components["CsvExampleGen"]
+        (split,) = _proto(reader, "input_config", tfx.proto.Input()).splits
+        assert (split.name, split.pattern) == ("open", "span-{SPAN}/open/*.csv")
+        # No split config: one unsplit output, every open complaint scored.
+        assert not _proto(reader, "output_config", tfx.proto.Output()).split_config.splits
+        assert reader.exec_properties["range_config"] == training.exec_properties["range_config"]
+        assert reader.exec_properties["input_base"] == training.exec_properties["input_base"]
+    inferrer = components[node_ids.BULK_INFERRER]
+    model_spec = _proto(inferrer, "model_spec", tfx.proto.ModelSpec())
+    assert list(model_spec.model_signature_name) == ["serving_default"]
+    assert list(_proto(inferrer, "data_spec", tfx.proto.DataSpec()).example_splits) == ["open"]
 
 
 def test_pusher_writes_under_the_model_name(tmp_path):

@@ -37,7 +37,7 @@ def test_a_named_run_is_summarized_even_when_a_newer_one_exists(e2e, tmp_path, c
     another_run_starts(config, "a-newer-run")
     assert summary.main([*config.as_flags(), f"--run-id={first}"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"Run summary: run {first}, 12 components")
+    assert printed.startswith(f"Run summary: run {first}, 16 components")
     assert summary.main([*config.as_flags(), "--run-id=no-such-run"]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
 
