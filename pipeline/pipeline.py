@@ -116,46 +116,27 @@ def _open_example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvE
     ).with_id(node_ids.OPEN_EXAMPLE_GEN)
 
 
-def _served_model_resolver(project_resolvers: bool) -> Resolver:
-    """The model TF Serving serves after this run's push, its blessing and
-    push (components/batch_scoring.py); TFX's latest blessed model where the
-    project's strategies cannot run (Vertex: no push, so no version)."""
+def _model_resolver(
+    node_id: str, strategy: type, project_resolvers: bool, **inputs: Channel
+) -> Resolver:
+    """A resolver over every model, blessing and push with one of the
+    project's strategies (components/model_baseline.py, batch_scoring.py).
+    Vertex compiles only TFX's own strategy (the latest blessed model, into
+    a query of its own): there it resolves that, and no push."""
     models = {
         "model": Channel(type=standard_artifacts.Model),
         "model_blessing": Channel(type=standard_artifacts.ModelBlessing),
     }
     if project_resolvers:
         resolver = Resolver(
-            strategy_class=batch_scoring.ServedModelStrategy,
+            strategy_class=strategy,
             pushed_model=Channel(type=standard_artifacts.PushedModel),
+            **inputs,
             **models,
         )
     else:
         resolver = Resolver(strategy_class=LatestBlessedModelStrategy, **models)
-    return resolver.with_id(node_ids.SERVED_MODEL_RESOLVER)
-
-
-def _baseline_resolver(trainer: private_training.Trainer, project_resolvers: bool) -> Resolver:
-    """The model the Evaluator compares this run's model with: the served
-    model (the newest push's), or, when this run's model already is that
-    model, what it was judged against when blessed, so the Evaluator's cache
-    answers instead of comparing a model with itself
-    (components/model_baseline.py). Vertex compiles only TFX's own strategy
-    (the latest blessed model, into a query of its own)."""
-    models = {
-        "model": Channel(type=standard_artifacts.Model),
-        "model_blessing": Channel(type=standard_artifacts.ModelBlessing),
-    }
-    if project_resolvers:
-        resolver = Resolver(
-            strategy_class=model_baseline.BaselineModelStrategy,
-            candidate=trainer.outputs["model"],
-            pushed_model=Channel(type=standard_artifacts.PushedModel),
-            **models,
-        )
-    else:
-        resolver = Resolver(strategy_class=LatestBlessedModelStrategy, **models)
-    return resolver.with_id(node_ids.BASELINE_RESOLVER)
+    return resolver.with_id(node_id)
 
 
 def create_components(
@@ -265,8 +246,19 @@ def create_components(
             dp_sgd.PRIVATE_TRAINING_KEY: dp_sgd.dp_sgd_settings(config),
         },
     ).with_id(node_ids.TRAINER)
+    # What the Evaluator compares this run's model with: the served model (the
+    # newest push's), or, when this run's model already is that model, what
+    # it was judged against when blessed, so the Evaluator's cache answers
+    # instead of comparing a model with itself.
     model_resolver = (
-        _baseline_resolver(trainer, project_resolvers) if config.compare_with_baseline else None
+        _model_resolver(
+            node_ids.BASELINE_RESOLVER,
+            model_baseline.BaselineModelStrategy,
+            project_resolvers,
+            candidate=trainer.outputs["model"],
+        )
+        if config.compare_with_baseline
+        else None
     )
     evaluator = private_training.Evaluator(
         # Raw examples: the model's serving signature applies Transform itself,
@@ -303,7 +295,9 @@ def create_components(
     # Batch scoring, after the push: the served model on the open complaints.
     open_example_gen = _open_example_gen(config, runtime)
     open_example_gen.add_upstream_node(validation)
-    served = _served_model_resolver(project_resolvers)
+    served = _model_resolver(
+        node_ids.SERVED_MODEL_RESOLVER, batch_scoring.ServedModelStrategy, project_resolvers
+    )
     served.add_upstream_node(pusher)
     inferrer = batch_scoring.ServedModelInferrer(
         examples=open_example_gen.outputs["examples"],

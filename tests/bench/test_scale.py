@@ -59,5 +59,7 @@ def test_a_scale_run_passes_validation_and_is_measured(tmp_path, capsys):
     (row,) = [line for line in text.splitlines() if line.startswith("| 3,000 |")]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1:3] == ["in_memory", "ok"], row  # the gate passed: no anomalies
-    assert int(cells[3].replace(",", "")) > 2_000  # train rows, after the exclusions
+    # Train rows: 80% of the rows with a final outcome (about 62% of the
+    # export: not in progress, received 35+ days before its newest complaint).
+    assert int(cells[3].replace(",", "")) > 1_200
     assert all(c != "-" for c in cells[6:]), row  # every heavy component measured

@@ -23,6 +23,7 @@ from data import prepare
 from data import schema as curated_schema
 from feedback import prediction_log, skew
 from models import features
+from pipeline import node_ids
 from reporting import pages, report, summary
 from settings import metadata
 from tests.conftest import SPAN_2015
@@ -53,6 +54,7 @@ def _training_examples(config) -> list[dict]:
         a
         for a in store.get_artifacts_by_type("Examples")
         if a.custom_properties["span"].int_value == SPAN_2015
+        and f"/{node_ids.EXAMPLE_GEN}/" in a.uri  # not the open complaints' examples
     ]
     newest = max(examples, key=lambda a: a.id)
     files = glob.glob(os.path.join(newest.uri, "Split-train", "*"))

@@ -26,6 +26,7 @@ import pytest
 
 from data import prepare
 from data import schema as schema_module
+from pipeline import node_ids
 from reporting import run_history, summary
 from settings.configs import REPO_ROOT
 from tests.conftest import (
@@ -272,6 +273,8 @@ def _window_examples(config, spans):
     store = metadata_store.MetadataStore(_connection(config))
     newest = {}
     for artifact in store.get_artifacts_by_type("Examples"):
+        if f"/{node_ids.EXAMPLE_GEN}/" not in artifact.uri:
+            continue  # the open complaints' examples, or scored ones
         span = artifact.custom_properties["span"].int_value
         if span in spans and artifact.id > newest.get(span, (0, None))[0]:
             newest[span] = (artifact.id, artifact.uri)

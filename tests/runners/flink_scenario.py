@@ -76,8 +76,12 @@ def _store(config):
     return metadata_store.MetadataStore(metadata.connection_config(config))
 
 
-def _latest(store, type_name: str):
-    return max(store.get_artifacts_by_type(type_name), key=lambda a: a.id)
+def _latest(store, type_name: str, node_id: str = ""):
+    """The newest artifact of a type (that node `node_id` wrote, if given)."""
+    written = [
+        a for a in store.get_artifacts_by_type(type_name) if not node_id or f"/{node_id}/" in a.uri
+    ]
+    return max(written, key=lambda a: a.id)
 
 
 def _execution(store, type_suffix: str):
@@ -171,7 +175,7 @@ def transform(flink_store, direct_store) -> dict:
     ]
     rows = []
     for store in (flink_store, direct_store):
-        uri = _latest(store, "Examples").uri  # Transform's output: the newest Examples
+        uri = _latest(store, "Examples", "Transform").uri
         records: list[bytes] = []
         for data in _files(uri, "Split-*/*.gz").values():
             records.extend(_tfrecords(gzip.decompress(data)))

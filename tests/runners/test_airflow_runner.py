@@ -150,9 +150,10 @@ print(json.dumps({
     assert dag["catchup"] is False
     assert dag["tags"] == ["cfpb", "tfx"]
     assert set(dag["tasks"]) == _expected_tasks(config)
-    # The TFX graph's edges, and ExampleGen waits for the spans to be prepared.
+    # The TFX graph's edges, and the ExampleGens wait for the spans to be prepared.
     assert {tuple(edge) for edge in dag["edges"]} == pipeline.component_edges(expected) | {
-        (airflow_runner.PREPARE_TASK_ID, "CsvExampleGen")
+        (airflow_runner.PREPARE_TASK_ID, "CsvExampleGen"),
+        (airflow_runner.PREPARE_TASK_ID, node_ids.OPEN_EXAMPLE_GEN),
     }
 
 
