@@ -205,7 +205,7 @@ def build(
             ],
             "input_format": (
                 "tf.Example with the raw features "
-                + ", ".join(features.FEATURE_NAMES)
+                + ", ".join(features.RAW_INPUT_NAMES)
                 + " (serving signatures in models/signatures.py)"
             ),
             "output_format": "probability of a dispute (0-1), and the classify API's classes "

@@ -75,11 +75,13 @@ ID_COLUMN = "complaint_id"
 # The 2015 export has no company and no submission channel (neither is a
 # model feature): the only columns an export may lack.
 OPTIONAL_COLUMNS = ("company", "submitted_via")
-DATE_COLUMN = "date_received"
-# The canonical CSV: the feature spec's features, the columns kept beside them,
-# the label. (ExampleGen splits by a hash of each example's sorted features,
-# so the column order decides nothing.)
-CANONICAL_COLUMNS = (*features.FEATURE_NAMES, *OPTIONAL_COLUMNS, DATE_COLUMN, LABEL_COLUMN)
+# The day a complaint arrived: what orders complaints, names spans and decides
+# whether an outcome is final.
+DATE_COLUMN = features.DATE_RECEIVED.name
+# The canonical CSV: the feature spec's raw inputs, the columns kept beside
+# them, the label. (ExampleGen splits by a hash of each example's sorted
+# features, so the column order decides nothing.)
+CANONICAL_COLUMNS = (*features.RAW_INPUT_NAMES, *OPTIONAL_COLUMNS, LABEL_COLUMN)
 
 # A span's complaints whose outcome is not observed yet: what batch scoring
 # reads, by id, without a label.
@@ -188,6 +190,7 @@ class SpanReport:
     rows_written: int = 0
     open_rows_written: int = 0
     outcome_final_through: str = ""
+    columns: list[str] = dataclasses.field(default_factory=list)
     max_rows: int | None = None
     rejected: dict[str, int] = dataclasses.field(default_factory=dict)
     excluded: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -349,14 +352,16 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
                 report.rejected, f"{LABEL_COLUMN} not Yes/No/empty (e.g. {row[LABEL_COLUMN]!r})"
             )
             continue
-        date = parse_date(row[DATE_COLUMN])
-        if date is None:
-            report.count(report.rejected, "date_received unparseable")
+        dates = {name: parse_date(row[name]) for name in features.DATE_INPUT_NAMES}
+        unparseable = [name for name, date in dates.items() if date is None]
+        if unparseable:
+            report.count(report.rejected, f"{unparseable[0]} unparseable")
             continue
         if not row["product"]:
             report.count(report.rejected, "product empty")
             continue
-        row[DATE_COLUMN] = date
+        row.update({name: date for name, date in dates.items() if date})
+        date = row[DATE_COLUMN]
         report.first_date = min(report.first_date or date, date)
         report.last_date = max(report.last_date, date)
         if "zip_code" in row:
@@ -386,6 +391,9 @@ def complaints_as_asked(source: Path) -> Iterator[dict[str, str]]:
         row = {c: v.strip() for c, v in zip(header, fields, strict=True)}
         if "zip_code" in row:
             row["zip_code"] = normalize_zip(row["zip_code"]) or ""
+        for name in features.DATE_INPUT_NAMES:
+            if name in row:  # an unreadable date is sent as it is: serving refuses it
+                row[name] = parse_date(row[name]) or row[name]
         yield {c: row[c] for c in (*CANONICAL_COLUMNS, ID_COLUMN) if c in row}
 
 
@@ -545,6 +553,7 @@ def _write_span(
     report.open_rows_written = len(open_rows)
     report.positive_rows = sum(r[LABEL_COLUMN] == "1" for _, r in rows)
 
+    report.columns = list(CANONICAL_COLUMNS)
     directory.mkdir(parents=True, exist_ok=True)
     if rows:
         _write_csv(directory / SPAN_FILE_NAME, CANONICAL_COLUMNS, (r for _, r in rows))
@@ -656,6 +665,13 @@ def prepared_spans(spans_dir: Location) -> dict[int, SpanReport]:
                 f"{directory}: prepared before outcomes had to be final (recent closures "
                 "were labelled 'not disputed'; data/README.md, 'The prediction moment'); "
                 f"delete {spans_dir} once to re-prepare"
+            )
+        if report is not None and report.columns != list(CANONICAL_COLUMNS):
+            raise PreparationError(
+                f"{directory}: prepared with the columns "
+                f"{', '.join(report.columns) or 'of a version before reports named them'}, "
+                f"not today's canonical ones ({', '.join(CANONICAL_COLUMNS)}; "
+                f"models/features.py); delete {spans_dir} once to re-prepare"
             )
         if report is not None:
             spans[span] = report

@@ -21,9 +21,9 @@ repeatable:
 - skew comparators with the same thresholds, for serving statistics;
 - every split needs at least MIN_EXAMPLES_PER_SPLIT examples (an empty or
   header-only span is an anomaly, not a model trained on nothing);
-- `company`, `submitted_via` and `date_received` are not model features (the
-  2015 export has no company or channel): `date_received` keeps its presence
-  requirement but no domain, the other two are marked deprecated so their
+- the dates (`date_received`, `date_sent_to_company`) are required but have
+  no domain (every span brings new days); `company` and `submitted_via` are
+  not model inputs (the 2015 export has neither): marked deprecated so their
   absence is not an anomaly.
 
 Schema evolution is a reviewed step. When the gate refuses a span because
@@ -65,11 +65,11 @@ MIN_DOMAIN_MASS: dict[str, float] = {
 # presence counts it as present: presence (min_fraction 1) means "the column
 # exists", and emptiness is a value count. Every row has the feature spec's
 # required features, the label and the date...
-REQUIRED_VALUES = features.REQUIRED_FEATURE_NAMES + (features.LABEL_KEY, prepare.DATE_COLUMN)
+REQUIRED_VALUES = features.REQUIRED_INPUT_NAMES + (features.LABEL_KEY,)
 # ...while the other features may be empty (share of empty rows in 2014 / 2015:
 # sub_product 0.36 / 0.38, sub_issue 0.55 / 0.53, state 0.016 / 0.015, zip_code
 # 0.009 / 0.010, issue a handful in 2014).
-OPTIONAL_VALUES = tuple(n for n in features.FEATURE_NAMES if n not in REQUIRED_VALUES)
+OPTIONAL_VALUES = tuple(n for n in features.RAW_INPUT_NAMES if n not in REQUIRED_VALUES)
 # Drift thresholds (L-infinity: largest change in any value's share; JS:
 # approximate Jensen-Shannon divergence), from the feature spec; the label's
 # own (measured 2014 vs 2015: JS 0.0025) is stated here with it.
@@ -97,14 +97,15 @@ def curate(schema, statistics_by_span: Sequence) -> None:
     schema.dataset_constraints.min_examples_count = MIN_EXAMPLES_PER_SPLIT
     for name in DEPRECATED:
         tfdv.get_feature(schema, name).lifecycle_stage = schema_pb2.DEPRECATED
-    date = tfdv.get_feature(schema, prepare.DATE_COLUMN)
-    if date.HasField("domain"):
-        domain = date.domain
-        date.ClearField("domain")
-        for i, string_domain in enumerate(schema.string_domain):
-            if string_domain.name == domain:
-                del schema.string_domain[i]
-                break
+    for name in features.DATE_INPUT_NAMES:
+        date = tfdv.get_feature(schema, name)
+        if date.HasField("domain"):
+            domain = date.domain
+            date.ClearField("domain")
+            for i, string_domain in enumerate(schema.string_domain):
+                if string_domain.name == domain:
+                    del schema.string_domain[i]
+                    break
     for name, mass in MIN_DOMAIN_MASS.items():
         tfdv.get_feature(schema, name).distribution_constraints.min_domain_mass = mass
     for name in REQUIRED_VALUES + OPTIONAL_VALUES:

@@ -17,8 +17,10 @@ The join, and what it counts (printed, and kept next to the export as
 `<export>.join.json`):
 - joined: complaints with a logged request and one valid outcome. Their
   features are the ones the model was asked with (no re-reading of another
-  database: what the model saw is what it learns from); `date_received` is
-  the UTC day the request was answered.
+  database: what the model saw is what it learns from), dates included
+  (the complaint's own `date_received` names the feedback span, as in any
+  export; a request logged before the model took dates has none, and
+  prepare rejects its row).
 - repeated requests: the same complaint asked again; the first request is
   the one joined (what the model first answered).
 - duplicate outcomes: rows repeating a complaint's outcome (the earliest
@@ -187,13 +189,12 @@ def join(
             counts.outcome_before_prediction += 1
             continue
         row = {column: "" for column in EXPORT_COLUMNS}
-        for name in features.FEATURE_NAMES:
+        for name in features.RAW_INPUT_NAMES:
             if name in request.values:
                 row[name] = str(request.values[name])
         # The client sends the ZIP as a number (leading zeros lost); the
         # canonical column is five digits.
         row["zip_code"] = prepare.normalize_zip(row["zip_code"]) or ""
-        row[prepare.DATE_COLUMN] = request.day.isoformat()
         row[prepare.LABEL_COLUMN] = prepare.outcome_text(outcome.disputed)
         row[prepare.ID_COLUMN] = complaint_id
         rows.append(row)

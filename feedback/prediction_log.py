@@ -268,7 +268,7 @@ def logged_complaints(record: prediction_log_pb2.PredictionLog) -> list[LoggedCo
         for name, column in columns.items():
             value = column[i]
             value = value.decode() if isinstance(value, bytes) else int(value)
-            if name in features.FEATURE_NAMES and value == features.raw_missing_value(name):
+            if name in features.RAW_INPUT_NAMES and value == features.raw_missing_value(name):
                 continue
             complaint[name] = value
         complaints.append(complaint)

@@ -217,11 +217,11 @@ def _example(complaint: dict) -> bytes:
     import tensorflow as tf
 
     feature = {}
-    for name in features.FEATURE_NAMES:
+    for name in features.RAW_INPUT_NAMES:
         if name not in complaint:
             continue  # missing, as the model read it
         value = complaint[name]
-        if name in features.INTEGER_FEATURE_NAMES:
+        if name in features.INTEGER_INPUT_NAMES:
             feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
         else:
             feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
@@ -254,11 +254,11 @@ def serving_schema(schema):
     view.CopyFrom(schema)
     del view.feature[:]
     for feature in schema.feature:
-        if feature.name not in features.FEATURE_NAMES:
+        if feature.name not in features.RAW_INPUT_NAMES:
             continue
         kept = view.feature.add()
         kept.CopyFrom(feature)
-        if feature.name not in features.REQUIRED_FEATURE_NAMES:
+        if feature.name not in features.REQUIRED_INPUT_NAMES:
             kept.presence.min_fraction = 0.0
             kept.presence.min_count = 0
     view.ClearField("dataset_constraints")

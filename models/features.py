@@ -1,10 +1,18 @@
-"""The feature spec: every feature the model uses, named once.
+"""The feature spec: every raw input a complaint carries and every feature
+the model reads, named once.
 
-Transform's `preprocessing_fn`, the Keras model's inputs, the serving
-signatures and client, the canonical CSV's columns (data/prepare.py) and the
-curated schema's rules (presence, domain coverage, drift thresholds:
-data/schema.py) read these definitions, so adding or resizing a feature is a
-change here and nowhere else.
+Two lists, because the model reads more than a complaint states:
+- the raw inputs (RAW_INPUTS): the canonical CSV's columns (data/prepare.py),
+  the curated schema's rules (presence, domain coverage, drift thresholds:
+  data/schema.py), what every serving signature and the client take, what
+  serving logs and the skew check compare;
+- the model features (MODEL_FEATURES): Transform's outputs, the Keras model's
+  inputs. Most are a raw input encoded (a vocabulary, quantile buckets);
+  the derived ones are computed in Transform from raw inputs (a ZIP's
+  region, days from receipt to the company, the weekday, a cross), so
+  serving computes them from a raw complaint with the same graph.
+Adding or resizing a feature is a change here (and its computation in
+models/preprocessing.py) and nowhere else.
 
 Vocabulary sizes follow the values seen in the 2015 export (top-k keeps the
 most frequent values; one extra out-of-vocabulary index catches the rest).
@@ -15,6 +23,7 @@ most frequent values; one extra out-of-vocabulary index catches the rest).
 from __future__ import annotations
 
 import dataclasses
+from typing import TypeAlias
 
 LABEL_KEY = "consumer_disputed"
 # Names of label 0 and label 1, as TF Serving's classify API reports them.
@@ -109,17 +118,126 @@ BUCKETIZED_FEATURES: tuple[BucketizedFeature, ...] = (
     BucketizedFeature("zip_code", num_buckets=10, drift_js=0.01),
 )
 
-ALL_FEATURES = CATEGORICAL_FEATURES + BUCKETIZED_FEATURES
-FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in ALL_FEATURES)
-REQUIRED_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in ALL_FEATURES if f.required)
-INTEGER_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in BUCKETIZED_FEATURES)
+
+@dataclasses.dataclass(frozen=True)
+class DateInput:
+    """A raw date, ISO `YYYY-MM-DD` (data.prepare writes every export's dates
+    so), required in every complaint. The model never reads a date itself
+    (it would learn the span): only features derived from it."""
+
+    name: str
+    required = True
+
+
+# A date input's only spelling (a regular expression; serving refuses others).
+DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+# CFPB's two dates of a complaint; both exports have both.
+DATE_RECEIVED = DateInput("date_received")
+DATE_SENT_TO_COMPANY = DateInput("date_sent_to_company")
+DATE_INPUTS: tuple[DateInput, ...] = (DATE_RECEIVED, DATE_SENT_TO_COMPANY)
+
+RAW_INPUTS = CATEGORICAL_FEATURES + BUCKETIZED_FEATURES + DATE_INPUTS
+RAW_INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in RAW_INPUTS)
+REQUIRED_INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in RAW_INPUTS if f.required)
+INTEGER_INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in BUCKETIZED_FEATURES)
+DATE_INPUT_NAMES: tuple[str, ...] = tuple(f.name for f in DATE_INPUTS)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegionFeature:
+    """The leading `digits` of a ZIP code as a category (a vocabulary of the
+    most frequent `vocab_size` regions): a 3-digit ZIP is a postal region,
+    finer than quantile buckets and not ordered. Missing ZIP: its own value."""
+
+    name: str
+    source: str
+    digits: int
+    vocab_size: int
+    embedding_dim: int
+
+    @property
+    def num_indices(self) -> int:
+        return self.vocab_size + OOV_BUCKETS
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossFeature:
+    """Two categorical inputs' values joined as one category (a vocabulary of
+    the `vocab_size` most frequent pairs): what one-hot inputs into a small
+    network learn only slowly, given directly."""
+
+    name: str
+    sources: tuple[str, str]
+    vocab_size: int
+    embedding_dim: int | None = None
+
+    @property
+    def num_indices(self) -> int:
+        return self.vocab_size + OOV_BUCKETS
+
+
+@dataclasses.dataclass(frozen=True)
+class DaysBetweenFeature:
+    """Whole days from one date input to a later one, cut at fixed
+    `boundaries` (days): bucket i holds boundaries[i-1] <= days < boundaries[i].
+    A negative count (a data error) falls in bucket 0."""
+
+    name: str
+    start: str
+    end: str
+    boundaries: tuple[int, ...]
+    embedding_dim = None
+
+    @property
+    def num_indices(self) -> int:
+        return len(self.boundaries) + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class WeekdayFeature:
+    """The weekday of a date input, Monday 0 to Sunday 6."""
+
+    name: str
+    source: str
+    embedding_dim = None
+    num_indices = 7
+
+
+DerivedFeature: TypeAlias = RegionFeature | CrossFeature | DaysBetweenFeature | WeekdayFeature
+
+# Measured on the 2015 export's final outcomes (data/README.md, "Features"):
+# the days to the company add most (median 1 day, 90% within 7, 99% within
+# 34); the region, weekday and cross a little each. No month: every span
+# holds a few months, so a month is a span's name, not a complaint's trait.
+DERIVED_FEATURES: tuple[DerivedFeature, ...] = (
+    RegionFeature("zip_region", source="zip_code", digits=3, vocab_size=400, embedding_dim=8),
+    DaysBetweenFeature(
+        "days_to_company",
+        start=DATE_RECEIVED.name,
+        end=DATE_SENT_TO_COMPANY.name,
+        boundaries=(1, 2, 3, 5, 8, 15, 31),
+    ),
+    WeekdayFeature("received_weekday", source=DATE_RECEIVED.name),
+    CrossFeature(
+        "product_x_company_response",
+        sources=("product", "company_response"),
+        vocab_size=60,
+        embedding_dim=5,
+    ),
+)
+
+ModelFeature: TypeAlias = CategoricalFeature | BucketizedFeature | DerivedFeature
+MODEL_FEATURES: tuple[ModelFeature, ...] = (
+    CATEGORICAL_FEATURES + BUCKETIZED_FEATURES + DERIVED_FEATURES
+)
+MODEL_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in MODEL_FEATURES)
 
 
 def raw_missing_value(name: str) -> str | int:
     """What stands for "missing" in the dense `serving_raw` signature, which
-    cannot leave a value out: '' for a string feature, 0 for a ZIP (the
+    cannot leave a value out: '' for a string input, 0 for a ZIP (the
     signature turns both into missing values, models/signatures.py)."""
-    return 0 if name in INTEGER_FEATURE_NAMES else ""
+    return 0 if name in INTEGER_INPUT_NAMES else ""
 
 
 def transformed_name(name: str) -> str:

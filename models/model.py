@@ -76,10 +76,11 @@ def build_keras_model(
         features.transformed_name(f.name): tf.keras.Input(
             shape=(), dtype=tf.int64, name=features.transformed_name(f.name)
         )
-        for f in features.ALL_FEATURES
+        for f in features.MODEL_FEATURES
     }
     encoded = [
-        _encoded_input(f, inputs[features.transformed_name(f.name)]) for f in features.ALL_FEATURES
+        _encoded_input(f, inputs[features.transformed_name(f.name)])
+        for f in features.MODEL_FEATURES
     ]
     x = tf.keras.layers.concatenate(encoded)
     for units in HIDDEN_UNITS:

@@ -15,8 +15,9 @@ send raw values and never re-implement preprocessing:
   Serving accepts that unless it runs with `--enable_signature_method_name_check`.
 
 Missing values follow the data contract (data/schema.py) in every signature:
-the schema's required values (product, company_response, timely_response)
-must be given and non-empty, or the request is refused with the feature's
+the schema's required values (product, company_response, timely_response,
+date_received and date_sent_to_company, dates as YYYY-MM-DD) must be given
+and non-empty, or the request is refused with the feature's
 name (the model never saw them missing, so an answer would be a guess); the
 other features may be left out of a tf.Example or sent as '' (0 for a ZIP
 code) to serving_raw, and then mean "not given", like an empty CSV cell.
@@ -47,20 +48,22 @@ def raw_feature_spec(
 ) -> dict[str, tf.io.FixedLenFeature]:
     """Parsing spec of the model's raw inputs, typed as Transform saw them.
 
-    Only the features in the feature spec: a client need not send the label
-    or columns the model does not use.
+    Only the feature spec's raw inputs: a client need not send the label or
+    columns the model does not use.
     """
     spec = tf_transform_output.raw_feature_spec()
-    return {name: spec[name] for name in features.FEATURE_NAMES}
+    return {name: spec[name] for name in features.RAW_INPUT_NAMES}
 
 
 def _required_checks(raw_features: dict[str, tf.Tensor], spec) -> list:
-    """Refuses an empty required value (parse_example already refuses an absent one).
+    """Refuses an empty required value (parse_example already refuses an absent
+    one) and a date not written `YYYY-MM-DD` (Transform would read its digits
+    wrongly or fail on them).
 
     Transform's raw feature spec has a FixedLenFeature exactly where the schema
     requires a value in every row.
     """
-    return [
+    checks = [
         tf.debugging.assert_greater(
             tf.strings.length(raw_features[name]),
             0,
@@ -68,6 +71,13 @@ def _required_checks(raw_features: dict[str, tf.Tensor], spec) -> list:
         )
         for name, feature_spec in spec.items()
         if isinstance(feature_spec, tf.io.FixedLenFeature) and feature_spec.dtype == tf.string
+    ]
+    return checks + [
+        tf.debugging.Assert(
+            tf.reduce_all(tf.strings.regex_full_match(raw_features[name], features.DATE_PATTERN)),
+            [f"{name} must be a date written YYYY-MM-DD"],
+        )
+        for name in features.DATE_INPUT_NAMES
     ]
 
 
@@ -89,10 +99,17 @@ def serving_signatures(
 
     def predict(raw_features):
         with tf.control_dependencies(_required_checks(raw_features, spec)):
-            transformed = model.tft_layer(raw_features)
+            # Transform reads the dense inputs only once they passed the
+            # checks: a malformed date would otherwise fail Transform's own
+            # parse first, with a message that names no feature.
+            checked = {
+                name: tf.identity(value) if isinstance(value, tf.Tensor) else value
+                for name, value in raw_features.items()
+            }
+            transformed = model.tft_layer(checked)
             model_inputs = {
                 features.transformed_name(name): transformed[features.transformed_name(name)]
-                for name in features.FEATURE_NAMES
+                for name in features.MODEL_FEATURE_NAMES
             }
             return {PREDICTION_KEY: tf.identity(model(model_inputs))}
 

@@ -114,8 +114,9 @@ def _statistics_view(statistics, baseline, schema, drift_info) -> list[FeatureVi
     previous = by_name(baseline.datasets[0] if baseline and baseline.datasets else None)
     rows = statistics.datasets[0].num_examples if statistics.datasets else 0
     views = []
-    for name in (*features.FEATURE_NAMES, features.LABEL_KEY):
-        if name not in current:
+    for name in (*features.RAW_INPUT_NAMES, features.LABEL_KEY):
+        # A date's distribution is the span's calendar, not something to review.
+        if name not in current or name in features.DATE_INPUT_NAMES:
             continue
         stats = current[name]
         kind = "numeric" if stats.HasField("num_stats") else "categorical"

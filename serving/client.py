@@ -1,16 +1,17 @@
 """Asks TF Serving whether consumers will dispute complaints.
 
     python -m serving.client --input complaint.json                 # REST predict
-    python -m serving.client --product "Mortgage" --state CA --zip-code 94110
+    python -m serving.client --product Mortgage --company-response "Closed with explanation" \
+        --timely-response Yes --date-received 2015-03-02 --date-sent-to-company 2015-03-04
     python -m serving.client --input c.json --protocol grpc --label stable
     python -m serving.client --api metadata
 
 A complaint is a JSON object of raw fields (a file may hold one object or a
-list). product, company_response and timely_response must be given (the
-schema requires them in every complaint, and every signature refuses a
-complaint without them); other fields left out or empty count as missing, like
-empty CSV cells. Other columns of the prepared CSV (the label, dates) are
-ignored; unknown names are an error. A `complaint_id` travels with the
+list). product, company_response, timely_response, date_received and
+date_sent_to_company (YYYY-MM-DD) must be given (the schema requires them in
+every complaint, and every signature refuses a complaint without them); other
+fields left out or empty count as missing, like empty CSV cells. Other
+columns of the prepared CSV (the label, company, channel) are ignored; unknown names are an error. A `complaint_id` travels with the
 complaint on --api classify (inside its tf.Example), so that a logged request
 can be joined with the complaint's outcome (feedback/join.py); predict's
 serving_raw signature cannot carry it.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -36,8 +38,8 @@ from serving import urls
 from settings import configs
 
 POSITIVE_CLASS = features.LABEL_CLASSES[1]
-INTEGER_FEATURES = features.INTEGER_FEATURE_NAMES
-REQUIRED_FEATURES = features.REQUIRED_FEATURE_NAMES
+INTEGER_FEATURES = features.INTEGER_INPUT_NAMES
+REQUIRED_FEATURES = features.REQUIRED_INPUT_NAMES
 # Sent inside each tf.Example (classify) so that a logged request can be joined
 # with the complaint's outcome later (feedback/join.py); the model's parser
 # ignores features it does not know. serving_raw (predict) has no place for it.
@@ -68,10 +70,10 @@ def normalize(raw: dict) -> Complaint:
     if unknown:
         raise InputError(
             f"unknown field(s) {', '.join(unknown)}; the model reads "
-            f"{', '.join(features.FEATURE_NAMES)}"
+            f"{', '.join(features.RAW_INPUT_NAMES)}"
         )
     complaint: Complaint = {}
-    for name in features.FEATURE_NAMES:
+    for name in features.RAW_INPUT_NAMES:
         value = raw.get(name)
         if value in (None, ""):
             continue
@@ -79,6 +81,10 @@ def normalize(raw: dict) -> Complaint:
             if isinstance(value, bool) or not (isinstance(value, int) or str(value).isdigit()):
                 raise InputError(f"{name} must be a number (a five-digit ZIP), got {value!r}")
             complaint[name] = int(value)
+        elif name in features.DATE_INPUT_NAMES and not (
+            isinstance(value, str) and re.fullmatch(features.DATE_PATTERN, value)
+        ):
+            raise InputError(f"{name} must be a date written YYYY-MM-DD, got {value!r}")
         elif isinstance(value, str):
             complaint[name] = value
         else:
@@ -101,7 +107,7 @@ def raw_instance(complaint: Complaint) -> Complaint:
     """serving_raw takes every feature: missing ones as '' (or 0 for a ZIP)."""
     return {
         name: complaint.get(name, features.raw_missing_value(name))
-        for name in features.FEATURE_NAMES
+        for name in features.RAW_INPUT_NAMES
     }
 
 
@@ -265,7 +271,7 @@ class GrpcClient(_ServerClient):
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, RAW_SIGNATURE)
         instances = [raw_instance(c) for c in complaints]
-        for name in features.FEATURE_NAMES:
+        for name in features.RAW_INPUT_NAMES:
             dtype = tf.int64 if name in INTEGER_FEATURES else tf.string
             request.inputs[name].CopyFrom(tf.make_tensor_proto([i[name] for i in instances], dtype))
         response = self._call(self.stub.Predict, request)
@@ -342,7 +348,7 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     complaint = parser.add_argument_group("complaint (a JSON file, or one complaint as flags)")
     complaint.add_argument("--input", type=Path, help="JSON object or list of objects")
-    for name in features.FEATURE_NAMES:
+    for name in features.RAW_INPUT_NAMES:
         complaint.add_argument(
             f"--{name.replace('_', '-')}",
             dest=name,
@@ -357,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, args = configs.parse_args(_parser(), argv, names=("model_name",))
     try:
         flags = {
-            n: getattr(args, n) for n in features.FEATURE_NAMES if getattr(args, n) is not None
+            n: getattr(args, n) for n in features.RAW_INPUT_NAMES if getattr(args, n) is not None
         }
         if args.api == "metadata":
             raw: list = []

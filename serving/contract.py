@@ -98,7 +98,7 @@ def model_problems(model_dir: str | Location) -> list[str]:
     problems = []
     expected_inputs = {
         signature_names.DEFAULT_SIGNATURE: {signature_names.EXAMPLES_INPUT},
-        signature_names.RAW_SIGNATURE: set(features.FEATURE_NAMES),
+        signature_names.RAW_SIGNATURE: set(features.RAW_INPUT_NAMES),
     }
     for name, inputs in expected_inputs.items():
         if name not in defs:

@@ -100,6 +100,7 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
     # Headers as in later CFPB exports: renamed response column, narrative column.
     header = [
         "Date received",
+        "Date sent to company",
         "Product",
         "Sub-product",
         "Issue",
@@ -116,6 +117,7 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
     ]
     good = [
         "2016-05-01",
+        "05/03/2016",
         "Mortgage",
         "",
         "Servicing",
@@ -134,21 +136,23 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
         good,
         good[:-1],  # truncated row
         ["13/45/2016"] + good[1:],  # bad date
-        good[:12] + ["Maybe", "2"],  # unknown label
-        good[:1] + [""] + good[2:],  # no product
-        good[:8] + ["ABCDE"] + good[9:12] + ["Yes", "3"],  # bad zip: kept, blanked
+        good[:1] + ["soon"] + good[2:],  # bad date sent
+        good[:13] + ["Maybe", "2"],  # unknown label
+        good[:2] + [""] + good[3:],  # no product
+        good[:9] + ["ABCDE"] + good[10:13] + ["Yes", "3"],  # bad zip: kept, blanked
     ]
     export = write_csv(tmp_path / "later.csv", header, rows)
 
-    # Four bad rows in six would be refused (see below); here every kind is counted.
+    # Five bad rows in seven would be refused (see below); here every kind is counted.
     monkeypatch.setattr(prepare, "MIN_SPAN_ROWS", 1)
     report = prepare.prepare_export(export, tmp_path / "span", max_rejected_fraction=1)
 
-    assert report.rows_read == 6
+    assert report.rows_read == 7
     assert report.rows_written == 2
     assert report.rejected == {
-        "wrong field count (expected 14)": 1,
+        "wrong field count (expected 15)": 1,
         "date_received unparseable": 1,
+        "date_sent_to_company unparseable": 1,
         "consumer_disputed not Yes/No/empty (e.g. 'Maybe')": 1,
         "product empty": 1,
     }
@@ -158,6 +162,7 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
     assert written[0]["company_response"] == "Closed with explanation"
     assert written[0]["zip_code"] == "10000"
     assert written[0]["date_received"] == "2016-05-01"
+    assert written[0]["date_sent_to_company"] == "2016-05-03"
     assert [r["consumer_disputed"] for r in written] == ["0", "1"]
     assert written[1]["zip_code"] == ""
     assert "rejected" in report.summary() and "Maybe" in report.summary()
@@ -172,8 +177,8 @@ def test_later_vintage_headers_and_bad_rows_are_reported(tmp_path, monkeypatch):
             "no column maps to 'company_response', .*'sub_product', .*'consumer_disputed'",
         ),
         (
-            "Product,Sub-product,Issue,Sub-issue,State,ZIP code,Date received,Company response,"
-            "Timely response?,Consumer disputed?\n",
+            "Product,Sub-product,Issue,Sub-issue,State,ZIP code,Date received,"
+            "Date sent to company,Company response,Timely response?,Consumer disputed?\n",
             "no usable rows",
         ),  # header only
     ],

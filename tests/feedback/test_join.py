@@ -71,9 +71,6 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
     assert _join(matured, outcomes, raw_dir) == 0
     printed = capsys.readouterr().out
     (export,) = raw_dir.glob("feedback-*.csv")
-    days = {prediction_log.logged_day(r) for r in prediction_log.read_logs(matured.prefix)}
-    first, last = min(days), max(days)  # one day, unless the replay crossed midnight
-    assert export.name == f"feedback-{first:%Y%m%d}-{last:%Y%m%d}.csv"
 
     valid = {
         i: d for i, d, _ in answered if i not in too_early and i not in {c[0] for c in conflicting}
@@ -82,12 +79,14 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
         joined = list(csv.DictReader(f))
     assert {r["complaint_id"]: r["consumer_disputed"] for r in joined} == valid
     assert len(joined) == len(valid) == ANSWERED - 5 - 10
-    # Features are the ones the model was asked with: the export's own values.
+    # Features are the ones the model was asked with: the export's own values,
+    # dates included; the complaints' received days name the export.
     sent = {r["complaint_id"]: r for r in prepare.complaints_as_asked(matured.export)}
     for row in joined:
-        for name in features.FEATURE_NAMES:
+        for name in features.RAW_INPUT_NAMES:
             assert row[name] == sent[row["complaint_id"]][name], name
-        assert datetime.date.fromisoformat(row["date_received"]) in days
+    received = sorted(r["date_received"].replace("-", "") for r in joined)
+    assert export.name == f"feedback-{received[0]}-{received[-1]}.csv"
 
     counts = json.loads((raw_dir / f"{export.name}.join.json").read_text())
     assert {f.name: counts[f.name] for f in dataclasses.fields(join.JoinCounts)} == {
@@ -110,7 +109,7 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
     # The pipeline's own preparation takes it like any export...
     spans_dir = tmp_path / "spans"
     (report,) = prepare.prepare_all(raw_dir, spans_dir)
-    assert report.span == int(f"{last:%Y%m%d}")
+    assert report.span == int(received[-1])
     assert report.rows_written == len(valid) and report.rows_rejected == 0
     assert report.positive_rows == counts["disputed"]
     # ...and the pipeline's own components, up to its validation gate, pass it.
@@ -129,9 +128,11 @@ def test_outcomes_join_into_a_span_that_passes_validation(feedback_traffic, tmp_
         if c["complaint_id"] not in answered_ids
     ]
     assert len(awaiting) == EARLIER_ROWS - ANSWERED
+    days = {prediction_log.logged_day(r) for r in prediction_log.read_logs(matured.prefix)}
     late = [[i, "No", max(days).isoformat()] for i in awaiting[: prepare.MIN_SPAN_ROWS + 20]]
     late_file = _write(tmp_path / "late.csv", late)
     assert _join(matured, late_file, raw_dir) == 1
+    last = datetime.date.fromisoformat(max(r["date_received"] for r in joined))
     assert f"{export.name} already ends on {last}" in capsys.readouterr().err
     assert list(raw_dir.glob("feedback-*.csv")) == [export]
 

@@ -82,7 +82,7 @@ def test_statistics_from_logs_match_statistics_of_the_same_rows(feedback_traffic
     from_logs = skew.serving_statistics(complaints, str(tmp_path))
     direct_csv = tmp_path / "sent.csv"
     with direct_csv.open("w", newline="") as out:
-        writer = csv.DictWriter(out, features.FEATURE_NAMES, extrasaction="ignore")
+        writer = csv.DictWriter(out, features.RAW_INPUT_NAMES, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(_sent_rows(EARLIER_ROWS))
     direct = tfdv.generate_statistics_from_csv(str(direct_csv))
@@ -90,7 +90,7 @@ def test_statistics_from_logs_match_statistics_of_the_same_rows(feedback_traffic
     (direct_set,) = direct.datasets
     assert logged_set.num_examples == direct_set.num_examples == EARLIER_ROWS
     by_name = {f.path.step[0]: f for f in direct_set.features}
-    assert sorted(by_name) == sorted(features.FEATURE_NAMES)
+    assert sorted(by_name) == sorted(features.RAW_INPUT_NAMES)
     for logged in logged_set.features:
         expected = by_name[logged.path.step[0]]
         # The same feature statistics: counts, missing values, top values,

@@ -9,7 +9,7 @@ def _batch(size=32, seed=0):
     rng = np.random.default_rng(seed)
     inputs = {
         features.transformed_name(f.name): rng.integers(0, f.num_indices, size)
-        for f in features.ALL_FEATURES
+        for f in features.MODEL_FEATURES
     }
     labels = rng.integers(0, 2, size)
     return inputs, labels
@@ -23,7 +23,7 @@ def test_tf_keras_is_keras_2():
 def test_model_takes_one_input_per_spec_feature():
     keras_model = model.build_keras_model(PipelineConfig().learning_rate)
     assert sorted(keras_model.input) == sorted(
-        features.transformed_name(n) for n in features.FEATURE_NAMES
+        features.transformed_name(n) for n in features.MODEL_FEATURE_NAMES
     )
 
 

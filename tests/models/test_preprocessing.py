@@ -1,6 +1,7 @@
 """preprocessing_fn run through real tf.Transform (Beam) on real prepared rows."""
 
 import csv
+import datetime
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ RAW_SPEC = {
     "sub_issue": tf.io.VarLenFeature(tf.string),
     "state": tf.io.VarLenFeature(tf.string),
     "zip_code": tf.io.VarLenFeature(tf.int64),
+    "date_received": tf.io.FixedLenFeature([1], tf.string),
+    "date_sent_to_company": tf.io.FixedLenFeature([1], tf.string),
     "consumer_disputed": tf.io.FixedLenFeature([1], tf.int64),
 }
 
@@ -52,7 +55,7 @@ def transformed(prepared_span, tmp_path_factory):
 
 def test_outputs_are_the_model_inputs_and_the_label(transformed):
     _, output = transformed
-    expected = {features.transformed_name(n) for n in features.FEATURE_NAMES}
+    expected = {features.transformed_name(n) for n in features.MODEL_FEATURE_NAMES}
     assert set(output[0]) == expected | {features.TRANSFORMED_LABEL_KEY}
 
 
@@ -75,6 +78,46 @@ def test_missing_zip_gets_index_zero_and_present_zips_spread_over_buckets(transf
     assert present.min() >= 1 and present.max() <= zip_feature.num_buckets
     # Quantile buckets from train data: every bucket is used.
     assert len(set(present)) == zip_feature.num_buckets
+
+
+def _days(row, name):
+    return datetime.date.fromisoformat(row[name])
+
+
+def test_days_to_company_and_weekday_follow_the_calendar(transformed):
+    # Checked against Python's calendar on real rows, not against the formula.
+    rows, output = transformed
+    (days_feature,) = [
+        f for f in features.DERIVED_FEATURES if isinstance(f, features.DaysBetweenFeature)
+    ]
+    (weekday,) = [f for f in features.DERIVED_FEATURES if isinstance(f, features.WeekdayFeature)]
+    spans = set()
+    for row, out in zip(rows, output, strict=True):
+        days = (_days(row, days_feature.end) - _days(row, days_feature.start)).days
+        bucket = sum(days >= b for b in days_feature.boundaries)
+        assert out[features.transformed_name(days_feature.name)] == bucket, row
+        assert out[features.transformed_name(weekday.name)] == _days(row, weekday.source).weekday()
+        spans.add(bucket)
+    assert len(spans) > 3, "real rows spread over several day buckets"
+
+
+def test_days_since_epoch_agrees_with_the_proleptic_calendar():
+    days = ["1970-01-01", "2000-02-29", "2000-03-01", "1999-12-31", "2100-03-01", "1900-02-28"]
+    expected = [datetime.date.fromisoformat(d).toordinal() - 719163 for d in days]
+    assert preprocessing.days_since_epoch(tf.constant(days)).numpy().tolist() == expected
+
+
+def test_zip_region_is_one_category_per_three_digit_prefix(transformed):
+    rows, output = transformed
+    (region,) = [f for f in features.DERIVED_FEATURES if isinstance(f, features.RegionFeature)]
+    by_prefix: dict[str, set] = {}
+    for row, out in zip(rows, output, strict=True):
+        prefix = row["zip_code"][: region.digits]
+        by_prefix.setdefault(prefix, set()).add(out[features.transformed_name(region.name)])
+    assert all(len(indices) == 1 for indices in by_prefix.values())
+    # Fewer regions in the slice than the vocabulary holds: each its own index.
+    assert len(by_prefix) <= region.vocab_size
+    assert len(set.union(*by_prefix.values())) == len(by_prefix)
 
 
 def test_the_most_frequent_product_gets_index_zero(transformed):

@@ -28,13 +28,13 @@ def complaints(e2e):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     sparse = next(r for r in rows if not r["sub_product"] and not r["sub_issue"])
-    full = [r for r in rows if all(r[n] for n in features.FEATURE_NAMES)][:2]
+    full = [r for r in rows if all(r[n] for n in features.RAW_INPUT_NAMES)][:2]
     return full + [sparse]
 
 
 def _example(row) -> bytes:
     feature = {}
-    for name in features.FEATURE_NAMES:
+    for name in features.RAW_INPUT_NAMES:
         if not row[name]:
             continue  # as CsvExampleGen does for empty cells
         if name == "zip_code":
@@ -51,7 +51,7 @@ def _raw_tensors(rows):
         name: tf.constant([int(r[name] or 0) for r in rows], tf.int64)
         if name == "zip_code"
         else tf.constant([r[name] for r in rows])
-        for name in features.FEATURE_NAMES
+        for name in features.RAW_INPUT_NAMES
     }
 
 
@@ -72,7 +72,7 @@ def test_the_model_has_exactly_the_four_signatures(pushed):
     default = pushed.signatures["serving_default"]
     assert set(default.structured_input_signature[1]) == {signature_names.EXAMPLES_INPUT}
     raw = pushed.signatures[signature_names.RAW_SIGNATURE]
-    assert set(raw.structured_input_signature[1]) == set(features.FEATURE_NAMES)
+    assert set(raw.structured_input_signature[1]) == set(features.RAW_INPUT_NAMES)
     assert set(raw.structured_outputs) == {signature_names.PREDICTION_KEY}
 
 
@@ -126,7 +126,7 @@ def test_predictions_depend_on_the_input(pushed, complaints):
     assert len(set(np.round(probabilities, 6))) > 1
 
 
-REQUIRED = features.REQUIRED_FEATURE_NAMES
+REQUIRED = features.REQUIRED_INPUT_NAMES
 EXAMPLE_SIGNATURES = (
     ("serving_default", "examples"),
     (signature_names.CLASSIFICATION_SIGNATURE, "inputs"),
@@ -155,7 +155,7 @@ def test_every_signature_refuses_a_complaint_without_a_required_value(pushed, co
 
 
 def test_every_signature_answers_a_complaint_without_its_optional_values(pushed, complaints):
-    sparse = dict(complaints[0], **{n: "" for n in features.FEATURE_NAMES if n not in REQUIRED})
+    sparse = dict(complaints[0], **{n: "" for n in features.RAW_INPUT_NAMES if n not in REQUIRED})
     answers = [
         pushed.signatures[signature_names.RAW_SIGNATURE](**_raw_tensors([sparse]))[
             signature_names.PREDICTION_KEY

@@ -22,8 +22,11 @@ from tests.conftest import pushed_model_dir
 pytestmark = pytest.mark.e2e
 
 STABLE, CANARY = 100, 200
+# Every complaint states when it arrived and when CFPB sent it to the company.
+DATES = {"date_received": "2015-03-02", "date_sent_to_company": "2015-03-04"}
 COMPLAINTS = [
     {
+        **DATES,
         "product": "Debt collection",
         "issue": "Communication tactics",
         "state": "TX",
@@ -32,6 +35,7 @@ COMPLAINTS = [
         "timely_response": "Yes",
     },
     {
+        **DATES,
         "product": "Mortgage",
         "sub_product": "Conventional fixed mortgage",
         "issue": "Loan servicing, payments, escrow account",
@@ -87,7 +91,7 @@ def expected(served):
         n: tf.constant(
             [c[n] for c in complaints], tf.int64 if n in client.INTEGER_FEATURES else tf.string
         )
-        for n in features.FEATURE_NAMES
+        for n in features.RAW_INPUT_NAMES
     }
     return (
         loaded.signatures[signature_names.RAW_SIGNATURE](**tensors)[signature_names.PREDICTION_KEY]
@@ -198,12 +202,16 @@ def test_complaint_from_flags(served, capsys):
         "Closed with explanation",
         "--timely-response",
         "Yes",
+        "--date-received",
+        "2015-03-02",
+        "--date-sent-to-company",
+        "2015-03-04",
     )
     assert code == 0, err
     assert "complaint 1: dispute probability 0." in out
 
 
-INCOMPLETE = {"product": "Mortgage", "state": "CA", "zip_code": 94110}
+INCOMPLETE = {**DATES, "product": "Mortgage", "state": "CA", "zip_code": 94110}
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
@@ -219,6 +227,10 @@ def test_an_incomplete_complaint_is_refused_the_same_way_by_every_api(
         "Mortgage",
         "--state",
         "CA",
+        "--date-received",
+        "2015-03-02",
+        "--date-sent-to-company",
+        "2015-03-04",
         "--protocol",
         protocol,
         "--api",
@@ -242,6 +254,7 @@ def _client(served, protocol):
 @pytest.mark.parametrize("api", ["predict", "classify"])
 def test_optional_fields_may_be_missing_on_every_api(served, capsys, protocol, api):
     required_only = {
+        **DATES,
         "product": "Mortgage",
         "company_response": "Closed with explanation",
         "timely_response": "Yes",
@@ -310,17 +323,19 @@ def test_server_down_is_reported(input_file, capsys, protocol):
         (
             [
                 {
+                    **DATES,
                     "product": "Mortgage",
                     "company_response": "In progress",
                     "timely_response": "Yes",
                 },
-                {"product": "Mortgage"},
+                {**DATES, "product": "Mortgage"},
             ],
             "complaint 2: company_response, timely_response must be given",
         ),
         ({"product": ["Mortgage"]}, "product must be a string"),
         (
             {
+                **DATES,
                 "product": "Mortgage",
                 "company_response": "Closed",
                 "timely_response": "Yes",
@@ -329,8 +344,18 @@ def test_server_down_is_reported(input_file, capsys, protocol):
             "complaint_id must be a string or a number",
         ),
         (
-            {"product": "Mortgage", "company_response": "", "timely_response": "Yes"},
+            {**DATES, "product": "Mortgage", "company_response": "", "timely_response": "Yes"},
             "company_response must be given",
+        ),
+        (
+            {
+                **DATES,
+                "date_sent_to_company": "03/04/2015",
+                "product": "Mortgage",
+                "company_response": "Closed",
+                "timely_response": "Yes",
+            },
+            "date_sent_to_company must be a date written YYYY-MM-DD, got '03/04/2015'",
         ),
     ],
 )

@@ -45,7 +45,7 @@ def rows(e2e):
     with open(path, newline="") as f:
         raw = [r for _, r in zip(range(10), csv.DictReader(f), strict=False)]
     return [
-        {n: int(r[n]) if n == "zip_code" and r[n] else r[n] for n in features.FEATURE_NAMES}
+        {n: int(r[n]) if n == "zip_code" and r[n] else r[n] for n in features.RAW_INPUT_NAMES}
         for r in raw
     ]
 
@@ -57,7 +57,7 @@ def _direct(loaded, rows):
             [r[n] or (0 if n == "zip_code" else "") for r in rows],
             tf.int64 if n == "zip_code" else tf.string,
         )
-        for n in features.FEATURE_NAMES
+        for n in features.RAW_INPUT_NAMES
     }
     return loaded.signatures[signature_names.RAW_SIGNATURE](**tensors)[
         signature_names.PREDICTION_KEY
@@ -91,7 +91,7 @@ def test_rest_predict_row_format_gives_the_direct_probabilities(loaded, signatur
     body = {
         "signature_name": signature_names.RAW_SIGNATURE,
         "instances": [
-            {n: r[n] or (0 if n == "zip_code" else "") for n in features.FEATURE_NAMES}
+            {n: r[n] or (0 if n == "zip_code" else "") for n in features.RAW_INPUT_NAMES}
             for r in rows
         ],
     }
@@ -137,7 +137,7 @@ def test_rest_classify_and_regress_examples_match_the_direct_probabilities(loade
     "body, message",
     [
         ({"instances": [{"product": "Mortgage"}]}, "the signature takes"),
-        ({"instances": [{n: "abc" for n in features.FEATURE_NAMES}]}, "not of type int64"),
+        ({"instances": [{n: "abc" for n in features.RAW_INPUT_NAMES}]}, "not of type int64"),
         ({"instances": []}, "non-empty"),
         ({"instances": [{}], "inputs": {}}, "exactly one of"),
     ],
