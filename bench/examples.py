@@ -16,8 +16,9 @@ from models import features
 from settings import beam
 from settings.configs import PipelineConfig
 
-CATEGORICAL = [f.name for f in features.CATEGORICAL_FEATURES]
-NUMERIC = [f.name for f in features.BUCKETIZED_FEATURES]
+# Every raw input: text (categories and dates) or integers (-1: missing).
+TEXT = [n for n in features.RAW_INPUT_NAMES if n not in features.INTEGER_INPUT_NAMES]
+NUMERIC = list(features.INTEGER_INPUT_NAMES)
 # (columns: {feature: values}, labels, serialized tf.Examples) of one split.
 Split = tuple[dict[str, np.ndarray], np.ndarray, list[bytes]]
 
@@ -37,11 +38,11 @@ def read_split(examples_uri: str, split: str) -> Split:
         r.numpy()
         for r in tf.data.TFRecordDataset(split_files(examples_uri, split), compression_type="GZIP")
     ]
-    columns: dict[str, list] = {n: [] for n in CATEGORICAL + NUMERIC}
+    columns: dict[str, list] = {n: [] for n in TEXT + NUMERIC}
     labels = []
     for record in serialized:
         feature = tf.train.Example.FromString(record).features.feature
-        for name in CATEGORICAL:
+        for name in TEXT:
             values = feature[name].bytes_list.value if name in feature else []
             columns[name].append(values[0].decode() if values else "")
         for name in NUMERIC:

@@ -289,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.path.join(
                 _output_uri(runs[0][1]["run"], node_ids.TRAINER, "model"), "Format-Serving"
             ),
+            _output_uri(runs[0][1]["run"], node_ids.TRANSFORM, "transform_graph"),
         )["test"]
         if r["model"].startswith("logistic")
     )

@@ -1,6 +1,6 @@
 """Model quality on the pipeline's held-out test split (and on other test sets,
-such as a span from other months), next to baselines trained on the same train
-split (scikit-learn)."""
+such as outcomes that became final later), next to baselines trained on the
+same train split and the same model features (scikit-learn)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
         "pr_auc": average_precision_score(labels, p),
         "log_loss": log_loss(labels, p),
     }
+
+
+def auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, probabilities))
 
 
 def auc_interval(
@@ -90,38 +96,88 @@ def calibration(
     return {"bins": table, "expected_calibration_error": gap}
 
 
-def _tabular(columns) -> np.ndarray:
-    # ZIP as its three-digit region (a category), -1 when missing.
-    zips = columns["zip_code"]
-    region = np.where(zips >= 0, zips // 100, -1).astype(str)
-    return np.column_stack([columns[n] for n in examples.CATEGORICAL] + [region])
+def raw_spec(transform_dir: str) -> dict:
+    """The serving signatures' parsing spec of the raw inputs (models/signatures.py)."""
+    import tensorflow_transform as tft
+
+    from models import signatures
+
+    return signatures.raw_feature_spec(tft.TFTransformOutput(transform_dir))
+
+
+def model_features(loaded, raw_spec: dict, serialized: list[bytes]) -> dict[str, np.ndarray]:
+    """Every model feature ({`_xf` name: indices}) of serialized raw examples,
+    computed by the pipeline's own Transform graph (saved with the model):
+    what the pipeline model reads, given to every other model too."""
+    import tensorflow as tf
+
+    from models import features
+
+    names = [features.transformed_name(n) for n in features.MODEL_FEATURE_NAMES]
+    batches = [
+        loaded.tft_layer(tf.io.parse_example(tf.constant(serialized[i : i + 1024]), raw_spec))
+        for i in range(0, len(serialized), 1024)
+    ]
+    return {n: np.concatenate([b[n].numpy().ravel() for b in batches]) for n in names}
+
+
+LOGISTIC = "logistic regression, one-hot"
+BOOSTED = "gradient-boosted trees"
+# HistGradientBoostingClassifier takes a category only below its 255 bins.
+MAX_TREE_CATEGORIES = 255
+
+
+def baselines(x_train: dict[str, np.ndarray], labels: np.ndarray, names: list[str]):
+    """Logistic regression (every feature one-hot) and gradient-boosted trees
+    (every feature a category, one with more indices than the trees take as
+    an ordinal number), fit on the `names` columns of `x_train`: {model name:
+    a function of feature columns to probabilities}."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    from models import features
+
+    sizes = {features.transformed_name(f.name): f.num_indices for f in features.MODEL_FEATURES}
+
+    def matrix(x):
+        return np.column_stack([x[n] for n in names])
+
+    train = matrix(x_train)
+    one_hot = OneHotEncoder(handle_unknown="ignore").fit(train)
+    logistic = LogisticRegression(max_iter=3000).fit(one_hot.transform(train), labels)
+    boosted = HistGradientBoostingClassifier(
+        categorical_features=[sizes[n] <= MAX_TREE_CATEGORIES for n in names], random_state=0
+    ).fit(train, labels)
+    return {
+        LOGISTIC: lambda x: logistic.predict_proba(one_hot.transform(matrix(x)))[:, 1],
+        BOOSTED: lambda x: boosted.predict_proba(matrix(x))[:, 1],
+    }
 
 
 def quality(
-    train: examples.Split, test_sets: dict[str, examples.Split], model_dir: str
+    train: examples.Split, test_sets: dict[str, examples.Split], model_dir: str, transform_dir: str
 ) -> dict[str, list[dict]]:
     """Metrics of the pipeline model and each baseline on every test set,
-    baselines fit on `train`: {test set name: one row per model}."""
+    baselines fit on `train`'s model features (the same inputs the pipeline
+    model has): {test set name: one row per model}."""
     import tensorflow as tf
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-    train_columns, train_labels, _ = train
-    x_train = _tabular(train_columns)
+    from models import features
+
+    _, train_labels, train_serialized = train
     loaded = tf.saved_model.load(model_dir)
-    one_hot = OneHotEncoder(handle_unknown="ignore").fit(x_train)
-    logistic = LogisticRegression(max_iter=2000).fit(one_hot.transform(x_train), train_labels)
-    ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan).fit(x_train)
-    # The ZIP region (last column, ~430 values) exceeds the trees' 255-category
-    # limit: it enters as an ordinal number instead.
-    boosted = HistGradientBoostingClassifier(
-        categorical_features=list(range(len(examples.CATEGORICAL))), random_state=0
-    ).fit(ordinal.transform(x_train), train_labels)
+    spec = raw_spec(transform_dir)
+    x_train = model_features(loaded, spec, train_serialized)
+    fitted = baselines(
+        x_train,
+        train_labels,
+        [features.transformed_name(n) for n in features.MODEL_FEATURE_NAMES],
+    )
 
     results: dict[str, list[dict]] = {}
-    for test_name, (test_columns, test_labels, serialized) in test_sets.items():
-        x_test = _tabular(test_columns)
+    for test_name, (_, test_labels, serialized) in test_sets.items():
+        x_test = model_features(loaded, spec, serialized)
         pipeline_probabilities = np.concatenate(
             [
                 loaded.signatures[signature_names.DEFAULT_SIGNATURE](
@@ -135,11 +191,7 @@ def quality(
         rows = [
             (f"pipeline model ({signature_names.DEFAULT_SIGNATURE})", pipeline_probabilities),
             ("majority class (train base rate)", np.full(len(test_labels), train_labels.mean())),
-            (
-                "logistic regression, one-hot",
-                logistic.predict_proba(one_hot.transform(x_test))[:, 1],
-            ),
-            ("gradient-boosted trees", boosted.predict_proba(ordinal.transform(x_test))[:, 1]),
+            *((name, predict(x_test)) for name, predict in fitted.items()),
         ]
         results[test_name] = []
         for name, p in rows:

@@ -12,6 +12,8 @@ and prints it. Timings are measurements, never assertions.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import importlib.metadata
 import json
 import os
@@ -179,7 +181,8 @@ def render(results: dict) -> str:
         "",
         f"Written by `{results['command']}` on {results['date']}.",
         f"Machine: {results['machine']}.",
-        f"Data: span {results['trained_span']} ({results['trained_source']}), {results['rows']}; "
+        f"Data: span {results['trained_span']} ({results['trained_source']}: the newest "
+        f"export as downloaded on {results['cut_through']}, python -m data.cut), {results['rows']}; "
         f"{results['train_steps']} training steps, batch 64.",
         f"Labels: `Yes` is a dispute, `No` or empty is none, once the outcome is final: "
         f"complaints whose company response is still `In progress` "
@@ -267,8 +270,13 @@ def render(results: dict) -> str:
             else "NOT blessed (not pushed)."
         ),
         "Every baseline is trained on the pipeline's train split (CsvExampleGen's hash split) "
-        "and scored on the same rows as the pipeline model: its held-out test split, and "
-        "every row of each earlier span (other months, never trained on).",
+        "with the pipeline model's own inputs (the model features its Transform graph "
+        "computes, models/features.py: logistic regression one-hot, boosted trees with "
+        f"each feature a category, or an ordinal number past {quality.MAX_TREE_CATEGORIES} "
+        "indices) and scored on the same rows as the pipeline model: its held-out test "
+        "split, and the outcomes that became final after the export the pipeline trained "
+        f"on was downloaded ({results['later_rows']:,} complaints of the whole export whose "
+        f"outcome was not final on {results['cut_through']}, never trained on).",
         "",
     ]
     for test_name, rows in results["quality"].items():
@@ -296,8 +304,35 @@ def render(results: dict) -> str:
         "Calibration error: the row-weighted mean gap between predicted probability and "
         f"observed rate over {quality.CALIBRATION_BINS} equal-count bins of the prediction.",
         "",
+        *_attempts_table(results),
     ]
     return "\n".join(lines)
+
+
+def _attempts_table(results: dict) -> list[str]:
+    from bench import attempts
+
+    lines = [
+        "## Attempts: features against the baselines",
+        "",
+        attempts.__doc__.split("\n\n", 1)[1].replace("\n", " ").strip(),
+        "",
+        f"| features | test set | rows | Keras model AUC [95%] | {quality.LOGISTIC} "
+        f"| {quality.BOOSTED} | Keras - better baseline, 95% interval |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in results["attempts"]:
+        low, high = row["keras_interval"]
+        d_low, d_high = row["keras_minus_best"]
+        verdict = "better" if d_low > 0 else "worse" if d_high < 0 else "no difference"
+        lines.append(
+            f"| {row['features']} | {row['test_set'].split(':')[0]} | {row['rows']:,} | "
+            f"{row['keras_auc']:.3f} [{low:.3f}, {high:.3f}] | "
+            f"{row['baseline_aucs'][quality.LOGISTIC]:.3f} | "
+            f"{row['baseline_aucs'][quality.BOOSTED]:.3f} | "
+            f"{d_low:+.3f} .. {d_high:+.3f} ({verdict}) |"
+        )
+    return [*lines, ""]
 
 
 def _calibration_table(row: dict) -> list[str]:
@@ -347,6 +382,54 @@ def fresh_work_dir(args) -> tuple[Path, Path, list]:
     return logs, spans, prepare.prepare_all(prepare.RAW_DIR, spans, args.rows)
 
 
+def month_before(day: str) -> str:
+    """The last day (ISO) of the month before `day`'s."""
+    return (
+        datetime.date.fromisoformat(day).replace(day=1) - datetime.timedelta(days=1)
+    ).isoformat()
+
+
+@dataclasses.dataclass
+class LaterOutcomes:
+    """The bench's data: the newest export as downloaded at the end of the
+    month before its last (`through`; data/cut.py) is what the pipeline
+    trains on; the outcomes that became final between that download and the
+    whole export (a span prepared from both, deduplicated by complaint id)
+    are a test set the model never saw."""
+
+    spans: Path
+    reports: list
+    through: str
+    later_spans: Path
+    later: prepare.SpanReport  # the whole export's
+
+
+def later_outcomes(args, reports: list) -> LaterOutcomes:
+    """Prepares the bench's training spans (older exports + the cut) and the
+    later outcomes, under --work-dir; `reports`: the bundled exports'."""
+    from data import cut
+
+    newest = reports[-1]
+    through = month_before(newest.last_date)
+    exports = {Path(str(p)).name: Path(str(p)) for p in prepare.raw_exports(prepare.RAW_DIR)}
+    raw = args.work_dir / "raw"
+    raw.mkdir()
+    for report in reports[:-1]:
+        (raw / report.source).symlink_to(exports[report.source].resolve())
+    source = exports[newest.source]
+    cut.received_through(
+        source, through, raw / f"{source.name.split('.')[0]}_through_{through}.csv"
+    )
+    spans = args.work_dir / "spans_cut"
+    training = prepare.prepare_all(raw, spans, args.rows)
+    (raw / source.name).symlink_to(source.resolve())
+    later_spans = args.work_dir / "spans_later"
+    # Every row of both (not --rows): the cut's final outcomes, all of them,
+    # are what the whole export's span leaves out.
+    (later,) = [r for r in prepare.prepare_all(raw, later_spans) if r.span == newest.span]
+    return LaterOutcomes(spans, training, through, later_spans, later)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = run_arguments("bench.run", __doc__, REPO_ROOT / "build" / "bench")
     parser.add_argument(
@@ -362,10 +445,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    logs, spans, reports = fresh_work_dir(args)
-    # The pipeline trains on the latest span with final outcomes; older ones
-    # with final outcomes are out-of-time test sets. A span for scoring only
-    # has no outcome to test on.
+    logs, _, bundled = fresh_work_dir(args)
+    data = later_outcomes(args, bundled)
+    spans, reports = data.spans, data.reports
+    # The pipeline trains on the latest span with final outcomes (the cut);
+    # older ones with final outcomes are out-of-time test sets too. A span
+    # for scoring only has no outcome to test on.
     trainable = [r for r in reports if r.rows_written]
     trained, older = trainable[-1], trainable[:-1]
     no_outcomes = [r for r in reports if not r.rows_written]
@@ -422,6 +507,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     train, test = (examples.read_split(examples_uri, split) for split in ("train", "test"))
     test_sets = {f"test split of span {trained.span} ({Path(trained.source).name})": test}
+    print(f"[bench] CsvExampleGen on the later outcomes (span {data.later.span})", flush=True)
+    test_sets[
+        f"outcomes final after {data.through}: span {data.later.span} "
+        f"({Path(data.later.source).name}) less the cut's complaints, out of time"
+    ] = examples.span_examples(
+        dataclasses.replace(cold["config"], data_root=str(data.later_spans)),
+        data.later.span,
+        args.work_dir / "later-outcomes",
+    )
     for report in older:
         print(f"[bench] CsvExampleGen on span {report.span} (out-of-time test set)", flush=True)
         test_sets[f"all of span {report.span} ({Path(report.source).name}), out of time"] = (
@@ -429,14 +523,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cold["config"], report.span, args.work_dir / f"span-{report.span}"
             )
         )
+    transform_dir = _output_uri(run, node_ids.TRANSFORM, "transform_graph")
     print("[bench] serving speed", flush=True)
-    serving = serving_speed.serving_speed(
-        model_dir,
-        _output_uri(run, node_ids.TRANSFORM, "transform_graph"),
-        test[2],
-        args.serving_seconds,
-    )
+    serving = serving_speed.serving_speed(model_dir, transform_dir, test[2], args.serving_seconds)
     print("[bench] model quality", flush=True)
+    import tensorflow as tf
+
+    from bench import attempts
+
+    raw_spec = quality.raw_spec(transform_dir)
+    loaded = tf.saved_model.load(model_dir)
+    config = cold["config"]
+    tried = attempts.attempts(
+        quality.model_features(loaded, raw_spec, train[2]),
+        train[1],
+        {
+            name: (quality.model_features(loaded, raw_spec, serialized), labels)
+            for name, (_, labels, serialized) in test_sets.items()
+        },
+        args.train_steps,
+        config.batch_size,
+        config.learning_rate,
+        config.seed,
+    )
     results = {
         "command": command_line("bench.run", argv),
         "date": time.strftime("%Y-%m-%d"),
@@ -455,7 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fit_seconds": fit_seconds,
         "bare": bare,
         "serving": serving,
-        "quality": quality.quality(train, test_sets, model_dir),
+        "quality": quality.quality(train, test_sets, model_dir, transform_dir),
+        "attempts": tried,
+        "cut_through": data.through,
+        "later_rows": data.later.rows_written,
         "pushed": run.pushed_path,
     }
     publish(render(results), args.output, "bench")

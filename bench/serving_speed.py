@@ -67,7 +67,7 @@ def serving_speed(
     default = loaded.signatures[signature_names.DEFAULT_SIGNATURE]
     model_inputs_spec = {
         features.transformed_name(f.name): tf.TensorSpec([None], tf.int64)
-        for f in features.ALL_FEATURES
+        for f in features.MODEL_FEATURES
     }
     model_only = tf.function(
         lambda inputs: keras_model(inputs, training=False)

@@ -3,9 +3,14 @@
 import numpy as np
 
 from bench import bare_keras, examples, minimization
+from models import features
 
 COLUMNS = {
-    **{name: np.array(["a", "b", "a"]) for name in examples.CATEGORICAL},
+    **{name: np.array(["a", "b", "a"]) for name in examples.TEXT},
+    **{
+        name: np.array(["2015-01-02", "2015-01-05", "2015-01-09"])
+        for name in features.DATE_INPUT_NAMES
+    },
     "zip_code": np.array([94110, 2134, -1]),
     "state": np.array(["CA", "MA", ""]),
 }
@@ -30,4 +35,5 @@ def test_a_withheld_feature_is_missing_in_every_row_and_nothing_else_changes():
     # The bare model's preprocessing gives a withheld ZIP one index: "missing".
     indices = bare_keras.transform(view, view)
     assert set(indices["zip_code_xf"].tolist()) == {0}
+    assert len(set(indices["zip_region_xf"].tolist())) == 1  # derived from the ZIP: withheld too
     assert len(set(indices["state_xf"].tolist())) == 1
