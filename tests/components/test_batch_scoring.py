@@ -64,7 +64,7 @@ def test_the_served_model_is_the_newest_push_s():
         "model_blessing": [blessings[1]],
         "pushed_model": [pushes[1]],
     }
-    # The second model pushed again (a rollback re-push of an older version).
+    # The first model pushed again (a rollback re-push of an older version).
     pushes.append(_push(first, "3"))
     assert _served([first, second, third], blessings, pushes)["pushed_model"] == [pushes[-1]]
 
