@@ -196,6 +196,7 @@ def serve_from_bucket(root: Path, kfp_config) -> None:
                 + ["--product", "Mortgage", "--issue", "Loan servicing, payments, escrow account"]
                 + ["--state", "CA", "--zip-code", "94110"]
                 + ["--company-response", "Closed with explanation", "--timely-response", "Yes"]
+                + ["--date-received", "2015-03-02", "--date-sent-to-company", "2015-03-04"]
             )
     finally:
         server.stop()
