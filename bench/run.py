@@ -397,6 +397,7 @@ class LaterOutcomes:
     whole export (a span prepared from both, deduplicated by complaint id)
     are a test set the model never saw."""
 
+    raw: Path  # the exports the pipeline reads: older ones and the cut
     spans: Path
     reports: list
     through: str
@@ -412,22 +413,26 @@ def later_outcomes(args, reports: list) -> LaterOutcomes:
     newest = reports[-1]
     through = month_before(newest.last_date)
     exports = {Path(str(p)).name: Path(str(p)) for p in prepare.raw_exports(prepare.RAW_DIR)}
-    raw = args.work_dir / "raw"
+    # Two folders: the runner prepares every export of its raw folder into
+    # its spans, so the whole export must never be where the pipeline reads.
+    raw, raw_later = args.work_dir / "raw", args.work_dir / "raw_later"
     raw.mkdir()
-    for report in reports[:-1]:
-        (raw / report.source).symlink_to(exports[report.source].resolve())
+    raw_later.mkdir()
     source = exports[newest.source]
-    cut.received_through(
-        source, through, raw / f"{source.name.split('.')[0]}_through_{through}.csv"
-    )
+    cut_name = f"{source.name.split('.')[0]}_through_{through}.csv"
+    cut.received_through(source, through, raw / cut_name)
+    for folder in (raw, raw_later):
+        for report in reports[:-1]:
+            (folder / report.source).symlink_to(exports[report.source].resolve())
+    (raw_later / cut_name).symlink_to((raw / cut_name).resolve())
+    (raw_later / source.name).symlink_to(source.resolve())
     spans = args.work_dir / "spans_cut"
     training = prepare.prepare_all(raw, spans, args.rows)
-    (raw / source.name).symlink_to(source.resolve())
     later_spans = args.work_dir / "spans_later"
     # Every row of both (not --rows): the cut's final outcomes, all of them,
     # are what the whole export's span leaves out.
-    (later,) = [r for r in prepare.prepare_all(raw, later_spans) if r.span == newest.span]
-    return LaterOutcomes(spans, training, through, later_spans, later)
+    (later,) = [r for r in prepare.prepare_all(raw_later, later_spans) if r.span == newest.span]
+    return LaterOutcomes(raw, spans, training, through, later_spans, later)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -455,9 +460,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     trained, older = trainable[-1], trainable[:-1]
     no_outcomes = [r for r in reports if not r.rows_written]
 
-    cold = run_pipeline(run_config(args.work_dir / "in_memory", spans, args), "cold", logs)
+    raw = {"raw_data_dir": str(data.raw)}
+    cold = run_pipeline(run_config(args.work_dir / "in_memory", spans, args, **raw), "cold", logs)
+    if data.later.span in prepare.span_dirs(spans):
+        raise RuntimeError(
+            f"the pipeline prepared span {data.later.span} (the later outcomes) into {spans}: "
+            "it would test on rows it trained on"
+        )
     reruns = [
-        run_pipeline(run_config(args.work_dir / "in_memory", spans, args), f"rerun-{i}", logs)
+        run_pipeline(
+            run_config(args.work_dir / "in_memory", spans, args, **raw), f"rerun-{i}", logs
+        )
         for i in (1, 2)
     ]
     multi = None
@@ -468,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 spans,
                 args,
                 beam_pipeline_args=MULTI_PROCESSING.split(),
+                **raw,
             ),
             "cold-multi-processing",
             logs,
