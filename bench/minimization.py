@@ -59,20 +59,16 @@ VARIANTS: tuple[tuple[str, Callable[[dict], dict]], ...] = (
 
 
 def measure(
-    train: examples.Split,
-    test: examples.Split,
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
+    train: examples.Split, validation: examples.Split, test: examples.Split, settings
 ) -> list[dict]:
     """One row per variant: the test AUC, its interval, and the paired
-    difference from the first variant's model."""
+    difference from the first variant's model. Trained with the pipeline's
+    `settings` (a GraphSettings), stopping early on `validation`."""
     rows, reference = [], None
     for name, view in VARIANTS:
         print(f"[bench] minimization: {name}", flush=True)
         probabilities, _ = bare_keras.fit_and_predict(
-            view(train[0]), train[1], view(test[0]), steps, batch_size, learning_rate, seed
+            view(train[0]), train[1], (view(validation[0]), validation[1]), view(test[0]), settings
         )
         if reference is None:
             reference = probabilities
@@ -80,7 +76,7 @@ def measure(
         rows.append(
             {
                 "given": name,
-                "auc": quality._metrics(test[1], probabilities)["auc"],
+                "auc": quality.auc(test[1], probabilities),
                 "auc_interval": interval,
                 "minus_pipeline": difference,
             }
@@ -101,7 +97,7 @@ def render(rows: list[dict], train_rows: int, test_rows: int, steps: int) -> str
             f"[{d_low:+.3f}, {d_high:+.3f}] |"
         )
     lines.append(
-        f"\nThe pipeline's Keras model, {steps:,} steps, trained on {train_rows:,} rows and "
+        f"\nThe pipeline's Keras model, at most {steps:,} steps (early stopping), trained on {train_rows:,} rows and "
         f"scored on {test_rows:,} (the newest span's splits); "
         f"{quality.BOOTSTRAP_RESAMPLES} bootstrap resamples."
     )
@@ -109,6 +105,9 @@ def render(rows: list[dict], train_rows: int, test_rows: int, steps: int) -> str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import dataclasses
+
+    from pipeline import splits
     from settings.configs import PipelineConfig
 
     defaults = PipelineConfig()
@@ -120,10 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--examples", required=True, help="CsvExampleGen examples artifact uri")
     parser.add_argument("--steps", type=int, default=defaults.train_steps)
     args = parser.parse_args(argv)
-    train, test = (examples.read_split(args.examples, split) for split in ("train", "test"))
-    rows = measure(
-        train, test, args.steps, defaults.batch_size, defaults.learning_rate, defaults.seed
+    train, validation, test = (
+        examples.read_split(args.examples, split)
+        for split in (splits.TRAIN, splits.VALIDATION, splits.TEST)
     )
+    rows = measure(train, validation, test, dataclasses.replace(defaults, train_steps=args.steps))
     print(render(rows, len(train[1]), len(test[1]), args.steps))
     return 0
 

@@ -17,6 +17,7 @@ The table goes into docs/privacy.md (its section) and is printed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -37,7 +38,7 @@ from bench.run import (
     run_config,
     run_pipeline,
 )
-from pipeline import node_ids
+from pipeline import node_ids, splits
 from settings.configs import REPO_ROOT
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "privacy.md"
@@ -45,22 +46,6 @@ DEFAULT_EPSILONS = (8.0, 4.0, 2.0, 1.0)
 # Larger batches, a larger step, fewer steps: the noise is averaged over more
 # examples per step (docs/privacy.md, measured on the eval split).
 DP_RECIPE = {"batch_size": 256, "learning_rate": 0.01, "train_steps": 500}
-
-
-def _probabilities(model_dir: str, serialized: list[bytes]) -> np.ndarray:
-    import tensorflow as tf
-
-    from models import signature_names
-
-    serve = tf.saved_model.load(model_dir).signatures[signature_names.DEFAULT_SIGNATURE]
-    return np.concatenate(
-        [
-            serve(examples=tf.constant(serialized[i : i + 1024]))[signature_names.PREDICTION_KEY]
-            .numpy()
-            .ravel()
-            for i in range(0, len(serialized), 1024)
-        ]
-    )
 
 
 def membership_attack(
@@ -128,7 +113,10 @@ def _score(label: str, result: dict, test, members, majority: np.ndarray) -> dic
     model_dir = os.path.join(_output_uri(run, node_ids.TRAINER, "model"), "Format-Serving")
     model_run = Path(_output_uri(run, node_ids.TRAINER, "model_run"))
     fit = json.loads((model_run / pipeline_model.FIT_TIME_FILE).read_text())["fit_seconds"]
-    p_test = _probabilities(model_dir, test[2])
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(model_dir)
+    p_test = quality.pipeline_probabilities(loaded, test[2])
     interval, over_majority = quality.auc_interval(test[1], p_test, majority)
     return {
         "model": label,
@@ -138,11 +126,13 @@ def _score(label: str, result: dict, test, members, majority: np.ndarray) -> dic
             f"{config.train_steps:,} x {config.batch_size}, lr {config.learning_rate:g}"
             + (f", clip {config.dp_l2_norm_clip:g}" if config.private_training else "")
         ),
-        **quality._metrics(test[1], p_test),
+        **quality.metrics(test[1], p_test),
         "auc_interval": interval,
-        "majority_log_loss": quality._metrics(test[1], majority)["log_loss"],
+        "majority_log_loss": quality.metrics(test[1], majority)["log_loss"],
         "fit_seconds": fit,
-        **membership_attack((_probabilities(model_dir, members[2]), members[1]), (p_test, test[1])),
+        **membership_attack(
+            (quality.pipeline_probabilities(loaded, members[2]), members[1]), (p_test, test[1])
+        ),
     }
 
 
@@ -270,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     newest = _output_uri(runs[0][1]["run"], node_ids.EXAMPLE_GEN, "examples")
-    train, test = (examples.read_split(newest, split) for split in ("train", "test"))
+    train, test = (examples.read_split(newest, split) for split in (splits.TRAIN, splits.TEST))
     rng = np.random.default_rng(0)
     chosen = rng.choice(len(train[1]), size=min(len(train[1]), len(test[1])), replace=False)
     members = (
@@ -281,25 +271,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     majority = np.full(len(test[1]), train[1].mean())
     print("[bench] scoring and attacking each model", flush=True)
     rows = [_score(label, result, test, members, majority) for label, result in runs]
+    import tensorflow as tf
+
+    run = runs[0][1]["run"]
+    loaded = tf.saved_model.load(
+        os.path.join(_output_uri(run, node_ids.TRAINER, "model"), "Format-Serving")
+    )
+    transform_dir = _output_uri(run, node_ids.TRANSFORM, "transform_graph")
     logistic = next(
         r
         for r in quality.quality(
-            train,
-            {"test": test},
-            os.path.join(
-                _output_uri(runs[0][1]["run"], node_ids.TRAINER, "model"), "Format-Serving"
-            ),
-            _output_uri(runs[0][1]["run"], node_ids.TRANSFORM, "transform_graph"),
+            loaded,
+            quality.featured(loaded, transform_dir, train),
+            {"test": quality.featured(loaded, transform_dir, test)},
         )["test"]
         if r["model"].startswith("logistic")
     )
     minimized = minimization.measure(
         train,
+        examples.read_split(newest, splits.VALIDATION),
         test,
-        args.train_steps,
-        defaults.batch_size,
-        defaults.learning_rate,
-        defaults.seed,
+        dataclasses.replace(defaults, train_steps=args.train_steps),
     )
     results = {
         "minimization": minimization.render(

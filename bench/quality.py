@@ -4,6 +4,7 @@ same train split and the same model features (scikit-learn)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,23 +15,24 @@ from models import signature_names
 BOOTSTRAP_RESAMPLES = 1000
 CALIBRATION_BINS = 10
 Z_95 = 1.959964
-
-
-def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
-
-    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    return {
-        "auc": roc_auc_score(labels, p),
-        "pr_auc": average_precision_score(labels, p),
-        "log_loss": log_loss(labels, p),
-    }
+BATCH = 1024  # examples per call of the saved model
 
 
 def auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(labels, probabilities))
+
+
+def metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, log_loss
+
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return {
+        "auc": auc(labels, p),
+        "pr_auc": float(average_precision_score(labels, p)),
+        "log_loss": float(log_loss(labels, p)),
+    }
 
 
 def auc_interval(
@@ -96,29 +98,53 @@ def calibration(
     return {"bins": table, "expected_calibration_error": gap}
 
 
-def raw_spec(transform_dir: str) -> dict:
-    """The serving signatures' parsing spec of the raw inputs (models/signatures.py)."""
+@dataclasses.dataclass(frozen=True)
+class Featured:
+    """A split's labels, serialized raw examples and model features ({`_xf`
+    name: indices}), the features computed once by the pipeline's own
+    Transform graph (saved with the model): what the pipeline model reads,
+    given to every other model too."""
+
+    labels: np.ndarray
+    serialized: list[bytes]
+    features: dict[str, np.ndarray]
+
+
+def featured(loaded, transform_dir: str, split: examples.Split) -> Featured:
+    """`split` with its model features, computed by `loaded`'s `tft_layer`
+    from the raw inputs as the serving signatures parse them."""
+    import tensorflow as tf
     import tensorflow_transform as tft
 
-    from models import signatures
+    from models import features, signatures
 
-    return signatures.raw_feature_spec(tft.TFTransformOutput(transform_dir))
-
-
-def model_features(loaded, raw_spec: dict, serialized: list[bytes]) -> dict[str, np.ndarray]:
-    """Every model feature ({`_xf` name: indices}) of serialized raw examples,
-    computed by the pipeline's own Transform graph (saved with the model):
-    what the pipeline model reads, given to every other model too."""
-    import tensorflow as tf
-
-    from models import features
-
+    _, labels, serialized = split
+    spec = signatures.raw_feature_spec(tft.TFTransformOutput(transform_dir))
     names = [features.transformed_name(n) for n in features.MODEL_FEATURE_NAMES]
     batches = [
-        loaded.tft_layer(tf.io.parse_example(tf.constant(serialized[i : i + 1024]), raw_spec))
-        for i in range(0, len(serialized), 1024)
+        loaded.tft_layer(tf.io.parse_example(tf.constant(serialized[i : i + BATCH]), spec))
+        for i in range(0, len(serialized), BATCH)
     ]
-    return {n: np.concatenate([b[n].numpy().ravel() for b in batches]) for n in names}
+    return Featured(
+        labels,
+        serialized,
+        {n: np.concatenate([b[n].numpy().ravel() for b in batches]) for n in names},
+    )
+
+
+def pipeline_probabilities(loaded, serialized: list[bytes]) -> np.ndarray:
+    """The pipeline model's answers through its default serving signature."""
+    import tensorflow as tf
+
+    serve = loaded.signatures[signature_names.DEFAULT_SIGNATURE]
+    return np.concatenate(
+        [
+            serve(examples=tf.constant(serialized[i : i + BATCH]))[signature_names.PREDICTION_KEY]
+            .numpy()
+            .ravel()
+            for i in range(0, len(serialized), BATCH)
+        ]
+    )
 
 
 LOGISTIC = "logistic regression, one-hot"
@@ -155,55 +181,36 @@ def baselines(x_train: dict[str, np.ndarray], labels: np.ndarray, names: list[st
     }
 
 
-def quality(
-    train: examples.Split, test_sets: dict[str, examples.Split], model_dir: str, transform_dir: str
-) -> dict[str, list[dict]]:
-    """Metrics of the pipeline model and each baseline on every test set,
-    baselines fit on `train`'s model features (the same inputs the pipeline
-    model has): {test set name: one row per model}."""
-    import tensorflow as tf
-
+def quality(loaded, train: Featured, test_sets: dict[str, Featured]) -> dict[str, list[dict]]:
+    """Metrics of the pipeline model (`loaded`) and each baseline on every
+    test set, baselines fit on `train`'s model features (the same inputs the
+    pipeline model has): {test set name: one row per model}."""
     from models import features
 
-    _, train_labels, train_serialized = train
-    loaded = tf.saved_model.load(model_dir)
-    spec = raw_spec(transform_dir)
-    x_train = model_features(loaded, spec, train_serialized)
     fitted = baselines(
-        x_train,
-        train_labels,
+        train.features,
+        train.labels,
         [features.transformed_name(n) for n in features.MODEL_FEATURE_NAMES],
     )
-
     results: dict[str, list[dict]] = {}
-    for test_name, (_, test_labels, serialized) in test_sets.items():
-        x_test = model_features(loaded, spec, serialized)
-        pipeline_probabilities = np.concatenate(
-            [
-                loaded.signatures[signature_names.DEFAULT_SIGNATURE](
-                    examples=tf.constant(serialized[i : i + 1024])
-                )[signature_names.PREDICTION_KEY]
-                .numpy()
-                .ravel()
-                for i in range(0, len(serialized), 1024)
-            ]
-        )
+    for test_name, test in test_sets.items():
+        pipeline = pipeline_probabilities(loaded, test.serialized)
         rows = [
-            (f"pipeline model ({signature_names.DEFAULT_SIGNATURE})", pipeline_probabilities),
-            ("majority class (train base rate)", np.full(len(test_labels), train_labels.mean())),
-            *((name, predict(x_test)) for name, predict in fitted.items()),
+            (f"pipeline model ({signature_names.DEFAULT_SIGNATURE})", pipeline),
+            ("majority class (train base rate)", np.full(len(test.labels), train.labels.mean())),
+            *((name, predict(test.features)) for name, predict in fitted.items()),
         ]
         results[test_name] = []
         for name, p in rows:
-            interval, difference = auc_interval(test_labels, p, pipeline_probabilities)
+            interval, difference = auc_interval(test.labels, p, pipeline)
             results[test_name].append(
                 {
                     "model": name,
-                    "test_rows": len(test_labels),
-                    **_metrics(test_labels, p),
+                    "test_rows": len(test.labels),
+                    **metrics(test.labels, p),
                     "auc_interval": interval,
                     "auc_minus_pipeline": difference,
-                    "calibration": calibration(test_labels, p),
+                    "calibration": calibration(test.labels, p),
                 }
             )
     return results
