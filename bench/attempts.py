@@ -3,8 +3,9 @@ kept (issue 34: "show the attempts in a table").
 
 Feature sets grow one derived feature at a time (models/features.py's
 DERIVED_FEATURES order), from the book's features to the pipeline's. For
-each set, the pipeline's Keras model (its architecture, steps, batch size,
-learning rate and seed) and both baselines are fit on the same train rows
+each set, the pipeline's Keras model (its architecture and training: steps,
+batch size, learning rate, seed, early stopping on the validation split)
+and both baselines are fit on the same train rows
 and the same model-feature columns, computed by the pipeline's own Transform
 graph; a feature outside the set is held at index 0 for the Keras model (a
 constant input carries no information, the architecture stays) and left out
@@ -41,13 +42,10 @@ def _held(x: dict[str, np.ndarray], kept: list[str]) -> dict[str, np.ndarray]:
 
 
 def attempts(
-    x_train: dict[str, np.ndarray],
-    train_labels: np.ndarray,
-    test_sets: dict[str, tuple[dict[str, np.ndarray], np.ndarray]],
-    steps: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
+    train: quality.Featured,
+    validation: quality.Featured,
+    test_sets: dict[str, quality.Featured],
+    settings,
 ) -> list[dict]:
     """One row per feature set and test set: each model's AUC and the Keras
     model's paired AUC difference from the better baseline (95% interval)."""
@@ -55,19 +53,16 @@ def attempts(
     for label, kept in feature_sets():
         print(f"[bench] attempt: {label}", flush=True)
         keras_probabilities, _ = bare_keras.fit_indices(
-            _held(x_train, kept),
-            train_labels,
-            [_held(x, kept) for x, _ in test_sets.values()],
-            steps,
-            batch_size,
-            learning_rate,
-            seed,
+            _held(train.features, kept),
+            train.labels,
+            (_held(validation.features, kept), validation.labels),
+            [_held(test.features, kept) for test in test_sets.values()],
+            settings,
         )
-        fitted = quality.baselines(x_train, train_labels, kept)
-        for (test_name, (x_test, labels)), keras in zip(
-            test_sets.items(), keras_probabilities, strict=True
-        ):
-            scored = {name: predict(x_test) for name, predict in fitted.items()}
+        fitted = quality.baselines(train.features, train.labels, kept)
+        for (test_name, test), keras in zip(test_sets.items(), keras_probabilities, strict=True):
+            labels = test.labels
+            scored = {name: predict(test.features) for name, predict in fitted.items()}
             aucs = {name: quality.auc(labels, p) for name, p in scored.items()}
             best = max(aucs, key=aucs.__getitem__)
             interval, difference = quality.auc_interval(labels, keras, scored[best])

@@ -79,41 +79,50 @@ def transform(train_columns, columns):
     return out
 
 
-def fit_and_predict(
-    train_columns, train_labels, test_columns, steps, batch_size, learning_rate, seed
-):
-    """Trains the pipeline's Keras model on the train columns; returns its
-    probabilities on the test columns and the seconds `fit` took."""
+def fit_and_predict(train_columns, train_labels, validation, test_columns, settings):
+    """Trains the pipeline's Keras model on the train columns, stopping on
+    `validation` ((columns, labels)) as the Trainer does; returns its
+    probabilities on the test columns and what `fit` did."""
+    validation_columns, validation_labels = validation
     x_train = transform(train_columns, train_columns)
+    x_validation = transform(train_columns, validation_columns)
     x_test = transform(train_columns, test_columns)
-    probabilities, fit_seconds = fit_indices(
-        x_train, train_labels, [x_test], steps, batch_size, learning_rate, seed
+    probabilities, trained = fit_indices(
+        x_train, train_labels, (x_validation, validation_labels), [x_test], settings
     )
-    return probabilities[0], fit_seconds
+    return probabilities[0], trained
 
 
-def fit_indices(x_train, train_labels, x_tests, steps, batch_size, learning_rate, seed):
+def fit_indices(x_train, train_labels, validation, x_tests, settings):
     """Trains the pipeline's Keras model on model-feature indices ({`_xf`
-    name: array}); returns its probabilities on each of `x_tests` and the
-    seconds `fit` took."""
+    name: array}) with the pipeline's `settings` (a GraphSettings: steps,
+    batch size, learning rate, seed, validation interval and patience),
+    stopping on `validation` ((indices, labels)); returns its probabilities
+    on each of `x_tests` and what `fit` did (models.model.fit)."""
     import tensorflow as tf
 
     from models import model as pipeline_model
 
-    tf.keras.utils.set_random_seed(seed)
+    tf.keras.utils.set_random_seed(settings.seed)
     dataset = (
         tf.data.Dataset.from_tensor_slices((x_train, train_labels.astype(np.float32)))
-        .shuffle(len(train_labels), seed=seed)
+        .shuffle(len(train_labels), seed=settings.seed)
         .repeat()
-        .batch(batch_size)
+        .batch(settings.batch_size)
     )
-    keras_model = pipeline_model.build_keras_model(learning_rate)
-    fit_started = time.monotonic()
-    keras_model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    fit_seconds = time.monotonic() - fit_started
+    x_validation, validation_labels = validation
+    keras_model = pipeline_model.build_keras_model(settings.learning_rate)
+    trained = pipeline_model.fit(
+        keras_model,
+        dataset,
+        (x_validation, validation_labels.astype(np.float32)),
+        settings.train_steps,
+        settings.validate_every_steps,
+        settings.early_stopping_patience,
+    )
     return [
         keras_model.predict(x_test, batch_size=1024, verbose=0).ravel() for x_test in x_tests
-    ], fit_seconds
+    ], trained
 
 
 def main(argv=None) -> int:
@@ -127,31 +136,30 @@ def main(argv=None) -> int:
 
     defaults = PipelineConfig()  # the pipeline's own settings, stated once
     parser.add_argument("--steps", type=int, default=defaults.train_steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
+
+    import dataclasses
 
     from sklearn.metrics import roc_auc_score
 
     from bench import examples
+    from pipeline import splits
 
-    train_columns, train_labels, _ = examples.read_split(args.examples, "train")
-    test_columns, test_labels, _ = examples.read_split(args.examples, "test")
-    probabilities, fit_seconds = fit_and_predict(
+    train_columns, train_labels, _ = examples.read_split(args.examples, splits.TRAIN)
+    validation_columns, validation_labels, _ = examples.read_split(args.examples, splits.VALIDATION)
+    test_columns, test_labels, _ = examples.read_split(args.examples, splits.TEST)
+    probabilities, trained = fit_and_predict(
         train_columns,
         train_labels,
+        (validation_columns, validation_labels),
         test_columns,
-        args.steps,
-        args.batch_size,
-        args.learning_rate,
-        args.seed,
+        dataclasses.replace(defaults, train_steps=args.steps),
     )
     print(
         json.dumps(
             {
                 "wall_seconds": time.monotonic() - STARTED,
-                "fit_seconds": fit_seconds,
+                **trained,
                 "test_auc": float(roc_auc_score(test_labels, probabilities)),
             }
         )

@@ -70,7 +70,7 @@ def span_examples(config: PipelineConfig, span: int, work_dir: Path) -> Split:
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
     from tfx.orchestration.pipeline import Pipeline
 
-    from pipeline import pipeline
+    from pipeline import pipeline, splits
     from settings import metadata
 
     span_config = dataclasses.replace(
@@ -94,4 +94,4 @@ def span_examples(config: PipelineConfig, span: int, work_dir: Path) -> Split:
     )
     store = metadata_store.MetadataStore(metadata.connection_config(span_config))
     (examples,) = store.get_artifacts_by_type("Examples")  # a fresh store: this run's only
-    return concatenate([read_split(examples.uri, split) for split in pipeline.SPLITS])
+    return concatenate([read_split(examples.uri, split) for split in splits.HASH_BUCKETS])

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench import quality, serving_speed
 from data import prepare
-from pipeline import node_ids
+from pipeline import node_ids, splits
 from settings.configs import REPO_ROOT, PipelineConfig
 
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
@@ -174,7 +174,8 @@ def _shown_path(path: str) -> str:
 
 def render(results: dict) -> str:
     cold, reruns, multi = results["cold"], results["reruns"], results.get("multi")
-    fit = results["fit_seconds"]
+    trained = results["fit"]
+    fit = trained["fit_seconds"]
     bare = results["bare"]
     lines = [
         "# Benchmarks",
@@ -183,7 +184,10 @@ def render(results: dict) -> str:
         f"Machine: {results['machine']}.",
         f"Data: span {results['trained_span']} ({results['trained_source']}: the newest "
         f"export as downloaded on {results['cut_through']}, python -m data.cut), {results['rows']}; "
-        f"{results['train_steps']} training steps, batch 64.",
+        f"at most {results['train_steps']} training steps, batch {trained['batch_size']}, "
+        f"stopping early on the validation split (the cold run trained {trained['steps']} "
+        f"steps and kept the weights of step {trained['kept_step']}; the bare script "
+        f"{bare['steps']}, kept {bare['kept_step']}).",
         f"Labels: `Yes` is a dispute, `No` or empty is none, once the outcome is final: "
         f"complaints whose company response is still `In progress` "
         f"({results['excluded_open']:,} rows of this span) and those received within "
@@ -494,9 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_run = _output_uri(run, node_ids.TRAINER, "model_run")
     from models import model as pipeline_model
 
-    fit_seconds = json.loads((Path(model_run) / pipeline_model.FIT_TIME_FILE).read_text())[
-        "fit_seconds"
-    ]
+    fit = json.loads((Path(model_run) / pipeline_model.FIT_TIME_FILE).read_text())
 
     print("[bench] bare Keras script", flush=True)
     bare_run = subprocess.run(
@@ -519,7 +521,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bench import examples
 
-    train, test = (examples.read_split(examples_uri, split) for split in ("train", "test"))
+    train, test = (
+        examples.read_split(examples_uri, split) for split in (splits.TRAIN, splits.TEST)
+    )
     test_sets = {f"test split of span {trained.span} ({Path(trained.source).name})": test}
     print(f"[bench] CsvExampleGen on the later outcomes (span {data.later.span})", flush=True)
     test_sets[
@@ -545,21 +549,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bench import attempts
 
-    raw_spec = quality.raw_spec(transform_dir)
     loaded = tf.saved_model.load(model_dir)
     config = cold["config"]
-    tried = attempts.attempts(
-        quality.model_features(loaded, raw_spec, train[2]),
-        train[1],
-        {
-            name: (quality.model_features(loaded, raw_spec, serialized), labels)
-            for name, (_, labels, serialized) in test_sets.items()
-        },
-        args.train_steps,
-        config.batch_size,
-        config.learning_rate,
-        config.seed,
+    train_featured = quality.featured(loaded, transform_dir, train)
+    tests_featured = {
+        name: quality.featured(loaded, transform_dir, split) for name, split in test_sets.items()
+    }
+    validation = quality.featured(
+        loaded, transform_dir, examples.read_split(examples_uri, splits.VALIDATION)
     )
+    tried = attempts.attempts(train_featured, validation, tests_featured, config)
     results = {
         "command": command_line("bench.run", argv),
         "date": time.strftime("%Y-%m-%d"),
@@ -575,10 +574,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cold": cold,
         "reruns": reruns,
         "multi": multi,
-        "fit_seconds": fit_seconds,
+        "fit": fit,
         "bare": bare,
         "serving": serving,
-        "quality": quality.quality(train, test_sets, model_dir, transform_dir),
+        "quality": quality.quality(loaded, train_featured, tests_featured),
         "attempts": tried,
         "cut_through": data.through,
         "later_rows": data.later.rows_written,

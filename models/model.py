@@ -26,8 +26,18 @@ from models import features, private_training, signature_names, signatures
 HIDDEN_UNITS = (100, 50, 10)
 # The Trainer's custom_config: pipeline/pipeline.py sets these from the config
 # (whose defaults are the only ones), so the model never guesses a setting.
-CUSTOM_CONFIG_KEYS = ("batch_size", "learning_rate", "seed")
+CUSTOM_CONFIG_KEYS = (
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "validate_every_steps",
+    "early_stopping_patience",
+)
 FIT_TIME_FILE = "fit_time.json"
+# What early stopping watches: the loss on the validation split (a split of
+# its own, pipeline/splits.py: the Evaluator's eval rows must not pick the model
+# they then judge).
+STOPPING_METRIC = "val_loss"
 
 
 def _encoded_input(feature, indices: tf.Tensor) -> tf.Tensor:
@@ -123,6 +133,54 @@ def _dataset(
     )
 
 
+def fit(
+    model: tf.keras.Model,
+    train,
+    validation,
+    train_steps: int,
+    validate_every_steps: int,
+    early_stopping_patience: int,
+    validation_steps: int | None = None,
+    callbacks: tuple = (),
+) -> dict:
+    """Trains `model` for at most `train_steps` steps (rounded up to whole
+    validation intervals), validating every `validate_every_steps`; with a
+    patience, stops once that many validations in a row did not lower the
+    validation loss and keeps the weights of the best one. `train` repeats;
+    `validation` is a repeating dataset read for `validation_steps` batches
+    or (features, labels) arrays read whole. Returns what happened:
+    steps run, the step whose weights were kept, and the fit's seconds."""
+    validations = max(1, train_steps // validate_every_steps)
+    steps_per_validation = -(-train_steps // validations)
+    stopping = []
+    if early_stopping_patience:
+        stopping = [
+            tf.keras.callbacks.EarlyStopping(
+                monitor=STOPPING_METRIC,
+                patience=early_stopping_patience,
+                restore_best_weights=True,
+            )
+        ]
+    started = time.monotonic()
+    history = model.fit(
+        train,
+        steps_per_epoch=steps_per_validation,
+        epochs=validations,
+        validation_data=validation,
+        validation_steps=validation_steps,
+        callbacks=[*callbacks, *stopping],
+        verbose=2,
+    )
+    losses = history.history[STOPPING_METRIC]
+    kept = losses.index(min(losses)) if stopping else len(losses) - 1
+    return {
+        "fit_seconds": time.monotonic() - started,
+        "steps": len(losses) * steps_per_validation,
+        "kept_step": (kept + 1) * steps_per_validation,
+        "kept_validation_loss": losses[kept],
+    }
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """Trains the model and saves it with the serving signatures."""
     custom = fn_args.custom_config or {}
@@ -137,7 +195,7 @@ def run_fn(fn_args: FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
     train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size)
-    evaluation = _dataset(
+    validation = _dataset(
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size
     )
 
@@ -149,28 +207,29 @@ def run_fn(fn_args: FnArgs) -> None:
         rows = private_training.count_rows(fn_args.train_files)
         private_training.check_delta(dp_sgd.delta, rows)
     model = build_keras_model(float(custom["learning_rate"]), dp_sgd, batch_size)
-    started = time.monotonic()
-    model.fit(
+    trained = fit(
+        model,
         train,
-        steps_per_epoch=fn_args.train_steps,
-        validation_data=evaluation,
+        validation,
+        fn_args.train_steps,
+        int(custom["validate_every_steps"]),
+        int(custom["early_stopping_patience"]),
         validation_steps=fn_args.eval_steps,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
-        verbose=2,
+        callbacks=(tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),),
+    )
+    logging.info(
+        "Trained %d steps, kept the weights of step %d (validation loss %.4f)",
+        trained["steps"],
+        trained["kept_step"],
+        trained["kept_validation_loss"],
     )
     # The benchmark separates training from pipeline overhead with this.
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, FIT_TIME_FILE), "w") as f:
-        json.dump(
-            {
-                "fit_seconds": time.monotonic() - started,
-                "steps": fn_args.train_steps,
-                "batch_size": batch_size,
-            },
-            f,
-        )
+        json.dump({**trained, "batch_size": batch_size}, f)
     if dp_sgd is not None:
-        record = private_training.accounting(dp_sgd, fn_args.train_steps, batch_size, rows)
+        # Every step run spent privacy, kept or not.
+        record = private_training.accounting(dp_sgd, trained["steps"], batch_size, rows)
         private_training.write_accounting(fn_args.model_run_dir, record)
         logging.info(
             "Private training: epsilon %.3f at delta %g (%s)",

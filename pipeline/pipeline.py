@@ -48,11 +48,9 @@ from data import prepare
 from data import schema as data_schema
 from models import model
 from models import private_training as dp_sgd
-from pipeline import evaluation, node_ids
+from pipeline import evaluation, node_ids, splits
 from settings import beam
 from settings.configs import SPAN_SPEC, GraphSettings
-
-SPLITS = {"train": 8, "eval": 1, "test": 1}  # hash buckets: 80/10/10
 
 
 @dataclasses.dataclass
@@ -89,7 +87,7 @@ def _example_gen(config: GraphSettings, runtime: RuntimeParameters) -> CsvExampl
             split_config=example_gen_pb2.SplitConfig(
                 splits=[
                     example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
-                    for name, buckets in SPLITS.items()
+                    for name, buckets in splits.HASH_BUCKETS.items()
                 ]
             )
         ),
@@ -223,7 +221,9 @@ def create_components(
         preprocessing_fn="models.preprocessing.preprocessing_fn",
         # Vocabularies and quantiles come from train only; eval/test must not
         # leak into them, but must be transformed for evaluation and benchmarks.
-        splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
+        splits_config=transform_pb2.SplitsConfig(
+            analyze=[splits.TRAIN], transform=list(splits.HASH_BUCKETS)
+        ),
         # Nothing reads TFDV statistics of the raw or transformed data here
         # (StatisticsGen's are the validated ones) nor an analyzer cache:
         # computing and writing them was a third of Transform's time (43 s ->
@@ -240,7 +240,7 @@ def create_components(
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=runtime.train_args or trainer_pb2.TrainArgs(num_steps=config.train_steps),
-        eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
+        eval_args=trainer_pb2.EvalArgs(splits=[splits.VALIDATION], num_steps=config.eval_steps),
         custom_config={
             **{key: getattr(config, key) for key in model.CUSTOM_CONFIG_KEYS},
             dp_sgd.PRIVATE_TRAINING_KEY: dp_sgd.dp_sgd_settings(config),
@@ -270,7 +270,7 @@ def create_components(
         examples=examples,
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"] if model_resolver else None,
-        example_splits=["eval"],
+        example_splits=[splits.EVAL],
         eval_config=evaluation.eval_config(config),
         # Blessed only within the privacy budget (components/private_training.py).
         max_epsilon=config.max_epsilon,

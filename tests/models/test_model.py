@@ -59,3 +59,45 @@ def test_keras_own_code_is_left_to_keras_by_autograph():
 
     model.build_keras_model(PipelineConfig().learning_rate)
     assert conversion.is_allowlisted(training.Model.train_step)
+
+
+def _dataset(inputs, labels, batch_size=32):
+    return (
+        tf.data.Dataset.from_tensor_slices((inputs, labels.astype(np.float32)))
+        .repeat()
+        .batch(batch_size)
+    )
+
+
+def test_training_stops_when_validation_loss_stops_falling_and_keeps_the_best_weights():
+    # Train on "always disputed", validate on "never": after the first
+    # validation every one is worse, so training stops `patience` later and
+    # keeps the first validation's weights.
+    tf.keras.utils.set_random_seed(0)
+    inputs, _ = _batch(size=64)
+    keras_model = model.build_keras_model(0.01)
+    trained = model.fit(
+        keras_model,
+        _dataset(inputs, np.ones(64)),
+        (inputs, np.zeros(64, dtype=np.float32)),
+        train_steps=1000,
+        validate_every_steps=10,
+        early_stopping_patience=2,
+    )
+    assert (trained["steps"], trained["kept_step"]) == (30, 10)
+    kept_loss = keras_model.evaluate(inputs, np.zeros(64), verbose=0)[0]
+    assert np.isclose(kept_loss, trained["kept_validation_loss"], rtol=1e-4)
+
+
+def test_without_patience_every_step_is_trained_and_the_last_weights_kept():
+    inputs, _ = _batch(size=64)
+    trained = model.fit(
+        model.build_keras_model(0.01),
+        _dataset(inputs, np.ones(64)),
+        (inputs, np.zeros(64, dtype=np.float32)),
+        train_steps=45,
+        validate_every_steps=10,
+        early_stopping_patience=0,
+    )
+    # 45 steps in 4 validations: rounded up to whole intervals of 12.
+    assert (trained["steps"], trained["kept_step"]) == (48, 48)

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 from google.protobuf import json_format
@@ -101,8 +102,17 @@ def test_transform_analyzes_train_only_and_transforms_every_split():
     transform = pipeline.component_ids(pipeline.create_pipeline(PipelineConfig()))["Transform"]
     splits = _proto(transform, "splits_config", tfx.proto.SplitsConfig())
     assert list(splits.analyze) == ["train"]
-    assert list(splits.transform) == ["train", "eval", "test"]
+    assert list(splits.transform) == ["train", "validation", "eval", "test"]
     assert transform.exec_properties["preprocessing_fn"] == "models.preprocessing.preprocessing_fn"
+
+
+def test_the_trainer_stops_on_validation_rows_the_evaluator_never_judges_on():
+    components = pipeline.component_ids(pipeline.create_pipeline(PipelineConfig()))
+    eval_args = _proto(components["Trainer"], "eval_args", tfx.proto.EvalArgs())
+    assert list(eval_args.splits) == ["validation"]
+    judged = json.loads(components["Evaluator"].exec_properties["example_splits"])
+    assert judged == ["eval"]
+    assert not set(judged) & {"train", "validation"}
 
 
 def test_latest_span_by_default_and_a_fixed_span_on_request():

@@ -154,9 +154,11 @@ def test_airflow_recompiles_for_graph_settings_and_for_nothing_else():
         ({"dp_microbatches": 5}, "setting dp_microbatches: 5 does not divide the batch size 64"),
         ({"dp_microbatches": 0}, "setting dp_microbatches: 0 does not divide"),
         ({"dp_delta": 1.0}, "setting dp_delta: 1.0 must be between 0 and 1"),
+        ({"validate_every_steps": 0}, "setting validate_every_steps: 0 must be positive"),
+        ({"early_stopping_patience": -1}, "setting early_stopping_patience: -1 must be 0"),
     ],
 )
-def test_bad_private_training_settings_are_refused_with_the_setting_named(values, refused):
+def test_bad_training_settings_are_refused_with_the_setting_named(values, refused):
     with pytest.raises(ValueError, match=refused):
         PipelineConfig(**values)
     # The same line on the command line, before anything runs.
