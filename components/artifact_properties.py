@@ -35,5 +35,8 @@ STATISTICS_URI = "statistics_uri"
 # with DP-SGD: its epsilon, and every number it is computed from (JSON).
 DP_EPSILON = "dp_epsilon"
 PRIVACY_ACCOUNTING = "privacy_accounting"
+# ...and, on every Model, what its training did (models.model.fit's record,
+# JSON): steps run, the step whose weights were kept, its validation loss.
+TRAINING = "training"
 # ...and its Evaluator, on a ModelBlessing it refused over the privacy budget: why.
 PRIVACY_REFUSED = "privacy_refused"

@@ -7,7 +7,9 @@ the privacy budget (docs/privacy.md).
   the model run (models/private_training.py) onto the Model artifact:
   `dp_epsilon` (a number ML Metadata can be queried by) and
   `privacy_accounting` (every number epsilon is computed from, as JSON). A
-  model without them was trained without differential privacy.
+  model without them was trained without differential privacy. It copies
+  what training did (`training`: steps run and kept, early stopping) too:
+  with epsilon, what the run summary states about how the model was made.
 - `Evaluator`: TFX's Evaluator with one more parameter, `max_epsilon`. TFMA
   evaluates as always (the report shows the metrics of a refused model too);
   then a model whose epsilon is above the budget, or that has none, is
@@ -36,6 +38,7 @@ from tfx.types import artifact_utils, component_spec, standard_artifacts, standa
 from tfx.utils import io_utils, json_utils
 
 from components import artifact_properties
+from models import model as pipeline_model
 from models import private_training
 
 MAX_EPSILON_KEY = private_training.MAX_EPSILON_KEY
@@ -59,10 +62,14 @@ class TrainerExecutor(trainer_executor.GenericExecutor):
         model_run = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.MODEL_RUN_KEY]
         )
+        model = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY])
+        training = os.path.join(model_run.uri, pipeline_model.FIT_TIME_FILE)
+        if fileio.exists(training):
+            with fileio.open(training) as f:
+                model.set_string_custom_property(artifact_properties.TRAINING, f.read())
         record = private_training.read_accounting(model_run.uri)
         if record is None:
             return
-        model = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY])
         model.set_float_custom_property(artifact_properties.DP_EPSILON, record["epsilon"])
         model.set_string_custom_property(
             artifact_properties.PRIVACY_ACCOUNTING, json.dumps(record, sort_keys=True)
@@ -70,7 +77,8 @@ class TrainerExecutor(trainer_executor.GenericExecutor):
 
 
 class Trainer(trainer_component.Trainer):
-    """TFX's Trainer; its model carries its privacy accounting when private."""
+    """TFX's Trainer; its model carries what its training did, and its
+    privacy accounting when private."""
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(TrainerExecutor)
 

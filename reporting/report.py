@@ -332,6 +332,8 @@ def run_settings(run: summary.RunSummary) -> list[tuple[str, str]]:
         dp_sgd = custom.pop(private_training.PRIVATE_TRAINING_KEY, None)
         settings += [(name.replace("_", " "), str(v)) for name, v in sorted(custom.items())]
         settings.append(("private training", private_training.settings_text(dp_sgd)))
+    if run.training_text:
+        settings.append(("training", run.training_text))
     if text := recorded(node_ids.EVALUATOR, "eval_config"):
         settings += evaluation_settings(json.loads(text))
     budget = recorded(node_ids.EVALUATOR, private_training.MAX_EPSILON_KEY)

@@ -69,6 +69,9 @@ class RunSummary:
     # The trained model's privacy accounting (components/private_training.py):
     # None when it was trained without differential privacy.
     privacy: dict | None = None
+    # What the trained model's training did (models.model.fit's record, on
+    # the Model artifact): None for a model recorded before it was kept.
+    training: dict | None = None
     # Batch scoring of the open complaints after the push
     # (components/batch_scoring.py): its record, and where scores.csv is.
     scoring: dict | None = None
@@ -96,6 +99,30 @@ class RunSummary:
             )
         if found["not_scorable"]:
             text += f"; {found['not_scorable']:,} still in progress, not scorable yet"
+        return text
+
+    @property
+    def training_text(self) -> str | None:
+        """Steps run, the step whose weights were kept and why (None: not recorded)."""
+        found = self.training
+        if not found:
+            return None
+        text = f"{found['steps']:,} steps"
+        if found["kept_step"] < found["steps"]:
+            text += (
+                f", kept the weights of step {found['kept_step']:,}: the lowest validation "
+                f"loss ({found['kept_validation_loss']:.4f}); later steps only overfit"
+            )
+        else:
+            text += f", kept the last (validation loss {found['kept_validation_loss']:.4f})"
+        calibration = found.get("calibration") or {}
+        if "skipped" in calibration:
+            text += f"; not calibrated: {calibration['skipped']}"
+        elif calibration:
+            text += (
+                f"; calibrated on {calibration['rows']:,} validation rows (Platt: scale "
+                f"{calibration['scale']:.2f}, shift {calibration['shift']:+.2f})"
+            )
         return text
 
     @property
@@ -192,6 +219,8 @@ class RunSummary:
                 w = self.auc_worst_slice
                 text += f"; worst slice {w.slice_name}: {w.value:.3f} ({w.examples:,} examples)"
             lines.append(text)
+        if self.training_text:
+            lines.append(f"  trained     {self.training_text}")
         if self.privacy_text:
             lines.append(f"  privacy     {self.privacy_text}")
         if self.blessed is not None:
@@ -305,6 +334,12 @@ def _privacy(model) -> dict | None:
     )
 
 
+def _training(model) -> dict | None:
+    """What training did, as recorded on the run's Model (an MLMD proto here)."""
+    text = queries.artifact_property(model, props.TRAINING) if model is not None else None
+    return json.loads(text) if text else None
+
+
 def drift_text(report: dict) -> str:
     baseline = report.get("drift_baseline")
     if baseline is None:
@@ -406,6 +441,7 @@ def run_summary(
         served_version=idempotent_pusher.newest_version(config.model_dir),
         code_version=queries.run_property(connection_config, run_id, code_version.PROPERTY),
         privacy=_privacy(trained),
+        training=_training(trained),
         scoring=json.loads(scoring) if scoring else None,
         scores_path=os.path.join(scores.uri, batch_scoring.SCORES_FILE) if scores else None,
     )

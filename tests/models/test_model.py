@@ -101,3 +101,46 @@ def test_without_patience_every_step_is_trained_and_the_last_weights_kept():
     )
     # 45 steps in 4 validations: rounded up to whole intervals of 12.
     assert (trained["steps"], trained["kept_step"]) == (48, 48)
+
+
+def test_platt_scaling_recovers_the_scale_and_shift_that_made_the_labels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, 20000)
+    labels = rng.random(20000) < 1 / (1 + np.exp(-(2.0 * logits - 1.0)))
+    scale, shift = model.platt(logits, labels.astype(float))
+    assert abs(scale - 2.0) < 0.1 and abs(shift + 1.0) < 0.1
+
+
+def test_the_trained_model_predicts_the_validation_rows_rate_on_average():
+    # At the likelihood's maximum the shift's gradient is zero: the mean
+    # calibrated probability on the validation rows is their positive rate,
+    # whatever training left it at (here trained toward 0.5).
+    tf.keras.utils.set_random_seed(0)
+    inputs, labels = _batch(size=256)
+    validation, _ = _batch(size=200, seed=1)
+    validation_labels = (np.arange(200) < 30).astype(np.float32)  # a rate of 0.15
+    keras_model = model.build_keras_model(0.01)
+    trained = model.fit(
+        keras_model,
+        _dataset(inputs, labels),
+        (validation, validation_labels),
+        train_steps=20,
+        validate_every_steps=20,
+        early_stopping_patience=0,
+    )
+    assert trained["calibration"]["rows"] == 200
+    predicted = keras_model.predict(validation, verbose=0).ravel()
+    assert abs(predicted.mean() - 0.15) < 1e-3
+    # The scaling lives in the output layer: the model's form is unchanged.
+    fresh = model.build_keras_model(0.01)
+    assert [w.shape for w in keras_model.get_weights()] == [w.shape for w in fresh.get_weights()]
+
+
+def test_platt_scaling_tames_an_overconfident_model():
+    # Logits 20x too large (a model trained far past its best): a plain
+    # Newton step from scale 1 overshoots; the fit must land near 1/20.
+    rng = np.random.default_rng(1)
+    true = rng.normal(0, 1, 5000)
+    labels = (rng.random(5000) < 1 / (1 + np.exp(-(true - 1.5)))).astype(float)
+    scale, shift = model.platt(20 * true, labels)
+    assert abs(scale - 0.05) < 0.01 and abs(shift + 1.5) < 0.15

@@ -6,9 +6,8 @@ import pytest
 
 from reporting import summary
 
-pytestmark = pytest.mark.e2e
 
-
+@pytest.mark.e2e
 def test_prints_the_newest_run_of_the_configured_store(e2e, capsys):
     config, _ = e2e
     assert summary.main(config.as_flags()) == 0
@@ -16,6 +15,50 @@ def test_prints_the_newest_run_of_the_configured_store(e2e, capsys):
     assert printed.startswith("Run summary: run ")
     assert "  pushed      " in printed
     assert f"  MLMD        {config.metadata_path}" in printed
+    # Fewer steps than one validation interval: nothing to stop early on.
+    assert f"  trained     {config.train_steps} steps, kept the last (validation loss " in printed
+
+
+def _summary(**fields) -> summary.RunSummary:
+    empty = dict.fromkeys(
+        (
+            "run_id",
+            "validation_report",
+            "auc_overall",
+            "auc_worst_slice",
+            "blessed",
+            "pushed_path",
+            "pushed_version",
+        )
+    )
+    return summary.RunSummary(
+        **empty,
+        nodes={},
+        split_rows={},
+        window_spans=[],
+        anomalies={},
+        blessing_reason="",
+        push_reused_version=False,
+        metadata_location="",
+        **fields,
+    )
+
+
+def test_a_model_kept_from_before_its_last_step_says_which_step_and_why():
+    stopped = _summary(
+        training={
+            "steps": 500,
+            "kept_step": 200,
+            "kept_validation_loss": 0.47691,
+            "calibration": {"scale": 1.104, "shift": 0.2149, "rows": 6400},
+        }
+    )
+    assert stopped.training_text == (
+        "500 steps, kept the weights of step 200: the lowest validation loss (0.4769); "
+        "later steps only overfit; calibrated on 6,400 validation rows (Platt: scale 1.10, "
+        "shift +0.21)"
+    )
+    assert _summary().training_text is None  # a model recorded before training was
 
 
 def test_an_empty_store_says_so_and_exits_1(tmp_path, capsys):
@@ -24,6 +67,7 @@ def test_an_empty_store_says_so_and_exits_1(tmp_path, capsys):
     assert "No pipeline run recorded in ML Metadata" in capsys.readouterr().out
 
 
+@pytest.mark.e2e
 def test_a_named_run_is_summarized_even_when_a_newer_one_exists(e2e, tmp_path, capsys):
     import dataclasses
     import shutil
@@ -42,6 +86,7 @@ def test_a_named_run_is_summarized_even_when_a_newer_one_exists(e2e, tmp_path, c
     assert "no run 'no-such-run'" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_a_pusher_that_has_not_decided_is_not_reported_as_a_refusal(e2e):
     """What another process reads while the run goes on: a running Pusher has
     pushed nothing yet, and a failed one refused nothing."""
