@@ -280,7 +280,9 @@ def render(results: dict) -> str:
         "indices) and scored on the same rows as the pipeline model: its held-out test "
         "split, and the outcomes that became final after the export the pipeline trained "
         f"on was downloaded ({results['later_rows']:,} complaints of the whole export whose "
-        f"outcome was not final on {results['cut_through']}, never trained on).",
+        f"outcome was not final on {results['cut_through']}, never trained on). "
+        "The pipeline model also reads the validation split, to stop early and to calibrate "
+        "(Platt scaling); the baselines take their libraries' defaults and no validation rows.",
         "",
     ]
     for test_name, rows in results["quality"].items():
