@@ -352,15 +352,16 @@ def canonical_rows(text: str, report: SpanReport) -> Iterator[dict[str, str]]:
                 report.rejected, f"{LABEL_COLUMN} not Yes/No/empty (e.g. {row[LABEL_COLUMN]!r})"
             )
             continue
-        dates = {name: parse_date(row[name]) for name in features.DATE_INPUT_NAMES}
-        unparseable = [name for name, date in dates.items() if date is None]
+        parsed = {name: parse_date(row[name]) for name in features.DATE_INPUT_NAMES}
+        dates = {name: date for name, date in parsed.items() if date is not None}
+        unparseable = [name for name in parsed if name not in dates]
         if unparseable:
             report.count(report.rejected, f"{unparseable[0]} unparseable")
             continue
         if not row["product"]:
             report.count(report.rejected, "product empty")
             continue
-        row.update({name: date for name, date in dates.items() if date})
+        row.update(dates)
         date = row[DATE_COLUMN]
         report.first_date = min(report.first_date or date, date)
         report.last_date = max(report.last_date, date)

@@ -109,7 +109,7 @@ ALLOWED_LINES = [
         r"^product vocabulary: \[",
         r"^\d+/\d+ - \d+s - loss: [\d.]+ - auc: ",
         r"^Run summary: run ",
-        r"^  (components|rows|window|anomalies|drift|eval AUC|privacy|blessed|pushed|scored|skew|MLMD) ",
+        r"^  (components|rows|window|anomalies|drift|eval AUC|trained|privacy|blessed|pushed|scored|skew|MLMD) ",
         r"^/\S+\.html$",
     )
 ]
